@@ -1,0 +1,194 @@
+-- credit_ledger schema: tables, indexes, named types. Loaded first (bootstrap).
+-- Every data table lives in schema credit_ledger; the named API types live in the
+-- extension's schema (public by default) so callers can use them unqualified.
+
+CREATE SCHEMA credit_ledger;
+REVOKE ALL ON SCHEMA credit_ledger FROM PUBLIC;
+
+CREATE TABLE credit_ledger.assets (
+    asset       text PRIMARY KEY,
+    scale       int  NOT NULL CHECK (scale BETWEEN 0 AND 12),
+    description text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO credit_ledger.assets (asset, scale, description)
+VALUES ('credits', 4, 'built-in credit asset');
+
+CREATE TABLE credit_ledger.rate_cards (
+    rate_card   text PRIMARY KEY,
+    description text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO credit_ledger.rate_cards (rate_card, description) VALUES ('default', 'built-in default card');
+
+CREATE TABLE credit_ledger.wallets (
+    id                    bigserial PRIMARY KEY,
+    wallet                text NOT NULL UNIQUE,
+    parent_id             bigint REFERENCES credit_ledger.wallets (id),
+    rate_card             text REFERENCES credit_ledger.rate_cards (rate_card),
+    overdraft_limit       numeric NOT NULL DEFAULT 0 CHECK (overdraft_limit >= 0),
+    low_balance_threshold numeric,
+    spend_cap             numeric CHECK (spend_cap >= 0),
+    pool_limit            numeric CHECK (pool_limit >= 0),
+    period                interval,          -- NULL: calendar months in UTC
+    period_anchor         timestamptz,       -- start of the first period when period is set
+    frozen                boolean NOT NULL DEFAULT false,
+    metadata              jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at            timestamptz NOT NULL DEFAULT now(),
+    updated_at            timestamptz NOT NULL DEFAULT now(),
+    CHECK (parent_id IS DISTINCT FROM id)
+);
+CREATE INDEX wallets_parent ON credit_ledger.wallets (parent_id) WHERE parent_id IS NOT NULL;
+
+-- Per wallet x asset running state that is not derivable without scanning history:
+-- overdraft debt, the current period's spend and pool draw, and the low-balance alert latch.
+-- Only touched when the wallet uses the feature; the wallet row lock serialises writers.
+CREATE TABLE credit_ledger.wallet_assets (
+    wallet_id         bigint NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset             text   NOT NULL REFERENCES credit_ledger.assets (asset),
+    debt              numeric NOT NULL DEFAULT 0 CHECK (debt >= 0),
+    period_start      timestamptz,
+    period_spent      numeric NOT NULL DEFAULT 0,
+    period_pool_drawn numeric NOT NULL DEFAULT 0,
+    below_threshold   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (wallet_id, asset)
+);
+
+CREATE TABLE credit_ledger.grants (
+    id              bigserial PRIMARY KEY,
+    wallet_id       bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset           text    NOT NULL REFERENCES credit_ledger.assets (asset),
+    category        text    NOT NULL,
+    priority        int     NOT NULL,
+    amount          numeric NOT NULL CHECK (amount > 0),
+    remaining       numeric NOT NULL,
+    held            numeric NOT NULL DEFAULT 0,
+    live            boolean NOT NULL DEFAULT true,   -- remaining > 0; flips rarely so debits stay HOT updates
+    effective_at    timestamptz NOT NULL,
+    expires_at      timestamptz,
+    unit_price      numeric NOT NULL DEFAULT 0 CHECK (unit_price >= 0),
+    idempotency_key text,
+    request_hash    bigint,
+    metadata        jsonb,
+    source          text,     -- what created it: api, allocation, allowance, rollover
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (remaining >= 0 AND remaining <= amount),
+    CHECK (held >= 0 AND held <= remaining),
+    CHECK (expires_at IS NULL OR expires_at > effective_at)
+) WITH (fillfactor = 80);
+CREATE UNIQUE INDEX grants_idempotency ON credit_ledger.grants (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- The consumption-order walk: priority, expiry (never-expiring last), oldest first.
+CREATE INDEX grants_spendable ON credit_ledger.grants (wallet_id, asset, priority, expires_at, id)
+    WHERE live;
+CREATE INDEX grants_expiring ON credit_ledger.grants (expires_at) WHERE live AND expires_at IS NOT NULL;
+
+CREATE TABLE credit_ledger.rates (
+    id             bigserial PRIMARY KEY,
+    rate_card      text    NOT NULL REFERENCES credit_ledger.rate_cards (rate_card),
+    action         text    NOT NULL,
+    variant        text,
+    credits        numeric NOT NULL CHECK (credits >= 0),
+    asset          text    NOT NULL REFERENCES credit_ledger.assets (asset),
+    unit           text    NOT NULL DEFAULT 'unit',
+    vendor_cost    numeric CHECK (vendor_cost >= 0),
+    effective_from timestamptz NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX rates_version ON credit_ledger.rates
+    (action, rate_card, coalesce(variant, ''), effective_from);
+CREATE INDEX rates_lookup ON credit_ledger.rates (action, rate_card, variant, effective_from DESC);
+
+CREATE TABLE credit_ledger.authorizations (
+    id               bigserial PRIMARY KEY,
+    wallet_id        bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    kind             text    NOT NULL CHECK (kind IN ('debit', 'hold')),
+    status           text    NOT NULL CHECK (status IN ('approved', 'declined', 'held', 'captured', 'released', 'expired')),
+    reason           text,
+    action           text    NOT NULL,
+    variant          text,
+    quantity         numeric NOT NULL,
+    rate_id          bigint  REFERENCES credit_ledger.rates (id),
+    asset            text    NOT NULL,
+    cost             numeric NOT NULL DEFAULT 0,     -- credits debited (debit) or reserved (hold)
+    vendor_cost      numeric,
+    pool_amount      numeric NOT NULL DEFAULT 0,     -- part of cost drawn from the parent pool
+    overdraft_amount numeric NOT NULL DEFAULT 0,     -- part of cost taken as overdraft debt
+    captured         numeric,                        -- holds: credits finally spent
+    captured_quantity numeric,
+    refunded         numeric NOT NULL DEFAULT 0,
+    balance_after    numeric,
+    idempotency_key  text,
+    request_hash     bigint,
+    metadata         jsonb,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    expires_at       timestamptz,                    -- holds: end of TTL
+    closed_at        timestamptz,
+    CHECK (refunded >= 0)
+);
+CREATE UNIQUE INDEX authorizations_idempotency ON credit_ledger.authorizations (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX authorizations_open_holds ON credit_ledger.authorizations (expires_at)
+    WHERE status = 'held';
+CREATE INDEX authorizations_wallet_open_holds ON credit_ledger.authorizations (wallet_id, expires_at)
+    WHERE status = 'held';
+CREATE INDEX authorizations_created ON credit_ledger.authorizations (created_at);
+
+-- The append-only journal. amount is the change to a grant's remaining (or, with grant_id NULL,
+-- to the wallet's overdraft position: negative = debt taken, positive = debt settled);
+-- held is the change to the grant's held amount.
+CREATE TABLE credit_ledger.journal (
+    id               bigserial PRIMARY KEY,
+    at               timestamptz NOT NULL DEFAULT now(),
+    wallet_id        bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    grant_id         bigint  REFERENCES credit_ledger.grants (id),
+    asset            text    NOT NULL,
+    kind             text    NOT NULL CHECK (kind IN ('grant', 'debit', 'hold', 'capture', 'release',
+                         'refund', 'expiry', 'rollover', 'adjustment', 'overdraft', 'settlement')),
+    amount           numeric NOT NULL DEFAULT 0,
+    held             numeric NOT NULL DEFAULT 0,
+    authorization_id bigint  REFERENCES credit_ledger.authorizations (id),
+    member_id        bigint  REFERENCES credit_ledger.wallets (id),  -- who drew (pool attribution)
+    note             text
+);
+CREATE INDEX journal_grant ON credit_ledger.journal (grant_id);
+CREATE INDEX journal_authorization ON credit_ledger.journal (authorization_id) WHERE authorization_id IS NOT NULL;
+CREATE INDEX journal_wallet_at ON credit_ledger.journal (wallet_id, at);
+CREATE INDEX journal_at ON credit_ledger.journal (at);
+
+CREATE TABLE credit_ledger.refunds (
+    id               bigserial PRIMARY KEY,
+    authorization_id bigint  NOT NULL REFERENCES credit_ledger.authorizations (id),
+    wallet_id        bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    amount           numeric NOT NULL CHECK (amount > 0),
+    reason           text,
+    idempotency_key  text,
+    request_hash     bigint,
+    metadata         jsonb,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX refunds_idempotency ON credit_ledger.refunds (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX refunds_authorization ON credit_ledger.refunds (authorization_id);
+
+-- Named API types (in the extension's schema).
+CREATE TYPE credit_wallet AS (
+    wallet text, parent text, rate_card text, overdraft_limit numeric,
+    low_balance_threshold numeric, spend_cap numeric, pool_limit numeric,
+    period interval, frozen boolean, metadata jsonb, created_at timestamptz
+);
+CREATE TYPE credit_grant AS (
+    id bigint, wallet text, asset text, category text, priority int, amount numeric,
+    remaining numeric, held numeric, effective_at timestamptz, expires_at timestamptz,
+    unit_price numeric, metadata jsonb, created_at timestamptz
+);
+CREATE TYPE credit_rate AS (
+    id bigint, rate_card text, action text, variant text, credits numeric, asset text,
+    unit text, vendor_cost numeric, effective_from timestamptz
+);
+CREATE TYPE credit_authorization AS (
+    authorization_id bigint, approved boolean, reason text, cost numeric, asset text,
+    balance numeric, wallet text, kind text, status text, action text, variant text,
+    quantity numeric, rate_id bigint, vendor_cost numeric, captured numeric,
+    refunded numeric, expires_at timestamptz, idempotency_key text, created_at timestamptz
+);
