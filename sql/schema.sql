@@ -33,6 +33,7 @@ CREATE TABLE credit_ledger.wallets (
     period                interval,          -- NULL: calendar months in UTC
     period_anchor         timestamptz,       -- start of the first period when period is set
     frozen                boolean NOT NULL DEFAULT false,
+    tracked               boolean NOT NULL DEFAULT false,  -- uses wallet_assets (limits, overdraft, alerts); never reset
     metadata              jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
@@ -120,6 +121,8 @@ CREATE TABLE credit_ledger.authorizations (
     balance_after    numeric,
     idempotency_key  text,
     request_hash     bigint,
+    close_key        text,                           -- idempotency key of the capture/release
+    close_hash       bigint,
     metadata         jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     expires_at       timestamptz,                    -- holds: end of TTL
@@ -192,3 +195,47 @@ CREATE TYPE credit_authorization AS (
     quantity numeric, rate_id bigint, vendor_cost numeric, captured numeric,
     refunded numeric, expires_at timestamptz, idempotency_key text, created_at timestamptz
 );
+
+-- ---- internal helpers used by the Rust code -------------------------------------------------
+
+-- Start of the period containing `at`: calendar months in UTC when `p` is NULL, otherwise
+-- periods of length `p` starting at `anchor` (month-based intervals step by calendar months).
+CREATE FUNCTION credit_ledger._period_start(p interval, anchor timestamptz, at timestamptz)
+RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s timestamptz;
+    n bigint;
+BEGIN
+    IF p IS NULL THEN
+        RETURN date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    END IF;
+    anchor := coalesce(anchor, 'epoch'::timestamptz);
+    -- estimate the number of whole periods, then correct by stepping
+    n := floor(extract(epoch FROM (at - anchor)) / greatest(extract(epoch FROM p), 1));
+    s := anchor + p * n;
+    WHILE s > at LOOP s := s - p; END LOOP;
+    WHILE s + p <= at LOOP s := s + p; END LOOP;
+    RETURN s;
+END $$;
+
+-- A wallet's own balance now: effective, unexpired grants' remaining minus what open,
+-- unexpired holds reserve, minus overdraft debt.
+CREATE FUNCTION credit_ledger._balance(wallet_id bigint, asset text)
+RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((
+        SELECT sum(g.remaining - g.held)
+          FROM credit_ledger.grants g
+         WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live
+           AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+    + coalesce((
+        -- held by holds whose ttl has passed but that are not finalized yet: no longer reserved
+        SELECT sum(j.held)
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.journal j ON j.authorization_id = a.id
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+         WHERE a.status = 'held' AND a.expires_at <= now() AND g.wallet_id = $1 AND g.asset = $2
+           AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+    - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)
+$$;

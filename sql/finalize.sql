@@ -1,0 +1,283 @@
+-- credit_ledger finalize: read functions, integrity checks, the append-only trigger,
+-- privileges, pg_dump registration and comments. Runs after every Rust function exists.
+
+-- ---- append-only journal ------------------------------------------------------------------
+CREATE FUNCTION credit_ledger._journal_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'the credit_ledger journal is append-only'
+        USING ERRCODE = '42501',
+              DETAIL = format('%s on credit_ledger.journal is not allowed', TG_OP),
+              HINT = 'correct a balance with a new entry (credit_grant, credit_refund) instead';
+END $$;
+CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON credit_ledger.journal
+    FOR EACH ROW EXECUTE FUNCTION credit_ledger._journal_append_only();
+CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON credit_ledger.journal
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._journal_append_only();
+
+-- ---- read functions ------------------------------------------------------------------------
+
+CREATE FUNCTION credit_wallet(wallet text) RETURNS credit_wallet
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+    SELECT ROW(w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
+               w.spend_cap, w.pool_limit, w.period, w.frozen, w.metadata, w.created_at)::@extschema@.credit_wallet
+      FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
+     WHERE w.wallet = $1
+$$;
+
+CREATE FUNCTION credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETOF credit_grant
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.wallet = credit_grants.wallet) THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704';
+    END IF;
+    RETURN QUERY
+    SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+           g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
+      FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+     WHERE w.wallet = credit_grants.wallet AND (credit_grants.asset IS NULL OR g.asset = credit_grants.asset)
+     ORDER BY g.asset, g.priority, g.expires_at NULLS LAST, g.id;
+END $$;
+
+CREATE FUNCTION credit_authorization(authorization_id bigint) RETURNS credit_authorization
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+    SELECT ROW(a.id, a.status IN ('approved', 'held', 'captured'), a.reason, coalesce(a.captured, a.cost),
+               a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
+               a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
+               a.created_at)::@extschema@.credit_authorization
+      FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+     WHERE a.id = $1
+$$;
+
+-- Every journal entry of one authorization: its whole life (hold, capture, release, refund, expiry).
+CREATE FUNCTION credit_authorization_history(authorization_id bigint)
+RETURNS TABLE (entry_id bigint, at timestamptz, kind text, wallet text, grant_id bigint,
+               category text, amount numeric, held numeric, note text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+    SELECT j.id, j.at, j.kind, w.wallet, j.grant_id, g.category, j.amount, j.held, j.note
+      FROM credit_ledger.journal j
+      JOIN credit_ledger.wallets w ON w.id = j.wallet_id
+      LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.authorization_id = $1
+     ORDER BY j.id
+$$;
+
+CREATE FUNCTION credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+RETURNS numeric
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+DECLARE
+    wid bigint;
+BEGIN
+    IF wallet IS NULL OR wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet;
+    IF wid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_balance.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    IF as_of IS NULL THEN
+        RETURN credit_ledger._balance(wid, asset);
+    END IF;
+    -- as of a past instant, from the journal alone
+    RETURN coalesce((
+        SELECT sum(j.amount) - coalesce(sum(j.held) FILTER (WHERE a.expires_at IS NULL OR a.expires_at > as_of), 0)
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+          LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset AND j.at <= as_of
+           AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
+     + coalesce((
+        SELECT sum(j.amount) FROM credit_ledger.journal j
+         WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_balance.asset
+           AND j.at <= as_of), 0);
+END $$;
+
+CREATE FUNCTION credit_balance_detail(wallet text, asset text DEFAULT 'credits',
+                                      expiring_within interval DEFAULT '7 days')
+RETURNS TABLE (balance numeric, available numeric, held numeric,
+               debt numeric, overdraft_room numeric, pool_access numeric, spendable numeric,
+               expiring_soon numeric, by_category jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+DECLARE
+    w credit_ledger.wallets%ROWTYPE;
+    s credit_ledger.wallet_assets%ROWTYPE;
+    pool numeric := 0;
+    pool_room numeric;
+BEGIN
+    SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_balance_detail.wallet;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704';
+    END IF;
+    SELECT * INTO s FROM credit_ledger.wallet_assets x WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset;
+    IF w.parent_id IS NOT NULL THEN
+        pool := credit_ledger._balance(w.parent_id, credit_balance_detail.asset);
+        IF w.pool_limit IS NOT NULL THEN
+            pool_room := w.pool_limit - CASE WHEN s.period_start = credit_ledger._period_start(w.period, w.period_anchor, now())
+                                           THEN s.period_pool_drawn ELSE 0 END;
+            pool := least(pool, greatest(pool_room, 0));
+        END IF;
+        pool := greatest(pool, 0);
+    END IF;
+    RETURN QUERY
+    WITH g AS (
+        SELECT x.category, x.remaining, x.held, x.expires_at
+          FROM credit_ledger.grants x
+         WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset AND x.live
+           AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
+    ), t AS (
+        SELECT credit_ledger._balance(w.id, credit_balance_detail.asset) AS bal,
+               coalesce(sum(g.remaining), 0) AS rem,
+               coalesce(sum(g.remaining) FILTER (WHERE g.expires_at <= now() + expiring_within), 0) AS soon,
+               coalesce((SELECT jsonb_object_agg(c.category, c.amt ORDER BY c.category)
+                           FROM (SELECT g2.category, sum(g2.remaining - g2.held) AS amt FROM g g2 GROUP BY g2.category) c), '{}'::jsonb) AS cats
+          FROM g
+    )
+    SELECT t.bal,
+           t.bal + coalesce(s.debt, 0),
+           t.rem - t.bal - coalesce(s.debt, 0),
+           coalesce(s.debt, 0),
+           greatest(w.overdraft_limit - coalesce(s.debt, 0), 0),
+           pool,
+           t.bal + coalesce(s.debt, 0) + greatest(w.overdraft_limit - coalesce(s.debt, 0), 0) + pool,
+           t.soon, t.cats
+      FROM t;
+END $$;
+
+-- ---- integrity -----------------------------------------------------------------------------
+
+CREATE FUNCTION credit_verify()
+RETURNS TABLE (check_name text, subject text, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+    -- cached grant amounts equal the journal
+    SELECT 'grant_matches_journal', 'grant ' || g.id,
+           format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
+      FROM credit_ledger.grants g
+      LEFT JOIN (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+                   FROM credit_ledger.journal WHERE grant_id IS NOT NULL GROUP BY grant_id) j ON j.grant_id = g.id
+     WHERE g.remaining IS DISTINCT FROM coalesce(j.amount, 0) OR g.held IS DISTINCT FROM coalesce(j.held, 0)
+    UNION ALL
+    -- bounds and the live flag
+    SELECT 'grant_bounds', 'grant ' || g.id, format('amount %s remaining %s held %s live %s', g.amount, g.remaining, g.held, g.live)
+      FROM credit_ledger.grants g
+     WHERE g.remaining < 0 OR g.remaining > g.amount OR g.held < 0 OR g.held > g.remaining OR g.live <> (g.remaining > 0)
+    UNION ALL
+    -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
+    SELECT 'grant_conservation', 'grant ' || g.id,
+           format('amount %s but grant entries total %s', g.amount, coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0))
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+     GROUP BY g.id, g.amount
+    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+    UNION ALL
+    -- overdraft debt equals its journal line
+    SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,
+           format('debt %s, journal says %s', s.debt, coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0))
+      FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+     WHERE s.debt <> coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0)
+    UNION ALL
+    -- per asset: what the grants say equals what the journal says
+    SELECT 'asset_conservation', 'asset ' || x.asset, format('grants remaining %s, journal %s', x.rem, x.jr)
+      FROM (SELECT a.asset,
+                   coalesce((SELECT sum(remaining) FROM credit_ledger.grants g WHERE g.asset = a.asset), 0) AS rem,
+                   coalesce((SELECT sum(amount) FROM credit_ledger.journal j WHERE j.asset = a.asset AND j.grant_id IS NOT NULL), 0) AS jr
+              FROM credit_ledger.assets a) x
+     WHERE x.rem <> x.jr
+    UNION ALL
+    -- holds: an open hold reserves exactly its cost; a closed hold reserves nothing;
+    -- a captured hold spent exactly `captured`
+    SELECT 'hold_consistency', 'authorization ' || a.id,
+           format('status %s cost %s captured %s; journal held %s spent %s', a.status, a.cost, a.captured,
+                  coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'hold'
+     GROUP BY a.id
+    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> a.cost)
+        OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
+        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> a.captured)
+        OR (a.status IN ('released', 'expired', 'declined') AND coalesce(sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> 0)
+    UNION ALL
+    -- debits: an approved debit took exactly its cost; a declined one took nothing
+    SELECT 'debit_consistency', 'authorization ' || a.id,
+           format('status %s cost %s; journal debited %s', a.status, a.cost,
+                  coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'debit'
+     GROUP BY a.id
+    HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
+           <> CASE WHEN a.status = 'approved' THEN a.cost ELSE 0 END
+    UNION ALL
+    -- refunds: never more than was debited; the totals agree
+    SELECT 'refund_consistency', 'authorization ' || a.id,
+           format('refunded %s, refunds %s, debited %s', a.refunded,
+                  coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0),
+                  coalesce(a.captured, a.cost))
+      FROM credit_ledger.authorizations a
+     WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
+        OR a.refunded > coalesce(a.captured, a.cost)
+$$;
+
+-- ---- privileges ----------------------------------------------------------------------------
+-- Nothing is granted to PUBLIC. Application roles get EXECUTE on the public functions and
+-- USAGE + SELECT on the report views (see the README); tables are written only by the
+-- SECURITY DEFINER functions.
+REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit_ledger FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit_ledger FROM PUBLIC;
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+              JOIN pg_extension e ON e.oid = d.refobjid
+             WHERE e.extname = 'credit_ledger' AND d.deptype = 'e' AND p.proname LIKE 'credit\_%'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
+
+-- ---- pg_dump -------------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.assets', 'WHERE asset <> ''credits''');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rate_cards', 'WHERE rate_card <> ''default''');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallets', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallet_assets', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rates', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.authorizations', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.journal', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallets_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.grants_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rates_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.authorizations_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.journal_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
+
+-- ---- comments ------------------------------------------------------------------------------
+COMMENT ON SCHEMA credit_ledger IS 'credit_ledger tables, report views and internal helpers';
+COMMENT ON TABLE credit_ledger.assets IS 'units of value with a fixed decimal scale; credits is built in';
+COMMENT ON TABLE credit_ledger.rate_cards IS 'named price lists; default always exists';
+COMMENT ON TABLE credit_ledger.wallets IS 'one per customer, team or team member, keyed by the app''s own text key';
+COMMENT ON TABLE credit_ledger.wallet_assets IS 'per wallet and asset: overdraft debt, current-period spend and pool draw, low-balance latch';
+COMMENT ON TABLE credit_ledger.grants IS 'lots of credits; remaining and held are caches of the journal';
+COMMENT ON TABLE credit_ledger.rates IS 'rate-card entries, versioned by effective_from';
+COMMENT ON TABLE credit_ledger.authorizations IS 'every authorize/hold call, approved or declined, with its rate version and holds'' life';
+COMMENT ON TABLE credit_ledger.journal IS 'append-only: every change of a grant''s remaining or held, and of overdraft debt';
+COMMENT ON TABLE credit_ledger.refunds IS 'refunds of authorizations, with their idempotency keys';
+COMMENT ON FUNCTION credit_wallet(text) IS 'the settings of a wallet as a credit_wallet';
+COMMENT ON FUNCTION credit_grants(text, text) IS 'a wallet''s grants (its credit lots) in consumption order';
+COMMENT ON FUNCTION credit_authorization(bigint) IS 'an authorization as a credit_authorization';
+COMMENT ON FUNCTION credit_authorization_history(bigint) IS 'every journal entry of one authorization';
+COMMENT ON FUNCTION credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
+COMMENT ON FUNCTION credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
+COMMENT ON FUNCTION credit_verify() IS 'one row per violated ledger invariant; empty = healthy';

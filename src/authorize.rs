@@ -1,0 +1,476 @@
+//! Spending: `credit_quote`, `credit_authorize`, `credit_hold`.
+//!
+//! One call = one atomic step: lock the wallet (then its pool, members before pools), check
+//! the idempotency key, look up the rate, walk the spendable grants in consumption order, and
+//! write the authorization, the grant changes and the journal in one statement. A decline is
+//! a recorded authorization with a reason, never an exception.
+//!
+//! Spending order: the wallet's own grants, then its pool's grants (within the member's pool
+//! limit and the pool's spend cap), then the wallet's overdraft room (debits only; holds
+//! reserve real credits only). Expired holds stop reserving at once: a call that would
+//! otherwise decline first finalizes the wallet's expired holds and retries.
+
+use crate::allocation::{self, Lot};
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::holds;
+use crate::input;
+use crate::ledger::{self, Movement, WalletState};
+use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::Record;
+use crate::wallets;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::datum::Interval;
+use pgrx::{AnyNumeric, JsonB};
+use rust_decimal::Decimal;
+
+/// Wallet settings as the spending path needs them.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub frozen: bool,
+    pub overdraft_limit: Decimal,
+    pub threshold: Option<Decimal>,
+    pub spend_cap: Option<Decimal>,
+    pub pool_limit: Option<Decimal>,
+    pub tracked: bool,
+}
+
+impl Wallet {
+    /// From columns 1..=8 of the wallet statements.
+    pub fn from_row(row: &impl RowExt) -> Result<Self> {
+        Ok(Wallet {
+            id: row.req(1)?,
+            parent_id: row.col(2)?,
+            frozen: row.req(3)?,
+            overdraft_limit: row.dec(4)?,
+            threshold: row.opt_dec(5)?,
+            spend_cap: row.opt_dec(6)?,
+            pool_limit: row.opt_dec(7)?,
+            tracked: row.req(8)?,
+        })
+    }
+}
+
+/// The rate an authorization uses.
+#[derive(Debug, Clone)]
+pub struct Rate {
+    pub id: i64,
+    pub credits: Decimal,
+    pub asset: String,
+    pub vendor_cost: Option<Decimal>,
+    pub scale: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Debit,
+    Hold,
+    /// A quote: no locks beyond the caller's, no writes.
+    Quote,
+}
+
+/// The outcome of planning a spend.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub moves: Vec<Movement>,
+    pub reason: Option<&'static str>,
+    pub own_part: Decimal,
+    pub pool_part: Decimal,
+    pub overdraft_part: Decimal,
+    /// Own spendable before the spend.
+    pub own_available: Decimal,
+    /// Everything the wallet could spend now (own + pool room + overdraft room).
+    pub spendable: Decimal,
+    pub own_state: Option<WalletState>,
+    pub parent_state: Option<WalletState>,
+}
+
+impl Plan {
+    /// The wallet's own balance after the plan is applied.
+    pub fn balance_after(&self) -> Decimal {
+        let debt = self.own_state.as_ref().map(|s| s.debt).unwrap_or_default();
+        self.own_available - self.own_part - debt
+    }
+}
+
+fn lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Vec<Lot>> {
+    let table = exec(c, sql::GRANTS_SPENDABLE, &[wallet_id.into(), asset.into()])?;
+    let mut out = Vec::with_capacity(table.len());
+    for row in table {
+        out.push(Lot {
+            grant_id: row.req(1)?,
+            wallet_id,
+            available: row.dec(2)?,
+            priority: row.req(3)?,
+            expires_at: row.col(4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Plan spending `cost` of `asset` from wallet `w` (whose lock the caller holds unless quoting).
+pub fn plan(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode: Mode) -> Result<Plan> {
+    let mut retried = false;
+    loop {
+        let p = plan_once(c, w, asset, cost, mode)?;
+        if p.reason.is_none() || retried || mode == Mode::Quote || p.reason == Some("wallet_frozen") || p.reason == Some("spend_cap_reached") {
+            return Ok(p);
+        }
+        // Expired holds still counted as held on the grants: finalize them and retry once.
+        let mut expired = holds::expired_holds_of(c, w.id)?;
+        if let Some(pid) = w.parent_id {
+            expired.extend(holds::expired_holds_of(c, pid)?);
+        }
+        if expired.is_empty() {
+            return Ok(p);
+        }
+        for id in expired {
+            holds::expire_hold(c, id)?;
+        }
+        retried = true;
+    }
+}
+
+fn plan_once(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode: Mode) -> Result<Plan> {
+    let mut p = Plan::default();
+    let own = lots(c, w.id, asset)?;
+    p.own_available = own.iter().map(|l| l.available).sum();
+    if w.tracked {
+        p.own_state = Some(WalletState::load(c, w.id, asset)?);
+    }
+    if w.frozen {
+        p.reason = Some("wallet_frozen");
+        return Ok(p);
+    }
+    if let (Some(cap), Some(state)) = (w.spend_cap, p.own_state.as_ref()) {
+        if state.period_spent + cost > cap {
+            p.reason = Some("spend_cap_reached");
+            p.spendable = (cap - state.period_spent).max(Decimal::ZERO).min(p.own_available);
+            return Ok(p);
+        }
+    }
+    let hold = mode == Mode::Hold;
+    let (takes, mut short) = allocation::allocate(&own, cost);
+    for t in &takes {
+        p.moves.push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
+        p.own_part += t.amount;
+    }
+    p.spendable = p.own_available;
+    let mut pool_limited = false;
+    if let Some(pid) = w.parent_id {
+        let parent_sql = if mode == Mode::Quote { sql::WALLET_GET_ID } else { sql::WALLET_LOCK_ID };
+        // The pool is only locked when the member's own grants do not cover the cost.
+        let parent_needed = short > Decimal::ZERO || mode == Mode::Quote;
+        if parent_needed {
+            let prow = spi::first(exec(c, parent_sql, &[pid.into()])?)
+                .ok_or_else(|| LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished")))?;
+            let parent = Wallet::from_row(&prow)?;
+            if !parent.frozen {
+                if parent.tracked {
+                    p.parent_state = Some(WalletState::load(c, pid, asset)?);
+                }
+                let pool = lots(c, pid, asset)?;
+                let pool_available: Decimal = pool.iter().map(|l| l.available).sum();
+                let mut room = pool_available;
+                if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
+                    let left = (limit - state.pool_drawn).max(Decimal::ZERO);
+                    if left < room {
+                        room = left;
+                        pool_limited = true;
+                    }
+                }
+                if let (Some(cap), Some(state)) = (parent.spend_cap, p.parent_state.as_ref()) {
+                    room = room.min((cap - state.period_spent).max(Decimal::ZERO));
+                }
+                p.spendable += room;
+                let (ptakes, pshort) = allocation::allocate(&pool, short.min(room));
+                for t in &ptakes {
+                    p.moves.push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
+                    p.pool_part += t.amount;
+                }
+                short = short - short.min(room) + pshort;
+            }
+        }
+    }
+    if mode != Mode::Hold {
+        let debt = p.own_state.as_ref().map(|s| s.debt).unwrap_or_default();
+        let room = (w.overdraft_limit - debt).max(Decimal::ZERO);
+        p.spendable += room;
+        if short > Decimal::ZERO && room > Decimal::ZERO {
+            let take = short.min(room);
+            p.moves.push(Movement::debt(w.id, "overdraft", -take));
+            p.overdraft_part = take;
+            short -= take;
+        }
+    }
+    if short > Decimal::ZERO {
+        p.reason = Some(if pool_limited { "pool_limit_reached" } else { "insufficient_credits" });
+        p.moves.clear();
+        p.own_part = Decimal::ZERO;
+        p.pool_part = Decimal::ZERO;
+        p.overdraft_part = Decimal::ZERO;
+    }
+    Ok(p)
+}
+
+fn spend_move(grant_id: i64, wallet_id: i64, amount: Decimal, hold: bool) -> Movement {
+    if hold {
+        Movement::grant(grant_id, wallet_id, "hold", Decimal::ZERO, amount)
+    } else {
+        Movement::grant(grant_id, wallet_id, "debit", -amount, Decimal::ZERO)
+    }
+}
+
+/// Record the counters of an applied plan (spend, pool draw, debt) and the alert.
+pub fn commit_plan(c: &mut SpiClient<'_>, w: &Wallet, wallet: &str, p: &mut Plan, cost: Decimal, sign: Decimal) -> Result<()> {
+    if let Some(state) = p.own_state.as_mut() {
+        state.period_spent += sign * cost;
+        state.pool_drawn += sign * p.pool_part;
+        state.debt += sign * p.overdraft_part;
+    }
+    if let Some(state) = p.parent_state.as_mut() {
+        state.period_spent += sign * p.pool_part;
+        state.save(c)?;
+    }
+    let balance = p.balance_after();
+    if let Some(state) = p.own_state.as_mut() {
+        ledger::check_alert(c, state, wallet, w.threshold, balance)?;
+        state.save(c)?;
+    }
+    Ok(())
+}
+
+pub fn check_rate(row: &impl RowExt, action: &str, variant: Option<&str>, wallet: &str) -> Result<Rate> {
+    match row.col::<i64>(9)? {
+        Some(id) => Ok(Rate {
+            id,
+            credits: row.dec(10)?,
+            asset: row.req(11)?,
+            vendor_cost: row.opt_dec(12)?,
+            scale: row.req::<i32>(13)? as u32,
+        }),
+        None => Err(LedgerError::not_found(format!(
+            "no rate for action \"{action}\"{} on the rate card of wallet \"{wallet}\" or on \"default\"",
+            variant.map(|v| format!(" variant \"{v}\"")).unwrap_or_default()
+        ))
+        .hint("set one with credit_rate_set()")),
+    }
+}
+
+/// The `credit_authorization` value of a stored authorization.
+pub fn authorization_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
+    let row = spi::first(exec(c, sql::AUTH_ROW, &[id.into()])?)
+        .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
+    let mut t = Record::new("credit_authorization");
+    t.push(row.col::<i64>(1)?);
+    t.push(row.col::<bool>(2)?);
+    t.push(row.col::<String>(3)?);
+    t.push(row.col::<AnyNumeric>(4)?);
+    t.push(row.col::<String>(5)?);
+    t.push(row.col::<AnyNumeric>(6)?);
+    for i in 7..=11 {
+        t.push(row.col::<String>(i)?);
+    }
+    t.push(row.col::<AnyNumeric>(12)?);
+    t.push(row.col::<i64>(13)?);
+    for i in 14..=16 {
+        t.push(row.col::<AnyNumeric>(i)?);
+    }
+    t.push(row.col::<TimestampWithTimeZone>(17)?);
+    t.push(row.col::<String>(18)?);
+    t.push(row.col::<TimestampWithTimeZone>(19)?);
+    Ok(t)
+}
+
+/// A validated spend request.
+pub struct Request<'a> {
+    pub wallet: &'a str,
+    pub action: &'a str,
+    pub variant: Option<&'a str>,
+    pub quantity: Decimal,
+    pub key: Option<&'a str>,
+    pub metadata: Option<JsonB>,
+    pub ttl: Option<Interval>,
+    pub mode: Mode,
+}
+
+impl<'a> Request<'a> {
+    pub fn parse(
+        wallet: Option<&'a str>,
+        action: Option<&'a str>,
+        quantity: Option<AnyNumeric>,
+        variant: Option<&'a str>,
+        key: Option<&'a str>,
+        metadata: Option<JsonB>,
+        mode: Mode,
+    ) -> Result<Self> {
+        let wallet = input::name(wallet, "wallet")?;
+        let action = input::name(action, "action")?;
+        let variant = input::opt_name(variant, "variant")?;
+        let quantity = input::quantity(quantity.map(|q| q.to_string()))?;
+        let key = input::key(key)?;
+        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        Ok(Request { wallet, action, variant, quantity, key, metadata, ttl: None, mode })
+    }
+
+    fn fingerprint(&self) -> i64 {
+        let ttl = self.ttl.map(|t| format!("{}/{}/{}", t.months(), t.days(), t.micros())).unwrap_or_default();
+        input::fingerprint(&[
+            if self.mode == Mode::Hold { "hold" } else { "authorize" },
+            self.action,
+            self.variant.unwrap_or("\u{1}"),
+            &self.quantity.normalize().to_string(),
+            &ttl,
+            &spi::json_text(&self.metadata),
+        ])
+    }
+}
+
+/// Authorize or hold: the whole atomic step. Returns the authorization id.
+pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
+    let row = spi::first(exec(c, sql::WALLET_LOCK_AND_RATE, &[r.wallet.into(), r.action.into(), r.variant.into()])?)
+        .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+    let w = Wallet::from_row(&row)?;
+    let hash = r.key.map(|_| r.fingerprint());
+    if let (Some(k), Some(h)) = (r.key, hash) {
+        if let Some(prev) = spi::first(exec(c, sql::AUTH_BY_KEY, &[w.id.into(), k.into()])?) {
+            if prev.col::<i64>(2)? != Some(h) {
+                return Err(LedgerError::key_reused(k).detail(format!("authorization {} used it first", prev.req::<i64>(1)?)));
+            }
+            return prev.req::<i64>(1);
+        }
+    }
+    let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
+    drop(row);
+    let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
+    let mut p = plan(c, &w, &rate.asset, cost, r.mode)?;
+    let approved = p.reason.is_none();
+    let status = match (approved, r.mode) {
+        (false, _) => "declined",
+        (true, Mode::Hold) => "held",
+        (true, _) => "approved",
+    };
+    let vendor_cost = rate.vendor_cost.map(|v| v * r.quantity);
+    let balance = p.balance_after();
+    let [m1, m2, m3, m4, m5] = ledger::arrays(&p.moves);
+    let args: Vec<DatumWithOid> = vec![
+        w.id.into(),
+        (if r.mode == Mode::Hold { "hold" } else { "debit" }).into(),
+        status.into(),
+        p.reason.into(),
+        r.action.into(),
+        r.variant.into(),
+        num(r.quantity).into(),
+        rate.id.into(),
+        rate.asset.as_str().into(),
+        num(if approved { cost } else { Decimal::ZERO }).into(),
+        opt_num(vendor_cost.filter(|_| approved)).into(),
+        num(p.pool_part).into(),
+        num(p.overdraft_part).into(),
+        num(balance).into(),
+        r.key.into(),
+        hash.into(),
+        r.metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
+        r.ttl.unwrap_or_else(|| Interval::from_minutes(10)).into(),
+        m1,
+        m2,
+        m3,
+        m4,
+        m5,
+    ];
+    let out = spi::first(exec(c, sql::AUTHORIZE_WRITE, &args)?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "authorization insert returned nothing"))?;
+    let id = out.req::<i64>(1)?;
+    if approved {
+        commit_plan(c, &w, r.wallet, &mut p, cost, Decimal::ONE)?;
+    }
+    Ok(id)
+}
+
+/// Authorize and debit credits for an action, before the work runs.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_authorize(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    or_raise((|| -> Result<Record> {
+        let r = Request::parse(wallet, action, quantity, variant, idempotency_key, metadata, Mode::Debit)?;
+        spi::with(|c| {
+            let id = spend(c, &r)?;
+            authorization_tuple(c, id)
+        })
+    })())
+    .build()
+}
+
+/// Reserve credits for work of unknown final size (a streaming call); capture or release later.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_hold(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    or_raise((|| -> Result<Record> {
+        let mut r = Request::parse(wallet, action, quantity, variant, idempotency_key, metadata, Mode::Hold)?;
+        let ttl = ttl.ok_or_else(|| LedgerError::invalid("ttl must not be null"))?;
+        if ttl.as_micros() <= 0 || ttl.months() < 0 || ttl.days() < 0 || ttl.micros() < 0 {
+            return Err(LedgerError::invalid(format!("ttl must be positive, got {ttl}")));
+        }
+        r.ttl = Some(ttl);
+        spi::with(|c| {
+            let id = spend(c, &r)?;
+            authorization_tuple(c, id)
+        })
+    })())
+    .build()
+}
+
+/// Price an action for a wallet without side effects.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_quote(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(cost, AnyNumeric),
+        name!(asset, String),
+        name!(spendable, AnyNumeric),
+        name!(approved, bool),
+        name!(reason, Option<String>),
+        name!(rate_id, i64),
+    ),
+> {
+    let row = or_raise((|| {
+        let r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
+        spi::with(|c| {
+            let row = spi::first(exec(c, sql::WALLET_AND_RATE, &[r.wallet.into(), r.action.into(), r.variant.into()])?)
+                .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+            let w = Wallet::from_row(&row)?;
+            let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
+            drop(row);
+            let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
+            let p = plan(c, &w, &rate.asset, cost, Mode::Quote)?;
+            Ok((num(cost), rate.asset, num(p.spendable), p.reason.is_none(), p.reason.map(String::from), rate.id))
+        })
+    })());
+    TableIterator::once(row)
+}

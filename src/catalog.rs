@@ -1,0 +1,285 @@
+//! Every SQL statement the Rust code runs, in one place. Objects are schema-qualified, values
+//! are `$n` parameters, and each statement is prepared once per backend by [`crate::spi::exec`].
+//! Functions run with `search_path = pg_catalog, credit_ledger, <extension schema>, pg_temp`.
+
+// ---- assets, rate cards, wallets ------------------------------------------------------
+
+pub const ASSET_GET: &str = "SELECT scale, description FROM credit_ledger.assets WHERE asset = $1";
+pub const ASSET_INSERT: &str =
+    "INSERT INTO credit_ledger.assets (asset, scale, description) VALUES ($1, $2, $3)";
+pub const ASSET_DESCRIBE: &str =
+    "UPDATE credit_ledger.assets SET description = coalesce($2, description) WHERE asset = $1";
+
+pub const RATE_CARD_ENSURE: &str = "INSERT INTO credit_ledger.rate_cards (rate_card) VALUES ($1) ON CONFLICT DO NOTHING";
+pub const RATE_CARD_EXISTS: &str = "SELECT 1 FROM credit_ledger.rate_cards WHERE rate_card = $1";
+
+pub const WALLET_ID: &str = "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1";
+pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1";
+pub const WALLET_INSERT: &str = "
+INSERT INTO credit_ledger.wallets
+    (wallet, parent_id, rate_card, overdraft_limit, low_balance_threshold, spend_cap, pool_limit,
+     metadata, period, period_anchor, tracked)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'::jsonb), $9, $10,
+        $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL)
+RETURNING id";
+/// Current settings of a wallet, as the `credit_wallet` type's columns.
+pub const WALLET_ROW: &str = "
+SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
+       w.pool_limit, w.period, w.frozen, w.metadata, w.created_at, w.period_anchor, w.id
+  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
+ WHERE w.wallet = $1";
+pub const WALLET_UPDATE: &str = "
+UPDATE credit_ledger.wallets SET
+    parent_id = $2, rate_card = $3, overdraft_limit = $4, low_balance_threshold = $5,
+    spend_cap = $6, pool_limit = $7, frozen = $8, metadata = $9, period = $10, period_anchor = $11,
+    tracked = tracked OR $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL,
+    updated_at = now()
+ WHERE id = $1";
+
+/// Lock a wallet by key (every movement of a wallet's grants holds this lock first;
+/// members before their pool) and look up the rate for an action on its card.
+pub const WALLET_LOCK_AND_RATE: &str = "
+SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
+       w.pool_limit, w.tracked, r.id, r.credits, r.asset, r.vendor_cost, a.scale
+  FROM credit_ledger.wallets w
+  LEFT JOIN LATERAL (
+        SELECT r.id, r.credits, r.asset, r.vendor_cost
+          FROM credit_ledger.rates r
+         WHERE r.action = $2
+           AND r.rate_card IN (coalesce(w.rate_card, 'default'), 'default')
+           AND (r.variant = $3 OR r.variant IS NULL)
+           AND r.effective_from <= now()
+         ORDER BY (r.rate_card = coalesce(w.rate_card, 'default')) DESC,
+                  (r.variant IS NOT NULL) DESC, r.effective_from DESC
+         LIMIT 1) r ON true
+  LEFT JOIN credit_ledger.assets a ON a.asset = r.asset
+ WHERE w.wallet = $1
+   FOR NO KEY UPDATE OF w";
+/// The same look-up without the lock (quotes).
+pub const WALLET_AND_RATE: &str = "
+SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
+       w.pool_limit, w.tracked, r.id, r.credits, r.asset, r.vendor_cost, a.scale
+  FROM credit_ledger.wallets w
+  LEFT JOIN LATERAL (
+        SELECT r.id, r.credits, r.asset, r.vendor_cost
+          FROM credit_ledger.rates r
+         WHERE r.action = $2
+           AND r.rate_card IN (coalesce(w.rate_card, 'default'), 'default')
+           AND (r.variant = $3 OR r.variant IS NULL)
+           AND r.effective_from <= now()
+         ORDER BY (r.rate_card = coalesce(w.rate_card, 'default')) DESC,
+                  (r.variant IS NOT NULL) DESC, r.effective_from DESC
+         LIMIT 1) r ON true
+  LEFT JOIN credit_ledger.assets a ON a.asset = r.asset
+ WHERE w.wallet = $1";
+/// Lock a wallet by id (pool parents, holds, refunds, sweeps).
+pub const WALLET_LOCK_ID: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
+  FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+pub const WALLET_LOCK_KEY: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
+  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+pub const WALLET_TRY_LOCK_ID: &str =
+    "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
+
+/// Running state of a wallet x asset in its current period.
+pub const WALLET_STATE: &str = "
+SELECT coalesce(s.debt, 0),
+       CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END,
+       CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END,
+       coalesce(s.below_threshold, false), c.cur
+  FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
+          FROM credit_ledger.wallets w WHERE w.id = $1) c
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2";
+pub const WALLET_STATE_SAVE: &str = "
+INSERT INTO credit_ledger.wallet_assets AS s
+    (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (wallet_id, asset) DO UPDATE SET
+    debt = EXCLUDED.debt, period_start = EXCLUDED.period_start, period_spent = EXCLUDED.period_spent,
+    period_pool_drawn = EXCLUDED.period_pool_drawn, below_threshold = EXCLUDED.below_threshold";
+
+// ---- grants ---------------------------------------------------------------------------
+
+/// The consumption-order walk over a wallet's spendable grants.
+pub const GRANTS_SPENDABLE: &str = "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND live
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, id";
+pub const GRANT_BY_KEY: &str =
+    "SELECT id, request_hash FROM credit_ledger.grants WHERE wallet_id = $1 AND idempotency_key = $2";
+pub const GRANT_INSERT: &str = "
+INSERT INTO credit_ledger.grants
+    (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
+     idempotency_key, request_hash, metadata, source)
+VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12)
+RETURNING id, effective_at <= now()";
+pub const GRANT_ROW: &str = "
+SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+       g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
+  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+ WHERE g.id = $1";
+/// Own balance: spendable grants minus debt (expired holds no longer reserve).
+pub const WALLET_BALANCE: &str = "SELECT credit_ledger._balance($1, $2)";
+
+// ---- movements and the journal ----------------------------------------------------------
+
+/// Apply grant movements and journal them. Arrays: grant_id (NULL = overdraft debt line),
+/// wallet_id, kind, amount (change of remaining / of the debt line), held (change of held).
+pub const APPLY: &str = "
+WITH m AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::numeric[], $5::numeric[])
+        AS m(grant_id, wallet_id, kind, amount, held)
+), g AS (
+    UPDATE credit_ledger.grants g
+       SET remaining = g.remaining + s.amount, held = g.held + s.held,
+           live = g.remaining + s.amount > 0
+      FROM (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+              FROM m WHERE grant_id IS NOT NULL GROUP BY grant_id) s
+     WHERE g.id = s.grant_id
+)
+INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
+SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9 FROM m";
+
+/// Record an authorization (approved or declined) and apply its movements in one statement.
+pub const AUTHORIZE_WRITE: &str = "
+WITH a AS (
+    INSERT INTO credit_ledger.authorizations
+        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
+         vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
+         metadata, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
+    RETURNING id, created_at, expires_at
+), m AS (
+    SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
+        AS m(grant_id, wallet_id, kind, amount, held)
+), g AS (
+    UPDATE credit_ledger.grants g
+       SET remaining = g.remaining + s.amount, held = g.held + s.held,
+           live = g.remaining + s.amount > 0
+      FROM (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+              FROM m WHERE grant_id IS NOT NULL GROUP BY grant_id) s
+     WHERE g.id = s.grant_id
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
+)
+SELECT id, created_at, expires_at FROM a";
+
+// ---- authorizations ---------------------------------------------------------------------
+
+pub const AUTH_BY_KEY: &str =
+    "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2";
+pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
+/// Lock an authorization; columns used by capture, release and refund.
+pub const AUTH_LOCK: &str = "
+SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
+       coalesce(a.captured, 0), a.refunded, a.expires_at <= coalesce($2, now()), a.close_key, a.close_hash,
+       r.credits, s.scale, a.action, a.variant
+  FROM credit_ledger.authorizations a
+  LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
+  JOIN credit_ledger.assets s ON s.asset = a.asset
+ WHERE a.id = $1 FOR UPDATE OF a";
+/// Everything the `credit_authorization` type shows.
+pub const AUTH_ROW: &str = "
+SELECT a.id, a.status IN ('approved', 'held', 'captured'), a.reason, coalesce(a.captured, a.cost),
+       a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
+       a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+ WHERE a.id = $1";
+/// What a hold still reserves, per grant, in consumption order.
+pub const HOLD_PARTS: &str = "
+SELECT j.grant_id, j.wallet_id, sum(j.held), bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
+  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.authorization_id = $1
+ GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
+HAVING sum(j.held) > 0
+ ORDER BY g.priority, g.expires_at, j.grant_id";
+pub const AUTH_CLOSE: &str = "
+UPDATE credit_ledger.authorizations
+   SET status = $2, captured = $3, captured_quantity = $4, closed_at = now(), close_key = $5,
+       close_hash = $6, reason = coalesce($7, reason), balance_after = coalesce($8, balance_after),
+       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0)
+ WHERE id = $1";
+pub const EXPIRED_HOLDS_OF_WALLET: &str = "
+SELECT id FROM credit_ledger.authorizations
+ WHERE wallet_id = $1 AND status = 'held' AND expires_at <= now() ORDER BY id";
+pub const EXPIRED_HOLDS: &str = "
+SELECT id, wallet_id FROM credit_ledger.authorizations
+ WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2";
+
+// ---- refunds ------------------------------------------------------------------------------
+
+/// What each grant (or the debt line) paid for an authorization, and what was refunded to it,
+/// in consumption order (the debt line last).
+pub const PAID_PARTS: &str = "
+SELECT j.grant_id, j.wallet_id,
+       -sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')),
+       coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0),
+       bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
+  FROM credit_ledger.journal j LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.authorization_id = $1 AND j.kind IN ('debit', 'capture', 'overdraft', 'refund')
+ GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
+HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')), 0) > 0
+ ORDER BY j.grant_id IS NULL, g.priority, g.expires_at, j.grant_id";
+pub const REFUND_BY_KEY: &str = "
+SELECT id, request_hash, authorization_id, amount FROM credit_ledger.refunds
+ WHERE wallet_id = $1 AND idempotency_key = $2";
+pub const REFUND_INSERT: &str = "
+INSERT INTO credit_ledger.refunds (authorization_id, wallet_id, amount, reason, idempotency_key, request_hash, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+pub const AUTH_REFUNDED: &str =
+    "UPDATE credit_ledger.authorizations SET refunded = refunded + $2 WHERE id = $1 RETURNING refunded";
+
+// ---- lifecycle -------------------------------------------------------------------------------
+
+pub const WALLETS_WITH_EXPIRED_GRANTS: &str = "
+SELECT DISTINCT wallet_id FROM credit_ledger.grants
+ WHERE live AND expires_at <= $1 AND remaining > held LIMIT $2";
+pub const EXPIRED_GRANTS_OF_WALLET: &str = "
+SELECT id, asset, remaining - held FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND live AND expires_at <= $2 AND remaining > held ORDER BY id";
+
+// ---- rates --------------------------------------------------------------------------------
+
+pub const RATE_AT: &str = "
+SELECT id, credits, asset, unit, vendor_cost, effective_from
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from = $4";
+pub const RATE_CURRENT: &str = "
+SELECT credits, asset, unit, vendor_cost
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from <= $4
+ ORDER BY effective_from DESC LIMIT 1";
+pub const RATE_USED: &str = "SELECT 1 FROM credit_ledger.authorizations WHERE rate_id = $1 LIMIT 1";
+pub const RATE_INSERT: &str = "
+INSERT INTO credit_ledger.rates (rate_card, action, variant, credits, asset, unit, vendor_cost, effective_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
+RETURNING id, effective_from";
+pub const RATE_REPLACE: &str = "
+UPDATE credit_ledger.rates SET credits = $2, asset = $3, unit = $4, vendor_cost = $5 WHERE id = $1";
+pub const RATE_ROW: &str = "
+SELECT id, rate_card, action, variant, credits, asset, unit, vendor_cost, effective_from
+  FROM credit_ledger.rates WHERE id = $1";
+/// The current (latest effective) version of every entry of a card.
+pub const RATE_CARD_CURRENT: &str = r#"
+SELECT DISTINCT ON (action, variant) action, variant, credits::text, asset, unit, vendor_cost::text,
+       to_char(effective_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND effective_from <= now()
+ ORDER BY action, variant, effective_from DESC"#;
+pub const RATE_CARD_DESCRIBE: &str =
+    "UPDATE credit_ledger.rate_cards SET description = coalesce($2, description) WHERE rate_card = $1 RETURNING description";
+
+pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify('credit_ledger', $1)";
+pub const WALLET_THRESHOLD: &str = "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1";
+pub const WALLET_GET_ID: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
+  FROM credit_ledger.wallets WHERE id = $1";
+pub const WALLET_NAME: &str = "SELECT wallet FROM credit_ledger.wallets WHERE id = $1";
+pub const PARSE_TS: &str = "SELECT $1::timestamptz";
+pub const RATE_CARD_GET: &str = "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";

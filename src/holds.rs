@@ -1,0 +1,339 @@
+//! Holds: `credit_capture`, `credit_release`, and hold expiry.
+//!
+//! A hold reserves credits on specific grants (`held`), in consumption order. Capture spends
+//! from those same grants (less than held: the rest is released to them; more than held: the
+//! difference is debited under the wallet's normal rules at the hold's rate version, and if the
+//! wallet cannot pay it the held part is captured and the result says `capture_shortfall`).
+//! Release returns everything. A hold past its TTL stops reserving at once (spending paths and
+//! balances ignore it) and is finalized by `credit_expire()` or by the next call that needs the
+//! credits; capturing it is an error (55000).
+//!
+//! A grant that expires while held: capture still spends the held credits; credits released
+//! back to an expired grant are expired at once (an `expiry` entry: breakage).
+//!
+//! Locking: the hold's wallet, then its pool (members before pools), then the authorization row.
+
+use crate::allocation::{self, Lot};
+use crate::authorize::{self, Mode, Wallet};
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::input;
+use crate::ledger::{self, Movement, WalletState};
+use crate::spi::{self, exec, num, RowExt};
+use crate::types::Record;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{AnyNumeric, JsonB};
+use rust_decimal::Decimal;
+
+/// A locked authorization, as capture/release/refund need it.
+pub struct Auth {
+    pub id: i64,
+    pub wallet_id: i64,
+    pub kind: String,
+    pub status: String,
+    pub asset: String,
+    pub cost: Decimal,
+    pub quantity: Decimal,
+    pub captured: Decimal,
+    pub refunded: Decimal,
+    pub ttl_passed: bool,
+    pub close_key: Option<String>,
+    pub close_hash: Option<i64>,
+    pub credits_per_unit: Option<Decimal>,
+    pub scale: u32,
+}
+
+/// Lock the authorization's wallet (and pool), then the authorization itself.
+pub fn lock(c: &mut SpiClient<'_>, id: i64, skip_locked: bool, as_of: Option<TimestampWithTimeZone>) -> Result<Option<(Wallet, Auth)>> {
+    let wallet_id = spi::first(exec(c, sql::AUTH_WALLET, &[id.into()])?)
+        .map(|r| r.req::<i64>(1))
+        .transpose()?
+        .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
+    if skip_locked {
+        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+            return Ok(None);
+        }
+    }
+    let w = Wallet::from_row(
+        &spi::first(exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?)
+            .ok_or_else(|| LedgerError::new(Kind::Internal, "wallet vanished"))?,
+    )?;
+    if let Some(pid) = w.parent_id {
+        if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none() {
+            return Ok(None);
+        }
+        exec(c, sql::WALLET_LOCK_ID, &[pid.into()])?;
+    }
+    let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
+        .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
+    let auth = Auth {
+        id,
+        wallet_id,
+        kind: r.req(3)?,
+        status: r.req(4)?,
+        asset: r.req(5)?,
+        cost: r.dec(6)?,
+        quantity: r.dec(8)?,
+        captured: r.dec(9)?,
+        refunded: r.dec(10)?,
+        ttl_passed: r.col::<bool>(11)?.unwrap_or(false),
+        close_key: r.col(12)?,
+        close_hash: r.col(13)?,
+        credits_per_unit: r.opt_dec(14)?,
+        scale: r.req::<i32>(15)? as u32,
+    };
+    Ok(Some((w, auth)))
+}
+
+/// What a hold still reserves: lots (in consumption order) and whether each grant has expired.
+fn parts(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<(Lot, bool)>> {
+    let table = exec(c, sql::HOLD_PARTS, &[id.into()])?;
+    let mut out = Vec::new();
+    for row in table {
+        out.push((
+            Lot { grant_id: row.req(1)?, wallet_id: row.req(2)?, priority: 0, expires_at: None, available: row.dec(3)? },
+            row.req::<bool>(4)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Movements giving `amount` of a hold part back to its grant (expired grants: breakage).
+fn give_back(moves: &mut Vec<Movement>, lot: &Lot, expired: bool, amount: Decimal, kind: &'static str) {
+    if amount <= Decimal::ZERO {
+        return;
+    }
+    moves.push(Movement::grant(lot.grant_id, lot.wallet_id, kind, Decimal::ZERO, -amount));
+    if expired {
+        moves.push(Movement::grant(lot.grant_id, lot.wallet_id, "expiry", -amount, Decimal::ZERO));
+    }
+}
+
+/// Undo a hold's counters by `amount` (pool part `pool`).
+fn uncount(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, amount: Decimal, pool: Decimal) -> Result<()> {
+    if w.tracked {
+        let mut s = WalletState::load(c, w.id, asset)?;
+        s.period_spent -= amount;
+        s.pool_drawn -= pool;
+        s.save(c)?;
+    }
+    if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
+        let mut s = WalletState::load(c, pid, asset)?;
+        if s.period_spent != Decimal::ZERO {
+            s.period_spent -= pool;
+            s.save(c)?;
+        }
+    }
+    Ok(())
+}
+
+fn close(
+    c: &mut SpiClient<'_>,
+    a: &Auth,
+    status: &str,
+    captured: Option<Decimal>,
+    quantity: Option<Decimal>,
+    key: Option<&str>,
+    hash: Option<i64>,
+    reason: Option<&str>,
+    extra: (Decimal, Decimal),
+) -> Result<()> {
+    let balance = ledger::balance(c, a.wallet_id, &a.asset)?;
+    let args: Vec<DatumWithOid> = vec![
+        a.id.into(),
+        status.into(),
+        captured.map(num).into(),
+        quantity.map(num).into(),
+        key.into(),
+        hash.into(),
+        reason.into(),
+        num(balance).into(),
+        num(extra.0).into(),
+        num(extra.1).into(),
+    ];
+    exec(c, sql::AUTH_CLOSE, &args)?;
+    Ok(())
+}
+
+/// Finalize an expired hold (caller may already hold the wallet lock). Returns false when
+/// `skip_locked` and the wallet is busy, or when the hold is no longer open and expired.
+pub fn expire_hold_with(c: &mut SpiClient<'_>, id: i64, skip_locked: bool, as_of: Option<TimestampWithTimeZone>) -> Result<bool> {
+    let Some((w, a)) = lock(c, id, skip_locked, as_of)? else { return Ok(false) };
+    if a.status != "held" || !a.ttl_passed {
+        return Ok(false);
+    }
+    let ps = parts(c, id)?;
+    let mut moves = Vec::new();
+    let mut pool = Decimal::ZERO;
+    for (lot, expired) in &ps {
+        give_back(&mut moves, lot, *expired, lot.available, "release");
+        if lot.wallet_id != w.id {
+            pool += lot.available;
+        }
+    }
+    ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), Some("hold ttl passed"))?;
+    uncount(c, &w, &a.asset, a.cost, pool)?;
+    close(c, &a, "expired", None, None, None, None, None, (Decimal::ZERO, Decimal::ZERO))?;
+    Ok(true)
+}
+
+pub fn expire_hold(c: &mut SpiClient<'_>, id: i64) -> Result<bool> {
+    expire_hold_with(c, id, false, None)
+}
+
+pub fn expired_holds_of(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Vec<i64>> {
+    let table = exec(c, sql::EXPIRED_HOLDS_OF_WALLET, &[wallet_id.into()])?;
+    let mut out = Vec::new();
+    for row in table {
+        out.push(row.req::<i64>(1)?);
+    }
+    Ok(out)
+}
+
+fn closed_error(a: &Auth, verb: &str) -> LedgerError {
+    let what = match a.status.as_str() {
+        "captured" => "is already captured",
+        "released" => "was released",
+        "expired" => "has expired",
+        "declined" => "was declined",
+        _ => "is not open",
+    };
+    LedgerError::wrong_state(format!("cannot {verb} hold {}: it {what}", a.id))
+}
+
+fn check_open(c: &mut SpiClient<'_>, a: &Auth, verb: &str, key: Option<&str>, hash: i64) -> Result<Option<()>> {
+    if a.kind != "hold" {
+        return Err(LedgerError::wrong_state(format!("authorization {} is not a hold", a.id))
+            .hint("only holds can be captured or released; use credit_refund() for debits"));
+    }
+    if a.status != "held" {
+        // a retry of the call that closed it returns the first result
+        if key.is_some() && a.close_key.as_deref() == key && a.close_hash == Some(hash) {
+            return Ok(None);
+        }
+        return Err(closed_error(a, verb));
+    }
+    let _ = c;
+    Ok(Some(()))
+}
+
+/// Spend a hold: the actual quantity (NULL = as held).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_capture(
+    authorization_id: Option<i64>,
+    quantity: default!(Option<AnyNumeric>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    or_raise((|| -> Result<Record> {
+        let id = authorization_id.ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
+        let quantity = quantity.map(|q| input::quantity(Some(q.to_string()))).transpose()?;
+        let key = input::key(idempotency_key)?;
+        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let hash = input::fingerprint(&["capture", &quantity.map(|q| q.normalize().to_string()).unwrap_or_default()]);
+        spi::with(|c| {
+            let (w, a) = lock(c, id, false, None)?.ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            if check_open(c, &a, "capture", key, hash)?.is_none() {
+                return authorize::authorization_tuple(c, id);
+            }
+            if a.ttl_passed {
+                return Err(LedgerError::wrong_state(format!("cannot capture hold {id}: it has expired"))
+                    .hint("a hold past its ttl no longer reserves credits; authorize again"));
+            }
+            let actual = match (quantity, a.credits_per_unit) {
+                (Some(q), Some(per)) => crate::amount::cost(q, per, a.scale)?,
+                _ => a.cost,
+            };
+            let ps = parts(c, id)?;
+            let lots: Vec<Lot> = ps.iter().map(|(l, _)| l.clone()).collect();
+            let (takes, _) = allocation::allocate(&lots, actual.min(a.cost));
+            let mut moves = Vec::new();
+            let mut captured = Decimal::ZERO;
+            let mut pool_held = Decimal::ZERO;
+            let mut pool_captured = Decimal::ZERO;
+            for (lot, expired) in &ps {
+                let take = takes.iter().find(|t| t.grant_id == lot.grant_id).map(|t| t.amount).unwrap_or_default();
+                if take > Decimal::ZERO {
+                    moves.push(Movement::grant(lot.grant_id, lot.wallet_id, "capture", -take, -take));
+                    captured += take;
+                }
+                give_back(&mut moves, lot, *expired, lot.available - take, "release");
+                if lot.wallet_id != w.id {
+                    pool_held += lot.available;
+                    pool_captured += take;
+                }
+            }
+            let captured_from_hold = captured;
+            let mut reason = None;
+            let mut extra = (Decimal::ZERO, Decimal::ZERO);
+            let mut extra_plan = None;
+            if actual > a.cost {
+                let more = actual - a.cost;
+                let p = authorize::plan(c, &w, &a.asset, more, Mode::Debit)?;
+                if p.reason.is_none() {
+                    for m in &p.moves {
+                        let mut m = m.clone();
+                        if m.kind == "debit" {
+                            m.kind = "capture";
+                        }
+                        moves.push(m);
+                    }
+                    captured += more;
+                    extra = (p.pool_part, p.overdraft_part);
+                    extra_plan = Some((p, more));
+                } else {
+                    reason = Some("capture_shortfall");
+                }
+            }
+            ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
+            // counters: the hold counted its full cost; adjust to what was captured
+            uncount(c, &w, &a.asset, a.cost - captured_from_hold, pool_held - pool_captured)?;
+            if let Some((mut p, more)) = extra_plan {
+                let wallet = ledger::wallet_name(c, w.id)?;
+                authorize::commit_plan(c, &w, &wallet, &mut p, more, Decimal::ONE)?;
+            }
+            close(c, &a, "captured", Some(captured), Some(quantity.unwrap_or(a.quantity)), key, Some(hash), reason, extra)?;
+            authorize::authorization_tuple(c, id)
+        })
+    })())
+    .build()
+}
+
+/// Give a hold back, to the same grants.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_release(
+    authorization_id: Option<i64>,
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    or_raise((|| -> Result<Record> {
+        let id = authorization_id.ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
+        let key = input::key(idempotency_key)?;
+        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let hash = input::fingerprint(&["release"]);
+        spi::with(|c| {
+            let (w, a) = lock(c, id, false, None)?.ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            if check_open(c, &a, "release", key, hash)?.is_none() {
+                return authorize::authorization_tuple(c, id);
+            }
+            let ps = parts(c, id)?;
+            let mut moves = Vec::new();
+            let mut pool = Decimal::ZERO;
+            for (lot, expired) in &ps {
+                give_back(&mut moves, lot, *expired, lot.available, "release");
+                if lot.wallet_id != w.id {
+                    pool += lot.available;
+                }
+            }
+            ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
+            uncount(c, &w, &a.asset, a.cost, pool)?;
+            close(c, &a, "released", None, None, key, Some(hash), None, (Decimal::ZERO, Decimal::ZERO))?;
+            authorize::authorization_tuple(c, id)
+        })
+    })())
+    .build()
+}

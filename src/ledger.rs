@@ -1,0 +1,166 @@
+//! Shared ledger mechanics: grant movements and their journal entries, the per-wallet running
+//! state (debt, period counters, alert latch), balances and low-balance alerts.
+//!
+//! Every change of a grant's `remaining` or `held` is a [`Movement`] applied by [`apply`] (or by
+//! the authorization write), which updates the grant and appends one journal entry, in one
+//! statement. The caller always holds the lock of every wallet whose grants move.
+
+use crate::catalog as sql;
+use crate::error::{Kind, LedgerError, Result};
+use crate::spi::{self, exec, num, RowExt};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+/// One change to a grant (or, with `grant_id` None, to the wallet's overdraft debt line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Movement {
+    pub grant_id: Option<i64>,
+    pub wallet_id: i64,
+    pub kind: &'static str,
+    /// Change of `remaining` (debt line: negative = debt taken, positive = debt settled).
+    pub amount: Decimal,
+    /// Change of `held`.
+    pub held: Decimal,
+}
+
+impl Movement {
+    pub fn grant(grant_id: i64, wallet_id: i64, kind: &'static str, amount: Decimal, held: Decimal) -> Self {
+        Movement { grant_id: Some(grant_id), wallet_id, kind, amount, held }
+    }
+    pub fn debt(wallet_id: i64, kind: &'static str, amount: Decimal) -> Self {
+        Movement { grant_id: None, wallet_id, kind, amount, held: Decimal::ZERO }
+    }
+}
+
+/// The five parallel arrays the movement statements take.
+pub fn arrays(moves: &[Movement]) -> [DatumWithOid<'static>; 5] {
+    let ids: Vec<Option<i64>> = moves.iter().map(|m| m.grant_id).collect();
+    let wallets: Vec<i64> = moves.iter().map(|m| m.wallet_id).collect();
+    let kinds: Vec<String> = moves.iter().map(|m| m.kind.to_string()).collect();
+    let amounts: Vec<AnyNumeric> = moves.iter().map(|m| num(m.amount)).collect();
+    let helds: Vec<AnyNumeric> = moves.iter().map(|m| num(m.held)).collect();
+    [ids.into(), wallets.into(), kinds.into(), amounts.into(), helds.into()]
+}
+
+/// Apply movements and journal them.
+pub fn apply(
+    c: &mut SpiClient<'_>,
+    moves: &[Movement],
+    asset: &str,
+    authorization_id: Option<i64>,
+    member_id: Option<i64>,
+    note: Option<&str>,
+) -> Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let [a, b, k, d, e] = arrays(moves);
+    exec(c, sql::APPLY, &[a, b, k, d, e, asset.into(), authorization_id.into(), member_id.into(), note.into()])?;
+    Ok(())
+}
+
+/// Running state of one wallet in one asset for the current period.
+#[derive(Debug, Clone)]
+pub struct WalletState {
+    pub wallet_id: i64,
+    pub asset: String,
+    pub debt: Decimal,
+    pub period_spent: Decimal,
+    pub pool_drawn: Decimal,
+    pub below_threshold: bool,
+    period_start: Option<TimestampWithTimeZone>,
+    original: (Decimal, Decimal, Decimal, bool),
+}
+
+impl WalletState {
+    pub fn load(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Self> {
+        let row = spi::first(exec(c, sql::WALLET_STATE, &[wallet_id.into(), asset.into()])?)
+            .ok_or_else(|| LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")))?;
+        let debt = row.dec(1)?;
+        let spent = row.dec(2)?;
+        let drawn = row.dec(3)?;
+        let below = row.req::<bool>(4)?;
+        Ok(WalletState {
+            wallet_id,
+            asset: asset.to_string(),
+            debt,
+            period_spent: spent,
+            pool_drawn: drawn,
+            below_threshold: below,
+            period_start: row.col::<TimestampWithTimeZone>(5)?,
+            original: (debt, spent, drawn, below),
+        })
+    }
+
+    pub fn changed(&self) -> bool {
+        (self.debt, self.period_spent, self.pool_drawn, self.below_threshold) != self.original
+    }
+
+    pub fn save(&self, c: &mut SpiClient<'_>) -> Result<()> {
+        if !self.changed() {
+            return Ok(());
+        }
+        let args: Vec<DatumWithOid> = vec![
+            self.wallet_id.into(),
+            self.asset.as_str().into(),
+            num(self.debt).into(),
+            self.period_start.into(),
+            num(self.period_spent).into(),
+            num(self.pool_drawn).into(),
+            self.below_threshold.into(),
+        ];
+        exec(c, sql::WALLET_STATE_SAVE, &args)?;
+        Ok(())
+    }
+}
+
+/// A wallet's own balance now (see `credit_balance`).
+pub fn balance(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Decimal> {
+    let row = spi::first(exec(c, sql::WALLET_BALANCE, &[wallet_id.into(), asset.into()])?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "balance returned nothing"))?;
+    row.dec(1)
+}
+
+pub fn threshold(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Option<Decimal>> {
+    Ok(match spi::first(exec(c, sql::WALLET_THRESHOLD, &[wallet_id.into()])?) {
+        Some(row) => row.opt_dec(1)?,
+        None => None,
+    })
+}
+
+/// Send the low-balance alert when a debit takes the wallet below its threshold, once per
+/// crossing (the latch re-arms when a grant brings the balance back to the threshold).
+pub fn check_alert(
+    c: &mut SpiClient<'_>,
+    state: &mut WalletState,
+    wallet: &str,
+    threshold: Option<Decimal>,
+    balance: Decimal,
+) -> Result<()> {
+    let Some(t) = threshold else { return Ok(()) };
+    if balance < t && !state.below_threshold {
+        let payload = serde_json::json!({
+            "event": "low_balance",
+            "wallet": wallet,
+            "asset": state.asset,
+            "balance": balance.to_string(),
+            "threshold": t.to_string(),
+        });
+        exec(c, sql::NOTIFY, &[payload.to_string().into()])?;
+        state.below_threshold = true;
+    } else if balance >= t && state.below_threshold {
+        state.below_threshold = false;
+    }
+    Ok(())
+}
+
+/// Name of a wallet by id.
+pub fn wallet_name(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<String> {
+    spi::first(exec(c, sql::WALLET_NAME, &[wallet_id.into()])?)
+        .map(|r| r.req::<String>(1))
+        .transpose()?
+        .ok_or_else(|| LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")))
+}

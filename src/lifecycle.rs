@@ -1,0 +1,93 @@
+//! Lifecycle: `credit_expire` (expiry sweeps) and `credit_tick` (all due work).
+//!
+//! Expired grants and holds are never spendable, whether or not a sweep has run; the sweep
+//! writes their journal entries (grant expiry = breakage; hold expiry = release of the held
+//! credits). Safe to run from pg_cron every minute: idempotent (a second run finds nothing),
+//! concurrent-safe (wallets are locked with SKIP LOCKED, so two sweeps never do the same work
+//! and never wait on a busy wallet: what is skipped is picked up by the next run) and bounded
+//! (`max_rows` per call; `more` says whether to call again).
+
+use crate::catalog as sql;
+use crate::error::{or_raise, Result};
+use crate::holds;
+use crate::ledger::{self, Movement};
+use crate::spi::{self, exec, num, RowExt};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+pub struct Swept {
+    pub grants: i64,
+    pub credits: Decimal,
+    pub holds: i64,
+    pub more: bool,
+}
+
+pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<Swept> {
+    let mut out = Swept { grants: 0, credits: Decimal::ZERO, holds: 0, more: false };
+    let wallets: Vec<i64> = {
+        let t = exec(c, sql::WALLETS_WITH_EXPIRED_GRANTS, &[as_of.into(), max_rows.into()])?;
+        out.more |= t.len() as i64 >= max_rows;
+        let mut v = Vec::new();
+        for r in t {
+            v.push(r.req::<i64>(1)?);
+        }
+        v
+    };
+    for wallet_id in wallets {
+        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+            out.more = true;
+            continue;
+        }
+        let mut by_asset: Vec<(String, Vec<Movement>)> = Vec::new();
+        for r in exec(c, sql::EXPIRED_GRANTS_OF_WALLET, &[wallet_id.into(), as_of.into()])? {
+            let id = r.req::<i64>(1)?;
+            let asset = r.req::<String>(2)?;
+            let amount = r.dec(3)?;
+            out.grants += 1;
+            out.credits += amount;
+            let m = Movement::grant(id, wallet_id, "expiry", -amount, Decimal::ZERO);
+            match by_asset.iter_mut().find(|(a, _)| *a == asset) {
+                Some((_, v)) => v.push(m),
+                None => by_asset.push((asset, vec![m])),
+            }
+        }
+        for (asset, moves) in by_asset {
+            ledger::apply(c, &moves, &asset, None, None, Some("grant expired"))?;
+        }
+    }
+    let holds_due: Vec<i64> = {
+        let t = exec(c, sql::EXPIRED_HOLDS, &[as_of.into(), max_rows.into()])?;
+        out.more |= t.len() as i64 >= max_rows;
+        let mut v = Vec::new();
+        for r in t {
+            v.push(r.req::<i64>(1)?);
+        }
+        v
+    };
+    for id in holds_due {
+        if holds::expire_hold_with(c, id, true, Some(as_of))? {
+            out.holds += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Write expiry entries for grants past `expires_at` and finalize holds past their TTL.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_expire(
+    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
+    max_rows: default!(Option<i64>, 10000),
+) -> TableIterator<
+    'static,
+    (name!(grants_expired, i64), name!(credits_expired, AnyNumeric), name!(holds_expired, i64), name!(more, bool)),
+> {
+    let s = or_raise((|| {
+        let as_of = as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+        let max_rows = max_rows.unwrap_or(10000).max(1);
+        spi::with(|c| sweep(c, as_of, max_rows))
+    })());
+    TableIterator::once((s.grants, num(s.credits), s.holds, s.more))
+}

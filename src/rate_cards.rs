@@ -1,0 +1,322 @@
+//! Rate cards: `credit_rate_set`, `credit_rate_card_load`, `credit_rate_card_export`.
+//!
+//! An entry maps (action, variant) on a card to credits per unit of quantity, the asset
+//! charged, the unit name and the vendor cost per unit. Entries are versioned by
+//! `effective_from`: setting a new price adds a version and never changes a past debit (each
+//! authorization records the version it used). Setting the same instant again replaces that
+//! version only while no authorization has used it.
+//!
+//! Rate-card document (load/export):
+//! `{"name": "pro", "description": "...", "entries": [{"action": "chat", "variant": "opus",
+//!   "credits": "1.5", "asset": "credits", "unit": "1k tokens", "vendor_cost": "0.015",
+//!   "effective_from": "2026-01-01T00:00:00Z"}]}` — amounts as JSON numbers or strings.
+//! Loading adds one new version for every entry whose current version differs (entries not
+//! in the document are left as they are) and is all-or-nothing.
+
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::Record;
+use crate::{amount, input, wallets};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{AnyNumeric, JsonB};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// One validated rate entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub action: String,
+    pub variant: Option<String>,
+    pub credits: Decimal,
+    pub asset: String,
+    pub unit: String,
+    pub vendor_cost: Option<Decimal>,
+}
+
+/// JSON amount: a number or a string holding a number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JsonAmount {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl JsonAmount {
+    fn decimal(&self, field: &str) -> Result<Decimal> {
+        let text = match self {
+            JsonAmount::Number(n) => n.to_string(),
+            JsonAmount::Text(s) => s.clone(),
+        };
+        amount::parse(&text, field)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocEntry {
+    pub action: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+    pub credits: JsonAmount,
+    #[serde(default)]
+    pub asset: Option<String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub vendor_cost: Option<JsonAmount>,
+    #[serde(default)]
+    pub effective_from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Doc {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub entries: Vec<serde_json::Value>,
+}
+
+/// Parse and validate a whole document (pure): every error names the bad field.
+pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, Vec<(Entry, Option<String>)>)> {
+    let doc: Doc = serde_json::from_value(value).map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
+    input::name(Some(&doc.name), "rate card document: name")?;
+    let mut entries = Vec::with_capacity(doc.entries.len());
+    for (i, raw) in doc.entries.iter().enumerate() {
+        let at = format!("rate card document: entries[{i}]");
+        let e: DocEntry = serde_json::from_value(raw.clone()).map_err(|e| LedgerError::invalid(format!("{at}: {e}")))?;
+        input::name(Some(&e.action), &format!("{at}.action"))?;
+        input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
+        let credits = amount::non_negative(e.credits.decimal(&format!("{at}.credits"))?, &format!("{at}.credits"))?;
+        let vendor_cost = e
+            .vendor_cost
+            .as_ref()
+            .map(|v| v.decimal(&format!("{at}.vendor_cost")).and_then(|d| amount::non_negative(d, &format!("{at}.vendor_cost"))))
+            .transpose()?;
+        let entry = Entry {
+            action: e.action,
+            variant: e.variant,
+            credits,
+            asset: e.asset.unwrap_or_else(|| "credits".into()),
+            unit: e.unit.unwrap_or_else(|| "unit".into()),
+            vendor_cost,
+        };
+        if entries.iter().any(|(x, _): &(Entry, Option<String>)| x.action == entry.action && x.variant == entry.variant) {
+            return Err(LedgerError::invalid(format!("{at}: duplicate entry for action \"{}\"", entry.action)));
+        }
+        entries.push((entry, e.effective_from));
+    }
+    Ok((doc, entries))
+}
+
+/// The `credit_rate` value of a rate version.
+pub fn rate_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
+    let row = spi::first(exec(c, sql::RATE_ROW, &[id.into()])?)
+        .ok_or_else(|| LedgerError::not_found(format!("rate {id} does not exist")))?;
+    let mut t = Record::new("credit_rate");
+    t.push(row.col::<i64>(1)?);
+    for i in 2..=4 {
+        t.push(row.col::<String>(i)?);
+    }
+    t.push(row.col::<AnyNumeric>(5)?);
+    t.push(row.col::<String>(6)?);
+    t.push(row.col::<String>(7)?);
+    t.push(row.col::<AnyNumeric>(8)?);
+    t.push(row.col::<TimestampWithTimeZone>(9)?);
+    Ok(t)
+}
+
+/// Store one entry as a version at `effective_from` (None = now). Returns (id, changed).
+fn store(c: &mut SpiClient<'_>, card: &str, e: &Entry, effective_from: Option<TimestampWithTimeZone>, only_if_changed: bool) -> Result<(Option<i64>, bool)> {
+    wallets::asset_scale(c, &e.asset)?;
+    exec(c, sql::RATE_CARD_ENSURE, &[card.into()])?;
+    if only_if_changed {
+        let at = effective_from.unwrap_or_else(|| unsafe { TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp()).unwrap_or(TimestampWithTimeZone::negative_infinity()) });
+        if let Some(cur) = spi::first(exec(c, sql::RATE_CURRENT, &[card.into(), e.action.as_str().into(), e.variant.clone().into(), at.into()])?) {
+            let same = cur.dec(1)? == e.credits && cur.req::<String>(2)? == e.asset && cur.req::<String>(3)? == e.unit && cur.opt_dec(4)? == e.vendor_cost;
+            if same {
+                return Ok((None, false));
+            }
+        }
+    }
+    if let Some(at) = effective_from {
+        if let Some(prev) = spi::first(exec(c, sql::RATE_AT, &[card.into(), e.action.as_str().into(), e.variant.clone().into(), at.into()])?) {
+            let id = prev.req::<i64>(1)?;
+            let same = prev.dec(2)? == e.credits && prev.req::<String>(3)? == e.asset && prev.req::<String>(4)? == e.unit && prev.opt_dec(5)? == e.vendor_cost;
+            if same {
+                return Ok((Some(id), false));
+            }
+            if spi::first(exec(c, sql::RATE_USED, &[id.into()])?).is_some() {
+                return Err(LedgerError::wrong_state(format!("rate version {id} of action \"{}\" was already used by authorizations", e.action))
+                    .hint("set a new version with a later effective_from"));
+            }
+            let args: Vec<DatumWithOid> = vec![id.into(), num(e.credits).into(), e.asset.as_str().into(), e.unit.as_str().into(), opt_num(e.vendor_cost).into()];
+            exec(c, sql::RATE_REPLACE, &args)?;
+            return Ok((Some(id), true));
+        }
+    }
+    let args: Vec<DatumWithOid> = vec![
+        card.into(),
+        e.action.as_str().into(),
+        e.variant.clone().into(),
+        num(e.credits).into(),
+        e.asset.as_str().into(),
+        e.unit.as_str().into(),
+        opt_num(e.vendor_cost).into(),
+        effective_from.into(),
+    ];
+    let row = spi::first(exec(c, sql::RATE_INSERT, &args)?).ok_or_else(|| LedgerError::new(Kind::Internal, "rate insert returned nothing"))?;
+    Ok((Some(row.req::<i64>(1)?), true))
+}
+
+/// Set the price of an action (optionally of one variant) on a rate card, from `effective_from`.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_rate_set(
+    action: Option<&str>,
+    credits: Option<AnyNumeric>,
+    variant: default!(Option<&str>, "NULL"),
+    rate_card: default!(Option<&str>, "'default'"),
+    asset: default!(Option<&str>, "'credits'"),
+    unit: default!(Option<&str>, "'unit'"),
+    vendor_cost: default!(Option<AnyNumeric>, "NULL"),
+    effective_from: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> pgrx::composite_type!('static, "credit_rate") {
+    or_raise((|| -> Result<Record> {
+        let action = input::name(action, "action")?;
+        let variant = input::opt_name(variant, "variant")?;
+        let card = input::name(rate_card, "rate_card")?;
+        let asset = input::name(asset, "asset")?;
+        let unit = input::name(unit, "unit")?;
+        let credits = credits.ok_or_else(|| LedgerError::invalid("credits must not be null"))?;
+        let credits = amount::non_negative(spi::to_dec(&credits, "credits")?, "credits")?;
+        let vendor_cost = spi::opt_dec(vendor_cost, "vendor_cost")?.map(|v| amount::non_negative(v, "vendor_cost")).transpose()?;
+        if effective_from.is_some_and(|e| !e.is_finite()) {
+            return Err(LedgerError::invalid("effective_from must be a finite timestamp"));
+        }
+        let entry = Entry { action: action.into(), variant: variant.map(String::from), credits, asset: asset.into(), unit: unit.into(), vendor_cost };
+        spi::with(|c| {
+            let at = Some(effective_from.unwrap_or_else(|| unsafe { TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp()).unwrap_or(TimestampWithTimeZone::negative_infinity()) }));
+            let (id, _) = store(c, card, &entry, at, false)?;
+            let id = id.ok_or_else(|| LedgerError::new(Kind::Internal, "rate not stored"))?;
+            rate_tuple(c, id)
+        })
+    })())
+    .build()
+}
+
+/// Load a whole rate card document; returns the number of entries that got a new version.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
+    or_raise((|| {
+        let card = card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
+        let (doc, entries) = parse_doc(card.0)?;
+        spi::with(|c| {
+            exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
+            exec(c, sql::RATE_CARD_DESCRIBE, &[doc.name.as_str().into(), doc.description.clone().into()])?;
+            let mut changed = 0;
+            for (i, (e, eff)) in entries.iter().enumerate() {
+                let at = match eff {
+                    Some(text) => Some(parse_ts(c, text).map_err(|_| {
+                        LedgerError::invalid(format!("rate card document: entries[{i}].effective_from is not a timestamp: \"{text}\""))
+                    })?),
+                    None => None,
+                };
+                let (_, did) = store(c, &doc.name, e, at, true).map_err(|err| {
+                    let mut err = err;
+                    err.message = format!("rate card document: entries[{i}]: {}", err.message);
+                    err
+                })?;
+                if did {
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })
+    })())
+}
+
+fn parse_ts(c: &mut SpiClient<'_>, text: &str) -> Result<TimestampWithTimeZone> {
+    spi::first(exec(c, sql::PARSE_TS, &[text.into()])?)
+        .map(|r| r.req::<TimestampWithTimeZone>(1))
+        .transpose()?
+        .ok_or_else(|| LedgerError::invalid("not a timestamp"))
+}
+
+/// Export the current version of every entry of a rate card as one document.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
+    or_raise((|| {
+        let card = input::name(rate_card, "rate_card")?;
+        spi::with(|c| {
+            let desc = spi::first(exec(c, sql::RATE_CARD_GET, &[card.into()])?)
+                .ok_or_else(|| LedgerError::not_found(format!("rate card \"{card}\" does not exist")))?
+                .col::<String>(1)?;
+            let mut entries = Vec::new();
+            for r in exec(c, sql::RATE_CARD_CURRENT, &[card.into()])? {
+                let mut e = serde_json::Map::new();
+                e.insert("action".into(), r.req::<String>(1)?.into());
+                if let Some(v) = r.col::<String>(2)? {
+                    e.insert("variant".into(), v.into());
+                }
+                e.insert("credits".into(), r.req::<String>(3)?.into());
+                e.insert("asset".into(), r.req::<String>(4)?.into());
+                e.insert("unit".into(), r.req::<String>(5)?.into());
+                if let Some(v) = r.col::<String>(6)? {
+                    e.insert("vendor_cost".into(), v.into());
+                }
+                e.insert("effective_from".into(), r.req::<String>(7)?.into());
+                entries.push(serde_json::Value::Object(e));
+            }
+            let mut doc = serde_json::Map::new();
+            doc.insert("name".into(), card.into());
+            if let Some(d) = desc {
+                doc.insert("description".into(), d.into());
+            }
+            doc.insert("entries".into(), entries.into());
+            Ok(JsonB(serde_json::Value::Object(doc)))
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_a_document() {
+        let (doc, entries) = parse_doc(json!({
+            "name": "pro",
+            "entries": [
+                {"action": "chat", "variant": "opus", "credits": "1.5", "unit": "1k tokens", "vendor_cost": 0.015},
+                {"action": "image.generate", "credits": 4}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(doc.name, "pro");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0.credits, Decimal::new(15, 1));
+        assert_eq!(entries[1].0.asset, "credits");
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let err = parse_doc(json!({"name": "pro", "entries": [{"action": "a", "credits": 1}, {"action": "b", "credits": "x"}]})).unwrap_err();
+        assert!(err.message.contains("entries[1].credits"), "{}", err.message);
+        let err = parse_doc(json!({"name": "pro", "entries": [{"action": "a", "credits": 1, "price": 2}]})).unwrap_err();
+        assert!(err.message.contains("entries[0]") && err.message.contains("price"), "{}", err.message);
+        let err = parse_doc(json!({"entries": []})).unwrap_err();
+        assert!(err.message.contains("name"), "{}", err.message);
+        let err = parse_doc(json!({"name": "p", "entries": [{"action": "a", "credits": -1}]})).unwrap_err();
+        assert!(err.message.contains("entries[0].credits"), "{}", err.message);
+        let err = parse_doc(json!({"name": "p", "entries": [{"action": "a", "credits": 1}, {"action": "a", "credits": 2}]})).unwrap_err();
+        assert!(err.message.contains("duplicate"), "{}", err.message);
+    }
+}
