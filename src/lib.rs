@@ -27,6 +27,13 @@ pub mod refunds;
 pub mod wallets;
 
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+::pgrx::extension_sql_file!(
+    "../sql/usage_trigger.sql",
+    name = "usage_trigger",
+    requires = [authorize::credit_authorize]
+);
+::pgrx::extension_sql_file!("../sql/pools.sql", name = "pools", requires = [grants::credit_grant]);
+::pgrx::extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["schema"]);
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[cfg(test)]

@@ -1,0 +1,74 @@
+-- credit_team_allocate(): partial pooling in one call.
+-- Each member of `team` gets (1 - pooled_share) x amount_per_member as its own grant (rounded
+-- down to the asset's scale) and the pool gets the rest: pooled_share x amount x members plus
+-- the rounding remainder, so exactly amount x members is granted. Idempotent with a key: the
+-- member grants use key || ':' || member and the pool grant key || ':pool'.
+-- Locks members (by id) before the team, the order every debit uses.
+CREATE FUNCTION credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
+                                     asset text DEFAULT 'credits', category text DEFAULT 'included',
+                                     expires_at timestamptz DEFAULT NULL,
+                                     unit_price numeric DEFAULT NULL,
+                                     idempotency_key text DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (wallet text, grant_id bigint, amount numeric)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+DECLARE
+    tid bigint;
+    sc int;
+    n int;
+    m record;
+    own numeric;
+    given numeric := 0;
+    g @extschema@.credit_grant;
+BEGIN
+    IF team IS NULL OR team = '' THEN
+        RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF amount_per_member IS NULL OR amount_per_member <= 0 OR amount_per_member = 'NaN' OR amount_per_member = 'Infinity' THEN
+        RAISE EXCEPTION 'amount_per_member must be a finite number greater than zero, got %', amount_per_member USING ERRCODE = '22023';
+    END IF;
+    IF pooled_share IS NULL OR pooled_share < 0 OR pooled_share > 1 OR pooled_share = 'NaN' THEN
+        RAISE EXCEPTION 'pooled_share must be between 0 and 1, got %', pooled_share USING ERRCODE = '22023';
+    END IF;
+    SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team;
+    IF tid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', team USING ERRCODE = '42704';
+    END IF;
+    SELECT a.scale INTO sc FROM credit_ledger.assets a WHERE a.asset = credit_team_allocate.asset;
+    IF sc IS NULL THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    -- lock members first (id order), then the team: the order every debit uses
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid FOR NO KEY UPDATE;
+    SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
+            HINT = 'create members with credit_wallet_create(wallet => ..., parent => team)';
+    END IF;
+    own := trunc((1 - pooled_share) * amount_per_member, sc);
+    FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id LOOP
+        IF own > 0 THEN
+            g := @extschema@.credit_grant(wallet => m.wallet, amount => own, asset => credit_team_allocate.asset,
+                    category => credit_team_allocate.category, expires_at => credit_team_allocate.expires_at,
+                    unit_price => credit_team_allocate.unit_price,
+                    idempotency_key => credit_team_allocate.idempotency_key || ':' || m.wallet,
+                    metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('team', team));
+            wallet := m.wallet; grant_id := g.id; amount := g.amount;
+            RETURN NEXT;
+        END IF;
+        given := given + own;
+    END LOOP;
+    IF amount_per_member * n - given > 0 THEN
+        g := @extschema@.credit_grant(wallet => team, amount => amount_per_member * n - given,
+                asset => credit_team_allocate.asset, category => credit_team_allocate.category,
+                expires_at => credit_team_allocate.expires_at, unit_price => credit_team_allocate.unit_price,
+                idempotency_key => credit_team_allocate.idempotency_key || ':pool',
+                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('pool', true));
+        wallet := team; grant_id := g.id; amount := g.amount;
+        RETURN NEXT;
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) IS
+    'partial pooling: each member gets (1 - pooled_share) x amount, the pool gets the rest, in one call';

@@ -1,0 +1,119 @@
+-- Reports for DBAs and finance: plain views in schema credit_ledger.
+-- Indexes they use: grants_spendable (live grants per wallet), journal_at / journal_wallet_at
+-- (entries by time), journal_grant, authorizations_created (calls by time).
+
+CREATE VIEW credit_ledger.wallet_balances AS
+SELECT w.wallet, g.asset,
+       sum(g.remaining - g.held) - coalesce(max(s.debt), 0) AS balance,
+       sum(g.held) AS held,
+       coalesce(max(s.debt), 0) AS debt,
+       jsonb_object_agg(g.category, g.cat_balance) AS by_category
+  FROM credit_ledger.wallets w
+  JOIN (SELECT x.wallet_id, x.asset, x.category, sum(x.remaining) AS remaining, sum(x.held) AS held,
+               sum(x.remaining - x.held) AS cat_balance
+          FROM credit_ledger.grants x
+         WHERE x.live AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
+         GROUP BY x.wallet_id, x.asset, x.category) g ON g.wallet_id = w.id
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = g.asset
+ GROUP BY w.wallet, g.asset;
+COMMENT ON VIEW credit_ledger.wallet_balances IS
+    'balance (spendable own credits minus debt), held, debt and per-category balance per wallet and asset';
+
+CREATE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN g.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND g.remaining > 0) AS expiring_soon
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+ GROUP BY g.id, w.wallet;
+COMMENT ON VIEW credit_ledger.grant_status IS
+    'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';
+
+CREATE VIEW credit_ledger.usage_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet, a.action, a.variant, a.asset,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       count(*) AS calls,
+       sum(a.refunded) AS refunded
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY 1, w.wallet, a.action, a.variant, a.asset;
+COMMENT ON VIEW credit_ledger.usage_daily IS
+    'approved usage per UTC day, wallet, action and variant: quantity, credits net of refunds, vendor cost';
+
+CREATE VIEW credit_ledger.margin_by_action AS
+SELECT a.action, a.variant, a.asset,
+       sum(-j.amount) AS credits,
+       sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue,
+       coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
+                  WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant
+                    AND x.status IN ('approved', 'captured')), 0) AS vendor_cost,
+       sum(-j.amount * coalesce(g.unit_price, 0))
+         - coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
+                      WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant
+                        AND x.status IN ('approved', 'captured')), 0) AS margin
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+  LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+ GROUP BY a.action, a.variant, a.asset;
+COMMENT ON VIEW credit_ledger.margin_by_action IS
+    'per action and variant: credits spent (net of refunds), revenue = credits x paying grants'' unit price, vendor cost, margin';
+
+CREATE VIEW credit_ledger.liability AS
+SELECT g.asset, g.category,
+       sum(g.remaining) AS credits_outstanding,
+       sum(g.remaining * g.unit_price) AS deferred_revenue
+  FROM credit_ledger.grants g
+ WHERE g.unit_price > 0 AND g.live AND (g.expires_at IS NULL OR g.expires_at > now())
+ GROUP BY g.asset, g.category;
+COMMENT ON VIEW credit_ledger.liability IS
+    'unexpired paid credits x unit price: deferred revenue, per asset and category';
+
+CREATE VIEW credit_ledger.breakage AS
+SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
+       sum(-j.amount) AS credits_expired,
+       sum(-j.amount * g.unit_price) AS revenue_recognized
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.kind = 'expiry'
+ GROUP BY 1, j.asset, g.category;
+COMMENT ON VIEW credit_ledger.breakage IS
+    'expired credits per month, asset and category, and their value at the grants'' unit price';
+
+CREATE VIEW credit_ledger.declines_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet, a.reason, a.action,
+       count(*) AS declines
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+ WHERE a.status = 'declined'
+ GROUP BY 1, w.wallet, a.reason, a.action;
+COMMENT ON VIEW credit_ledger.declines_daily IS 'declined calls per UTC day, wallet, reason and action';
+
+CREATE VIEW credit_ledger.pool_usage AS
+SELECT m.wallet AS member, t.wallet AS team, s.asset,
+       m.pool_limit,
+       CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
+            THEN s.period_pool_drawn ELSE 0 END AS drawn_this_period,
+       coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                  WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = s.asset
+                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')), 0) AS drawn_total
+  FROM credit_ledger.wallets m
+  JOIN credit_ledger.wallets t ON t.id = m.parent_id
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id;
+COMMENT ON VIEW credit_ledger.pool_usage IS
+    'per pool member: its pool limit, pool credits drawn this period (holds included) and in total';
+
+REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;

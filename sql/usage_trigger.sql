@@ -1,0 +1,98 @@
+-- credit_usage_trigger(): bill rows inserted into an app's own usage table.
+--
+--   CREATE TRIGGER bill BEFORE INSERT ON llm_calls FOR EACH ROW EXECUTE FUNCTION
+--     credit_usage_trigger('wallet=customer_id', 'action=kind', 'quantity=tokens', 'variant=model',
+--                          'idempotency_key=request_id', 'authorization_id=auth_id');
+--
+-- Arguments are name=column pairs in any order: wallet (required), action or action_value
+-- (a literal), quantity (default 1), variant, variant_value, idempotency_key, authorization_id
+-- (a bigint column the authorization id is written into). Each row is authorized with
+-- credit_authorize(); a declined row raises SQLSTATE 53400 (configuration_limit_exceeded)
+-- naming the wallet and the reason, so the INSERT (and the app's transaction) fails. Works for
+-- INSERT, INSERT ... SELECT and COPY. Misconfigured arguments raise 22023 (bad argument) or
+-- 42703 (unknown column) at the first insert.
+--
+-- Restore safety: a row that already carries an authorization id (mapped authorization_id
+-- column not NULL, as in a pg_dump restore) is checked to exist and is not billed again; with
+-- an idempotency_key column a re-inserted row returns the first authorization.
+
+CREATE FUNCTION credit_usage_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+DECLARE
+    arg text;
+    k text;
+    v text;
+    cfg jsonb := '{}'::jsonb;
+    rec jsonb;
+    w text; act text; qty numeric; var text; idem text;
+    a @extschema@.credit_authorization;
+BEGIN
+    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' THEN
+        RAISE EXCEPTION 'credit_usage_trigger must be a BEFORE INSERT FOR EACH ROW trigger'
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH arg IN ARRAY coalesce(TG_ARGV, '{}'::text[]) LOOP
+        k := btrim(split_part(arg, '=', 1));
+        v := btrim(substr(arg, length(split_part(arg, '=', 1)) + 2));
+        IF position('=' IN arg) = 0 OR v = '' THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is not name=column', arg
+                USING ERRCODE = '22023', HINT = 'for example ''wallet=customer_id''';
+        END IF;
+        IF k NOT IN ('wallet', 'action', 'action_value', 'quantity', 'variant', 'variant_value',
+                     'idempotency_key', 'authorization_id') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
+                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id';
+        END IF;
+        cfg := cfg || jsonb_build_object(k, v);
+    END LOOP;
+    IF NOT cfg ? 'wallet' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs a wallet=<column> argument', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT (cfg ? 'action' OR cfg ? 'action_value') THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs action=<column> or action_value=<literal>', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    rec := to_jsonb(NEW);
+    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value') LOOP
+        IF NOT rec ? (cfg ->> k) THEN
+            RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument % does not exist in "%"',
+                cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
+        END IF;
+    END LOOP;
+    IF cfg ? 'authorization_id' AND rec ->> (cfg ->> 'authorization_id') IS NOT NULL THEN
+        -- already billed (a restore, or the app authorized itself): validate only
+        IF NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations x
+                        WHERE x.id = (rec ->> (cfg ->> 'authorization_id'))::bigint) THEN
+            RAISE EXCEPTION 'authorization % named by the row does not exist', rec ->> (cfg ->> 'authorization_id')
+                USING ERRCODE = '42704';
+        END IF;
+        RETURN NEW;
+    END IF;
+    w := rec ->> (cfg ->> 'wallet');
+    act := coalesce(cfg ->> 'action_value', rec ->> (cfg ->> 'action'));
+    var := coalesce(cfg ->> 'variant_value', rec ->> (cfg ->> 'variant'));
+    idem := rec ->> (cfg ->> 'idempotency_key');
+    BEGIN
+        qty := CASE WHEN cfg ? 'quantity' THEN (rec ->> (cfg ->> 'quantity'))::numeric ELSE 1 END;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'column "%" does not hold a number', cfg ->> 'quantity' USING ERRCODE = '22023';
+    END;
+    a := @extschema@.credit_authorize(wallet => w, action => act, quantity => qty, variant => var,
+                                       idempotency_key => idem,
+                                       metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME));
+    IF NOT a.approved THEN
+        RAISE EXCEPTION 'wallet "%" cannot pay for "%": %', w, act, a.reason
+            USING ERRCODE = '53400',
+                  DETAIL = format('authorization %s declined; balance %s', a.authorization_id, a.balance),
+                  HINT = 'grant credits to the wallet or raise its limits';
+    END IF;
+    IF cfg ? 'authorization_id' THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id));
+    END IF;
+    RETURN NEW;
+END $$;
+REVOKE ALL ON FUNCTION credit_usage_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION credit_usage_trigger() IS
+    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id)';
