@@ -256,6 +256,8 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rates', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.authorizations', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.journal', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.allowances', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.allowances_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallets_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.grants_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rates_id_seq', '');
@@ -273,6 +275,7 @@ COMMENT ON TABLE credit_ledger.grants IS 'lots of credits; remaining and held ar
 COMMENT ON TABLE credit_ledger.rates IS 'rate-card entries, versioned by effective_from';
 COMMENT ON TABLE credit_ledger.authorizations IS 'every authorize/hold call, approved or declined, with its rate version and holds'' life';
 COMMENT ON TABLE credit_ledger.journal IS 'append-only: every change of a grant''s remaining or held, and of overdraft debt';
+COMMENT ON TABLE credit_ledger.allowances IS 'recurring allowances and their rollover policy; next_boundary is the next period start to process';
 COMMENT ON TABLE credit_ledger.refunds IS 'refunds of authorizations, with their idempotency keys';
 COMMENT ON FUNCTION credit_wallet(text) IS 'the settings of a wallet as a credit_wallet';
 COMMENT ON FUNCTION credit_grants(text, text) IS 'a wallet''s grants (its credit lots) in consumption order';

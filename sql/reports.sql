@@ -83,7 +83,7 @@ COMMENT ON VIEW credit_ledger.liability IS
     'unexpired paid credits x unit price: deferred revenue, per asset and category';
 
 CREATE VIEW credit_ledger.breakage AS
-SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
+SELECT date_trunc('month', coalesce(g.expires_at, j.at) AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
        sum(-j.amount) AS credits_expired,
        sum(-j.amount * g.unit_price) AS revenue_recognized
   FROM credit_ledger.journal j

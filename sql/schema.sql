@@ -239,3 +239,20 @@ SET search_path = pg_catalog, pg_temp AS $$
            AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
     - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)
 $$;
+
+-- Recurring allowances: `amount` of `asset` per period, category included, with a rollover policy.
+CREATE TABLE credit_ledger.allowances (
+    id               bigserial PRIMARY KEY,
+    wallet_id        bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset            text    NOT NULL REFERENCES credit_ledger.assets (asset),
+    amount           numeric NOT NULL CHECK (amount > 0),
+    period           interval NOT NULL,
+    anchor           timestamptz NOT NULL,
+    rollover_cap     numeric NOT NULL DEFAULT 0 CHECK (rollover_cap >= 0),
+    rollover_shares  numeric[],
+    next_boundary    timestamptz NOT NULL,
+    current_grant_id bigint REFERENCES credit_ledger.grants (id),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (wallet_id, asset)
+);
+CREATE INDEX allowances_due ON credit_ledger.allowances (next_boundary);

@@ -283,3 +283,35 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
 pub const WALLET_NAME: &str = "SELECT wallet FROM credit_ledger.wallets WHERE id = $1";
 pub const PARSE_TS: &str = "SELECT $1::timestamptz";
 pub const RATE_CARD_GET: &str = "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";
+
+// ---- allowances -------------------------------------------------------------------------------
+
+pub const ALLOWANCE_GET: &str = "
+SELECT id, amount, period, anchor, rollover_cap, rollover_shares::text[], next_boundary, current_grant_id, a.scale
+  FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
+ WHERE l.wallet_id = $1 AND l.asset = $2";
+pub const ALLOWANCE_INSERT: &str = "
+INSERT INTO credit_ledger.allowances (wallet_id, asset, amount, period, anchor, rollover_cap, rollover_shares, next_boundary)
+VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[],
+        credit_ledger._period_start($4, $5, now()) + $4)
+RETURNING id, credit_ledger._period_start($4, $5, now()), next_boundary";
+pub const ALLOWANCE_UPDATE: &str = "
+UPDATE credit_ledger.allowances SET amount = $2, rollover_cap = $3, rollover_shares = $4::text[]::numeric[]
+ WHERE id = $1";
+pub const ALLOWANCE_ADVANCE: &str = "
+UPDATE credit_ledger.allowances SET next_boundary = $2, current_grant_id = coalesce($3, current_grant_id) WHERE id = $1";
+pub const ALLOWANCES_DUE: &str = "
+SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
+       l.next_boundary, l.current_grant_id, a.scale, l.next_boundary + l.period
+  FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
+ WHERE l.next_boundary <= $1 ORDER BY l.next_boundary, l.id LIMIT $2";
+/// Grants of a wallet ending at a boundary that a rollover policy looks at.
+pub const ENDING_GRANTS: &str = "
+SELECT id, remaining - held, source, unit_price
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND expires_at = $3 AND remaining > held
+   AND (source = 'allowance' OR source LIKE 'rollover:%')
+ ORDER BY id";
+pub const ALLOWANCE_ROW: &str = "
+SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text, l.next_boundary
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE l.id = $1";

@@ -18,6 +18,7 @@ pub mod spi;
 pub mod types;
 
 // one domain noun per module
+pub mod allowances;
 pub mod authorize;
 pub mod grants;
 pub mod holds;

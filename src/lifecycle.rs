@@ -26,6 +26,9 @@ pub struct Swept {
 
 pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<Swept> {
     let mut out = Swept { grants: 0, credits: Decimal::ZERO, holds: 0, more: false };
+    // rollover looks at what is unused at each boundary: process due boundaries before expiring
+    let boundaries = crate::allowances::run_due(c, as_of, max_rows)?;
+    out.more |= boundaries >= max_rows;
     let wallets: Vec<i64> = {
         let t = exec(c, sql::WALLETS_WITH_EXPIRED_GRANTS, &[as_of.into(), max_rows.into()])?;
         out.more |= t.len() as i64 >= max_rows;
@@ -90,4 +93,35 @@ fn credit_expire(
         spi::with(|c| sweep(c, as_of, max_rows))
     })());
     TableIterator::once((s.grants, num(s.credits), s.holds, s.more))
+}
+
+/// Run all due lifecycle work up to `as_of`: every missed allowance boundary in order (with
+/// rollover), then expiry of grants and holds, until nothing is left.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_tick(
+    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> TableIterator<
+    'static,
+    (name!(boundaries, i64), name!(grants_expired, i64), name!(credits_expired, AnyNumeric), name!(holds_expired, i64)),
+> {
+    let (b, s) = or_raise((|| {
+        let as_of = as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+        spi::with(|c| {
+            let b = crate::allowances::run_due(c, as_of, i64::MAX)?;
+            let mut total = Swept { grants: 0, credits: Decimal::ZERO, holds: 0, more: true };
+            // bounded: each round makes progress or stops
+            for _ in 0..1000 {
+                let s = sweep(c, as_of, 10000)?;
+                total.grants += s.grants;
+                total.credits += s.credits;
+                total.holds += s.holds;
+                if !s.more || (s.grants == 0 && s.holds == 0) {
+                    break;
+                }
+            }
+            Ok((b, total))
+        })
+    })());
+    TableIterator::once((b, s.grants, num(s.credits), s.holds))
 }

@@ -1,0 +1,243 @@
+//! Allowances and rollover: `credit_allowance_set` and the boundary step of `credit_tick`.
+//!
+//! An allowance grants `amount` (category `included`) at the start of every period, expiring at
+//! the period's end. At each boundary, before anything expires, the rollover policy moves part
+//! of the unused included credits into a new `rollover` grant that expires one period later:
+//! - none (default): nothing rolls over, the unused credits expire (breakage);
+//! - capped (`rollover_cap` = N > 0): at most N credits carry into the next period only;
+//! - declining (`rollover_shares`, e.g. `{1, 0.5}`): unused allowance credits carry in full into
+//!   the next period, half of what is still unused then carries one period more, the rest
+//!   expires; `{0.25}` carries a quarter for one period. Shares take precedence over the cap.
+//! Carried amounts are rounded down to the asset's scale. Boundaries missed by a late scheduler
+//! are processed one by one in order, exactly as if the scheduler had run on time (a grant past
+//! its expiry is never spendable, so its unused amount at the boundary is still its remaining).
+//! Changing an allowance takes effect from the next boundary.
+
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::grants::{self, NewGrant};
+use crate::ledger::{self, Movement};
+use crate::spi::{self, exec, num, RowExt};
+use crate::{amount, input, wallets};
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// How much of `unused` carries over from a grant of rollover generation `generation`
+/// (0 = the allowance grant itself). Pure.
+pub fn carry(unused: Decimal, generation: usize, cap: Decimal, shares: &[Decimal], scale: u32) -> Decimal {
+    if unused <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    let raw = if !shares.is_empty() {
+        shares.get(generation).map(|s| unused * *s).unwrap_or(Decimal::ZERO)
+    } else if generation == 0 {
+        unused.min(cap)
+    } else {
+        Decimal::ZERO
+    };
+    raw.round_dp_with_strategy(scale, RoundingStrategy::ToZero).max(Decimal::ZERO).min(unused)
+}
+
+fn parse_shares(v: Option<Vec<Option<String>>>) -> Result<Vec<Decimal>> {
+    let mut out = Vec::new();
+    for s in v.unwrap_or_default() {
+        let s = s.ok_or_else(|| LedgerError::invalid("rollover_shares must not contain NULL"))?;
+        let d = amount::parse(&s, "rollover_shares")?;
+        if d < Decimal::ZERO || d > Decimal::ONE {
+            return Err(LedgerError::invalid(format!("rollover_shares must be between 0 and 1, got {d}")));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Process one due boundary of allowance row `row` (wallet locked by the caller).
+fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
+    let id: i64 = row.req(1)?;
+    let wallet_id: i64 = row.req(2)?;
+    let asset: String = row.req(3)?;
+    let amount = row.dec(4)?;
+    let cap = row.dec(6)?;
+    let shares = parse_shares(row.col::<Vec<Option<String>>>(7)?)?;
+    let boundary: TimestampWithTimeZone = row.req(8)?;
+    let scale = row.req::<i32>(10)? as u32;
+    let next: TimestampWithTimeZone = row.req(11)?;
+    let mut ending = Vec::new();
+    for g in exec(c, sql::ENDING_GRANTS, &[wallet_id.into(), asset.as_str().into(), boundary.into()])? {
+        let source: String = g.req(3)?;
+        let generation = source.strip_prefix("rollover:").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        ending.push((g.req::<i64>(1)?, g.dec(2)?, generation, g.dec(4)?));
+    }
+    for (gid, unused, generation, unit_price) in ending {
+        let moved = carry(unused, generation, cap, &shares, scale);
+        if moved <= Decimal::ZERO {
+            continue;
+        }
+        ledger::apply(c, &[Movement::grant(gid, wallet_id, "rollover", -moved, Decimal::ZERO)], &asset, None, None, Some("rolled over"))?;
+        let source = format!("rollover:{}", generation + 1);
+        grants::insert(
+            c,
+            NewGrant {
+                wallet_id,
+                asset: &asset,
+                category: "rollover",
+                priority: grants::default_priority("rollover"),
+                amount: moved,
+                effective_at: Some(boundary),
+                expires_at: Some(next),
+                unit_price,
+                key: None,
+                hash: None,
+                metadata: None,
+                source: &source,
+            },
+        )?;
+    }
+    let gid = grants::insert(
+        c,
+        NewGrant {
+            wallet_id,
+            asset: &asset,
+            category: "included",
+            priority: grants::default_priority("included"),
+            amount,
+            effective_at: Some(boundary),
+            expires_at: Some(next),
+            unit_price: Decimal::ZERO,
+            key: None,
+            hash: None,
+            metadata: None,
+            source: "allowance",
+        },
+    )?;
+    exec(c, sql::ALLOWANCE_ADVANCE, &[id.into(), next.into(), Some(gid).into()])?;
+    Ok(())
+}
+
+/// Process every allowance boundary up to `as_of`, in order. Returns the number processed.
+pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max: i64) -> Result<i64> {
+    let mut done = 0;
+    loop {
+        let due = exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1i64.into()])?;
+        let Some(row) = spi::first(due) else { return Ok(done) };
+        let wallet_id: i64 = row.req(2)?;
+        exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?;
+        // re-read under the lock: another tick may have advanced it
+        let fresh = spi::first(exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1i64.into()])?);
+        match fresh {
+            Some(f) if f.req::<i64>(1)? == row.req::<i64>(1)? => process_boundary(c, &f)?,
+            _ => continue,
+        }
+        done += 1;
+        if done >= max {
+            return Ok(done);
+        }
+    }
+}
+
+/// Give a wallet a recurring allowance. The current period's allowance is granted at once.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+fn credit_allowance_set(
+    wallet: Option<&str>,
+    amount: Option<AnyNumeric>,
+    period: default!(Option<Interval>, "'1 month'"),
+    anchor: default!(Option<TimestampWithTimeZone>, "now()"),
+    asset: default!(Option<&str>, "'credits'"),
+    rollover_cap: default!(Option<AnyNumeric>, 0),
+    rollover_shares: default!(Option<Vec<Option<AnyNumeric>>>, "NULL"),
+) -> TableIterator<
+    'static,
+    (name!(wallet, String), name!(asset, String), name!(amount, AnyNumeric), name!(period, Interval), name!(next_boundary, TimestampWithTimeZone)),
+> {
+    let row = or_raise((|| {
+        let wallet = input::name(wallet, "wallet")?;
+        let asset = input::name(asset, "asset")?;
+        let amount = amount.ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
+        let amount = amount::positive(spi::to_dec(&amount, "amount")?, "amount")?;
+        let period = period.ok_or_else(|| LedgerError::invalid("period must not be null"))?;
+        if period.months() < 0 || period.days() < 0 || period.micros() < 0 || (period.months() == 0 && period.days() == 0 && period.micros() < 3_600_000_000) {
+            return Err(LedgerError::invalid(format!("period must be at least one hour, got {period}")));
+        }
+        let anchor = anchor.ok_or_else(|| LedgerError::invalid("anchor must not be null"))?;
+        if !anchor.is_finite() {
+            return Err(LedgerError::invalid("anchor must be a finite timestamp"));
+        }
+        let cap = amount::non_negative(spi::to_dec(&rollover_cap.unwrap_or_default(), "rollover_cap")?, "rollover_cap")?;
+        let shares: Option<Vec<Option<String>>> = rollover_shares.map(|v| v.into_iter().map(|s| s.map(|x| x.to_string())).collect());
+        parse_shares(shares.clone())?;
+        spi::with(|c| {
+            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?).ok_or_else(|| wallets::wallet_missing(wallet))?;
+            let wallet_id: i64 = w.req(1)?;
+            let scale = wallets::asset_scale(c, asset)?;
+            let amount = amount::fits_scale(amount, scale, "amount", asset)?;
+            let id = match spi::first(exec(c, sql::ALLOWANCE_GET, &[wallet_id.into(), asset.into()])?) {
+                Some(existing) => {
+                    let id: i64 = existing.req(1)?;
+                    exec(c, sql::ALLOWANCE_UPDATE, &[id.into(), num(amount).into(), num(cap).into(), shares.clone().into()])?;
+                    id
+                }
+                None => {
+                    let args = [wallet_id.into(), asset.into(), num(amount).into(), period.into(), anchor.into(), num(cap).into(), shares.clone().into()];
+                    let r = spi::first(exec(c, sql::ALLOWANCE_INSERT, &args)?)
+                        .ok_or_else(|| LedgerError::new(Kind::Internal, "allowance insert returned nothing"))?;
+                    let id: i64 = r.req(1)?;
+                    let start: TimestampWithTimeZone = r.req(2)?;
+                    let end: TimestampWithTimeZone = r.req(3)?;
+                    let gid = grants::insert(
+                        c,
+                        NewGrant {
+                            wallet_id,
+                            asset,
+                            category: "included",
+                            priority: grants::default_priority("included"),
+                            amount,
+                            effective_at: Some(start),
+                            expires_at: Some(end),
+                            unit_price: Decimal::ZERO,
+                            key: None,
+                            hash: None,
+                            metadata: None,
+                            source: "allowance",
+                        },
+                    )?;
+                    exec(c, sql::ALLOWANCE_ADVANCE, &[id.into(), end.into(), Some(gid).into()])?;
+                    id
+                }
+            };
+            let r = spi::first(exec(c, sql::ALLOWANCE_ROW, &[id.into()])?).ok_or_else(|| LedgerError::new(Kind::Internal, "allowance vanished"))?;
+            Ok((r.req::<String>(1)?, r.req::<String>(2)?, r.req::<AnyNumeric>(3)?, r.req::<Interval>(4)?, r.req::<TimestampWithTimeZone>(7)?))
+        })
+    })());
+    TableIterator::once(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn policies() {
+        // none
+        assert_eq!(carry(d("40"), 0, Decimal::ZERO, &[], 4), Decimal::ZERO);
+        // capped: at most N, one period only
+        assert_eq!(carry(d("40"), 0, d("25"), &[], 4), d("25"));
+        assert_eq!(carry(d("10"), 0, d("25"), &[], 4), d("10"));
+        assert_eq!(carry(d("10"), 1, d("25"), &[], 4), Decimal::ZERO);
+        // declining 100% then 50% then 0
+        let s = [d("1"), d("0.5")];
+        assert_eq!(carry(d("40"), 0, Decimal::ZERO, &s, 4), d("40"));
+        assert_eq!(carry(d("30"), 1, Decimal::ZERO, &s, 4), d("15"));
+        assert_eq!(carry(d("15"), 2, Decimal::ZERO, &s, 4), Decimal::ZERO);
+        // rounding down to scale
+        assert_eq!(carry(d("0.0003"), 1, Decimal::ZERO, &s, 4), d("0.0001"));
+    }
+}
