@@ -56,7 +56,11 @@ pub fn allocate(lots: &[Lot], need: Decimal) -> (Vec<Take>, Decimal) {
             continue;
         }
         let amount = lot.available.min(left);
-        takes.push(Take { grant_id: lot.grant_id, wallet_id: lot.wallet_id, amount });
+        takes.push(Take {
+            grant_id: lot.grant_id,
+            wallet_id: lot.wallet_id,
+            amount,
+        });
         left -= amount;
     }
     (takes, left.max(Decimal::ZERO))
@@ -77,7 +81,11 @@ pub fn give_back(paid: &[Take], returned: &[Decimal], amount: Decimal) -> (Vec<T
             continue;
         }
         let part = room.min(left);
-        parts.push(Take { grant_id: take.grant_id, wallet_id: take.wallet_id, amount: part });
+        parts.push(Take {
+            grant_id: take.grant_id,
+            wallet_id: take.wallet_id,
+            amount: part,
+        });
         left -= part;
     }
     (parts, left.max(Decimal::ZERO))
@@ -89,12 +97,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn lot(id: i64, priority: i32, exp: Option<i64>, avail: i64) -> Lot {
-        Lot { grant_id: id, wallet_id: 1, priority, expires_at: exp, available: Decimal::from(avail) }
+        Lot {
+            grant_id: id,
+            wallet_id: 1,
+            priority,
+            expires_at: exp,
+            available: Decimal::from(avail),
+        }
     }
 
     #[test]
     fn order_priority_then_expiry_then_age() {
-        let mut lots = vec![
+        let mut lots = [
             lot(1, 50, None, 1),
             lot(2, 10, None, 1),
             lot(3, 10, Some(100), 1),
@@ -122,8 +136,16 @@ mod tests {
     #[test]
     fn give_back_reverse_order() {
         let paid = vec![
-            Take { grant_id: 1, wallet_id: 1, amount: Decimal::from(5) },
-            Take { grant_id: 2, wallet_id: 1, amount: Decimal::from(3) },
+            Take {
+                grant_id: 1,
+                wallet_id: 1,
+                amount: Decimal::from(5),
+            },
+            Take {
+                grant_id: 2,
+                wallet_id: 1,
+                amount: Decimal::from(3),
+            },
         ];
         let (parts, left) = give_back(&paid, &[Decimal::ZERO, Decimal::ZERO], Decimal::from(4));
         assert_eq!(left, Decimal::ZERO);
@@ -131,28 +153,34 @@ mod tests {
         assert_eq!(parts[0].amount, Decimal::from(3));
         assert_eq!(parts[1].grant_id, 1);
         assert_eq!(parts[1].amount, Decimal::from(1));
-        let (_, left) = give_back(&paid, &[Decimal::from(5), Decimal::from(2)], Decimal::from(4));
+        let (_, left) = give_back(
+            &paid,
+            &[Decimal::from(5), Decimal::from(2)],
+            Decimal::from(4),
+        );
         assert_eq!(left, Decimal::from(3));
     }
 
     fn arb_lots() -> impl Strategy<Value = Vec<Lot>> {
-        prop::collection::vec((0i32..5, prop::option::of(0i64..10), 0i64..1000, 0u32..3), 0..20).prop_map(
-            |v| {
-                let mut lots: Vec<Lot> = v
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (p, e, a, s))| Lot {
-                        grant_id: i as i64 + 1,
-                        wallet_id: 1,
-                        priority: p,
-                        expires_at: e,
-                        available: Decimal::new(a, s),
-                    })
-                    .collect();
-                lots.sort_by(consumption_order);
-                lots
-            },
+        prop::collection::vec(
+            (0i32..5, prop::option::of(0i64..10), 0i64..1000, 0u32..3),
+            0..20,
         )
+        .prop_map(|v| {
+            let mut lots: Vec<Lot> = v
+                .into_iter()
+                .enumerate()
+                .map(|(i, (p, e, a, s))| Lot {
+                    grant_id: i as i64 + 1,
+                    wallet_id: 1,
+                    priority: p,
+                    expires_at: e,
+                    available: Decimal::new(a, s),
+                })
+                .collect();
+            lots.sort_by(consumption_order);
+            lots
+        })
     }
 
     proptest! {

@@ -3,11 +3,13 @@
 //! An allowance grants `amount` (category `included`) at the start of every period, expiring at
 //! the period's end. At each boundary, before anything expires, the rollover policy moves part
 //! of the unused included credits into a new `rollover` grant that expires one period later:
+//!
 //! - none (default): nothing rolls over, the unused credits expire (breakage);
 //! - capped (`rollover_cap` = N > 0): at most N credits carry into the next period only;
 //! - declining (`rollover_shares`, e.g. `{1, 0.5}`): unused allowance credits carry in full into
 //!   the next period, half of what is still unused then carries one period more, the rest
 //!   expires; `{0.25}` carries a quarter for one period. Shares take precedence over the cap.
+//!
 //! Carried amounts are rounded down to the asset's scale. Boundaries missed by a late scheduler
 //! are processed one by one in order, exactly as if the scheduler had run on time (a grant past
 //! its expiry is never spendable, so its unused amount at the boundary is still its remaining).
@@ -27,18 +29,29 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 /// How much of `unused` carries over from a grant of rollover generation `generation`
 /// (0 = the allowance grant itself). Pure.
-pub fn carry(unused: Decimal, generation: usize, cap: Decimal, shares: &[Decimal], scale: u32) -> Decimal {
+pub fn carry(
+    unused: Decimal,
+    generation: usize,
+    cap: Decimal,
+    shares: &[Decimal],
+    scale: u32,
+) -> Decimal {
     if unused <= Decimal::ZERO {
         return Decimal::ZERO;
     }
     let raw = if !shares.is_empty() {
-        shares.get(generation).map(|s| unused * *s).unwrap_or(Decimal::ZERO)
+        shares
+            .get(generation)
+            .map(|s| unused * *s)
+            .unwrap_or(Decimal::ZERO)
     } else if generation == 0 {
         unused.min(cap)
     } else {
         Decimal::ZERO
     };
-    raw.round_dp_with_strategy(scale, RoundingStrategy::ToZero).max(Decimal::ZERO).min(unused)
+    raw.round_dp_with_strategy(scale, RoundingStrategy::ToZero)
+        .max(Decimal::ZERO)
+        .min(unused)
 }
 
 fn parse_shares(v: Option<Vec<Option<String>>>) -> Result<Vec<Decimal>> {
@@ -47,7 +60,9 @@ fn parse_shares(v: Option<Vec<Option<String>>>) -> Result<Vec<Decimal>> {
         let s = s.ok_or_else(|| LedgerError::invalid("rollover_shares must not contain NULL"))?;
         let d = amount::parse(&s, "rollover_shares")?;
         if d < Decimal::ZERO || d > Decimal::ONE {
-            return Err(LedgerError::invalid(format!("rollover_shares must be between 0 and 1, got {d}")));
+            return Err(LedgerError::invalid(format!(
+                "rollover_shares must be between 0 and 1, got {d}"
+            )));
         }
         out.push(d);
     }
@@ -66,9 +81,16 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     let scale = row.req::<i32>(10)? as u32;
     let next: TimestampWithTimeZone = row.req(11)?;
     let mut ending = Vec::new();
-    for g in exec(c, sql::ENDING_GRANTS, &[wallet_id.into(), asset.as_str().into(), boundary.into()])? {
+    for g in exec(
+        c,
+        sql::ENDING_GRANTS,
+        &[wallet_id.into(), asset.as_str().into(), boundary.into()],
+    )? {
         let source: String = g.req(3)?;
-        let generation = source.strip_prefix("rollover:").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        let generation = source
+            .strip_prefix("rollover:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
         ending.push((g.req::<i64>(1)?, g.dec(2)?, generation, g.dec(4)?));
     }
     for (gid, unused, generation, unit_price) in ending {
@@ -76,7 +98,20 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
         if moved <= Decimal::ZERO {
             continue;
         }
-        ledger::apply(c, &[Movement::grant(gid, wallet_id, "rollover", -moved, Decimal::ZERO)], &asset, None, None, Some("rolled over"))?;
+        ledger::apply(
+            c,
+            &[Movement::grant(
+                gid,
+                wallet_id,
+                "rollover",
+                -moved,
+                Decimal::ZERO,
+            )],
+            &asset,
+            None,
+            None,
+            Some("rolled over"),
+        )?;
         let source = format!("rollover:{}", generation + 1);
         grants::insert(
             c,
@@ -113,7 +148,11 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
             source: "allowance",
         },
     )?;
-    exec(c, sql::ALLOWANCE_ADVANCE, &[id.into(), next.into(), Some(gid).into()])?;
+    exec(
+        c,
+        sql::ALLOWANCE_ADVANCE,
+        &[id.into(), next.into(), Some(gid).into()],
+    )?;
     Ok(())
 }
 
@@ -122,7 +161,9 @@ pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max: i64) ->
     let mut done = 0;
     loop {
         let due = exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1i64.into()])?;
-        let Some(row) = spi::first(due) else { return Ok(done) };
+        let Some(row) = spi::first(due) else {
+            return Ok(done);
+        };
         let wallet_id: i64 = row.req(2)?;
         exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?;
         // re-read under the lock: another tick may have advanced it
@@ -152,7 +193,13 @@ fn credit_allowance_set(
     rollover_shares: default!(Option<Vec<Option<AnyNumeric>>>, "NULL"),
 ) -> TableIterator<
     'static,
-    (name!(wallet, String), name!(asset, String), name!(amount, AnyNumeric), name!(period, Interval), name!(next_boundary, TimestampWithTimeZone)),
+    (
+        name!(wallet, String),
+        name!(asset, String),
+        name!(amount, AnyNumeric),
+        name!(period, Interval),
+        name!(next_boundary, TimestampWithTimeZone),
+    ),
 > {
     let row = or_raise((|| {
         let wallet = input::name(wallet, "wallet")?;
@@ -160,31 +207,65 @@ fn credit_allowance_set(
         let amount = amount.ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
         let amount = amount::positive(spi::to_dec(&amount, "amount")?, "amount")?;
         let period = period.ok_or_else(|| LedgerError::invalid("period must not be null"))?;
-        if period.months() < 0 || period.days() < 0 || period.micros() < 0 || (period.months() == 0 && period.days() == 0 && period.micros() < 3_600_000_000) {
-            return Err(LedgerError::invalid(format!("period must be at least one hour, got {period}")));
+        if period.months() < 0
+            || period.days() < 0
+            || period.micros() < 0
+            || (period.months() == 0 && period.days() == 0 && period.micros() < 3_600_000_000)
+        {
+            return Err(LedgerError::invalid(format!(
+                "period must be at least one hour, got {period}"
+            )));
         }
         let anchor = anchor.ok_or_else(|| LedgerError::invalid("anchor must not be null"))?;
         if !anchor.is_finite() {
             return Err(LedgerError::invalid("anchor must be a finite timestamp"));
         }
-        let cap = amount::non_negative(spi::to_dec(&rollover_cap.unwrap_or_default(), "rollover_cap")?, "rollover_cap")?;
-        let shares: Option<Vec<Option<String>>> = rollover_shares.map(|v| v.into_iter().map(|s| s.map(|x| x.to_string())).collect());
+        let cap = amount::non_negative(
+            spi::to_dec(&rollover_cap.unwrap_or_default(), "rollover_cap")?,
+            "rollover_cap",
+        )?;
+        let shares: Option<Vec<Option<String>>> =
+            rollover_shares.map(|v| v.into_iter().map(|s| s.map(|x| x.to_string())).collect());
         parse_shares(shares.clone())?;
         spi::with(|c| {
-            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?).ok_or_else(|| wallets::wallet_missing(wallet))?;
+            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
+                .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id: i64 = w.req(1)?;
             let scale = wallets::asset_scale(c, asset)?;
             let amount = amount::fits_scale(amount, scale, "amount", asset)?;
-            let id = match spi::first(exec(c, sql::ALLOWANCE_GET, &[wallet_id.into(), asset.into()])?) {
+            let id = match spi::first(exec(
+                c,
+                sql::ALLOWANCE_GET,
+                &[wallet_id.into(), asset.into()],
+            )?) {
                 Some(existing) => {
                     let id: i64 = existing.req(1)?;
-                    exec(c, sql::ALLOWANCE_UPDATE, &[id.into(), num(amount).into(), num(cap).into(), shares.clone().into()])?;
+                    exec(
+                        c,
+                        sql::ALLOWANCE_UPDATE,
+                        &[
+                            id.into(),
+                            num(amount).into(),
+                            num(cap).into(),
+                            shares.clone().into(),
+                        ],
+                    )?;
                     id
                 }
                 None => {
-                    let args = [wallet_id.into(), asset.into(), num(amount).into(), period.into(), anchor.into(), num(cap).into(), shares.clone().into()];
-                    let r = spi::first(exec(c, sql::ALLOWANCE_INSERT, &args)?)
-                        .ok_or_else(|| LedgerError::new(Kind::Internal, "allowance insert returned nothing"))?;
+                    let args = [
+                        wallet_id.into(),
+                        asset.into(),
+                        num(amount).into(),
+                        period.into(),
+                        anchor.into(),
+                        num(cap).into(),
+                        shares.clone().into(),
+                    ];
+                    let r =
+                        spi::first(exec(c, sql::ALLOWANCE_INSERT, &args)?).ok_or_else(|| {
+                            LedgerError::new(Kind::Internal, "allowance insert returned nothing")
+                        })?;
                     let id: i64 = r.req(1)?;
                     let start: TimestampWithTimeZone = r.req(2)?;
                     let end: TimestampWithTimeZone = r.req(3)?;
@@ -205,12 +286,23 @@ fn credit_allowance_set(
                             source: "allowance",
                         },
                     )?;
-                    exec(c, sql::ALLOWANCE_ADVANCE, &[id.into(), end.into(), Some(gid).into()])?;
+                    exec(
+                        c,
+                        sql::ALLOWANCE_ADVANCE,
+                        &[id.into(), end.into(), Some(gid).into()],
+                    )?;
                     id
                 }
             };
-            let r = spi::first(exec(c, sql::ALLOWANCE_ROW, &[id.into()])?).ok_or_else(|| LedgerError::new(Kind::Internal, "allowance vanished"))?;
-            Ok((r.req::<String>(1)?, r.req::<String>(2)?, r.req::<AnyNumeric>(3)?, r.req::<Interval>(4)?, r.req::<TimestampWithTimeZone>(7)?))
+            let r = spi::first(exec(c, sql::ALLOWANCE_ROW, &[id.into()])?)
+                .ok_or_else(|| LedgerError::new(Kind::Internal, "allowance vanished"))?;
+            Ok((
+                r.req::<String>(1)?,
+                r.req::<String>(2)?,
+                r.req::<AnyNumeric>(3)?,
+                r.req::<Interval>(4)?,
+                r.req::<TimestampWithTimeZone>(7)?,
+            ))
         })
     })());
     TableIterator::once(row)

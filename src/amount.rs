@@ -14,7 +14,9 @@ use std::str::FromStr;
 pub fn parse(text: &str, what: &str) -> Result<Decimal> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
-        return Err(LedgerError::invalid(format!("{what} must be a finite number, got {t}")));
+        return Err(LedgerError::invalid(format!(
+            "{what} must be a finite number, got {t}"
+        )));
     }
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
@@ -27,7 +29,9 @@ pub fn parse(text: &str, what: &str) -> Result<Decimal> {
 /// A strictly positive amount.
 pub fn positive(value: Decimal, what: &str) -> Result<Decimal> {
     if value <= Decimal::ZERO {
-        return Err(LedgerError::invalid(format!("{what} must be greater than zero, got {value}")));
+        return Err(LedgerError::invalid(format!(
+            "{what} must be greater than zero, got {value}"
+        )));
     }
     Ok(value.normalize())
 }
@@ -35,7 +39,9 @@ pub fn positive(value: Decimal, what: &str) -> Result<Decimal> {
 /// A non-negative amount.
 pub fn non_negative(value: Decimal, what: &str) -> Result<Decimal> {
     if value < Decimal::ZERO {
-        return Err(LedgerError::invalid(format!("{what} must not be negative, got {value}")));
+        return Err(LedgerError::invalid(format!(
+            "{what} must not be negative, got {value}"
+        )));
     }
     Ok(value.normalize())
 }
@@ -55,13 +61,18 @@ pub fn fits_scale(value: Decimal, scale: u32, what: &str, asset: &str) -> Result
 
 /// Round a cost up (towards +infinity) to `scale` decimals.
 pub fn round_up(value: Decimal, scale: u32) -> Decimal {
-    value.round_dp_with_strategy(scale, RoundingStrategy::ToPositiveInfinity).normalize()
+    value
+        .round_dp_with_strategy(scale, RoundingStrategy::ToPositiveInfinity)
+        .normalize()
 }
 
 /// cost = ceil(quantity × credits_per_unit) at the asset's scale.
 pub fn cost(quantity: Decimal, per_unit: Decimal, scale: u32) -> Result<Decimal> {
     let raw = quantity.checked_mul(per_unit).ok_or_else(|| {
-        LedgerError::new(Kind::OutOfRange, format!("cost of quantity {quantity} at {per_unit} per unit is out of range"))
+        LedgerError::new(
+            Kind::OutOfRange,
+            format!("cost of quantity {quantity} at {per_unit} per unit is out of range"),
+        )
     })?;
     Ok(round_up(raw, scale))
 }

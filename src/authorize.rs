@@ -20,9 +20,9 @@ use crate::spi::{self, exec, num, opt_num, RowExt};
 use crate::types::Record;
 use crate::wallets;
 use pgrx::datum::DatumWithOid;
+use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::datum::Interval;
 use pgrx::{AnyNumeric, JsonB};
 use rust_decimal::Decimal;
 
@@ -113,11 +113,22 @@ fn lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Vec<Lot>> 
 }
 
 /// Plan spending `cost` of `asset` from wallet `w` (whose lock the caller holds unless quoting).
-pub fn plan(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode: Mode) -> Result<Plan> {
+pub fn plan(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    asset: &str,
+    cost: Decimal,
+    mode: Mode,
+) -> Result<Plan> {
     let mut retried = false;
     loop {
         let p = plan_once(c, w, asset, cost, mode)?;
-        if p.reason.is_none() || retried || mode == Mode::Quote || p.reason == Some("wallet_frozen") || p.reason == Some("spend_cap_reached") {
+        if p.reason.is_none()
+            || retried
+            || mode == Mode::Quote
+            || p.reason == Some("wallet_frozen")
+            || p.reason == Some("spend_cap_reached")
+        {
             return Ok(p);
         }
         // Expired holds still counted as held on the grants: finalize them and retry once.
@@ -135,7 +146,13 @@ pub fn plan(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode:
     }
 }
 
-fn plan_once(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode: Mode) -> Result<Plan> {
+fn plan_once(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    asset: &str,
+    cost: Decimal,
+    mode: Mode,
+) -> Result<Plan> {
     let mut p = Plan::default();
     let own = lots(c, w.id, asset)?;
     p.own_available = own.iter().map(|l| l.available).sum();
@@ -149,25 +166,33 @@ fn plan_once(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode
     if let (Some(cap), Some(state)) = (w.spend_cap, p.own_state.as_ref()) {
         if state.period_spent + cost > cap {
             p.reason = Some("spend_cap_reached");
-            p.spendable = (cap - state.period_spent).max(Decimal::ZERO).min(p.own_available);
+            p.spendable = (cap - state.period_spent)
+                .max(Decimal::ZERO)
+                .min(p.own_available);
             return Ok(p);
         }
     }
     let hold = mode == Mode::Hold;
     let (takes, mut short) = allocation::allocate(&own, cost);
     for t in &takes {
-        p.moves.push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
+        p.moves
+            .push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
         p.own_part += t.amount;
     }
     p.spendable = p.own_available;
     let mut pool_limited = false;
     if let Some(pid) = w.parent_id {
-        let parent_sql = if mode == Mode::Quote { sql::WALLET_GET_ID } else { sql::WALLET_LOCK_ID };
+        let parent_sql = if mode == Mode::Quote {
+            sql::WALLET_GET_ID
+        } else {
+            sql::WALLET_LOCK_ID
+        };
         // The pool is only locked when the member's own grants do not cover the cost.
         let parent_needed = short > Decimal::ZERO || mode == Mode::Quote;
         if parent_needed {
-            let prow = spi::first(exec(c, parent_sql, &[pid.into()])?)
-                .ok_or_else(|| LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished")))?;
+            let prow = spi::first(exec(c, parent_sql, &[pid.into()])?).ok_or_else(|| {
+                LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"))
+            })?;
             let parent = Wallet::from_row(&prow)?;
             if !parent.frozen {
                 if parent.tracked {
@@ -189,7 +214,8 @@ fn plan_once(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode
                 p.spendable += room;
                 let (ptakes, pshort) = allocation::allocate(&pool, short.min(room));
                 for t in &ptakes {
-                    p.moves.push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
+                    p.moves
+                        .push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
                     p.pool_part += t.amount;
                 }
                 short = short - short.min(room) + pshort;
@@ -208,7 +234,11 @@ fn plan_once(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, cost: Decimal, mode
         }
     }
     if short > Decimal::ZERO {
-        p.reason = Some(if pool_limited { "pool_limit_reached" } else { "insufficient_credits" });
+        p.reason = Some(if pool_limited {
+            "pool_limit_reached"
+        } else {
+            "insufficient_credits"
+        });
         p.moves.clear();
         p.own_part = Decimal::ZERO;
         p.pool_part = Decimal::ZERO;
@@ -226,7 +256,14 @@ fn spend_move(grant_id: i64, wallet_id: i64, amount: Decimal, hold: bool) -> Mov
 }
 
 /// Record the counters of an applied plan (spend, pool draw, debt) and the alert.
-pub fn commit_plan(c: &mut SpiClient<'_>, w: &Wallet, wallet: &str, p: &mut Plan, cost: Decimal, sign: Decimal) -> Result<()> {
+pub fn commit_plan(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    wallet: &str,
+    p: &mut Plan,
+    cost: Decimal,
+    sign: Decimal,
+) -> Result<()> {
     if let Some(state) = p.own_state.as_mut() {
         state.period_spent += sign * cost;
         state.pool_drawn += sign * p.pool_part;
@@ -244,7 +281,12 @@ pub fn commit_plan(c: &mut SpiClient<'_>, w: &Wallet, wallet: &str, p: &mut Plan
     Ok(())
 }
 
-pub fn check_rate(row: &impl RowExt, action: &str, variant: Option<&str>, wallet: &str) -> Result<Rate> {
+pub fn check_rate(
+    row: &impl RowExt,
+    action: &str,
+    variant: Option<&str>,
+    wallet: &str,
+) -> Result<Rate> {
     match row.col::<i64>(9)? {
         Some(id) => Ok(Rate {
             id,
@@ -314,13 +356,29 @@ impl<'a> Request<'a> {
         let quantity = input::quantity(quantity.map(|q| q.to_string()))?;
         let key = input::key(key)?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
-        Ok(Request { wallet, action, variant, quantity, key, metadata, ttl: None, mode })
+        Ok(Request {
+            wallet,
+            action,
+            variant,
+            quantity,
+            key,
+            metadata,
+            ttl: None,
+            mode,
+        })
     }
 
     fn fingerprint(&self) -> i64 {
-        let ttl = self.ttl.map(|t| format!("{}/{}/{}", t.months(), t.days(), t.micros())).unwrap_or_default();
+        let ttl = self
+            .ttl
+            .map(|t| format!("{}/{}/{}", t.months(), t.days(), t.micros()))
+            .unwrap_or_default();
         input::fingerprint(&[
-            if self.mode == Mode::Hold { "hold" } else { "authorize" },
+            if self.mode == Mode::Hold {
+                "hold"
+            } else {
+                "authorize"
+            },
             self.action,
             self.variant.unwrap_or("\u{1}"),
             &self.quantity.normalize().to_string(),
@@ -332,20 +390,26 @@ impl<'a> Request<'a> {
 
 /// Authorize or hold: the whole atomic step. Returns the authorization id.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
-    let row = spi::first(exec(c, sql::WALLET_LOCK_AND_RATE, &[r.wallet.into(), r.action.into(), r.variant.into()])?)
-        .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+    let row = spi::first(exec(
+        c,
+        sql::WALLET_LOCK_AND_RATE,
+        &[r.wallet.into(), r.action.into(), r.variant.into()],
+    )?)
+    .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
     let w = Wallet::from_row(&row)?;
     let hash = r.key.map(|_| r.fingerprint());
     if let (Some(k), Some(h)) = (r.key, hash) {
         if let Some(prev) = spi::first(exec(c, sql::AUTH_BY_KEY, &[w.id.into(), k.into()])?) {
             if prev.col::<i64>(2)? != Some(h) {
-                return Err(LedgerError::key_reused(k).detail(format!("authorization {} used it first", prev.req::<i64>(1)?)));
+                return Err(LedgerError::key_reused(k).detail(format!(
+                    "authorization {} used it first",
+                    prev.req::<i64>(1)?
+                )));
             }
             return prev.req::<i64>(1);
         }
     }
     let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
-    drop(row);
     let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
     let mut p = plan(c, &w, &rate.asset, cost, r.mode)?;
     let approved = p.reason.is_none();
@@ -359,7 +423,12 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
     let [m1, m2, m3, m4, m5] = ledger::arrays(&p.moves);
     let args: Vec<DatumWithOid> = vec![
         w.id.into(),
-        (if r.mode == Mode::Hold { "hold" } else { "debit" }).into(),
+        (if r.mode == Mode::Hold {
+            "hold"
+        } else {
+            "debit"
+        })
+        .into(),
         status.into(),
         p.reason.into(),
         r.action.into(),
@@ -403,7 +472,15 @@ fn credit_authorize(
     metadata: default!(Option<JsonB>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
-        let r = Request::parse(wallet, action, quantity, variant, idempotency_key, metadata, Mode::Debit)?;
+        let r = Request::parse(
+            wallet,
+            action,
+            quantity,
+            variant,
+            idempotency_key,
+            metadata,
+            Mode::Debit,
+        )?;
         spi::with(|c| {
             let id = spend(c, &r)?;
             authorization_tuple(c, id)
@@ -426,10 +503,20 @@ fn credit_hold(
     ttl: default!(Option<Interval>, "'10 minutes'"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
-        let mut r = Request::parse(wallet, action, quantity, variant, idempotency_key, metadata, Mode::Hold)?;
+        let mut r = Request::parse(
+            wallet,
+            action,
+            quantity,
+            variant,
+            idempotency_key,
+            metadata,
+            Mode::Hold,
+        )?;
         let ttl = ttl.ok_or_else(|| LedgerError::invalid("ttl must not be null"))?;
         if ttl.as_micros() <= 0 || ttl.months() < 0 || ttl.days() < 0 || ttl.micros() < 0 {
-            return Err(LedgerError::invalid(format!("ttl must be positive, got {ttl}")));
+            return Err(LedgerError::invalid(format!(
+                "ttl must be positive, got {ttl}"
+            )));
         }
         r.ttl = Some(ttl);
         spi::with(|c| {
@@ -462,14 +549,24 @@ fn credit_quote(
     let row = or_raise((|| {
         let r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
         spi::with(|c| {
-            let row = spi::first(exec(c, sql::WALLET_AND_RATE, &[r.wallet.into(), r.action.into(), r.variant.into()])?)
-                .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+            let row = spi::first(exec(
+                c,
+                sql::WALLET_AND_RATE,
+                &[r.wallet.into(), r.action.into(), r.variant.into()],
+            )?)
+            .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
             let w = Wallet::from_row(&row)?;
             let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
-            drop(row);
             let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
             let p = plan(c, &w, &rate.asset, cost, Mode::Quote)?;
-            Ok((num(cost), rate.asset, num(p.spendable), p.reason.is_none(), p.reason.map(String::from), rate.id))
+            Ok((
+                num(cost),
+                rate.asset,
+                num(p.spendable),
+                p.reason.is_none(),
+                p.reason.map(String::from),
+                rate.id,
+            ))
         })
     })());
     TableIterator::once(row)

@@ -10,7 +10,8 @@ pub const ASSET_INSERT: &str =
 pub const ASSET_DESCRIBE: &str =
     "UPDATE credit_ledger.assets SET description = coalesce($2, description) WHERE asset = $1";
 
-pub const RATE_CARD_ENSURE: &str = "INSERT INTO credit_ledger.rate_cards (rate_card) VALUES ($1) ON CONFLICT DO NOTHING";
+pub const RATE_CARD_ENSURE: &str =
+    "INSERT INTO credit_ledger.rate_cards (rate_card) VALUES ($1) ON CONFLICT DO NOTHING";
 pub const RATE_CARD_EXISTS: &str = "SELECT 1 FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
 pub const WALLET_ID: &str = "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1";
@@ -276,13 +277,15 @@ pub const RATE_CARD_DESCRIBE: &str =
     "UPDATE credit_ledger.rate_cards SET description = coalesce($2, description) WHERE rate_card = $1 RETURNING description";
 
 pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify('credit_ledger', $1)";
-pub const WALLET_THRESHOLD: &str = "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1";
+pub const WALLET_THRESHOLD: &str =
+    "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1";
 pub const WALLET_GET_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
   FROM credit_ledger.wallets WHERE id = $1";
 pub const WALLET_NAME: &str = "SELECT wallet FROM credit_ledger.wallets WHERE id = $1";
 pub const PARSE_TS: &str = "SELECT $1::timestamptz";
-pub const RATE_CARD_GET: &str = "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";
+pub const RATE_CARD_GET: &str =
+    "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
 // ---- allowances -------------------------------------------------------------------------------
 

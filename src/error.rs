@@ -43,7 +43,12 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 
 impl LedgerError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        LedgerError { kind, message: message.into(), detail: None, hint: None }
+        LedgerError {
+            kind,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(Kind::InvalidArgument, message)
@@ -55,8 +60,11 @@ impl LedgerError {
         Self::new(Kind::WrongState, message)
     }
     pub fn key_reused(key: &str) -> Self {
-        Self::new(Kind::KeyReused, format!("idempotency key \"{key}\" was already used with other arguments"))
-            .hint("use a new idempotency key for a different request")
+        Self::new(
+            Kind::KeyReused,
+            format!("idempotency key \"{key}\" was already used with other arguments"),
+        )
+        .hint("use a new idempotency key for a different request")
     }
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

@@ -87,15 +87,31 @@ pub fn insert(c: &mut SpiClient<'_>, g: NewGrant<'_>) -> Result<i64> {
         g.metadata.into(),
         g.source.into(),
     ];
-    let row = spi::first(exec(c, sql::GRANT_INSERT, &args)?)
-        .ok_or_else(|| LedgerError::new(crate::error::Kind::Internal, "grant insert returned nothing"))?;
+    let row = spi::first(exec(c, sql::GRANT_INSERT, &args)?).ok_or_else(|| {
+        LedgerError::new(
+            crate::error::Kind::Internal,
+            "grant insert returned nothing",
+        )
+    })?;
     let id = row.req::<i64>(1)?;
     let effective_now = row.req::<bool>(2)?;
-    let mut moves = vec![Movement::grant(id, g.wallet_id, "grant", g.amount, Decimal::ZERO)];
+    let mut moves = vec![Movement::grant(
+        id,
+        g.wallet_id,
+        "grant",
+        g.amount,
+        Decimal::ZERO,
+    )];
     let mut state = ledger::WalletState::load(c, g.wallet_id, g.asset)?;
     if effective_now && state.debt > Decimal::ZERO {
         let settle = state.debt.min(g.amount);
-        moves.push(Movement::grant(id, g.wallet_id, "settlement", -settle, Decimal::ZERO));
+        moves.push(Movement::grant(
+            id,
+            g.wallet_id,
+            "settlement",
+            -settle,
+            Decimal::ZERO,
+        ));
         moves.push(Movement::debt(g.wallet_id, "settlement", settle));
         state.debt -= settle;
     }
@@ -139,7 +155,10 @@ fn credit_grant(
         let wallet = input::name(wallet, "wallet")?;
         let asset = input::name(asset, "asset")?;
         let category = input::name(category, "category")?;
-        let amount_text = amount.as_ref().map(|a| a.to_string()).ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
+        let amount_text = amount
+            .as_ref()
+            .map(|a| a.to_string())
+            .ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
         let amount = amount::positive(amount::parse(&amount_text, "amount")?, "amount")?;
         let unit_price = match unit_price {
             Some(p) => amount::non_negative(spi::to_dec(&p, "unit_price")?, "unit_price")?,
@@ -151,15 +170,24 @@ fn credit_grant(
         let eff = micros(&effective_at).unwrap_or(now);
         if let Some(exp) = micros(&expires_at) {
             if exp <= eff {
-                return Err(LedgerError::invalid("expires_at must be after effective_at")
-                    .detail(format!("expires_at {} is not after effective_at {}", fmt_ts(expires_at), fmt_ts(effective_at))));
+                return Err(
+                    LedgerError::invalid("expires_at must be after effective_at").detail(format!(
+                        "expires_at {} is not after effective_at {}",
+                        fmt_ts(expires_at),
+                        fmt_ts(effective_at)
+                    )),
+                );
             }
             if exp <= now {
                 return Err(LedgerError::invalid("expires_at must be in the future"));
             }
         }
-        if effective_at.is_some_and(|e| !e.is_finite()) || expires_at.is_some_and(|e| !e.is_finite()) {
-            return Err(LedgerError::invalid("effective_at and expires_at must be finite timestamps"));
+        if effective_at.is_some_and(|e| !e.is_finite())
+            || expires_at.is_some_and(|e| !e.is_finite())
+        {
+            return Err(LedgerError::invalid(
+                "effective_at and expires_at must be finite timestamps",
+            ));
         }
         let priority = priority.unwrap_or_else(|| default_priority(category));
         let hash = key.map(|_| {
@@ -170,16 +198,23 @@ fn credit_grant(
                 category,
                 &priority.to_string(),
                 &format!("{:?}", micros(&expires_at)),
-                &format!("{:?}", micros(&effective_at).filter(|_| idempotency_effective_given(effective_at, now))),
+                &format!(
+                    "{:?}",
+                    micros(&effective_at)
+                        .filter(|_| idempotency_effective_given(effective_at, now))
+                ),
                 &unit_price.to_string(),
                 &spi::json_text(&metadata),
             ])
         });
         spi::with(|c| {
-            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?).ok_or_else(|| wallets::wallet_missing(wallet))?;
+            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
+                .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id = w.req::<i64>(1)?;
             if let (Some(k), Some(h)) = (key, hash) {
-                if let Some(row) = spi::first(exec(c, sql::GRANT_BY_KEY, &[wallet_id.into(), k.into()])?) {
+                if let Some(row) =
+                    spi::first(exec(c, sql::GRANT_BY_KEY, &[wallet_id.into(), k.into()])?)
+                {
                     if row.col::<i64>(2)? != Some(h) {
                         return Err(LedgerError::key_reused(k));
                     }

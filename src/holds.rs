@@ -46,15 +46,18 @@ pub struct Auth {
 }
 
 /// Lock the authorization's wallet (and pool), then the authorization itself.
-pub fn lock(c: &mut SpiClient<'_>, id: i64, skip_locked: bool, as_of: Option<TimestampWithTimeZone>) -> Result<Option<(Wallet, Auth)>> {
+pub fn lock(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    skip_locked: bool,
+    as_of: Option<TimestampWithTimeZone>,
+) -> Result<Option<(Wallet, Auth)>> {
     let wallet_id = spi::first(exec(c, sql::AUTH_WALLET, &[id.into()])?)
         .map(|r| r.req::<i64>(1))
         .transpose()?
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
-    if skip_locked {
-        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
-            return Ok(None);
-        }
+    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+        return Ok(None);
     }
     let w = Wallet::from_row(
         &spi::first(exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?)
@@ -93,7 +96,13 @@ fn parts(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<(Lot, bool)>> {
     let mut out = Vec::new();
     for row in table {
         out.push((
-            Lot { grant_id: row.req(1)?, wallet_id: row.req(2)?, priority: 0, expires_at: None, available: row.dec(3)? },
+            Lot {
+                grant_id: row.req(1)?,
+                wallet_id: row.req(2)?,
+                priority: 0,
+                expires_at: None,
+                available: row.dec(3)?,
+            },
             row.req::<bool>(4)?,
         ));
     }
@@ -101,18 +110,42 @@ fn parts(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<(Lot, bool)>> {
 }
 
 /// Movements giving `amount` of a hold part back to its grant (expired grants: breakage).
-fn give_back(moves: &mut Vec<Movement>, lot: &Lot, expired: bool, amount: Decimal, kind: &'static str) {
+fn give_back(
+    moves: &mut Vec<Movement>,
+    lot: &Lot,
+    expired: bool,
+    amount: Decimal,
+    kind: &'static str,
+) {
     if amount <= Decimal::ZERO {
         return;
     }
-    moves.push(Movement::grant(lot.grant_id, lot.wallet_id, kind, Decimal::ZERO, -amount));
+    moves.push(Movement::grant(
+        lot.grant_id,
+        lot.wallet_id,
+        kind,
+        Decimal::ZERO,
+        -amount,
+    ));
     if expired {
-        moves.push(Movement::grant(lot.grant_id, lot.wallet_id, "expiry", -amount, Decimal::ZERO));
+        moves.push(Movement::grant(
+            lot.grant_id,
+            lot.wallet_id,
+            "expiry",
+            -amount,
+            Decimal::ZERO,
+        ));
     }
 }
 
 /// Undo a hold's counters by `amount` (pool part `pool`).
-fn uncount(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, amount: Decimal, pool: Decimal) -> Result<()> {
+fn uncount(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    asset: &str,
+    amount: Decimal,
+    pool: Decimal,
+) -> Result<()> {
     if w.tracked {
         let mut s = WalletState::load(c, w.id, asset)?;
         s.period_spent -= amount;
@@ -129,6 +162,7 @@ fn uncount(c: &mut SpiClient<'_>, w: &Wallet, asset: &str, amount: Decimal, pool
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn close(
     c: &mut SpiClient<'_>,
     a: &Auth,
@@ -159,8 +193,15 @@ fn close(
 
 /// Finalize an expired hold (caller may already hold the wallet lock). Returns false when
 /// `skip_locked` and the wallet is busy, or when the hold is no longer open and expired.
-pub fn expire_hold_with(c: &mut SpiClient<'_>, id: i64, skip_locked: bool, as_of: Option<TimestampWithTimeZone>) -> Result<bool> {
-    let Some((w, a)) = lock(c, id, skip_locked, as_of)? else { return Ok(false) };
+pub fn expire_hold_with(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    skip_locked: bool,
+    as_of: Option<TimestampWithTimeZone>,
+) -> Result<bool> {
+    let Some((w, a)) = lock(c, id, skip_locked, as_of)? else {
+        return Ok(false);
+    };
     if a.status != "held" || !a.ttl_passed {
         return Ok(false);
     }
@@ -173,9 +214,26 @@ pub fn expire_hold_with(c: &mut SpiClient<'_>, id: i64, skip_locked: bool, as_of
             pool += lot.available;
         }
     }
-    ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), Some("hold ttl passed"))?;
+    ledger::apply(
+        c,
+        &moves,
+        &a.asset,
+        Some(id),
+        Some(w.id),
+        Some("hold ttl passed"),
+    )?;
     uncount(c, &w, &a.asset, a.cost, pool)?;
-    close(c, &a, "expired", None, None, None, None, None, (Decimal::ZERO, Decimal::ZERO))?;
+    close(
+        c,
+        &a,
+        "expired",
+        None,
+        None,
+        None,
+        None,
+        None,
+        (Decimal::ZERO, Decimal::ZERO),
+    )?;
     Ok(true)
 }
 
@@ -203,10 +261,18 @@ fn closed_error(a: &Auth, verb: &str) -> LedgerError {
     LedgerError::wrong_state(format!("cannot {verb} hold {}: it {what}", a.id))
 }
 
-fn check_open(c: &mut SpiClient<'_>, a: &Auth, verb: &str, key: Option<&str>, hash: i64) -> Result<Option<()>> {
+fn check_open(
+    c: &mut SpiClient<'_>,
+    a: &Auth,
+    verb: &str,
+    key: Option<&str>,
+    hash: i64,
+) -> Result<Option<()>> {
     if a.kind != "hold" {
-        return Err(LedgerError::wrong_state(format!("authorization {} is not a hold", a.id))
-            .hint("only holds can be captured or released; use credit_refund() for debits"));
+        return Err(
+            LedgerError::wrong_state(format!("authorization {} is not a hold", a.id))
+                .hint("only holds can be captured or released; use credit_refund() for debits"),
+        );
     }
     if a.status != "held" {
         // a retry of the call that closed it returns the first result
@@ -229,19 +295,30 @@ fn credit_capture(
     metadata: default!(Option<JsonB>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
-        let id = authorization_id.ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
-        let quantity = quantity.map(|q| input::quantity(Some(q.to_string()))).transpose()?;
+        let id = authorization_id
+            .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
+        let quantity = quantity
+            .map(|q| input::quantity(Some(q.to_string())))
+            .transpose()?;
         let key = input::key(idempotency_key)?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
-        let hash = input::fingerprint(&["capture", &quantity.map(|q| q.normalize().to_string()).unwrap_or_default()]);
+        let hash = input::fingerprint(&[
+            "capture",
+            &quantity
+                .map(|q| q.normalize().to_string())
+                .unwrap_or_default(),
+        ]);
         spi::with(|c| {
-            let (w, a) = lock(c, id, false, None)?.ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            let (w, a) = lock(c, id, false, None)?
+                .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if check_open(c, &a, "capture", key, hash)?.is_none() {
                 return authorize::authorization_tuple(c, id);
             }
             if a.ttl_passed {
-                return Err(LedgerError::wrong_state(format!("cannot capture hold {id}: it has expired"))
-                    .hint("a hold past its ttl no longer reserves credits; authorize again"));
+                return Err(LedgerError::wrong_state(format!(
+                    "cannot capture hold {id}: it has expired"
+                ))
+                .hint("a hold past its ttl no longer reserves credits; authorize again"));
             }
             let actual = match (quantity, a.credits_per_unit) {
                 (Some(q), Some(per)) => crate::amount::cost(q, per, a.scale)?,
@@ -255,9 +332,19 @@ fn credit_capture(
             let mut pool_held = Decimal::ZERO;
             let mut pool_captured = Decimal::ZERO;
             for (lot, expired) in &ps {
-                let take = takes.iter().find(|t| t.grant_id == lot.grant_id).map(|t| t.amount).unwrap_or_default();
+                let take = takes
+                    .iter()
+                    .find(|t| t.grant_id == lot.grant_id)
+                    .map(|t| t.amount)
+                    .unwrap_or_default();
                 if take > Decimal::ZERO {
-                    moves.push(Movement::grant(lot.grant_id, lot.wallet_id, "capture", -take, -take));
+                    moves.push(Movement::grant(
+                        lot.grant_id,
+                        lot.wallet_id,
+                        "capture",
+                        -take,
+                        -take,
+                    ));
                     captured += take;
                 }
                 give_back(&mut moves, lot, *expired, lot.available - take, "release");
@@ -290,12 +377,28 @@ fn credit_capture(
             }
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
             // counters: the hold counted its full cost; adjust to what was captured
-            uncount(c, &w, &a.asset, a.cost - captured_from_hold, pool_held - pool_captured)?;
+            uncount(
+                c,
+                &w,
+                &a.asset,
+                a.cost - captured_from_hold,
+                pool_held - pool_captured,
+            )?;
             if let Some((mut p, more)) = extra_plan {
                 let wallet = ledger::wallet_name(c, w.id)?;
                 authorize::commit_plan(c, &w, &wallet, &mut p, more, Decimal::ONE)?;
             }
-            close(c, &a, "captured", Some(captured), Some(quantity.unwrap_or(a.quantity)), key, Some(hash), reason, extra)?;
+            close(
+                c,
+                &a,
+                "captured",
+                Some(captured),
+                Some(quantity.unwrap_or(a.quantity)),
+                key,
+                Some(hash),
+                reason,
+                extra,
+            )?;
             authorize::authorization_tuple(c, id)
         })
     })())
@@ -311,12 +414,14 @@ fn credit_release(
     metadata: default!(Option<JsonB>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
-        let id = authorization_id.ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
+        let id = authorization_id
+            .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let key = input::key(idempotency_key)?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
         let hash = input::fingerprint(&["release"]);
         spi::with(|c| {
-            let (w, a) = lock(c, id, false, None)?.ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            let (w, a) = lock(c, id, false, None)?
+                .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if check_open(c, &a, "release", key, hash)?.is_none() {
                 return authorize::authorization_tuple(c, id);
             }
@@ -331,7 +436,17 @@ fn credit_release(
             }
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
             uncount(c, &w, &a.asset, a.cost, pool)?;
-            close(c, &a, "released", None, None, key, Some(hash), None, (Decimal::ZERO, Decimal::ZERO))?;
+            close(
+                c,
+                &a,
+                "released",
+                None,
+                None,
+                key,
+                Some(hash),
+                None,
+                (Decimal::ZERO, Decimal::ZERO),
+            )?;
             authorize::authorization_tuple(c, id)
         })
     })())

@@ -14,11 +14,15 @@ pub const MAX_NAME_LEN: usize = 255;
 pub fn name<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
     match value {
         None => Err(LedgerError::invalid(format!("{what} must not be null"))),
-        Some(v) if v.trim().is_empty() => Err(LedgerError::invalid(format!("{what} must not be empty"))),
+        Some(v) if v.trim().is_empty() => {
+            Err(LedgerError::invalid(format!("{what} must not be empty")))
+        }
         Some(v) if v.chars().count() > MAX_NAME_LEN => Err(LedgerError::invalid(format!(
             "{what} is longer than {MAX_NAME_LEN} characters"
         ))),
-        Some(v) if v.contains('\0') => Err(LedgerError::invalid(format!("{what} contains a NUL character"))),
+        Some(v) if v.contains('\0') => Err(LedgerError::invalid(format!(
+            "{what} contains a NUL character"
+        ))),
         Some(v) => Ok(v),
     }
 }
@@ -45,16 +49,18 @@ pub fn key(value: Option<&str>) -> Result<Option<&str>> {
 pub fn metadata(value: Option<&serde_json::Value>) -> Result<()> {
     match value {
         None | Some(serde_json::Value::Object(_)) => Ok(()),
-        Some(other) => Err(LedgerError::invalid("metadata must be a JSON object").detail(format!(
-            "got a JSON {}",
-            match other {
-                serde_json::Value::Array(_) => "array",
-                serde_json::Value::String(_) => "string",
-                serde_json::Value::Number(_) => "number",
-                serde_json::Value::Bool(_) => "boolean",
-                _ => "null",
-            }
-        ))),
+        Some(other) => Err(
+            LedgerError::invalid("metadata must be a JSON object").detail(format!(
+                "got a JSON {}",
+                match other {
+                    serde_json::Value::Array(_) => "array",
+                    serde_json::Value::String(_) => "string",
+                    serde_json::Value::Number(_) => "number",
+                    serde_json::Value::Bool(_) => "boolean",
+                    _ => "null",
+                }
+            )),
+        ),
     }
 }
 

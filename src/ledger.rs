@@ -27,11 +27,29 @@ pub struct Movement {
 }
 
 impl Movement {
-    pub fn grant(grant_id: i64, wallet_id: i64, kind: &'static str, amount: Decimal, held: Decimal) -> Self {
-        Movement { grant_id: Some(grant_id), wallet_id, kind, amount, held }
+    pub fn grant(
+        grant_id: i64,
+        wallet_id: i64,
+        kind: &'static str,
+        amount: Decimal,
+        held: Decimal,
+    ) -> Self {
+        Movement {
+            grant_id: Some(grant_id),
+            wallet_id,
+            kind,
+            amount,
+            held,
+        }
     }
     pub fn debt(wallet_id: i64, kind: &'static str, amount: Decimal) -> Self {
-        Movement { grant_id: None, wallet_id, kind, amount, held: Decimal::ZERO }
+        Movement {
+            grant_id: None,
+            wallet_id,
+            kind,
+            amount,
+            held: Decimal::ZERO,
+        }
     }
 }
 
@@ -42,7 +60,13 @@ pub fn arrays(moves: &[Movement]) -> [DatumWithOid<'static>; 5] {
     let kinds: Vec<String> = moves.iter().map(|m| m.kind.to_string()).collect();
     let amounts: Vec<AnyNumeric> = moves.iter().map(|m| num(m.amount)).collect();
     let helds: Vec<AnyNumeric> = moves.iter().map(|m| num(m.held)).collect();
-    [ids.into(), wallets.into(), kinds.into(), amounts.into(), helds.into()]
+    [
+        ids.into(),
+        wallets.into(),
+        kinds.into(),
+        amounts.into(),
+        helds.into(),
+    ]
 }
 
 /// Apply movements and journal them.
@@ -58,7 +82,21 @@ pub fn apply(
         return Ok(());
     }
     let [a, b, k, d, e] = arrays(moves);
-    exec(c, sql::APPLY, &[a, b, k, d, e, asset.into(), authorization_id.into(), member_id.into(), note.into()])?;
+    exec(
+        c,
+        sql::APPLY,
+        &[
+            a,
+            b,
+            k,
+            d,
+            e,
+            asset.into(),
+            authorization_id.into(),
+            member_id.into(),
+            note.into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -77,8 +115,12 @@ pub struct WalletState {
 
 impl WalletState {
     pub fn load(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Self> {
-        let row = spi::first(exec(c, sql::WALLET_STATE, &[wallet_id.into(), asset.into()])?)
-            .ok_or_else(|| LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")))?;
+        let row = spi::first(exec(
+            c,
+            sql::WALLET_STATE,
+            &[wallet_id.into(), asset.into()],
+        )?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")))?;
         let debt = row.dec(1)?;
         let spent = row.dec(2)?;
         let drawn = row.dec(3)?;
@@ -96,7 +138,12 @@ impl WalletState {
     }
 
     pub fn changed(&self) -> bool {
-        (self.debt, self.period_spent, self.pool_drawn, self.below_threshold) != self.original
+        (
+            self.debt,
+            self.period_spent,
+            self.pool_drawn,
+            self.below_threshold,
+        ) != self.original
     }
 
     pub fn save(&self, c: &mut SpiClient<'_>) -> Result<()> {
@@ -119,16 +166,22 @@ impl WalletState {
 
 /// A wallet's own balance now (see `credit_balance`).
 pub fn balance(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Decimal> {
-    let row = spi::first(exec(c, sql::WALLET_BALANCE, &[wallet_id.into(), asset.into()])?)
-        .ok_or_else(|| LedgerError::new(Kind::Internal, "balance returned nothing"))?;
+    let row = spi::first(exec(
+        c,
+        sql::WALLET_BALANCE,
+        &[wallet_id.into(), asset.into()],
+    )?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "balance returned nothing"))?;
     row.dec(1)
 }
 
 pub fn threshold(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Option<Decimal>> {
-    Ok(match spi::first(exec(c, sql::WALLET_THRESHOLD, &[wallet_id.into()])?) {
-        Some(row) => row.opt_dec(1)?,
-        None => None,
-    })
+    Ok(
+        match spi::first(exec(c, sql::WALLET_THRESHOLD, &[wallet_id.into()])?) {
+            Some(row) => row.opt_dec(1)?,
+            None => None,
+        },
+    )
 }
 
 /// Send the low-balance alert when a debit takes the wallet below its threshold, once per

@@ -33,8 +33,16 @@ pub mod wallets;
     name = "usage_trigger",
     requires = [authorize::credit_authorize]
 );
-::pgrx::extension_sql_file!("../sql/pools.sql", name = "pools", requires = [grants::credit_grant]);
-::pgrx::extension_sql_file!("../sql/reports.sql", name = "reports", requires = ["schema"]);
+::pgrx::extension_sql_file!(
+    "../sql/pools.sql",
+    name = "pools",
+    requires = [grants::credit_grant]
+);
+::pgrx::extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
+    requires = ["schema"]
+);
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[cfg(test)]

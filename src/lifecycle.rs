@@ -25,12 +25,21 @@ pub struct Swept {
 }
 
 pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<Swept> {
-    let mut out = Swept { grants: 0, credits: Decimal::ZERO, holds: 0, more: false };
+    let mut out = Swept {
+        grants: 0,
+        credits: Decimal::ZERO,
+        holds: 0,
+        more: false,
+    };
     // rollover looks at what is unused at each boundary: process due boundaries before expiring
     let boundaries = crate::allowances::run_due(c, as_of, max_rows)?;
     out.more |= boundaries >= max_rows;
     let wallets: Vec<i64> = {
-        let t = exec(c, sql::WALLETS_WITH_EXPIRED_GRANTS, &[as_of.into(), max_rows.into()])?;
+        let t = exec(
+            c,
+            sql::WALLETS_WITH_EXPIRED_GRANTS,
+            &[as_of.into(), max_rows.into()],
+        )?;
         out.more |= t.len() as i64 >= max_rows;
         let mut v = Vec::new();
         for r in t {
@@ -44,7 +53,11 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
             continue;
         }
         let mut by_asset: Vec<(String, Vec<Movement>)> = Vec::new();
-        for r in exec(c, sql::EXPIRED_GRANTS_OF_WALLET, &[wallet_id.into(), as_of.into()])? {
+        for r in exec(
+            c,
+            sql::EXPIRED_GRANTS_OF_WALLET,
+            &[wallet_id.into(), as_of.into()],
+        )? {
             let id = r.req::<i64>(1)?;
             let asset = r.req::<String>(2)?;
             let amount = r.dec(3)?;
@@ -85,10 +98,16 @@ fn credit_expire(
     max_rows: default!(Option<i64>, 10000),
 ) -> TableIterator<
     'static,
-    (name!(grants_expired, i64), name!(credits_expired, AnyNumeric), name!(holds_expired, i64), name!(more, bool)),
+    (
+        name!(grants_expired, i64),
+        name!(credits_expired, AnyNumeric),
+        name!(holds_expired, i64),
+        name!(more, bool),
+    ),
 > {
     let s = or_raise((|| {
-        let as_of = as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+        let as_of =
+            as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
         let max_rows = max_rows.unwrap_or(10000).max(1);
         spi::with(|c| sweep(c, as_of, max_rows))
     })());
@@ -103,13 +122,24 @@ fn credit_tick(
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> TableIterator<
     'static,
-    (name!(boundaries, i64), name!(grants_expired, i64), name!(credits_expired, AnyNumeric), name!(holds_expired, i64)),
+    (
+        name!(boundaries, i64),
+        name!(grants_expired, i64),
+        name!(credits_expired, AnyNumeric),
+        name!(holds_expired, i64),
+    ),
 > {
     let (b, s) = or_raise((|| {
-        let as_of = as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+        let as_of =
+            as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
         spi::with(|c| {
             let b = crate::allowances::run_due(c, as_of, i64::MAX)?;
-            let mut total = Swept { grants: 0, credits: Decimal::ZERO, holds: 0, more: true };
+            let mut total = Swept {
+                grants: 0,
+                credits: Decimal::ZERO,
+                holds: 0,
+                more: true,
+            };
             // bounded: each round makes progress or stops
             for _ in 0..1000 {
                 let s = sweep(c, as_of, 10000)?;

@@ -81,20 +81,31 @@ pub struct Doc {
 }
 
 /// Parse and validate a whole document (pure): every error names the bad field.
-pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, Vec<(Entry, Option<String>)>)> {
-    let doc: Doc = serde_json::from_value(value).map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
+/// Entries with their optional `effective_from` text.
+pub type DocEntries = Vec<(Entry, Option<String>)>;
+
+pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
+    let doc: Doc = serde_json::from_value(value)
+        .map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
     input::name(Some(&doc.name), "rate card document: name")?;
     let mut entries = Vec::with_capacity(doc.entries.len());
     for (i, raw) in doc.entries.iter().enumerate() {
         let at = format!("rate card document: entries[{i}]");
-        let e: DocEntry = serde_json::from_value(raw.clone()).map_err(|e| LedgerError::invalid(format!("{at}: {e}")))?;
+        let e: DocEntry = serde_json::from_value(raw.clone())
+            .map_err(|e| LedgerError::invalid(format!("{at}: {e}")))?;
         input::name(Some(&e.action), &format!("{at}.action"))?;
         input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
-        let credits = amount::non_negative(e.credits.decimal(&format!("{at}.credits"))?, &format!("{at}.credits"))?;
+        let credits = amount::non_negative(
+            e.credits.decimal(&format!("{at}.credits"))?,
+            &format!("{at}.credits"),
+        )?;
         let vendor_cost = e
             .vendor_cost
             .as_ref()
-            .map(|v| v.decimal(&format!("{at}.vendor_cost")).and_then(|d| amount::non_negative(d, &format!("{at}.vendor_cost"))))
+            .map(|v| {
+                v.decimal(&format!("{at}.vendor_cost"))
+                    .and_then(|d| amount::non_negative(d, &format!("{at}.vendor_cost")))
+            })
             .transpose()?;
         let entry = Entry {
             action: e.action,
@@ -104,8 +115,13 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, Vec<(Entry, Option<St
             unit: e.unit.unwrap_or_else(|| "unit".into()),
             vendor_cost,
         };
-        if entries.iter().any(|(x, _): &(Entry, Option<String>)| x.action == entry.action && x.variant == entry.variant) {
-            return Err(LedgerError::invalid(format!("{at}: duplicate entry for action \"{}\"", entry.action)));
+        if entries.iter().any(|(x, _): &(Entry, Option<String>)| {
+            x.action == entry.action && x.variant == entry.variant
+        }) {
+            return Err(LedgerError::invalid(format!(
+                "{at}: duplicate entry for action \"{}\"",
+                entry.action
+            )));
         }
         entries.push((entry, e.effective_from));
     }
@@ -130,30 +146,72 @@ pub fn rate_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
 }
 
 /// Store one entry as a version at `effective_from` (None = now). Returns (id, changed).
-fn store(c: &mut SpiClient<'_>, card: &str, e: &Entry, effective_from: Option<TimestampWithTimeZone>, only_if_changed: bool) -> Result<(Option<i64>, bool)> {
+fn store(
+    c: &mut SpiClient<'_>,
+    card: &str,
+    e: &Entry,
+    effective_from: Option<TimestampWithTimeZone>,
+    only_if_changed: bool,
+) -> Result<(Option<i64>, bool)> {
     wallets::asset_scale(c, &e.asset)?;
     exec(c, sql::RATE_CARD_ENSURE, &[card.into()])?;
     if only_if_changed {
-        let at = effective_from.unwrap_or_else(|| unsafe { TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp()).unwrap_or(TimestampWithTimeZone::negative_infinity()) });
-        if let Some(cur) = spi::first(exec(c, sql::RATE_CURRENT, &[card.into(), e.action.as_str().into(), e.variant.clone().into(), at.into()])?) {
-            let same = cur.dec(1)? == e.credits && cur.req::<String>(2)? == e.asset && cur.req::<String>(3)? == e.unit && cur.opt_dec(4)? == e.vendor_cost;
+        let at = effective_from.unwrap_or_else(|| unsafe {
+            TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
+                .unwrap_or(TimestampWithTimeZone::negative_infinity())
+        });
+        if let Some(cur) = spi::first(exec(
+            c,
+            sql::RATE_CURRENT,
+            &[
+                card.into(),
+                e.action.as_str().into(),
+                e.variant.clone().into(),
+                at.into(),
+            ],
+        )?) {
+            let same = cur.dec(1)? == e.credits
+                && cur.req::<String>(2)? == e.asset
+                && cur.req::<String>(3)? == e.unit
+                && cur.opt_dec(4)? == e.vendor_cost;
             if same {
                 return Ok((None, false));
             }
         }
     }
     if let Some(at) = effective_from {
-        if let Some(prev) = spi::first(exec(c, sql::RATE_AT, &[card.into(), e.action.as_str().into(), e.variant.clone().into(), at.into()])?) {
+        if let Some(prev) = spi::first(exec(
+            c,
+            sql::RATE_AT,
+            &[
+                card.into(),
+                e.action.as_str().into(),
+                e.variant.clone().into(),
+                at.into(),
+            ],
+        )?) {
             let id = prev.req::<i64>(1)?;
-            let same = prev.dec(2)? == e.credits && prev.req::<String>(3)? == e.asset && prev.req::<String>(4)? == e.unit && prev.opt_dec(5)? == e.vendor_cost;
+            let same = prev.dec(2)? == e.credits
+                && prev.req::<String>(3)? == e.asset
+                && prev.req::<String>(4)? == e.unit
+                && prev.opt_dec(5)? == e.vendor_cost;
             if same {
                 return Ok((Some(id), false));
             }
             if spi::first(exec(c, sql::RATE_USED, &[id.into()])?).is_some() {
-                return Err(LedgerError::wrong_state(format!("rate version {id} of action \"{}\" was already used by authorizations", e.action))
-                    .hint("set a new version with a later effective_from"));
+                return Err(LedgerError::wrong_state(format!(
+                    "rate version {id} of action \"{}\" was already used by authorizations",
+                    e.action
+                ))
+                .hint("set a new version with a later effective_from"));
             }
-            let args: Vec<DatumWithOid> = vec![id.into(), num(e.credits).into(), e.asset.as_str().into(), e.unit.as_str().into(), opt_num(e.vendor_cost).into()];
+            let args: Vec<DatumWithOid> = vec![
+                id.into(),
+                num(e.credits).into(),
+                e.asset.as_str().into(),
+                e.unit.as_str().into(),
+                opt_num(e.vendor_cost).into(),
+            ];
             exec(c, sql::RATE_REPLACE, &args)?;
             return Ok((Some(id), true));
         }
@@ -168,7 +226,8 @@ fn store(c: &mut SpiClient<'_>, card: &str, e: &Entry, effective_from: Option<Ti
         opt_num(e.vendor_cost).into(),
         effective_from.into(),
     ];
-    let row = spi::first(exec(c, sql::RATE_INSERT, &args)?).ok_or_else(|| LedgerError::new(Kind::Internal, "rate insert returned nothing"))?;
+    let row = spi::first(exec(c, sql::RATE_INSERT, &args)?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "rate insert returned nothing"))?;
     Ok((Some(row.req::<i64>(1)?), true))
 }
 
@@ -194,13 +253,27 @@ fn credit_rate_set(
         let unit = input::name(unit, "unit")?;
         let credits = credits.ok_or_else(|| LedgerError::invalid("credits must not be null"))?;
         let credits = amount::non_negative(spi::to_dec(&credits, "credits")?, "credits")?;
-        let vendor_cost = spi::opt_dec(vendor_cost, "vendor_cost")?.map(|v| amount::non_negative(v, "vendor_cost")).transpose()?;
+        let vendor_cost = spi::opt_dec(vendor_cost, "vendor_cost")?
+            .map(|v| amount::non_negative(v, "vendor_cost"))
+            .transpose()?;
         if effective_from.is_some_and(|e| !e.is_finite()) {
-            return Err(LedgerError::invalid("effective_from must be a finite timestamp"));
+            return Err(LedgerError::invalid(
+                "effective_from must be a finite timestamp",
+            ));
         }
-        let entry = Entry { action: action.into(), variant: variant.map(String::from), credits, asset: asset.into(), unit: unit.into(), vendor_cost };
+        let entry = Entry {
+            action: action.into(),
+            variant: variant.map(String::from),
+            credits,
+            asset: asset.into(),
+            unit: unit.into(),
+            vendor_cost,
+        };
         spi::with(|c| {
-            let at = Some(effective_from.unwrap_or_else(|| unsafe { TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp()).unwrap_or(TimestampWithTimeZone::negative_infinity()) }));
+            let at = Some(effective_from.unwrap_or_else(|| unsafe {
+                TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
+                    .unwrap_or(TimestampWithTimeZone::negative_infinity())
+            }));
             let (id, _) = store(c, card, &entry, at, false)?;
             let id = id.ok_or_else(|| LedgerError::new(Kind::Internal, "rate not stored"))?;
             rate_tuple(c, id)
@@ -214,11 +287,16 @@ fn credit_rate_set(
 #[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
 fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
     or_raise((|| {
-        let card = card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
+        let card =
+            card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
         let (doc, entries) = parse_doc(card.0)?;
         spi::with(|c| {
             exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
-            exec(c, sql::RATE_CARD_DESCRIBE, &[doc.name.as_str().into(), doc.description.clone().into()])?;
+            exec(
+                c,
+                sql::RATE_CARD_DESCRIBE,
+                &[doc.name.as_str().into(), doc.description.clone().into()],
+            )?;
             let mut changed = 0;
             for (i, (e, eff)) in entries.iter().enumerate() {
                 let at = match eff {
@@ -256,7 +334,9 @@ fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
         let card = input::name(rate_card, "rate_card")?;
         spi::with(|c| {
             let desc = spi::first(exec(c, sql::RATE_CARD_GET, &[card.into()])?)
-                .ok_or_else(|| LedgerError::not_found(format!("rate card \"{card}\" does not exist")))?
+                .ok_or_else(|| {
+                    LedgerError::not_found(format!("rate card \"{card}\" does not exist"))
+                })?
                 .col::<String>(1)?;
             let mut entries = Vec::new();
             for r in exec(c, sql::RATE_CARD_CURRENT, &[card.into()])? {
@@ -309,13 +389,29 @@ mod tests {
     #[test]
     fn names_the_bad_field() {
         let err = parse_doc(json!({"name": "pro", "entries": [{"action": "a", "credits": 1}, {"action": "b", "credits": "x"}]})).unwrap_err();
-        assert!(err.message.contains("entries[1].credits"), "{}", err.message);
-        let err = parse_doc(json!({"name": "pro", "entries": [{"action": "a", "credits": 1, "price": 2}]})).unwrap_err();
-        assert!(err.message.contains("entries[0]") && err.message.contains("price"), "{}", err.message);
+        assert!(
+            err.message.contains("entries[1].credits"),
+            "{}",
+            err.message
+        );
+        let err = parse_doc(
+            json!({"name": "pro", "entries": [{"action": "a", "credits": 1, "price": 2}]}),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("entries[0]") && err.message.contains("price"),
+            "{}",
+            err.message
+        );
         let err = parse_doc(json!({"entries": []})).unwrap_err();
         assert!(err.message.contains("name"), "{}", err.message);
-        let err = parse_doc(json!({"name": "p", "entries": [{"action": "a", "credits": -1}]})).unwrap_err();
-        assert!(err.message.contains("entries[0].credits"), "{}", err.message);
+        let err = parse_doc(json!({"name": "p", "entries": [{"action": "a", "credits": -1}]}))
+            .unwrap_err();
+        assert!(
+            err.message.contains("entries[0].credits"),
+            "{}",
+            err.message
+        );
         let err = parse_doc(json!({"name": "p", "entries": [{"action": "a", "credits": 1}, {"action": "a", "credits": 2}]})).unwrap_err();
         assert!(err.message.contains("duplicate"), "{}", err.message);
     }

@@ -8,6 +8,7 @@
 //! then `expiry` entries: breakage), exactly as if they had never been spent.
 
 use crate::allocation::{self, Take};
+use crate::amount;
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::grants::{self, NewGrant};
@@ -15,7 +16,6 @@ use crate::holds;
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::spi::{self, exec, num, RowExt};
-use crate::amount;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
@@ -43,7 +43,8 @@ fn credit_refund(
     ),
 > {
     let row = or_raise((|| {
-        let id = authorization_id.ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
+        let id = authorization_id
+            .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let requested = amount
             .map(|a| amount::positive(amount::parse(&a.to_string(), "amount")?, "amount"))
             .transpose()?;
@@ -57,24 +58,43 @@ fn credit_refund(
             &spi::json_text(&metadata),
         ]);
         spi::with(|c| -> Result<RefundRow> {
-            let (w, a) = holds::lock(c, id, false, None)?.ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            let (w, a) = holds::lock(c, id, false, None)?
+                .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if let Some(k) = key {
-                if let Some(prev) = spi::first(exec(c, sql::REFUND_BY_KEY, &[w.id.into(), k.into()])?) {
+                if let Some(prev) =
+                    spi::first(exec(c, sql::REFUND_BY_KEY, &[w.id.into(), k.into()])?)
+                {
                     if prev.col::<i64>(2)? != Some(hash) {
                         return Err(LedgerError::key_reused(k));
                     }
-                    let total = spi::first(exec(c, sql::AUTH_REFUNDED, &[id.into(), num(Decimal::ZERO).into()])?)
-                        .map(|r| r.dec(1))
-                        .transpose()?
-                        .unwrap_or_default();
+                    let total = spi::first(exec(
+                        c,
+                        sql::AUTH_REFUNDED,
+                        &[id.into(), num(Decimal::ZERO).into()],
+                    )?)
+                    .map(|r| r.dec(1))
+                    .transpose()?
+                    .unwrap_or_default();
                     let balance = ledger::balance(c, w.id, &a.asset)?;
-                    return Ok((prev.req(1)?, id, num(prev.dec(4)?), num(total), num(balance)));
+                    return Ok((
+                        prev.req(1)?,
+                        id,
+                        num(prev.dec(4)?),
+                        num(total),
+                        num(balance),
+                    ));
                 }
             }
-            let refundable_state = matches!((a.kind.as_str(), a.status.as_str()), ("debit", "approved") | ("hold", "captured"));
+            let refundable_state = matches!(
+                (a.kind.as_str(), a.status.as_str()),
+                ("debit", "approved") | ("hold", "captured")
+            );
             if !refundable_state {
-                return Err(LedgerError::wrong_state(format!("authorization {id} cannot be refunded: it is {}", a.status))
-                    .hint("only approved debits and captured holds can be refunded"));
+                return Err(LedgerError::wrong_state(format!(
+                    "authorization {id} cannot be refunded: it is {}",
+                    a.status
+                ))
+                .hint("only approved debits and captured holds can be refunded"));
             }
             let table = exec(c, sql::PAID_PARTS, &[id.into()])?;
             let mut paid: Vec<Take> = Vec::new();
@@ -83,7 +103,11 @@ fn credit_refund(
             let mut expired: Vec<bool> = Vec::new();
             for r in table {
                 let gid = r.col::<i64>(1)?;
-                paid.push(Take { grant_id: gid.unwrap_or(0), wallet_id: r.req(2)?, amount: r.dec(3)? });
+                paid.push(Take {
+                    grant_id: gid.unwrap_or(0),
+                    wallet_id: r.req(2)?,
+                    amount: r.dec(3)?,
+                });
                 debt_line.push(gid.is_none());
                 returned.push(r.dec(4)?);
                 expired.push(r.col::<bool>(5)?.unwrap_or(false));
@@ -91,24 +115,40 @@ fn credit_refund(
             let total_paid: Decimal = paid.iter().map(|t| t.amount).sum();
             let refundable = total_paid - a.refunded;
             if refundable <= Decimal::ZERO {
-                return Err(LedgerError::wrong_state(format!("authorization {id} is already fully refunded"))
-                    .detail(format!("refunded {} of {}", a.refunded, total_paid)));
+                return Err(LedgerError::wrong_state(format!(
+                    "authorization {id} is already fully refunded"
+                ))
+                .detail(format!("refunded {} of {}", a.refunded, total_paid)));
             }
             let want = requested.unwrap_or(refundable);
             let want = amount::fits_scale(want, a.scale, "amount", &a.asset)?;
             if want > refundable {
-                return Err(LedgerError::invalid(format!("refund amount {want} exceeds what remains refundable on authorization {id}"))
-                    .detail(format!("debited {total_paid}, already refunded {}, refundable {refundable}", a.refunded)));
+                return Err(LedgerError::invalid(format!(
+                    "refund amount {want} exceeds what remains refundable on authorization {id}"
+                ))
+                .detail(format!(
+                    "debited {total_paid}, already refunded {}, refundable {refundable}",
+                    a.refunded
+                )));
             }
             let (back, _) = allocation::give_back(&paid, &returned, want);
             let mut moves = Vec::new();
-            let mut state = if w.tracked || debt_line.iter().any(|d| *d) { Some(WalletState::load(c, w.id, &a.asset)?) } else { None };
+            let mut state = if w.tracked || debt_line.iter().any(|d| *d) {
+                Some(WalletState::load(c, w.id, &a.asset)?)
+            } else {
+                None
+            };
             let mut new_grant = Decimal::ZERO;
             let mut pool = Decimal::ZERO;
             for part in &back {
-                let i = paid.iter().position(|t| t.grant_id == part.grant_id && t.wallet_id == part.wallet_id).unwrap_or(0);
+                let i = paid
+                    .iter()
+                    .position(|t| t.grant_id == part.grant_id && t.wallet_id == part.wallet_id)
+                    .unwrap_or(0);
                 if debt_line[i] {
-                    let s = state.as_mut().ok_or_else(|| LedgerError::new(Kind::Internal, "no wallet state"))?;
+                    let s = state
+                        .as_mut()
+                        .ok_or_else(|| LedgerError::new(Kind::Internal, "no wallet state"))?;
                     let cancel = part.amount.min(s.debt);
                     if cancel > Decimal::ZERO {
                         moves.push(Movement::debt(w.id, "refund", cancel));
@@ -116,9 +156,21 @@ fn credit_refund(
                     }
                     new_grant += part.amount - cancel;
                 } else {
-                    moves.push(Movement::grant(part.grant_id, part.wallet_id, "refund", part.amount, Decimal::ZERO));
+                    moves.push(Movement::grant(
+                        part.grant_id,
+                        part.wallet_id,
+                        "refund",
+                        part.amount,
+                        Decimal::ZERO,
+                    ));
                     if expired[i] {
-                        moves.push(Movement::grant(part.grant_id, part.wallet_id, "expiry", -part.amount, Decimal::ZERO));
+                        moves.push(Movement::grant(
+                            part.grant_id,
+                            part.wallet_id,
+                            "expiry",
+                            -part.amount,
+                            Decimal::ZERO,
+                        ));
                     }
                     if part.wallet_id != w.id {
                         pool += part.amount;
@@ -150,11 +202,21 @@ fn credit_refund(
                     },
                 )?;
             }
-            let args: Vec<DatumWithOid> = vec![id.into(), w.id.into(), num(want).into(), reason.into(), key.into(), Some(hash).into(), metadata.as_ref().map(|j| JsonB(j.0.clone())).into()];
+            let args: Vec<DatumWithOid> = vec![
+                id.into(),
+                w.id.into(),
+                num(want).into(),
+                reason.into(),
+                key.into(),
+                Some(hash).into(),
+                metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
+            ];
             let refund_id = spi::first(exec(c, sql::REFUND_INSERT, &args)?)
                 .map(|r| r.req::<i64>(1))
                 .transpose()?
-                .ok_or_else(|| LedgerError::new(Kind::Internal, "refund insert returned nothing"))?;
+                .ok_or_else(|| {
+                    LedgerError::new(Kind::Internal, "refund insert returned nothing")
+                })?;
             let total = spi::first(exec(c, sql::AUTH_REFUNDED, &[id.into(), num(want).into()])?)
                 .map(|r| r.dec(1))
                 .transpose()?

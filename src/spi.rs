@@ -70,7 +70,12 @@ pub fn opt_dec(n: Option<AnyNumeric>, what: &str) -> Result<Option<Decimal>> {
 pub trait RowExt {
     fn col<T: IntoDatum + FromDatum>(&self, i: usize) -> Result<Option<T>>;
     fn req<T: IntoDatum + FromDatum>(&self, i: usize) -> Result<T> {
-        self.col(i)?.ok_or_else(|| LedgerError::new(crate::error::Kind::Internal, format!("unexpected NULL in column {i}")))
+        self.col(i)?.ok_or_else(|| {
+            LedgerError::new(
+                crate::error::Kind::Internal,
+                format!("unexpected NULL in column {i}"),
+            )
+        })
     }
     fn dec(&self, i: usize) -> Result<Decimal> {
         to_dec(&self.req::<AnyNumeric>(i)?, "stored amount")

@@ -50,7 +50,10 @@ pub struct Record {
 
 impl Record {
     pub fn new(type_name: &'static str) -> Self {
-        Record { type_name, fields: Vec::with_capacity(20) }
+        Record {
+            type_name,
+            fields: Vec::with_capacity(20),
+        }
     }
 
     /// Append the next attribute.
@@ -61,7 +64,11 @@ impl Record {
     /// Form the composite (call outside SPI).
     pub fn build(self) -> Tuple {
         let mut t = PgHeapTuple::new_composite_type(self.type_name).unwrap_or_else(|e| {
-            LedgerError::new(Kind::Internal, format!("type \"{}\" is not available: {e}", self.type_name)).raise()
+            LedgerError::new(
+                Kind::Internal,
+                format!("type \"{}\" is not available: {e}", self.type_name),
+            )
+            .raise()
         });
         for (i, f) in self.fields.into_iter().enumerate() {
             let idx = std::num::NonZeroUsize::new(i + 1).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -76,7 +83,11 @@ impl Record {
                 Field::Interval(v) => t.set_by_index(idx, v),
             };
             if let Err(e) = r {
-                LedgerError::new(Kind::Internal, format!("cannot set attribute {} of {}: {e}", i + 1, self.type_name)).raise()
+                LedgerError::new(
+                    Kind::Internal,
+                    format!("cannot set attribute {} of {}: {e}", i + 1, self.type_name),
+                )
+                .raise()
             }
         }
         t

@@ -11,9 +11,9 @@ use crate::input;
 use crate::spi::{self, exec, num, opt_num, RowExt};
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
+use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::datum::Interval;
 use pgrx::{AnyNumeric, JsonB};
 use rust_decimal::Decimal;
 
@@ -21,8 +21,10 @@ use rust_decimal::Decimal;
 pub fn asset_scale(c: &mut SpiClient<'_>, asset: &str) -> Result<u32> {
     match spi::first(exec(c, sql::ASSET_GET, &[asset.into()])?) {
         Some(row) => Ok(row.req::<i32>(1)? as u32),
-        None => Err(LedgerError::not_found(format!("asset \"{asset}\" does not exist"))
-            .hint("define it with credit_asset_define()")),
+        None => Err(
+            LedgerError::not_found(format!("asset \"{asset}\" does not exist"))
+                .hint("define it with credit_asset_define()"),
+        ),
     }
 }
 
@@ -35,38 +37,51 @@ pub fn wallet_id(c: &mut SpiClient<'_>, wallet: &str) -> Result<(i64, Option<i64
 }
 
 pub fn wallet_missing(wallet: &str) -> LedgerError {
-    LedgerError::not_found(format!("wallet \"{wallet}\" does not exist")).hint("create it with credit_wallet_create()")
+    LedgerError::not_found(format!("wallet \"{wallet}\" does not exist"))
+        .hint("create it with credit_wallet_create()")
 }
 
 fn check_rate_card(c: &mut SpiClient<'_>, card: Option<&str>) -> Result<()> {
     if let Some(card) = card {
         if spi::first(exec(c, sql::RATE_CARD_EXISTS, &[card.into()])?).is_none() {
-            return Err(LedgerError::not_found(format!("rate card \"{card}\" does not exist"))
-                .hint("create it with credit_rate_set() or credit_rate_card_load()"));
+            return Err(
+                LedgerError::not_found(format!("rate card \"{card}\" does not exist"))
+                    .hint("create it with credit_rate_set() or credit_rate_card_load()"),
+            );
         }
     }
     Ok(())
 }
 
 fn opt_amount(v: Option<AnyNumeric>, what: &str) -> Result<Option<Decimal>> {
-    spi::opt_dec(v, what)?.map(|d| crate::amount::non_negative(d, what)).transpose()
+    spi::opt_dec(v, what)?
+        .map(|d| crate::amount::non_negative(d, what))
+        .transpose()
 }
 
 /// Check that `parent` may become the pool of wallet `child_id` (None when creating).
 fn check_parent(c: &mut SpiClient<'_>, parent: &str, child: Option<(i64, &str)>) -> Result<i64> {
     let (pid, grandparent) = wallet_id(c, parent)?;
     if grandparent.is_some() {
-        return Err(LedgerError::invalid(format!("wallet \"{parent}\" is itself a pool member and cannot be a parent"))
-            .detail("pools are one level deep: a team wallet and its members"));
+        return Err(LedgerError::invalid(format!(
+            "wallet \"{parent}\" is itself a pool member and cannot be a parent"
+        ))
+        .detail("pools are one level deep: a team wallet and its members"));
     }
     if let Some((cid, name)) = child {
         if cid == pid {
-            return Err(LedgerError::invalid(format!("wallet \"{name}\" cannot be its own parent")));
+            return Err(LedgerError::invalid(format!(
+                "wallet \"{name}\" cannot be its own parent"
+            )));
         }
-        let members = spi::first(exec(c, sql::WALLET_CHILDREN, &[cid.into()])?).map(|r| r.req::<i64>(1)).transpose()?;
+        let members = spi::first(exec(c, sql::WALLET_CHILDREN, &[cid.into()])?)
+            .map(|r| r.req::<i64>(1))
+            .transpose()?;
         if members.unwrap_or(0) > 0 {
-            return Err(LedgerError::invalid(format!("wallet \"{name}\" has members and cannot join a pool"))
-                .detail("pools are one level deep: a team wallet and its members"));
+            return Err(LedgerError::invalid(format!(
+                "wallet \"{name}\" has members and cannot join a pool"
+            ))
+            .detail("pools are one level deep: a team wallet and its members"));
         }
     }
     Ok(pid)
@@ -74,7 +89,8 @@ fn check_parent(c: &mut SpiClient<'_>, parent: &str, child: Option<(i64, &str)>)
 
 /// The `credit_wallet` value of a wallet.
 pub fn wallet_tuple(c: &mut SpiClient<'_>, wallet: &str) -> Result<Record> {
-    let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?).ok_or_else(|| wallet_missing(wallet))?;
+    let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
+        .ok_or_else(|| wallet_missing(wallet))?;
     let mut t = Record::new("credit_wallet");
     t.push(row.col::<String>(1)?);
     t.push(row.col::<String>(2)?);
@@ -101,29 +117,42 @@ fn credit_asset_define(
 ) -> String {
     or_raise((|| {
         let asset = input::name(asset, "asset")?;
-        if !asset.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        if !asset
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
             || !asset.starts_with(|ch: char| ch.is_ascii_lowercase())
         {
-            return Err(LedgerError::invalid(format!("asset name \"{asset}\" is not valid"))
-                .hint("use lower-case letters, digits and underscores, starting with a letter"));
+            return Err(
+                LedgerError::invalid(format!("asset name \"{asset}\" is not valid"))
+                    .hint("use lower-case letters, digits and underscores, starting with a letter"),
+            );
         }
         let scale = scale.ok_or_else(|| LedgerError::invalid("scale must not be null"))?;
         if !(0..=12).contains(&scale) {
-            return Err(LedgerError::invalid(format!("scale {scale} is out of range")).detail("scale must be between 0 and 12"));
+            return Err(
+                LedgerError::invalid(format!("scale {scale} is out of range"))
+                    .detail("scale must be between 0 and 12"),
+            );
         }
         spi::with(|c| {
             match spi::first(exec(c, sql::ASSET_GET, &[asset.into()])?) {
                 Some(row) => {
                     let existing = row.req::<i32>(1)?;
                     if existing != scale {
-                        return Err(LedgerError::wrong_state(format!("asset \"{asset}\" already has scale {existing}"))
-                            .detail(format!("requested scale {scale}"))
-                            .hint("an asset's scale cannot change once defined"));
+                        return Err(LedgerError::wrong_state(format!(
+                            "asset \"{asset}\" already has scale {existing}"
+                        ))
+                        .detail(format!("requested scale {scale}"))
+                        .hint("an asset's scale cannot change once defined"));
                     }
                     exec(c, sql::ASSET_DESCRIBE, &[asset.into(), description.into()])?;
                 }
                 None => {
-                    exec(c, sql::ASSET_INSERT, &[asset.into(), scale.into(), description.into()])?;
+                    exec(
+                        c,
+                        sql::ASSET_INSERT,
+                        &[asset.into(), scale.into(), description.into()],
+                    )?;
                 }
             }
             Ok(asset.to_string())
@@ -160,11 +189,17 @@ fn credit_wallet_create(
         check_period(&period)?;
         spi::with(|c| {
             if spi::first(exec(c, sql::WALLET_ID, &[wallet.into()])?).is_some() {
-                return existing_wallet(c, wallet, parent, rate_card, overdraft, threshold, spend_cap, pool_limit, &metadata);
+                return existing_wallet(
+                    c, wallet, parent, rate_card, overdraft, threshold, spend_cap, pool_limit,
+                    &metadata,
+                );
             }
             let parent_id = parent.map(|p| check_parent(c, p, None)).transpose()?;
             if pool_limit.is_some() && parent_id.is_none() {
-                return Err(LedgerError::invalid("pool_limit applies only to a pool member").hint("set parent as well"));
+                return Err(
+                    LedgerError::invalid("pool_limit applies only to a pool member")
+                        .hint("set parent as well"),
+                );
             }
             check_rate_card(c, rate_card)?;
             let args: Vec<DatumWithOid> = vec![
@@ -198,25 +233,41 @@ fn existing_wallet(
     pool_limit: Option<Decimal>,
     metadata: &Option<JsonB>,
 ) -> Result<Record> {
-    let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?).ok_or_else(|| wallet_missing(wallet))?;
+    let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
+        .ok_or_else(|| wallet_missing(wallet))?;
     let same = row.col::<String>(2)?.as_deref() == parent
         && row.col::<String>(3)?.as_deref() == rate_card
         && row.dec(4)? == overdraft
         && row.opt_dec(5)? == threshold
         && row.opt_dec(6)? == spend_cap
         && row.opt_dec(7)? == pool_limit
-        && row.col::<JsonB>(10)?.map(|j| j.0) == Some(metadata.as_ref().map(|j| j.0.clone()).unwrap_or_else(|| serde_json::json!({})));
+        && row.col::<JsonB>(10)?.map(|j| j.0)
+            == Some(
+                metadata
+                    .as_ref()
+                    .map(|j| j.0.clone())
+                    .unwrap_or_else(|| serde_json::json!({})),
+            );
     if !same {
-        return Err(LedgerError::new(Kind::Duplicate, format!("wallet \"{wallet}\" already exists with other settings"))
-            .hint("change settings with credit_wallet_update()"));
+        return Err(LedgerError::new(
+            Kind::Duplicate,
+            format!("wallet \"{wallet}\" already exists with other settings"),
+        )
+        .hint("change settings with credit_wallet_update()"));
     }
     wallet_tuple(c, wallet)
 }
 
 fn check_period(period: &Option<Interval>) -> Result<()> {
     if let Some(p) = period {
-        if p.months() < 0 || p.days() < 0 || p.micros() < 0 || (p.months() == 0 && p.days() == 0 && p.micros() < 3_600_000_000) {
-            return Err(LedgerError::invalid("period must be positive and at least one hour"));
+        if p.months() < 0
+            || p.days() < 0
+            || p.micros() < 0
+            || (p.months() == 0 && p.days() == 0 && p.micros() < 3_600_000_000)
+        {
+            return Err(LedgerError::invalid(
+                "period must be positive and at least one hour",
+            ));
         }
     }
     Ok(())
@@ -252,16 +303,27 @@ fn credit_wallet_update(
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
         check_period(&period)?;
         let clear = clear.unwrap_or_default();
-        const CLEARABLE: [&str; 6] = ["parent", "rate_card", "low_balance_threshold", "spend_cap", "pool_limit", "period"];
+        const CLEARABLE: [&str; 6] = [
+            "parent",
+            "rate_card",
+            "low_balance_threshold",
+            "spend_cap",
+            "pool_limit",
+            "period",
+        ];
         if let Some(bad) = clear.iter().find(|s| !CLEARABLE.contains(&s.as_str())) {
-            return Err(LedgerError::invalid(format!("setting \"{bad}\" cannot be cleared"))
-                .hint(format!("clearable settings: {}", CLEARABLE.join(", "))));
+            return Err(
+                LedgerError::invalid(format!("setting \"{bad}\" cannot be cleared"))
+                    .hint(format!("clearable settings: {}", CLEARABLE.join(", "))),
+            );
         }
         let clears = |name: &str| clear.iter().any(|s| s == name);
         spi::with(|c| {
-            let cur = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?).ok_or_else(|| wallet_missing(wallet))?;
+            let cur = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
+                .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
-            let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?).ok_or_else(|| wallet_missing(wallet))?;
+            let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
+                .ok_or_else(|| wallet_missing(wallet))?;
             let old_parent = row.col::<String>(2)?;
             let new_parent_id = match (parent, clears("parent")) {
                 (Some(p), _) => Some(check_parent(c, p, Some((id, wallet)))?),
@@ -277,16 +339,37 @@ fn credit_wallet_update(
                 (None, true) => None,
                 (None, false) => row.col::<String>(3)?,
             };
-            let pick = |new: Option<Decimal>, name: &str, old: Option<Decimal>| if new.is_some() { new } else if clears(name) { None } else { old };
+            let pick = |new: Option<Decimal>, name: &str, old: Option<Decimal>| {
+                if new.is_some() {
+                    new
+                } else if clears(name) {
+                    None
+                } else {
+                    old
+                }
+            };
             let overdraft = overdraft.unwrap_or(row.dec(4)?);
             let threshold = pick(threshold, "low_balance_threshold", row.opt_dec(5)?);
             let spend_cap = pick(spend_cap, "spend_cap", row.opt_dec(6)?);
             let pool_limit = pick(pool_limit, "pool_limit", row.opt_dec(7)?);
             if pool_limit.is_some() && new_parent_id.is_none() {
-                return Err(LedgerError::invalid("pool_limit applies only to a pool member").hint("set parent as well"));
+                return Err(
+                    LedgerError::invalid("pool_limit applies only to a pool member")
+                        .hint("set parent as well"),
+                );
             }
-            let period = if period.is_some() { period } else if clears("period") { None } else { row.col::<Interval>(8)? };
-            let anchor = if period_anchor.is_some() { period_anchor } else { row.col::<TimestampWithTimeZone>(12)? };
+            let period = if period.is_some() {
+                period
+            } else if clears("period") {
+                None
+            } else {
+                row.col::<Interval>(8)?
+            };
+            let anchor = if period_anchor.is_some() {
+                period_anchor
+            } else {
+                row.col::<TimestampWithTimeZone>(12)?
+            };
             let frozen = frozen.unwrap_or(row.req::<bool>(9)?);
             let metadata = match metadata {
                 Some(m) => m,
