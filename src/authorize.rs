@@ -436,7 +436,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
         num(r.quantity).into(),
         rate.id.into(),
         rate.asset.as_str().into(),
-        num(if approved { cost } else { Decimal::ZERO }).into(),
+        num(cost).into(),
         opt_num(vendor_cost.filter(|_| approved)).into(),
         num(p.pool_part).into(),
         num(p.overdraft_part).into(),

@@ -204,7 +204,10 @@ pub const AUTH_CLOSE: &str = "
 UPDATE credit_ledger.authorizations
    SET status = $2, captured = $3, captured_quantity = $4, closed_at = now(), close_key = $5,
        close_hash = $6, reason = coalesce($7, reason), balance_after = coalesce($8, balance_after),
-       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0)
+       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0),
+       vendor_cost = CASE WHEN $2 = 'captured'
+                          THEN (SELECT r.vendor_cost * $4 FROM credit_ledger.rates r WHERE r.id = rate_id)
+                          ELSE vendor_cost END
  WHERE id = $1";
 pub const EXPIRED_HOLDS_OF_WALLET: &str = "
 SELECT id FROM credit_ledger.authorizations
