@@ -30,8 +30,12 @@ CREATE FUNCTION credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETO
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
 BEGIN
+    IF credit_grants.wallet IS NULL OR credit_grants.wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.wallet = credit_grants.wallet) THEN
-        RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704';
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
     END IF;
     RETURN QUERY
     SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
@@ -44,7 +48,7 @@ END $$;
 CREATE FUNCTION credit_authorization(authorization_id bigint) RETURNS credit_authorization
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
-    SELECT ROW(a.id, a.status IN ('approved', 'held', 'captured'), a.reason, coalesce(a.captured, a.cost),
+    SELECT ROW(a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
                a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
                a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
                a.created_at)::@extschema@.credit_authorization
@@ -114,9 +118,13 @@ DECLARE
     pool numeric := 0;
     pool_room numeric;
 BEGIN
+    IF credit_balance_detail.wallet IS NULL OR credit_balance_detail.wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_balance_detail.wallet;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704';
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
     END IF;
     SELECT * INTO s FROM credit_ledger.wallet_assets x WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset;
     IF w.parent_id IS NOT NULL THEN

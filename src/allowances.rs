@@ -156,25 +156,43 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     Ok(())
 }
 
-/// Process every allowance boundary up to `as_of`, in order. Returns the number processed.
-pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max: i64) -> Result<i64> {
+/// Process every allowance boundary up to `as_of`, in order per wallet. Wallets are locked
+/// with SKIP LOCKED (a tick never waits, so it cannot deadlock with the app's transactions);
+/// a busy wallet's boundaries are left for the next run. Returns (boundaries processed,
+/// whether anything was left: busy wallets or the `max` bound).
+pub fn run_due(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    max: i64,
+) -> Result<(i64, bool)> {
     let mut done = 0;
+    let mut busy: Vec<i64> = Vec::new();
     loop {
-        let due = exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1i64.into()])?;
-        let Some(row) = spi::first(due) else {
-            return Ok(done);
-        };
-        let wallet_id: i64 = row.req(2)?;
-        exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?;
-        // re-read under the lock: another tick may have advanced it
-        let fresh = spi::first(exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1i64.into()])?);
-        match fresh {
-            Some(f) if f.req::<i64>(1)? == row.req::<i64>(1)? => process_boundary(c, &f)?,
-            _ => continue,
+        let batch = exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1000i64.into()])?;
+        let mut candidates = Vec::new();
+        for r in batch {
+            let (id, wallet_id) = (r.req::<i64>(1)?, r.req::<i64>(2)?);
+            if !busy.contains(&wallet_id) && !candidates.iter().any(|(_, w)| *w == wallet_id) {
+                candidates.push((id, wallet_id));
+            }
         }
-        done += 1;
-        if done >= max {
-            return Ok(done);
+        if candidates.is_empty() {
+            return Ok((done, !busy.is_empty()));
+        }
+        for (id, wallet_id) in candidates {
+            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+                busy.push(wallet_id);
+                continue;
+            }
+            // re-read under the lock with a fresh snapshot: another tick may have advanced it
+            let fresh = exec(c, sql::ALLOWANCE_DUE_ONE, &[id.into(), as_of.into()])?;
+            if let Some(f) = spi::first(fresh) {
+                process_boundary(c, &f)?;
+                done += 1;
+                if done >= max {
+                    return Ok((done, true));
+                }
+            }
         }
     }
 }

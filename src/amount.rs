@@ -7,23 +7,65 @@
 
 use crate::error::{Kind, LedgerError, Result};
 use rust_decimal::{Decimal, RoundingStrategy};
-use std::str::FromStr;
 
 /// Parse the text form of a `numeric` (as PostgreSQL prints it).
 /// NaN and ±Infinity are rejected; values beyond 28 significant digits are out of range.
 pub fn parse(text: &str, what: &str) -> Result<Decimal> {
     let t = text.trim();
-    if t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
+    let lower = t.to_ascii_lowercase();
+    if lower == "nan" || lower.contains("inf") {
         return Err(LedgerError::invalid(format!(
             "{what} must be a finite number, got {t}"
         )));
     }
-    Decimal::from_str(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| {
-            LedgerError::new(Kind::OutOfRange, format!("{what} {t} is out of range"))
-                .detail("amounts are limited to 28 significant digits")
+    if !looks_numeric(t) {
+        return Err(LedgerError::invalid(format!(
+            "{what} must be a number, got \"{t}\""
+        )));
+    }
+    // exact or nothing: a value that does not fit 28 significant digits is out of range,
+    // never silently rounded
+    let parsed = if lower.contains('e') {
+        Decimal::from_scientific(t).ok().filter(|d| {
+            // from_scientific rounds; accept only when the digits survive
+            let digits = t
+                .split(['e', 'E'])
+                .next()
+                .unwrap_or("")
+                .trim_start_matches(['+', '-'])
+                .replace('.', "");
+            let digits = digits.trim_start_matches('0').trim_end_matches('0');
+            let got = d.normalize().mantissa().unsigned_abs().to_string();
+            let got = got.trim_end_matches('0');
+            digits.is_empty() && d.is_zero() || digits == got
         })
+    } else {
+        Decimal::from_str_exact(t).ok()
+    };
+    parsed.ok_or_else(|| {
+        LedgerError::new(Kind::OutOfRange, format!("{what} {t} is out of range"))
+            .detail("amounts are limited to 28 significant digits")
+    })
+}
+
+/// Optional sign, digits with at most one decimal point, optional exponent.
+fn looks_numeric(t: &str) -> bool {
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let m = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
+    let digits = m.chars().filter(|c| c.is_ascii_digit()).count();
+    let dots = m.chars().filter(|c| *c == '.').count();
+    let mantissa_ok = digits > 0 && dots <= 1 && m.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let exp_ok = match exp {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && e.len() <= 4 && e.chars().all(|c| c.is_ascii_digit())
+        }
+    };
+    mantissa_ok && exp_ok
 }
 
 /// A strictly positive amount.
@@ -81,6 +123,7 @@ pub fn cost(quantity: Decimal, per_unit: Decimal, scale: u32) -> Result<Decimal>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -95,6 +138,26 @@ mod tests {
         assert_eq!(parse("1e3", "q").unwrap(), d("1000"));
         let huge = "1".repeat(40);
         assert_eq!(parse(&huge, "q").unwrap_err().kind, Kind::OutOfRange);
+        // more digits than fit: out of range, never rounded
+        assert_eq!(
+            parse("1.00000000000000000000000000004", "q")
+                .unwrap_err()
+                .kind,
+            Kind::OutOfRange
+        );
+        assert_eq!(
+            parse("0.000000000000000000000000000001", "q")
+                .unwrap_err()
+                .kind,
+            Kind::OutOfRange
+        );
+        assert_eq!(parse("lots", "q").unwrap_err().kind, Kind::InvalidArgument);
+        assert_eq!(
+            parse("1 credit", "q").unwrap_err().kind,
+            Kind::InvalidArgument
+        );
+        assert_eq!(parse("1e400", "q").unwrap_err().kind, Kind::OutOfRange);
+        assert_eq!(parse("1.5e2", "q").unwrap(), d("150"));
     }
 
     #[test]

@@ -87,18 +87,25 @@ pub struct Plan {
     pub spendable: Decimal,
     pub own_state: Option<WalletState>,
     pub parent_state: Option<WalletState>,
+    /// The wallet's overdraft debt before this spend.
+    pub debt_before: Decimal,
 }
 
 impl Plan {
     /// The wallet's own balance after the plan is applied.
     pub fn balance_after(&self) -> Decimal {
-        let debt = self.own_state.as_ref().map(|s| s.debt).unwrap_or_default();
-        self.own_available - self.own_part - debt
+        self.own_available - self.own_part - self.debt_before - self.overdraft_part
     }
 }
 
-fn lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Vec<Lot>> {
-    let table = exec(c, sql::GRANTS_SPENDABLE, &[wallet_id.into(), asset.into()])?;
+fn lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str, mode: Mode) -> Result<Vec<Lot>> {
+    // a quote cannot finalize expired holds, so it counts their credits as free directly
+    let q = if mode == Mode::Quote {
+        sql::GRANTS_SPENDABLE_NOW
+    } else {
+        sql::GRANTS_SPENDABLE
+    };
+    let table = exec(c, q, &[wallet_id.into(), asset.into()])?;
     let mut out = Vec::with_capacity(table.len());
     for row in table {
         out.push(Lot {
@@ -132,15 +139,20 @@ pub fn plan(
             return Ok(p);
         }
         // Expired holds still counted as held on the grants: finalize them and retry once.
-        let mut expired = holds::expired_holds_of(c, w.id)?;
+        // Holds on these grants may belong to other wallets (pool siblings): their wallets are
+        // locked with SKIP LOCKED, so this never waits (a busy one stays reserved for now).
+        let mut expired = holds::expired_holds_on(c, w.id)?;
         if let Some(pid) = w.parent_id {
-            expired.extend(holds::expired_holds_of(c, pid)?);
+            expired.extend(holds::expired_holds_on(c, pid)?);
         }
-        if expired.is_empty() {
-            return Ok(p);
-        }
+        let mut finalized = 0;
         for id in expired {
-            holds::expire_hold(c, id)?;
+            if holds::expire_hold_with(c, id, true, None)? == Some(true) {
+                finalized += 1;
+            }
+        }
+        if finalized == 0 {
+            return Ok(p);
         }
         retried = true;
     }
@@ -154,10 +166,12 @@ fn plan_once(
     mode: Mode,
 ) -> Result<Plan> {
     let mut p = Plan::default();
-    let own = lots(c, w.id, asset)?;
+    let own = lots(c, w.id, asset, mode)?;
     p.own_available = own.iter().map(|l| l.available).sum();
     if w.tracked {
-        p.own_state = Some(WalletState::load(c, w.id, asset)?);
+        let state = WalletState::load(c, w.id, asset)?;
+        p.debt_before = state.debt;
+        p.own_state = Some(state);
     }
     if w.frozen {
         p.reason = Some("wallet_frozen");
@@ -198,7 +212,7 @@ fn plan_once(
                 if parent.tracked {
                     p.parent_state = Some(WalletState::load(c, pid, asset)?);
                 }
-                let pool = lots(c, pid, asset)?;
+                let pool = lots(c, pid, asset, mode)?;
                 let pool_available: Decimal = pool.iter().map(|l| l.available).sum();
                 let mut room = pool_available;
                 if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {

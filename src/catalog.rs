@@ -110,6 +110,17 @@ SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, id";
+/// The walk for quotes: credits reserved by holds past their TTL count as free.
+pub const GRANTS_SPENDABLE_NOW: &str = "
+SELECT g.id, g.remaining - g.held + CASE WHEN g.held > 0 THEN coalesce((
+           SELECT sum(j.held) FROM credit_ledger.journal j
+             JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+            WHERE j.grant_id = g.id AND a.status = 'held' AND a.expires_at <= now()), 0) ELSE 0 END,
+       g.priority, (extract(epoch FROM g.expires_at) * 1000000)::bigint
+  FROM credit_ledger.grants g
+ WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live
+   AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())
+ ORDER BY g.priority, g.expires_at, g.id";
 pub const GRANT_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.grants WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const GRANT_INSERT: &str = "
@@ -187,7 +198,7 @@ SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quanti
  WHERE a.id = $1 FOR UPDATE OF a";
 /// Everything the `credit_authorization` type shows.
 pub const AUTH_ROW: &str = "
-SELECT a.id, a.status IN ('approved', 'held', 'captured'), a.reason, coalesce(a.captured, a.cost),
+SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
        a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
        a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
   FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
@@ -209,9 +220,11 @@ UPDATE credit_ledger.authorizations
                           THEN (SELECT r.vendor_cost * $4 FROM credit_ledger.rates r WHERE r.id = rate_id)
                           ELSE vendor_cost END
  WHERE id = $1";
-pub const EXPIRED_HOLDS_OF_WALLET: &str = "
-SELECT id FROM credit_ledger.authorizations
- WHERE wallet_id = $1 AND status = 'held' AND expires_at <= now() ORDER BY id";
+pub const EXPIRED_HOLDS_ON_WALLET: &str = "
+SELECT DISTINCT a.id FROM credit_ledger.authorizations a
+  JOIN credit_ledger.journal j ON j.authorization_id = a.id
+ WHERE a.status = 'held' AND a.expires_at <= now() AND j.wallet_id = $1 AND j.kind = 'hold'
+ ORDER BY a.id";
 pub const EXPIRED_HOLDS: &str = "
 SELECT id, wallet_id FROM credit_ledger.authorizations
  WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2";
@@ -286,7 +299,6 @@ pub const WALLET_GET_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
   FROM credit_ledger.wallets WHERE id = $1";
 pub const WALLET_NAME: &str = "SELECT wallet FROM credit_ledger.wallets WHERE id = $1";
-pub const PARSE_TS: &str = "SELECT $1::timestamptz";
 pub const RATE_CARD_GET: &str =
     "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
@@ -311,6 +323,11 @@ SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollove
        l.next_boundary, l.current_grant_id, a.scale, l.next_boundary + l.period
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
  WHERE l.next_boundary <= $1 ORDER BY l.next_boundary, l.id LIMIT $2";
+pub const ALLOWANCE_DUE_ONE: &str = "
+SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
+       l.next_boundary, l.current_grant_id, a.scale, l.next_boundary + l.period
+  FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
+ WHERE l.id = $1 AND l.next_boundary <= $2";
 /// Grants of a wallet ending at a boundary that a rollover policy looks at.
 pub const ENDING_GRANTS: &str = "
 SELECT id, remaining - held, source, unit_price

@@ -191,19 +191,19 @@ fn close(
     Ok(())
 }
 
-/// Finalize an expired hold (caller may already hold the wallet lock). Returns false when
-/// `skip_locked` and the wallet is busy, or when the hold is no longer open and expired.
+/// Finalize an expired hold (the caller may already hold the wallet lock). Returns None when
+/// `skip_locked` and a wallet is busy, Some(false) when the hold is not open and expired.
 pub fn expire_hold_with(
     c: &mut SpiClient<'_>,
     id: i64,
     skip_locked: bool,
     as_of: Option<TimestampWithTimeZone>,
-) -> Result<bool> {
+) -> Result<Option<bool>> {
     let Some((w, a)) = lock(c, id, skip_locked, as_of)? else {
-        return Ok(false);
+        return Ok(None);
     };
     if a.status != "held" || !a.ttl_passed {
-        return Ok(false);
+        return Ok(Some(false));
     }
     let ps = parts(c, id)?;
     let mut moves = Vec::new();
@@ -234,15 +234,12 @@ pub fn expire_hold_with(
         None,
         (Decimal::ZERO, Decimal::ZERO),
     )?;
-    Ok(true)
+    Ok(Some(true))
 }
 
-pub fn expire_hold(c: &mut SpiClient<'_>, id: i64) -> Result<bool> {
-    expire_hold_with(c, id, false, None)
-}
-
-pub fn expired_holds_of(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Vec<i64>> {
-    let table = exec(c, sql::EXPIRED_HOLDS_OF_WALLET, &[wallet_id.into()])?;
+/// Open holds past their TTL that reserve grants of `wallet_id` (whoever owns the hold).
+pub fn expired_holds_on(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Vec<i64>> {
+    let table = exec(c, sql::EXPIRED_HOLDS_ON_WALLET, &[wallet_id.into()])?;
     let mut out = Vec::new();
     for row in table {
         out.push(row.req::<i64>(1)?);

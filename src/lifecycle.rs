@@ -32,8 +32,8 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
         more: false,
     };
     // rollover looks at what is unused at each boundary: process due boundaries before expiring
-    let boundaries = crate::allowances::run_due(c, as_of, max_rows)?;
-    out.more |= boundaries >= max_rows;
+    let (_, busy) = crate::allowances::run_due(c, as_of, max_rows)?;
+    out.more |= busy;
     let wallets: Vec<i64> = {
         let t = exec(
             c,
@@ -83,8 +83,10 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
         v
     };
     for id in holds_due {
-        if holds::expire_hold_with(c, id, true, Some(as_of))? {
-            out.holds += 1;
+        match holds::expire_hold_with(c, id, true, Some(as_of))? {
+            Some(true) => out.holds += 1,
+            Some(false) => {}
+            None => out.more = true, // its wallet is busy: the next run finalizes it
         }
     }
     Ok(out)
@@ -133,7 +135,7 @@ fn credit_tick(
         let as_of =
             as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
         spi::with(|c| {
-            let b = crate::allowances::run_due(c, as_of, i64::MAX)?;
+            let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX)?;
             let mut total = Swept {
                 grants: 0,
                 credits: Decimal::ZERO,

@@ -85,6 +85,12 @@ pub struct Doc {
 pub type DocEntries = Vec<(Entry, Option<String>)>;
 
 pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
+    if !value.is_object() {
+        return Err(
+            LedgerError::invalid("rate card document must be a JSON object")
+                .hint("{\"name\": ..., \"entries\": [...]}"),
+        );
+    }
     let doc: Doc = serde_json::from_value(value)
         .map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
     input::name(Some(&doc.name), "rate card document: name")?;
@@ -300,7 +306,7 @@ fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
             let mut changed = 0;
             for (i, (e, eff)) in entries.iter().enumerate() {
                 let at = match eff {
-                    Some(text) => Some(parse_ts(c, text).map_err(|_| {
+                    Some(text) => Some(parse_ts(text).map_err(|_| {
                         LedgerError::invalid(format!("rate card document: entries[{i}].effective_from is not a timestamp: \"{text}\""))
                     })?),
                     None => None,
@@ -319,11 +325,90 @@ fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
     })())
 }
 
-fn parse_ts(c: &mut SpiClient<'_>, text: &str) -> Result<TimestampWithTimeZone> {
-    spi::first(exec(c, sql::PARSE_TS, &[text.into()])?)
-        .map(|r| r.req::<TimestampWithTimeZone>(1))
-        .transpose()?
-        .ok_or_else(|| LedgerError::invalid("not a timestamp"))
+fn parse_ts(text: &str) -> Result<TimestampWithTimeZone> {
+    let micros = rfc3339_micros(text).ok_or_else(|| LedgerError::invalid("not a timestamp"))?;
+    TimestampWithTimeZone::try_from(micros)
+        .map_err(|_| LedgerError::invalid("timestamp out of range"))
+}
+
+/// Parse an RFC 3339 timestamp (`2026-01-01T00:00:00Z`, `2026-01-01 00:00:00.5+02:00`,
+/// or a bare date) into microseconds since 2000-01-01 UTC, PostgreSQL's epoch. Pure.
+pub fn rfc3339_micros(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |s: &str| -> Option<i64> {
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (date, rest) = if t.len() > 10 {
+        t.split_at(10)
+    } else {
+        (t, "")
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(1..=9999).contains(&y)
+    {
+        return None;
+    }
+    let mut secs_of_day = 0i64;
+    let mut frac_micros = 0i64;
+    let mut offset = 0i64;
+    if !rest.is_empty() {
+        let rest = rest.strip_prefix(['T', 't', ' '])?;
+        let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
+            Some(i) => rest.split_at(i),
+            None => return None, // a zone is required with a time of day
+        };
+        let (hms, frac) = match clock.split_once('.') {
+            Some((a, b)) => (a, Some(b)),
+            None => (clock, None),
+        };
+        let mut p = hms.split(':');
+        let (h, mi, sec) = (
+            num(p.next()?)?,
+            num(p.next()?)?,
+            num(p.next().unwrap_or("0"))?,
+        );
+        if p.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        secs_of_day = h * 3600 + mi * 60 + sec;
+        if let Some(f) = frac {
+            let f6: String = f.chars().chain(std::iter::repeat('0')).take(6).collect();
+            if f.len() > 6 && !f[6..].chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            frac_micros = num(&f6)?;
+        }
+        if zone != "Z" && zone != "z" {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let z = &zone[1..];
+            let (zh, zm) = match z.split_once(':') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None if z.len() == 4 => (num(&z[..2])?, num(&z[2..])?),
+                None => (num(z)?, 0),
+            };
+            if zh > 15 || zm > 59 {
+                return None;
+            }
+            offset = sign * (zh * 3600 + zm * 60);
+        }
+    }
+    // days from civil (Howard Hinnant), relative to 1970-01-01
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    const PG_EPOCH_DAYS: i64 = 10_957; // 2000-01-01 - 1970-01-01
+    Some(((days - PG_EPOCH_DAYS) * 86_400 + secs_of_day - offset) * 1_000_000 + frac_micros)
 }
 
 /// Export the current version of every entry of a rate card as one document.
@@ -384,6 +469,33 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0.credits, Decimal::new(15, 1));
         assert_eq!(entries[1].0.asset, "credits");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_micros("2000-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_micros("2000-01-01"), Some(0));
+        assert_eq!(rfc3339_micros("2000-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(
+            rfc3339_micros("2000-01-02 00:00:00.5Z"),
+            Some(86_400_500_000)
+        );
+        assert_eq!(rfc3339_micros("1999-12-31T23:59:59Z"), Some(-1_000_000));
+        assert_eq!(
+            rfc3339_micros("2026-11-23T00:00:00Z"),
+            Some(848_707_200_000_000)
+        );
+        assert_eq!(rfc3339_micros("soon"), None);
+        assert_eq!(rfc3339_micros("2026-13-01"), None);
+        assert_eq!(rfc3339_micros("2026-01-01T10:00:00"), None);
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        assert!(parse_doc(json!(["x", null, []]))
+            .unwrap_err()
+            .message
+            .contains("JSON object"));
     }
 
     #[test]

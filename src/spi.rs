@@ -51,7 +51,7 @@ pub fn with<R>(f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>) -> Result<R> {
 
 pub fn num(d: Decimal) -> AnyNumeric {
     // A Decimal always prints as a valid numeric literal.
-    AnyNumeric::try_from(d.to_string().as_str()).unwrap_or_default()
+    AnyNumeric::try_from(d.normalize().to_string().as_str()).unwrap_or_default()
 }
 
 pub fn opt_num(d: Option<Decimal>) -> Option<AnyNumeric> {
