@@ -231,7 +231,7 @@ SELECT j.kind, g.category, j.amount, j.note
  ORDER BY j.id;
 -- idempotent: a second run finds nothing
 SELECT grants_expired, credits_expired, holds_expired, more FROM credit_expire();
--- a finalized expired hold can neither be captured nor released
+-- a finalized expired hold cannot be captured; releasing it is a no-op
 SELECT err(format('SELECT credit_capture(%s)', :t1));
 SELECT err(format('SELECT credit_release(%s)', :t1));
 -- the open hold on expired grants is captured from them; its unheld rest was swept
