@@ -1,5 +1,14 @@
--- 0.2.0: every public function documents itself (\df+), and pool reports find a member's draws
--- by index.
+-- 0.2.0: every public function documents itself (\df+); pool reports find a member's draws by
+-- index; the hot tables drop their foreign keys and enum CHECKs (each cost every debit a trigger
+-- query or an expression parse); credit_verify() checks the same rules instead.
+ALTER TABLE credit_ledger.journal
+    DROP CONSTRAINT journal_wallet_id_fkey, DROP CONSTRAINT journal_grant_id_fkey,
+    DROP CONSTRAINT journal_authorization_id_fkey, DROP CONSTRAINT journal_member_id_fkey,
+    DROP CONSTRAINT journal_kind_check;
+ALTER TABLE credit_ledger.authorizations
+    DROP CONSTRAINT authorizations_wallet_id_fkey, DROP CONSTRAINT authorizations_rate_id_fkey,
+    DROP CONSTRAINT authorizations_kind_check, DROP CONSTRAINT authorizations_status_check,
+    DROP CONSTRAINT authorizations_refunded_check;
 CREATE INDEX journal_member ON credit_ledger.journal (member_id, wallet_id) WHERE member_id IS NOT NULL;
 COMMENT ON FUNCTION credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
 COMMENT ON FUNCTION credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';

@@ -226,6 +226,28 @@ SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
            <> CASE WHEN a.status = 'approved' THEN a.cost ELSE 0 END
     UNION ALL
+    -- references and vocabularies of the hot tables (they carry no FKs or CHECKs)
+    SELECT 'journal_references', 'journal entry ' || j.id,
+           format('wallet %s grant %s authorization %s member %s kind %s', j.wallet_id, j.grant_id,
+                  j.authorization_id, j.member_id, j.kind)
+      FROM credit_ledger.journal j
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.wallet_id)
+        OR (j.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.id = j.grant_id))
+        OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
+        OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
+        OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
+                          'adjustment', 'overdraft', 'settlement')
+    UNION ALL
+    SELECT 'authorization_references', 'authorization ' || a.id,
+           format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
+      FROM credit_ledger.authorizations a
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = a.wallet_id)
+        OR (a.rate_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.rates r WHERE r.id = a.rate_id))
+        OR a.kind NOT IN ('debit', 'hold')
+        OR a.status NOT IN ('approved', 'declined', 'held', 'captured', 'released', 'expired')
+        OR (a.kind = 'debit' AND a.status NOT IN ('approved', 'declined'))
+        OR a.refunded < 0
+    UNION ALL
     -- refunds: never more than was debited; the totals agree
     SELECT 'refund_consistency', 'authorization ' || a.id,
            format('refunded %s, refunds %s, debited %s', a.refunded,

@@ -147,11 +147,10 @@ WITH m AS (
         AS m(grant_id, wallet_id, kind, amount, held)
 ), g AS (
     UPDATE credit_ledger.grants g
-       SET remaining = g.remaining + s.amount, held = g.held + s.held,
-           live = g.remaining + s.amount > 0
-      FROM (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
-              FROM m WHERE grant_id IS NOT NULL GROUP BY grant_id) s
-     WHERE g.id = s.grant_id
+       SET (remaining, held, live) =
+           (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
+              FROM unnest($1::bigint[], $4::numeric[], $5::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
+     WHERE g.id = ANY ($1::bigint[])
 )
 INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
 SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9 FROM m";
@@ -170,12 +169,12 @@ WITH a AS (
     SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
         AS m(grant_id, wallet_id, kind, amount, held)
 ), g AS (
+    -- an index lookup per grant whatever the generic plan estimates for the arrays
     UPDATE credit_ledger.grants g
-       SET remaining = g.remaining + s.amount, held = g.held + s.held,
-           live = g.remaining + s.amount > 0
-      FROM (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
-              FROM m WHERE grant_id IS NOT NULL GROUP BY grant_id) s
-     WHERE g.id = s.grant_id
+       SET (remaining, held, live) =
+           (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
+              FROM unnest($19::bigint[], $22::numeric[], $23::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
+     WHERE g.id = ANY ($19::bigint[])
 ), j AS (
     INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
     SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
