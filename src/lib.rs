@@ -54,3 +54,54 @@ pub mod pg_test {
         vec![]
     }
 }
+
+/// The README's examples are tested files: its walk-through is the expected output of a
+/// pg_regress test and its language snippets are cut from the example programs the suite runs.
+#[cfg(test)]
+mod readme_tests {
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Every fenced code block of the README must appear verbatim in one of the tested files,
+    /// unless the line before it marks it `<!-- illustration -->` (short sketches of syntax).
+    #[test]
+    fn readme_blocks_are_tested_files() {
+        let readme = read("README.md");
+        let sources = [
+            read("tests/pg_regress/expected/readme_examples.out"),
+            read("examples/python/bill_image.py"),
+            read("examples/node/bill_image.js"),
+            read("examples/rust/src/main.rs"),
+            read("examples/shell/bill_image.sh"),
+        ];
+        let mut checked = 0;
+        let mut in_block = false;
+        let mut illustration = false;
+        let mut previous = "";
+        let mut block = String::new();
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                if !in_block {
+                    illustration = previous.trim() == "<!-- illustration -->";
+                } else {
+                    if !illustration {
+                        assert!(
+                            sources.iter().any(|s| s.contains(block.trim_end())),
+                            "README block not found in a tested file:\n{block}"
+                        );
+                        checked += 1;
+                    }
+                    block.clear();
+                }
+                in_block = !in_block;
+            } else if in_block {
+                block.push_str(line);
+                block.push('\n');
+            }
+            previous = line;
+        }
+        assert!(checked >= 5, "only {checked} README blocks checked");
+    }
+}
