@@ -26,3 +26,99 @@ COMMENT ON FUNCTION credit_refund(bigint, numeric, text, text, jsonb) IS 'refund
 COMMENT ON FUNCTION credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
 COMMENT ON FUNCTION credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
 COMMENT ON FUNCTION credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
+
+-- credit_verify() also checks the references and vocabularies the hot tables no longer enforce
+CREATE OR REPLACE FUNCTION credit_verify()
+RETURNS TABLE (check_name text, subject text, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+    -- cached grant amounts equal the journal
+    SELECT 'grant_matches_journal', 'grant ' || g.id,
+           format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
+      FROM credit_ledger.grants g
+      LEFT JOIN (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+                   FROM credit_ledger.journal WHERE grant_id IS NOT NULL GROUP BY grant_id) j ON j.grant_id = g.id
+     WHERE g.remaining IS DISTINCT FROM coalesce(j.amount, 0) OR g.held IS DISTINCT FROM coalesce(j.held, 0)
+    UNION ALL
+    -- bounds and the live flag
+    SELECT 'grant_bounds', 'grant ' || g.id, format('amount %s remaining %s held %s live %s', g.amount, g.remaining, g.held, g.live)
+      FROM credit_ledger.grants g
+     WHERE g.remaining < 0 OR g.remaining > g.amount OR g.held < 0 OR g.held > g.remaining OR g.live <> (g.remaining > 0)
+    UNION ALL
+    -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
+    SELECT 'grant_conservation', 'grant ' || g.id,
+           format('amount %s but grant entries total %s', g.amount, coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0))
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+     GROUP BY g.id, g.amount
+    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+    UNION ALL
+    -- overdraft debt equals its journal line
+    SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,
+           format('debt %s, journal says %s', s.debt, coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0))
+      FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+     WHERE s.debt <> coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0)
+    UNION ALL
+    -- per asset: what the grants say equals what the journal says
+    SELECT 'asset_conservation', 'asset ' || x.asset, format('grants remaining %s, journal %s', x.rem, x.jr)
+      FROM (SELECT a.asset,
+                   coalesce((SELECT sum(remaining) FROM credit_ledger.grants g WHERE g.asset = a.asset), 0) AS rem,
+                   coalesce((SELECT sum(amount) FROM credit_ledger.journal j WHERE j.asset = a.asset AND j.grant_id IS NOT NULL), 0) AS jr
+              FROM credit_ledger.assets a) x
+     WHERE x.rem <> x.jr
+    UNION ALL
+    -- holds: an open hold reserves exactly its cost; a closed hold reserves nothing;
+    -- a captured hold spent exactly `captured`
+    SELECT 'hold_consistency', 'authorization ' || a.id,
+           format('status %s cost %s captured %s; journal held %s spent %s', a.status, a.cost, a.captured,
+                  coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'hold'
+     GROUP BY a.id
+    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> a.cost)
+        OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
+        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> a.captured)
+        OR (a.status IN ('released', 'expired', 'declined') AND coalesce(sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> 0)
+    UNION ALL
+    -- debits: an approved debit took exactly its cost; a declined one took nothing
+    SELECT 'debit_consistency', 'authorization ' || a.id,
+           format('status %s cost %s; journal debited %s', a.status, a.cost,
+                  coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'debit'
+     GROUP BY a.id
+    HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
+           <> CASE WHEN a.status = 'approved' THEN a.cost ELSE 0 END
+    UNION ALL
+    -- references and vocabularies of the hot tables (they carry no FKs or CHECKs)
+    SELECT 'journal_references', 'journal entry ' || j.id,
+           format('wallet %s grant %s authorization %s member %s kind %s', j.wallet_id, j.grant_id,
+                  j.authorization_id, j.member_id, j.kind)
+      FROM credit_ledger.journal j
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.wallet_id)
+        OR (j.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.id = j.grant_id))
+        OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
+        OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
+        OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
+                          'adjustment', 'overdraft', 'settlement')
+    UNION ALL
+    SELECT 'authorization_references', 'authorization ' || a.id,
+           format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
+      FROM credit_ledger.authorizations a
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = a.wallet_id)
+        OR (a.rate_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.rates r WHERE r.id = a.rate_id))
+        OR a.kind NOT IN ('debit', 'hold')
+        OR a.status NOT IN ('approved', 'declined', 'held', 'captured', 'released', 'expired')
+        OR (a.kind = 'debit' AND a.status NOT IN ('approved', 'declined'))
+        OR a.refunded < 0
+    UNION ALL
+    -- refunds: never more than was debited; the totals agree
+    SELECT 'refund_consistency', 'authorization ' || a.id,
+           format('refunded %s, refunds %s, debited %s', a.refunded,
+                  coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0),
+                  coalesce(a.captured, a.cost))
+      FROM credit_ledger.authorizations a
+     WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
+        OR a.refunded > coalesce(a.captured, a.cost)
+$$;

@@ -98,25 +98,63 @@ impl Plan {
     }
 }
 
-fn lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str, mode: Mode) -> Result<Vec<Lot>> {
-    // a quote cannot finalize expired holds, so it counts their credits as free directly
-    let q = if mode == Mode::Quote {
-        sql::GRANTS_SPENDABLE_NOW
-    } else {
-        sql::GRANTS_SPENDABLE
+/// The spendable lots of a wallet in consumption order, enough to cover `need` (all of them
+/// when they do not), and the wallet's total spendable.
+fn lots(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    asset: &str,
+    mode: Mode,
+    need: Decimal,
+) -> Result<(Vec<Lot>, Decimal)> {
+    let read = |rows: crate::spi::Rows, with_total: bool| -> Result<(Vec<Lot>, Option<Decimal>)> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut total = None;
+        for row in rows {
+            if with_total && total.is_none() {
+                total = Some(row.dec(5)?);
+            }
+            out.push(Lot {
+                grant_id: row.req(1)?,
+                wallet_id,
+                available: row.dec(2)?,
+                priority: row.req(3)?,
+                expires_at: row.col(4)?,
+            });
+        }
+        Ok((out, total))
     };
-    let table = exec(c, q, &[wallet_id.into(), asset.into()])?;
-    let mut out = Vec::with_capacity(table.len());
-    for row in table {
-        out.push(Lot {
-            grant_id: row.req(1)?,
-            wallet_id,
-            available: row.dec(2)?,
-            priority: row.req(3)?,
-            expires_at: row.col(4)?,
-        });
+    if mode == Mode::Quote {
+        // a quote cannot finalize expired holds, so it counts their credits as free directly
+        let (all, _) = read(
+            exec(
+                c,
+                sql::GRANTS_SPENDABLE_NOW,
+                &[wallet_id.into(), asset.into()],
+            )?,
+            false,
+        )?;
+        let total = all.iter().map(|l| l.available).sum();
+        return Ok((all, total));
     }
-    Ok(out)
+    let (head, total) = read(
+        exec(
+            c,
+            sql::GRANTS_SPENDABLE_HEAD,
+            &[wallet_id.into(), asset.into()],
+        )?,
+        true,
+    )?;
+    let total = total.unwrap_or(Decimal::ZERO);
+    let head_sum: Decimal = head.iter().map(|l| l.available).sum();
+    if head_sum >= need || head_sum >= total {
+        return Ok((head, total));
+    }
+    let (all, _) = read(
+        exec(c, sql::GRANTS_SPENDABLE, &[wallet_id.into(), asset.into()])?,
+        false,
+    )?;
+    Ok((all, total))
 }
 
 /// Plan spending `cost` of `asset` from wallet `w` (whose lock the caller holds unless quoting).
@@ -166,8 +204,8 @@ fn plan_once(
     mode: Mode,
 ) -> Result<Plan> {
     let mut p = Plan::default();
-    let own = lots(c, w.id, asset, mode)?;
-    p.own_available = own.iter().map(|l| l.available).sum();
+    let (own, own_total) = lots(c, w.id, asset, mode, cost)?;
+    p.own_available = own_total;
     if w.tracked {
         let state = WalletState::load(c, w.id, asset)?;
         p.debt_before = state.debt;
@@ -212,8 +250,7 @@ fn plan_once(
                 if parent.tracked {
                     p.parent_state = Some(WalletState::load(c, pid, asset)?);
                 }
-                let pool = lots(c, pid, asset, mode)?;
-                let pool_available: Decimal = pool.iter().map(|l| l.available).sum();
+                let (pool, pool_available) = lots(c, pid, asset, mode, short)?;
                 let mut room = pool_available;
                 if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
                     let left = (limit - state.pool_drawn).max(Decimal::ZERO);
@@ -402,8 +439,8 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Authorize or hold: the whole atomic step. Returns the authorization id.
-pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
+/// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
+pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     let row = spi::first(exec(
         c,
         sql::WALLET_LOCK_AND_RATE,
@@ -420,7 +457,8 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
                     prev.req::<i64>(1)?
                 )));
             }
-            return prev.req::<i64>(1);
+            let first = prev.req::<i64>(1)?;
+            return authorization_tuple(c, first);
         }
     }
     let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
@@ -468,10 +506,40 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<i64> {
     let out = spi::first(exec(c, sql::AUTHORIZE_WRITE, &args)?)
         .ok_or_else(|| LedgerError::new(Kind::Internal, "authorization insert returned nothing"))?;
     let id = out.req::<i64>(1)?;
+    let created_at = out.col::<TimestampWithTimeZone>(2)?;
+    let expires_at = out.col::<TimestampWithTimeZone>(3)?;
     if approved {
         commit_plan(c, &w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
-    Ok(id)
+    // the same values authorization_tuple() would read back, without reading them back
+    let mut t = Record::new("credit_authorization");
+    t.push(Some(id));
+    t.push(Some(approved));
+    t.push(p.reason.map(String::from));
+    t.push(Some(num(cost)));
+    t.push(Some(rate.asset.clone()));
+    t.push(Some(num(balance)));
+    t.push(Some(r.wallet.to_string()));
+    t.push(Some(
+        (if r.mode == Mode::Hold {
+            "hold"
+        } else {
+            "debit"
+        })
+        .to_string(),
+    ));
+    t.push(Some(status.to_string()));
+    t.push(Some(r.action.to_string()));
+    t.push(r.variant.map(String::from));
+    t.push(Some(num(r.quantity)));
+    t.push(Some(rate.id));
+    t.push(vendor_cost.filter(|_| approved).map(num));
+    t.push(None::<AnyNumeric>);
+    t.push(Some(num(Decimal::ZERO)));
+    t.push(expires_at);
+    t.push(r.key.map(String::from));
+    t.push(created_at);
+    Ok(t)
 }
 
 /// Authorize and debit credits for an action, before the work runs.
@@ -495,10 +563,7 @@ fn credit_authorize(
             metadata,
             Mode::Debit,
         )?;
-        spi::with(|c| {
-            let id = spend(c, &r)?;
-            authorization_tuple(c, id)
-        })
+        spi::with(|c| spend(c, &r))
     })())
     .build()
 }
@@ -533,10 +598,7 @@ fn credit_hold(
             )));
         }
         r.ttl = Some(ttl);
-        spi::with(|c| {
-            let id = spend(c, &r)?;
-            authorization_tuple(c, id)
-        })
+        spi::with(|c| spend(c, &r))
     })())
     .build()
 }

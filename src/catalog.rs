@@ -110,6 +110,18 @@ SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, id";
+/// The head of the walk: the first grants in consumption order and the wallet's total
+/// spendable, so a debit converts only the rows it may use (the whole walk is fetched only
+/// when the head does not cover the cost).
+pub const GRANTS_SPENDABLE_HEAD: &str = "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint,
+       sum(remaining - held) OVER ()
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND live
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, id
+ LIMIT 8";
 /// The walk for quotes: credits reserved by holds past their TTL count as free.
 pub const GRANTS_SPENDABLE_NOW: &str = "
 SELECT g.id, g.remaining - g.held + CASE WHEN g.held > 0 THEN coalesce((

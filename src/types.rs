@@ -8,7 +8,7 @@
 use crate::error::{Kind, LedgerError};
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
-use pgrx::{AllocatedByRust, AnyNumeric, JsonB};
+use pgrx::{AllocatedByRust, AnyNumeric, JsonB, PgTupleDesc};
 
 pub type Tuple = PgHeapTuple<'static, AllocatedByRust>;
 
@@ -61,35 +61,71 @@ impl Record {
         self.fields.push(f.into());
     }
 
-    /// Form the composite (call outside SPI).
+    /// Form the composite (call outside SPI): one `heap_form_tuple` with the type's descriptor.
     pub fn build(self) -> Tuple {
-        let mut t = PgHeapTuple::new_composite_type(self.type_name).unwrap_or_else(|e| {
-            LedgerError::new(
-                Kind::Internal,
-                format!("type \"{}\" is not available: {e}", self.type_name),
-            )
-            .raise()
-        });
-        for (i, f) in self.fields.into_iter().enumerate() {
-            let idx = std::num::NonZeroUsize::new(i + 1).unwrap_or(std::num::NonZeroUsize::MIN);
-            let r = match f {
-                Field::I64(v) => t.set_by_index(idx, v),
-                Field::I32(v) => t.set_by_index(idx, v),
-                Field::Text(v) => t.set_by_index(idx, v),
-                Field::Num(v) => t.set_by_index(idx, v),
-                Field::Bool(v) => t.set_by_index(idx, v),
-                Field::Ts(v) => t.set_by_index(idx, v),
-                Field::Json(v) => t.set_by_index(idx, v),
-                Field::Interval(v) => t.set_by_index(idx, v),
-            };
-            if let Err(e) = r {
+        let tupdesc = PgTupleDesc::for_composite_type_by_oid(type_oid(self.type_name))
+            .unwrap_or_else(|| {
                 LedgerError::new(
                     Kind::Internal,
-                    format!("cannot set attribute {} of {}: {e}", i + 1, self.type_name),
+                    format!("type \"{}\" is not available", self.type_name),
                 )
                 .raise()
-            }
+            });
+        if tupdesc.len() != self.fields.len() {
+            LedgerError::new(
+                Kind::Internal,
+                format!(
+                    "type \"{}\" has {} attributes, {} given",
+                    self.type_name,
+                    tupdesc.len(),
+                    self.fields.len()
+                ),
+            )
+            .raise()
         }
-        t
+        let datums = self.fields.into_iter().map(|f| match f {
+            Field::I64(v) => v.into_datum(),
+            Field::I32(v) => v.into_datum(),
+            Field::Text(v) => v.into_datum(),
+            Field::Num(v) => v.into_datum(),
+            Field::Bool(v) => v.into_datum(),
+            Field::Ts(v) => v.into_datum(),
+            Field::Json(v) => v.into_datum(),
+            Field::Interval(v) => v.into_datum(),
+        });
+        // SAFETY: each datum is of the Rust type mapped to the attribute's SQL type in the
+        // Record's producer (the attribute order of the SQL type in sql/schema.sql)
+        unsafe { PgHeapTuple::from_datums(tupdesc, datums) }.unwrap_or_else(|e| {
+            LedgerError::new(
+                Kind::Internal,
+                format!("cannot form {}: {e}", self.type_name),
+            )
+            .raise()
+        })
     }
+}
+
+thread_local! {
+    static TYPE_OIDS: std::cell::RefCell<std::collections::HashMap<&'static str, pg_sys::Oid>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The OID of a named composite type, resolved once per backend on the function's
+/// search_path (which includes the extension's schema) and re-resolved if it vanished
+/// (the extension was dropped and created again in this session).
+fn type_oid(name: &'static str) -> pg_sys::Oid {
+    let cached = TYPE_OIDS.with(|m| m.borrow().get(name).copied());
+    if let Some(oid) = cached {
+        // SAFETY: a syscache probe; returns InvalidOid for a type that no longer exists
+        if unsafe { pg_sys::get_typ_typrelid(oid) } != pg_sys::InvalidOid {
+            return oid;
+        }
+    }
+    let oid = PgTupleDesc::for_composite_type(name)
+        .map(|d| d.oid())
+        .unwrap_or(pg_sys::InvalidOid);
+    if oid != pg_sys::InvalidOid {
+        TYPE_OIDS.with(|m| m.borrow_mut().insert(name, oid));
+    }
+    oid
 }
