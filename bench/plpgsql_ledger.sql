@@ -3,9 +3,9 @@
 -- What a careful team would write in its own database instead of installing an extension, with
 -- the same hot-path semantics as credit_authorize / credit_hold / credit_capture:
 --   * idempotency key per wallet: the same key returns the first result and writes nothing;
---     the same key with other arguments is an error (23505). Concurrent calls with one key are
---     serialised by a transaction-scoped advisory lock on (wallet, key), so the second caller
---     gets the first result instead of a unique violation;
+--     the same key with other arguments is an error (23505). The authorization row is inserted
+--     before any grant changes, with ON CONFLICT DO NOTHING on the (wallet, key) unique index:
+--     a concurrent call with the same key waits for the first, then returns its result;
 --   * rate lookup by action and variant: the wallet's card first, then 'default'; within a card
 --     the exact variant before the NULL-variant entry; the latest version with
 --     effective_from <= now() (the version used is recorded);
@@ -13,8 +13,9 @@
 --   * grant walk in consumption order — priority, expires_at (never-expiring last), id — over
 --     effective, unexpired grants with spendable credit, each grant locked (FOR UPDATE) as it is
 --     reached and only as many as the cost needs (an explicit cursor fetches one row at a time);
---   * debits: one UPDATE per grant touched, one journal row per grant touched, one authorization
---     row (approved, or declined with reason 'insufficient_credits', cost 0 — nothing debited);
+--   * debits: the grants touched, one journal row per grant touched and one authorization row
+--     (approved, or declined with reason 'insufficient_credits' and the would-be cost — nothing
+--     debited);
 --   * returns (authorization_id, approved, reason, cost, asset, balance).
 --
 -- Design choices made for speed, as a performance-minded team would:
@@ -156,25 +157,38 @@ $$;
 
 -- ---- the hot path --------------------------------------------------------------------------------
 
+-- The stored result of an earlier call with the same key (an error if its arguments differ).
+CREATE FUNCTION p1._replay(prev record, p_kind text, p_action text, p_variant text,
+                           p_quantity numeric, p_key text)
+RETURNS p1.auth_result LANGUAGE plpgsql AS $$
+BEGIN
+    IF prev.kind <> p_kind OR prev.action <> p_action
+       OR prev.variant IS DISTINCT FROM p_variant OR prev.quantity <> p_quantity THEN
+        RAISE EXCEPTION 'idempotency key "%" was used with other arguments', p_key
+            USING ERRCODE = '23505';
+    END IF;
+    RETURN ROW(prev.id, prev.status <> 'declined', prev.reason, prev.cost,
+               prev.asset, prev.balance_after)::p1.auth_result;
+END $$;
+
 -- authorize (kind 'debit') and, through p1.hold, holds (kind 'hold').
+-- Five statements on the common path: wallet + rate, the walk, the balance, the authorization
+-- with its journal rows, the grant update.
 CREATE FUNCTION p1.authorize(wallet text, action text, quantity numeric DEFAULT 1,
                              variant text DEFAULT NULL, idempotency_key text DEFAULT NULL,
                              metadata jsonb DEFAULT NULL, kind text DEFAULT 'debit',
                              ttl interval DEFAULT NULL)
 RETURNS p1.auth_result
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     p_wallet    text     := authorize.wallet;
     p_action    text     := authorize.action;
     p_quantity  numeric  := authorize.quantity;
     p_variant   text     := authorize.variant;
     p_key       text     := authorize.idempotency_key;
-    p_metadata  jsonb    := authorize.metadata;
     p_kind      text     := authorize.kind;
-    p_ttl       interval := authorize.ttl;
-    v_wallet_id bigint;
-    v_card      text;
-    v_rate      record;
+    v           record;
     v_prev      record;
     v_cost      numeric;
     v_need      numeric;
@@ -200,49 +214,49 @@ BEGIN
         RAISE EXCEPTION 'quantity must be greater than zero, got %', p_quantity USING ERRCODE = '22023';
     END IF;
 
-    SELECT w.id, coalesce(w.rate_card, 'default') INTO v_wallet_id, v_card
-      FROM p1.wallets w WHERE w.wallet = p_wallet;
+    -- 1. the wallet and the rate: its card first, then 'default'; the exact variant before the
+    --    NULL-variant entry; the latest version in effect
+    SELECT w.id AS wallet_id, coalesce(w.rate_card, 'default') AS card,
+           r.id AS rate_id, r.credits, r.asset, r.vendor_cost
+      INTO v
+      FROM p1.wallets w
+      LEFT JOIN LATERAL (
+            SELECT r.id, r.credits, r.asset, r.vendor_cost
+              FROM p1.rates r
+             WHERE r.action = p_action
+               AND r.rate_card IN (coalesce(w.rate_card, 'default'), 'default')
+               AND (r.variant = p_variant OR r.variant IS NULL)
+               AND r.effective_from <= now()
+             ORDER BY (r.rate_card = coalesce(w.rate_card, 'default')) DESC,
+                      (r.variant IS NOT NULL) DESC, r.effective_from DESC
+             LIMIT 1) r ON true
+     WHERE w.wallet = p_wallet;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'wallet "%" does not exist', p_wallet USING ERRCODE = '42704';
     END IF;
 
     IF p_key IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended(p_key, v_wallet_id));
         SELECT a.id, a.kind, a.status, a.reason, a.action, a.variant, a.quantity,
                coalesce(a.captured, a.cost) AS cost, a.asset, a.balance_after
           INTO v_prev
           FROM p1.authorizations a
-         WHERE a.wallet_id = v_wallet_id AND a.idempotency_key = p_key;
+         WHERE a.wallet_id = v.wallet_id AND a.idempotency_key = p_key;
         IF FOUND THEN
-            IF v_prev.kind <> p_kind OR v_prev.action <> p_action
-               OR v_prev.variant IS DISTINCT FROM p_variant OR v_prev.quantity <> p_quantity THEN
-                RAISE EXCEPTION 'idempotency key "%" was used with other arguments', p_key
-                    USING ERRCODE = '23505';
-            END IF;
-            RETURN ROW(v_prev.id, v_prev.status IN ('approved', 'held', 'captured'), v_prev.reason, v_prev.cost,
-                       v_prev.asset, v_prev.balance_after)::p1.auth_result;
+            RETURN p1._replay(v_prev, p_kind, p_action, p_variant, p_quantity, p_key);
         END IF;
     END IF;
 
-    SELECT r.id, r.credits, r.asset, r.vendor_cost INTO v_rate
-      FROM p1.rates r
-     WHERE r.action = p_action
-       AND r.rate_card IN (v_card, 'default')
-       AND (r.variant = p_variant OR r.variant IS NULL)
-       AND r.effective_from <= now()
-     ORDER BY (r.rate_card = v_card) DESC, (r.variant IS NOT NULL) DESC, r.effective_from DESC
-     LIMIT 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no rate for action "%" (variant %) on rate card "%"', p_action,
-            coalesce(p_variant, 'NULL'), v_card USING ERRCODE = '42704';
+    IF v.rate_id IS NULL THEN
+        RAISE EXCEPTION 'no rate for action "%" (variant %) on rate card "%" or "default"', p_action,
+            coalesce(p_variant, 'NULL'), v.card USING ERRCODE = '42704';
     END IF;
 
-    v_cost := round(ceil(p_quantity * v_rate.credits * 10000) / 10000, 4);
+    v_cost := round(ceil(p_quantity * v.credits * 10000) / 10000, 4);
 
-    -- Walk the grants in consumption order, locking each as it is reached, until covered.
+    -- 2. walk the grants in consumption order, locking each as it is reached, until covered
     v_need := v_cost;
     IF v_need > 0 THEN
-        OPEN walk(v_wallet_id, v_rate.asset);
+        OPEN walk(v.wallet_id, v.asset);
         LOOP
             FETCH walk INTO v_gid, v_avail;
             EXIT WHEN NOT FOUND;
@@ -256,49 +270,90 @@ BEGIN
     END IF;
     v_approved := v_need <= 0;
 
-    IF v_approved THEN
-        FOR i IN 1 .. coalesce(array_length(v_ids, 1), 0) LOOP
-            IF p_kind = 'debit' THEN
-                UPDATE p1.grants g
-                   SET remaining = g.remaining - v_takes[i], live = g.remaining - v_takes[i] > 0
-                 WHERE g.id = v_ids[i];
-            ELSE
-                UPDATE p1.grants g SET held = g.held + v_takes[i] WHERE g.id = v_ids[i];
-            END IF;
-        END LOOP;
-    END IF;
-
+    -- 3. the balance: spendable now, less this call's cost when approved
     SELECT coalesce(sum(g.remaining - g.held), 0) INTO v_balance
       FROM p1.grants g
-     WHERE g.wallet_id = v_wallet_id AND g.asset = v_rate.asset AND g.live
+     WHERE g.wallet_id = v.wallet_id AND g.asset = v.asset AND g.live
        AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now());
+    IF v_approved THEN
+        v_balance := v_balance - v_cost;
+    ELSE
+        v_ids := '{}';
+        v_takes := '{}';
+    END IF;
 
-    INSERT INTO p1.authorizations
-        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
-         vendor_cost, balance_after, idempotency_key, metadata, expires_at)
-    VALUES (v_wallet_id, p_kind,
-            CASE WHEN NOT v_approved THEN 'declined' WHEN p_kind = 'hold' THEN 'held' ELSE 'approved' END,
-            CASE WHEN v_approved THEN NULL ELSE 'insufficient_credits' END,
-            p_action, p_variant, p_quantity, v_rate.id, v_rate.asset,
-            CASE WHEN v_approved THEN v_cost ELSE 0 END,
-            CASE WHEN v_approved THEN p_quantity * v_rate.vendor_cost END, v_balance, p_key, p_metadata,
-            CASE WHEN p_kind = 'hold' AND v_approved THEN now() + p_ttl END)
-    RETURNING id INTO v_auth;
-
-    IF v_approved AND v_ids <> '{}' THEN
-        IF p_kind = 'debit' THEN
-            INSERT INTO p1.journal (wallet_id, grant_id, asset, kind, amount, authorization_id)
-            SELECT v_wallet_id, t.gid, v_rate.asset, 'debit', -t.take, v_auth
-              FROM unnest(v_ids, v_takes) AS t(gid, take);
-        ELSE
-            INSERT INTO p1.journal (wallet_id, grant_id, asset, kind, held, authorization_id)
-            SELECT v_wallet_id, t.gid, v_rate.asset, 'hold', t.take, v_auth
-              FROM unnest(v_ids, v_takes) AS t(gid, take);
+    -- 4. one statement writes the authorization and its journal rows. With a key, the insert is
+    --    ON CONFLICT DO NOTHING: a concurrent call that committed the same key first makes the
+    --    statement a no-op (after waiting for it), and its result is returned instead.
+    IF p_key IS NULL THEN
+        WITH a AS (
+            INSERT INTO p1.authorizations
+                (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
+                 vendor_cost, balance_after, metadata, expires_at)
+            VALUES (v.wallet_id, p_kind,
+                    CASE WHEN NOT v_approved THEN 'declined' WHEN p_kind = 'hold' THEN 'held' ELSE 'approved' END,
+                    CASE WHEN v_approved THEN NULL ELSE 'insufficient_credits' END,
+                    p_action, p_variant, p_quantity, v.rate_id, v.asset,
+                    v_cost,
+                    CASE WHEN v_approved THEN p_quantity * v.vendor_cost END, v_balance,
+                    authorize.metadata,
+                    CASE WHEN p_kind = 'hold' AND v_approved THEN now() + authorize.ttl END)
+            RETURNING id
+        ), j AS (
+            INSERT INTO p1.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id)
+            SELECT v.wallet_id, t.gid, v.asset, p_kind,
+                   CASE WHEN p_kind = 'debit' THEN -t.take ELSE 0 END,
+                   CASE WHEN p_kind = 'hold' THEN t.take ELSE 0 END, a.id
+              FROM unnest(v_ids, v_takes) AS t(gid, take), a
+        )
+        SELECT id INTO v_auth FROM a;
+    ELSE
+        WITH a AS (
+            INSERT INTO p1.authorizations
+                (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
+                 vendor_cost, balance_after, idempotency_key, metadata, expires_at)
+            VALUES (v.wallet_id, p_kind,
+                    CASE WHEN NOT v_approved THEN 'declined' WHEN p_kind = 'hold' THEN 'held' ELSE 'approved' END,
+                    CASE WHEN v_approved THEN NULL ELSE 'insufficient_credits' END,
+                    p_action, p_variant, p_quantity, v.rate_id, v.asset,
+                    v_cost,
+                    CASE WHEN v_approved THEN p_quantity * v.vendor_cost END, v_balance, p_key,
+                    authorize.metadata,
+                    CASE WHEN p_kind = 'hold' AND v_approved THEN now() + authorize.ttl END)
+            ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id
+        ), j AS (
+            INSERT INTO p1.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id)
+            SELECT v.wallet_id, t.gid, v.asset, p_kind,
+                   CASE WHEN p_kind = 'debit' THEN -t.take ELSE 0 END,
+                   CASE WHEN p_kind = 'hold' THEN t.take ELSE 0 END, a.id
+              FROM unnest(v_ids, v_takes) AS t(gid, take), a
+        )
+        SELECT id INTO v_auth FROM a;
+        IF v_auth IS NULL THEN
+            SELECT a.id, a.kind, a.status, a.reason, a.action, a.variant, a.quantity,
+                   coalesce(a.captured, a.cost) AS cost, a.asset, a.balance_after
+              INTO v_prev
+              FROM p1.authorizations a
+             WHERE a.wallet_id = v.wallet_id AND a.idempotency_key = p_key;
+            RETURN p1._replay(v_prev, p_kind, p_action, p_variant, p_quantity, p_key);
         END IF;
     END IF;
 
+    -- 5. the grants: one UPDATE by primary key per grant touched (HOT: no indexed column
+    --    changes, except `live` when a grant runs out)
+    FOR i IN 1 .. coalesce(array_length(v_ids, 1), 0) LOOP
+        IF p_kind = 'debit' THEN
+            UPDATE p1.grants g
+               SET remaining = g.remaining - v_takes[i], live = g.remaining - v_takes[i] > 0
+             WHERE g.id = v_ids[i];
+        ELSE
+            UPDATE p1.grants g SET held = g.held + v_takes[i] WHERE g.id = v_ids[i];
+        END IF;
+    END LOOP;
+
     RETURN ROW(v_auth, v_approved, CASE WHEN v_approved THEN NULL ELSE 'insufficient_credits' END,
-               CASE WHEN v_approved THEN v_cost ELSE 0 END, v_rate.asset, v_balance)::p1.auth_result;
+               v_cost, v.asset, v_balance)::p1.auth_result;
 END $$;
 
 CREATE FUNCTION p1.hold(wallet text, action text, quantity numeric DEFAULT 1,

@@ -153,11 +153,14 @@ PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1)
 if [ "$CHECK" = 1 ]; then
   log "check_peer: PL/pgSQL peer vs extension on a shared scenario"
   "${PSQL[@]}" -d postgres -c "CREATE DATABASE bench_check"
-  if ! "${PSQL[@]}" -d bench_check -f "$HERE/plpgsql_ledger.sql" >/dev/null \
-     || ! "${PSQL[@]}" -d bench_check -c "CREATE EXTENSION credit_ledger" \
-     || ! "${PSQL[@]}" -d bench_check -f "$HERE/check_peer.sql"; then
+  CHECK_OUT="$BASE/check_peer.out"
+  if ! { "${PSQL[@]}" -d bench_check -f "$HERE/plpgsql_ledger.sql" \
+         && "${PSQL[@]}" -d bench_check -c "CREATE EXTENSION credit_ledger" \
+         && "${PSQL[@]}" -d bench_check -f "$HERE/check_peer.sql"; } > "$CHECK_OUT" 2>&1; then
+    cat "$CHECK_OUT" >&2
     die "check_peer.sql: the PL/pgSQL peer and the extension disagree (or the scenario failed)"
   fi
+  grep -o 'check_peer: .*' "$CHECK_OUT" | sed 's/^/  /'
   "${PSQL[@]}" -d postgres -c "DROP DATABASE bench_check"
 fi
 

@@ -52,7 +52,7 @@ def parse_args():
         a.clients = a.clients or "1,8"
         a.workloads = a.workloads or "W1,W2,W3,W4,W5"
         a.memory_calls = 50_000 if a.memory_calls is None else a.memory_calls
-        a.stack_wallets = a.stack_wallets or 200
+        a.stack_wallets = a.stack_wallets or 100
     else:
         a.rounds = a.rounds or 3
         a.duration = a.duration or 10
@@ -138,24 +138,43 @@ def has_ext():
 # data
 
 
+LOAD_WINDOW = 25000
+
+
 def load_db(db, nw, extra, ns):
-    """Create database db with floors, the PL/pgSQL peer and the extension, and load the plan."""
+    """Create database db with floors, the PL/pgSQL peer and the extension, and load the plan
+    through each peer's own functions, in windows of LOAD_WINDOW plan rows (one statement per
+    window and step, ANALYZE after the first window so plans see the tables grow)."""
     psql("postgres", f"CREATE DATABASE {db}")
     t0 = time.time()
     psql(db, file=os.path.join(BENCH, "sql", "floors.sql"), variables={"nw": nw})
     psql(db, file=os.path.join(BENCH, "plpgsql_ledger.sql"))
     psql(db, file=os.path.join(BENCH, "sql", "plan.sql"),
          variables={"nw": nw, "ns": ns, "extra": 1 if extra else 0})
-    timings = {}
-    if "P1" in A.peers:
-        t = time.time()
-        r = psql(db, file=os.path.join(BENCH, "sql", "load_p1.sql"), quiet=True)
-        timings["P1"] = time.time() - t
+    # a grant's wallet always comes first in plan order, so window k of wallets + grants is complete
+    bad = scalar(db, "SELECT count(*) FROM plan.grants g JOIN plan.wallets w USING (wallet) WHERE w.seq > g.seq")
+    if bad != "0":
+        fail(f"{db}: plan order broken ({bad} grants before their wallet)")
+    n_rows = int(scalar(db, "SELECT greatest((SELECT max(seq) FROM plan.wallets), (SELECT max(seq) FROM plan.grants))"))
+    n_calls = int(scalar(db, "SELECT coalesce(max(seq), 0) FROM plan.calls"))
     if has_ext():
         psql(db, "CREATE EXTENSION credit_ledger")
+    timings = {}
+    for peer, fname, tables in (("P1", "load_p1.sql", "p1.wallets, p1.grants, p1.journal, p1.authorizations"),
+                                ("EXT", "load_ext.sql", "credit_ledger.wallets, credit_ledger.grants, "
+                                                        "credit_ledger.journal, credit_ledger.authorizations")):
+        if peer not in A.peers:
+            continue
         t = time.time()
-        r = psql(db, file=os.path.join(BENCH, "sql", "load_ext.sql"), quiet=True)
-        timings["EXT"] = time.time() - t
+        windows = [(lo, min(lo + LOAD_WINDOW - 1, n_rows), 1, 0) for lo in range(1, n_rows + 1, LOAD_WINDOW)]
+        windows += [(1, 0, lo, min(lo + LOAD_WINDOW - 1, n_calls)) for lo in range(1, n_calls + 1, LOAD_WINDOW)]
+        for i, (lo, hi, clo, chi) in enumerate(windows):
+            psql(db, file=os.path.join(BENCH, "sql", fname), variables={"lo": lo, "hi": hi, "clo": clo, "chi": chi})
+            if i == 0:
+                psql(db, f"ANALYZE {tables}")
+            if len(windows) > 8 and (i + 1) % 8 == 0:
+                log(f"  {db} {peer}: window {i + 1}/{len(windows)} ({time.time() - t:.0f} s)")
+        timings[peer] = time.time() - t
     psql(db, "VACUUM (ANALYZE)")
     psql(db, "CHECKPOINT")
     log(f"loaded {db}: {nw} W1-shape wallets{' + hot/stacks/retry keys' if extra else ''} in "
@@ -366,7 +385,8 @@ def memory_check(peer, calls):
     script = "auth_EXT" if peer == "EXT" else "auth_P1"
     cmd = [os.path.join(BIN, "pgbench"), "-n", "-M", "prepared", "-c", "1", "-j", "1", "-t", str(calls),
            "-f", os.path.join(BENCH, "scripts", script + ".sql"), "-D", "nw=10000", "-D", "pfx=w", "bench"]
-    env = dict(ENV, PGOPTIONS="-c synchronous_commit=off", PGAPPNAME="bench_memory")
+    app = f"bench_memory_{peer}"
+    env = dict(ENV, PGOPTIONS="-c synchronous_commit=off", PGAPPNAME=app)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pid = None
     first = last = peak = None
@@ -374,11 +394,13 @@ def memory_check(peer, calls):
     deadline = t0 + 3600
     while proc.poll() is None and time.time() < deadline:
         if pid is None:
-            s = scalar("postgres", "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_memory' LIMIT 1")
+            s = scalar("postgres", f"SELECT pid FROM pg_stat_activity WHERE application_name = '{app}' LIMIT 1")
             pid = int(s) if s else None
             if pid:
                 time.sleep(2.0)  # let caches warm (first calls prepare plans)
                 first = rss_anon(pid)
+                if first is None:
+                    pid = None
         else:
             v = rss_anon(pid)
             if v is not None:
