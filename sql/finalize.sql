@@ -297,7 +297,6 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
-CREATE INDEX journal_member ON credit_ledger.journal (member_id, wallet_id) WHERE member_id IS NOT NULL;
 COMMENT ON FUNCTION credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
 COMMENT ON FUNCTION credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';
 COMMENT ON FUNCTION credit_wallet_update(text, text, numeric, numeric, numeric, numeric, boolean, jsonb, text, interval, timestamptz, text[]) IS 'change wallet settings; NULL leaves a setting unchanged, clear resets named settings';

@@ -1,6 +1,6 @@
 -- Reports for DBAs and finance: plain views in schema credit_ledger.
--- Indexes they use: grants_spendable (live grants per wallet), journal_at / journal_wallet_at
--- (entries by time), journal_grant, authorizations_created (calls by time).
+-- Indexes they use: grants_spendable (live grants per wallet), journal_wallet_at (a wallet's
+-- entries by time), journal_grant, journal_authorization, authorizations_created (calls by time).
 
 CREATE VIEW credit_ledger.wallet_balances AS
 SELECT w.wallet, g.asset,

@@ -298,6 +298,21 @@ fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
         let (doc, entries) = parse_doc(card.0)?;
         spi::with(|c| {
             exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
+            if doc.name == "default" && doc.description.is_some() {
+                let current = spi::first(exec(c, sql::RATE_CARD_GET, &[doc.name.as_str().into()])?)
+                    .map(|r| r.col::<String>(1))
+                    .transpose()?
+                    .flatten();
+                if doc.description != current {
+                    return Err(LedgerError::wrong_state(
+                        "the built-in rate card \"default\" cannot be changed",
+                    )
+                    .detail(
+                        "built-in rows are recreated by CREATE EXTENSION and not kept by pg_dump",
+                    )
+                    .hint("leave out the description; entries of the default card can be set"));
+                }
+            }
             exec(
                 c,
                 sql::RATE_CARD_DESCRIBE,

@@ -145,6 +145,14 @@ fn credit_asset_define(
                         .detail(format!("requested scale {scale}"))
                         .hint("an asset's scale cannot change once defined"));
                     }
+                    let current = row.col::<String>(2)?;
+                    if asset == "credits"
+                        && description.is_some()
+                        && description != current.as_deref()
+                    {
+                        return Err(LedgerError::wrong_state("the built-in asset \"credits\" cannot be changed")
+                            .detail("built-in rows are recreated by CREATE EXTENSION and not kept by pg_dump"));
+                    }
                     exec(c, sql::ASSET_DESCRIBE, &[asset.into(), description.into()])?;
                 }
                 None => {

@@ -1,0 +1,65 @@
+-- tests/ops/snapshot.sql — a normalized text picture of a credit_ledger database, one fact per
+-- line, for comparing two databases with diff (dump/restore, upgrade). Run with psql -At under
+-- PGTZ=UTC. Every row of every ledger table, in key order; the sequences; every wallet's
+-- balance per asset; every report; credit_verify(). Nothing here writes.
+\set ON_ERROR_STOP 1
+SET TIME ZONE 'UTC';
+SET extra_float_digits = 3;
+
+SELECT 'journal.summary|' || count(*) || '|' || coalesce(sum(amount), 0) || '|' || coalesce(sum(held), 0)
+       || '|' || md5(coalesce(string_agg(j::text, E'\n' ORDER BY j.id), ''))
+  FROM credit_ledger.journal j;
+SELECT 'journal.by_kind|' || kind || '|' || asset || '|' || count(*) || '|' || sum(amount) || '|' || sum(held)
+  FROM credit_ledger.journal GROUP BY kind, asset ORDER BY kind, asset;
+SELECT 'authorizations.summary|' || count(*) || '|' || md5(coalesce(string_agg(a::text, E'\n' ORDER BY a.id), ''))
+  FROM credit_ledger.authorizations a;
+
+-- the built-in rows (asset credits, rate card default) are made by CREATE EXTENSION, not
+-- restored from a dump: their created_at is the install time and is left out
+SELECT 'assets|' || asset || '|' || scale || '|' || coalesce(description, '<null>') || '|'
+       || CASE WHEN asset = 'credits' THEN 'built-in' ELSE created_at::text END
+  FROM credit_ledger.assets ORDER BY asset;
+SELECT 'rate_cards|' || rate_card || '|' || coalesce(description, '<null>') || '|'
+       || CASE WHEN rate_card = 'default' THEN 'built-in' ELSE created_at::text END
+  FROM credit_ledger.rate_cards ORDER BY rate_card;
+SELECT 'wallets|' || t::text FROM credit_ledger.wallets t ORDER BY id;
+SELECT 'wallet_assets|' || t::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
+SELECT 'rates|' || t::text FROM credit_ledger.rates t ORDER BY id;
+SELECT 'grants|' || t::text FROM credit_ledger.grants t ORDER BY id;
+SELECT 'authorizations|' || t::text FROM credit_ledger.authorizations t ORDER BY id;
+SELECT 'journal|' || t::text FROM credit_ledger.journal t ORDER BY id;
+SELECT 'refunds|' || t::text FROM credit_ledger.refunds t ORDER BY id;
+SELECT 'allowances|' || t::text FROM credit_ledger.allowances t ORDER BY id;
+
+-- sequences of the extension's schema (owned by its tables)
+SELECT format('SELECT %L || last_value || ''|'' || is_called FROM %s',
+              'sequence|' || c.relname || '|', c.oid::regclass)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'credit_ledger' AND c.relkind = 'S'
+ ORDER BY c.relname
+\gexec
+
+-- balances of every wallet in every asset it has grants of, now (and detail)
+SELECT 'balance|' || w.wallet || '|' || s.asset || '|' || credit_balance(w.wallet, s.asset)
+  FROM credit_ledger.wallets w
+  JOIN (SELECT DISTINCT wallet_id, asset FROM credit_ledger.grants) s ON s.wallet_id = w.id
+ ORDER BY w.wallet, s.asset;
+SELECT 'balance_detail|' || w.wallet || '|' || s.asset || '|' || d::text
+  FROM credit_ledger.wallets w
+  JOIN (SELECT DISTINCT wallet_id, asset FROM credit_ledger.grants) s ON s.wallet_id = w.id,
+       LATERAL credit_balance_detail(w.wallet, s.asset) d
+ ORDER BY w.wallet, s.asset;
+
+-- reports
+SELECT 'report.wallet_balances|' || t::text FROM credit_ledger.wallet_balances t ORDER BY t::text;
+SELECT 'report.grant_status|' || t::text FROM credit_ledger.grant_status t ORDER BY t::text;
+SELECT 'report.usage_daily|' || t::text FROM credit_ledger.usage_daily t ORDER BY t::text;
+SELECT 'report.margin_by_action|' || t::text FROM credit_ledger.margin_by_action t ORDER BY t::text;
+SELECT 'report.liability|' || t::text FROM credit_ledger.liability t ORDER BY t::text;
+SELECT 'report.breakage|' || t::text FROM credit_ledger.breakage t ORDER BY t::text;
+SELECT 'report.declines_daily|' || t::text FROM credit_ledger.declines_daily t ORDER BY t::text;
+SELECT 'report.pool_usage|' || t::text FROM credit_ledger.pool_usage t ORDER BY t::text;
+
+-- integrity
+SELECT 'verify|' || t::text FROM credit_verify() t ORDER BY t::text;
+SELECT 'verify.rows|' || count(*) FROM credit_verify();
