@@ -71,6 +71,7 @@ mod readme_tests {
         let readme = read("README.md");
         let sources = [
             read("tests/pg_regress/expected/readme_examples.out"),
+            read("tests/pg_regress/expected/reports.out"),
             read("examples/python/bill_image.py"),
             read("examples/node/bill_image.js"),
             read("examples/rust/src/main.rs"),
