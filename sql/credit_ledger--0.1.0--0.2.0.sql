@@ -136,3 +136,165 @@ SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
      WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
         OR a.refunded > coalesce(a.captured, a.cost)
 $$;
+
+-- ---- 0.2.0 security and idempotency fixes ----------------------------------------------------
+-- Functions no longer put the extension's schema (often public, where other roles may create
+-- objects) on their search_path: an operator planted there could otherwise capture a call.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure
+               FROM pg_catalog.pg_proc p
+               JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+               JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+              WHERE e.extname = 'credit_ledger' AND d.deptype = 'e'
+                AND array_to_string(p.proconfig, ',') LIKE '%search_path=pg_catalog, credit_ledger,%'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, credit_ledger, pg_temp', f);
+    END LOOP;
+END $$;
+
+-- credit_team_allocate: a retry returns the first allocation; empty keys are refused
+CREATE OR REPLACE FUNCTION credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
+                                     asset text DEFAULT 'credits', category text DEFAULT 'included',
+                                     expires_at timestamptz DEFAULT NULL,
+                                     unit_price numeric DEFAULT NULL,
+                                     idempotency_key text DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (wallet text, grant_id bigint, amount numeric)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    tid bigint;
+    sc int;
+    n int;
+    m record;
+    own numeric;
+    given numeric := 0;
+    g @extschema@.credit_grant;
+BEGIN
+    IF team IS NULL OR team = '' THEN
+        RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF amount_per_member IS NULL OR amount_per_member <= 0 OR amount_per_member = 'NaN' OR amount_per_member = 'Infinity' THEN
+        RAISE EXCEPTION 'amount_per_member must be a finite number greater than zero, got %', amount_per_member USING ERRCODE = '22023';
+    END IF;
+    IF pooled_share IS NULL OR pooled_share < 0 OR pooled_share > 1 OR pooled_share = 'NaN' THEN
+        RAISE EXCEPTION 'pooled_share must be between 0 and 1, got %', pooled_share USING ERRCODE = '22023';
+    END IF;
+    IF idempotency_key IS NOT NULL AND (idempotency_key = '' OR length(idempotency_key) > 240) THEN
+        RAISE EXCEPTION 'idempotency_key must be 1 to 240 characters' USING ERRCODE = '22023',
+            DETAIL = 'the member and pool grants use the key with a suffix';
+    END IF;
+    SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team;
+    IF tid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', team USING ERRCODE = '42704';
+    END IF;
+    -- a retry returns the first allocation as it was (even if members joined since)
+    IF idempotency_key IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM credit_ledger.grants g
+                    WHERE g.wallet_id = tid AND g.idempotency_key = credit_team_allocate.idempotency_key || ':pool') THEN
+            RETURN QUERY
+            SELECT w.wallet, g.id, g.amount
+              FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+             WHERE (w.id = tid OR w.parent_id = tid)
+               AND (g.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
+                    OR g.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
+             ORDER BY w.parent_id IS NULL, w.id;
+            RETURN;
+        END IF;
+    END IF;
+    SELECT a.scale INTO sc FROM credit_ledger.assets a WHERE a.asset = credit_team_allocate.asset;
+    IF sc IS NULL THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    -- lock members first (id order), then the team: the order every debit uses
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid FOR NO KEY UPDATE;
+    SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
+            HINT = 'create members with credit_wallet_create(wallet => ..., parent => team)';
+    END IF;
+    own := trunc((1 - pooled_share) * amount_per_member, sc);
+    FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id LOOP
+        IF own > 0 THEN
+            g := @extschema@.credit_grant(wallet => m.wallet, amount => own, asset => credit_team_allocate.asset,
+                    category => credit_team_allocate.category, expires_at => credit_team_allocate.expires_at,
+                    unit_price => credit_team_allocate.unit_price,
+                    idempotency_key => credit_team_allocate.idempotency_key || ':' || m.wallet,
+                    metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('team', team));
+            wallet := m.wallet; grant_id := g.id; amount := g.amount;
+            RETURN NEXT;
+        END IF;
+        given := given + own;
+    END LOOP;
+    IF amount_per_member * n - given > 0 THEN
+        g := @extschema@.credit_grant(wallet => team, amount => amount_per_member * n - given,
+                asset => credit_team_allocate.asset, category => credit_team_allocate.category,
+                expires_at => credit_team_allocate.expires_at, unit_price => credit_team_allocate.unit_price,
+                idempotency_key => credit_team_allocate.idempotency_key || ':pool',
+                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('pool', true));
+        wallet := team; grant_id := g.id; amount := g.amount;
+        RETURN NEXT;
+    END IF;
+END $$;
+
+-- credit_balance_detail: an unknown asset is an error
+CREATE OR REPLACE FUNCTION credit_balance_detail(wallet text, asset text DEFAULT 'credits',
+                                      expiring_within interval DEFAULT '7 days')
+RETURNS TABLE (balance numeric, available numeric, held numeric,
+               debt numeric, overdraft_room numeric, pool_access numeric, spendable numeric,
+               expiring_soon numeric, by_category jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    w credit_ledger.wallets%ROWTYPE;
+    s credit_ledger.wallet_assets%ROWTYPE;
+    pool numeric := 0;
+    pool_room numeric;
+BEGIN
+    IF credit_balance_detail.wallet IS NULL OR credit_balance_detail.wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_balance_detail.wallet;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_balance_detail.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', credit_balance_detail.asset USING ERRCODE = '42704';
+    END IF;
+    SELECT * INTO s FROM credit_ledger.wallet_assets x WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset;
+    IF w.parent_id IS NOT NULL THEN
+        pool := credit_ledger._balance(w.parent_id, credit_balance_detail.asset);
+        IF w.pool_limit IS NOT NULL THEN
+            pool_room := w.pool_limit - CASE WHEN s.period_start = credit_ledger._period_start(w.period, w.period_anchor, now())
+                                           THEN s.period_pool_drawn ELSE 0 END;
+            pool := least(pool, greatest(pool_room, 0));
+        END IF;
+        pool := greatest(pool, 0);
+    END IF;
+    RETURN QUERY
+    WITH g AS (
+        SELECT x.category, x.remaining, x.held, x.expires_at
+          FROM credit_ledger.grants x
+         WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset AND x.live
+           AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
+    ), t AS (
+        SELECT credit_ledger._balance(w.id, credit_balance_detail.asset) AS bal,
+               coalesce(sum(g.remaining), 0) AS rem,
+               coalesce(sum(g.remaining) FILTER (WHERE g.expires_at <= now() + expiring_within), 0) AS soon,
+               coalesce((SELECT jsonb_object_agg(c.category, c.amt ORDER BY c.category)
+                           FROM (SELECT g2.category, sum(g2.remaining - g2.held) AS amt FROM g g2 GROUP BY g2.category) c), '{}'::jsonb) AS cats
+          FROM g
+    )
+    SELECT t.bal,
+           t.bal + coalesce(s.debt, 0),
+           t.rem - t.bal - coalesce(s.debt, 0),
+           coalesce(s.debt, 0),
+           greatest(w.overdraft_limit - coalesce(s.debt, 0), 0),
+           pool,
+           t.bal + coalesce(s.debt, 0) + greatest(w.overdraft_limit - coalesce(s.debt, 0), 0) + pool,
+           t.soon, t.cats
+      FROM t;
+END $$;

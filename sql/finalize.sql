@@ -19,7 +19,7 @@ CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON credit_ledger.journal
 
 CREATE FUNCTION credit_wallet(wallet text) RETURNS credit_wallet
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT ROW(w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
                w.spend_cap, w.pool_limit, w.period, w.frozen, w.metadata, w.created_at)::@extschema@.credit_wallet
       FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
@@ -28,7 +28,7 @@ $$;
 
 CREATE FUNCTION credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETOF credit_grant
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 BEGIN
     IF credit_grants.wallet IS NULL OR credit_grants.wallet = '' THEN
         RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
@@ -47,7 +47,7 @@ END $$;
 
 CREATE FUNCTION credit_authorization(authorization_id bigint) RETURNS credit_authorization
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT ROW(a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
                a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
                a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
@@ -61,7 +61,7 @@ CREATE FUNCTION credit_authorization_history(authorization_id bigint)
 RETURNS TABLE (entry_id bigint, at timestamptz, kind text, wallet text, grant_id bigint,
                category text, amount numeric, held numeric, note text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT j.id, j.at, j.kind, w.wallet, j.grant_id, g.category, j.amount, j.held, j.note
       FROM credit_ledger.journal j
       JOIN credit_ledger.wallets w ON w.id = j.wallet_id
@@ -73,7 +73,7 @@ $$;
 CREATE FUNCTION credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
 RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     wid bigint;
 BEGIN
@@ -111,7 +111,7 @@ RETURNS TABLE (balance numeric, available numeric, held numeric,
                debt numeric, overdraft_room numeric, pool_access numeric, spendable numeric,
                expiring_soon numeric, by_category jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     w credit_ledger.wallets%ROWTYPE;
     s credit_ledger.wallet_assets%ROWTYPE;
@@ -125,6 +125,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704',
             HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_balance_detail.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', credit_balance_detail.asset USING ERRCODE = '42704';
     END IF;
     SELECT * INTO s FROM credit_ledger.wallet_assets x WHERE x.wallet_id = w.id AND x.asset = credit_balance_detail.asset;
     IF w.parent_id IS NOT NULL THEN
@@ -166,7 +169,7 @@ END $$;
 CREATE FUNCTION credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     -- cached grant amounts equal the journal
     SELECT 'grant_matches_journal', 'grant ' || g.id,
            format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))

@@ -11,7 +11,7 @@ CREATE FUNCTION credit_team_allocate(team text, amount_per_member numeric, poole
                                      idempotency_key text DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS TABLE (wallet text, grant_id bigint, amount numeric)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     tid bigint;
     sc int;
@@ -30,9 +30,27 @@ BEGIN
     IF pooled_share IS NULL OR pooled_share < 0 OR pooled_share > 1 OR pooled_share = 'NaN' THEN
         RAISE EXCEPTION 'pooled_share must be between 0 and 1, got %', pooled_share USING ERRCODE = '22023';
     END IF;
+    IF idempotency_key IS NOT NULL AND (idempotency_key = '' OR length(idempotency_key) > 240) THEN
+        RAISE EXCEPTION 'idempotency_key must be 1 to 240 characters' USING ERRCODE = '22023',
+            DETAIL = 'the member and pool grants use the key with a suffix';
+    END IF;
     SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team;
     IF tid IS NULL THEN
         RAISE EXCEPTION 'wallet "%" does not exist', team USING ERRCODE = '42704';
+    END IF;
+    -- a retry returns the first allocation as it was (even if members joined since)
+    IF idempotency_key IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM credit_ledger.grants g
+                    WHERE g.wallet_id = tid AND g.idempotency_key = credit_team_allocate.idempotency_key || ':pool') THEN
+            RETURN QUERY
+            SELECT w.wallet, g.id, g.amount
+              FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+             WHERE (w.id = tid OR w.parent_id = tid)
+               AND (g.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
+                    OR g.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
+             ORDER BY w.parent_id IS NULL, w.id;
+            RETURN;
+        END IF;
     END IF;
     SELECT a.scale INTO sc FROM credit_ledger.assets a WHERE a.asset = credit_team_allocate.asset;
     IF sc IS NULL THEN

@@ -18,7 +18,7 @@
 
 CREATE FUNCTION credit_usage_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     arg text;
     k text;

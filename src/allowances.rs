@@ -200,7 +200,7 @@ pub fn run_due(
 /// Give a wallet a recurring allowance. The current period's allowance is granted at once.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_allowance_set(
     wallet: Option<&str>,
     amount: Option<AnyNumeric>,

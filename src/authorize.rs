@@ -544,7 +544,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
 
 /// Authorize and debit credits for an action, before the work runs.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_authorize(
     wallet: Option<&str>,
     action: Option<&str>,
@@ -571,7 +571,7 @@ fn credit_authorize(
 /// Reserve credits for work of unknown final size (a streaming call); capture or release later.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_hold(
     wallet: Option<&str>,
     action: Option<&str>,
@@ -605,7 +605,7 @@ fn credit_hold(
 
 /// Price an action for a wallet without side effects.
 #[pg_extern(stable, parallel_safe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_quote(
     wallet: Option<&str>,
     action: Option<&str>,

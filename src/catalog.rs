@@ -1,6 +1,7 @@
 //! Every SQL statement the Rust code runs, in one place. Objects are schema-qualified, values
 //! are `$n` parameters, and each statement is prepared once per backend by [`crate::spi::exec`].
-//! Functions run with `search_path = pg_catalog, credit_ledger, <extension schema>, pg_temp`.
+//! Functions run with `search_path = pg_catalog, credit_ledger, pg_temp`: nothing a caller can
+//! create is on it (the extension's own schema, often `public`, is left off on purpose).
 
 // ---- assets, rate cards, wallets ------------------------------------------------------
 

@@ -138,7 +138,7 @@ fn micros(t: &Option<TimestampWithTimeZone>) -> Option<i64> {
 /// same arguments returns the first grant and writes nothing.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_grant(
     wallet: Option<&str>,
     amount: Option<AnyNumeric>,
@@ -167,21 +167,6 @@ fn credit_grant(
         let key = input::key(idempotency_key)?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
         let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-        let eff = micros(&effective_at).unwrap_or(now);
-        if let Some(exp) = micros(&expires_at) {
-            if exp <= eff {
-                return Err(
-                    LedgerError::invalid("expires_at must be after effective_at").detail(format!(
-                        "expires_at {} is not after effective_at {}",
-                        fmt_ts(expires_at),
-                        fmt_ts(effective_at)
-                    )),
-                );
-            }
-            if exp <= now {
-                return Err(LedgerError::invalid("expires_at must be in the future"));
-            }
-        }
         if effective_at.is_some_and(|e| !e.is_finite())
             || expires_at.is_some_and(|e| !e.is_finite())
         {
@@ -220,6 +205,25 @@ fn credit_grant(
                     }
                     let id = row.req::<i64>(1)?;
                     return grant_tuple(c, id);
+                }
+            }
+            // checked after the key: a retry of a grant whose expiry has passed since the first
+            // call must return the first result, not fail
+            let eff = micros(&effective_at).unwrap_or(now);
+            if let Some(exp) = micros(&expires_at) {
+                if exp <= eff {
+                    return Err(
+                        LedgerError::invalid("expires_at must be after effective_at").detail(
+                            format!(
+                                "expires_at {} is not after effective_at {}",
+                                fmt_ts(expires_at),
+                                fmt_ts(effective_at)
+                            ),
+                        ),
+                    );
+                }
+                if exp <= now {
+                    return Err(LedgerError::invalid("expires_at must be in the future"));
                 }
             }
             let scale = wallets::asset_scale(c, asset)?;

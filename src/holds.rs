@@ -272,9 +272,13 @@ fn check_open(
         );
     }
     if a.status != "held" {
-        // a retry of the call that closed it returns the first result
-        if key.is_some() && a.close_key.as_deref() == key && a.close_hash == Some(hash) {
-            return Ok(None);
+        // a retry of the call that closed it returns the first result; the same key with
+        // other arguments is a reused key
+        if let Some(k) = key.filter(|k| a.close_key.as_deref() == Some(*k)) {
+            if a.close_hash == Some(hash) {
+                return Ok(None);
+            }
+            return Err(LedgerError::key_reused(k));
         }
         return Err(closed_error(a, verb));
     }
@@ -284,7 +288,7 @@ fn check_open(
 
 /// Spend a hold: the actual quantity (NULL = as held).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_capture(
     authorization_id: Option<i64>,
     quantity: default!(Option<AnyNumeric>, "NULL"),
@@ -404,7 +408,7 @@ fn credit_capture(
 
 /// Give a hold back, to the same grants.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_release(
     authorization_id: Option<i64>,
     idempotency_key: default!(Option<&str>, "NULL"),

@@ -92,9 +92,25 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
     Ok(out)
 }
 
+/// `as_of` must be a finite instant at most 100 years from now (a later one is a mistake and
+/// would make the catch-up loops unbounded).
+fn check_as_of(as_of: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
+    let as_of =
+        as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    const CENTURY_MICROS: i64 = 100 * 366 * 86_400 * 1_000_000;
+    if !as_of.is_finite() || as_of.into_inner() > now.saturating_add(CENTURY_MICROS) {
+        return Err(crate::error::LedgerError::invalid(format!(
+            "as_of {as_of} is too far in the future"
+        ))
+        .detail("as_of must be a finite instant at most 100 years from now"));
+    }
+    Ok(as_of)
+}
+
 /// Write expiry entries for grants past `expires_at` and finalize holds past their TTL.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_expire(
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),
     max_rows: default!(Option<i64>, 10000),
@@ -108,9 +124,13 @@ fn credit_expire(
     ),
 > {
     let s = or_raise((|| {
-        let as_of =
-            as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
-        let max_rows = max_rows.unwrap_or(10000).max(1);
+        let as_of = check_as_of(as_of)?;
+        let max_rows = max_rows.unwrap_or(10000);
+        if max_rows < 1 {
+            return Err(crate::error::LedgerError::invalid(format!(
+                "max_rows must be at least 1, got {max_rows}"
+            )));
+        }
         spi::with(|c| sweep(c, as_of, max_rows))
     })());
     TableIterator::once((s.grants, num(s.credits), s.holds, s.more))
@@ -119,7 +139,7 @@ fn credit_expire(
 /// Run all due lifecycle work up to `as_of`: every missed allowance boundary in order (with
 /// rollover), then expiry of grants and holds, until nothing is left.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_tick(
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> TableIterator<
@@ -132,8 +152,7 @@ fn credit_tick(
     ),
 > {
     let (b, s) = or_raise((|| {
-        let as_of =
-            as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
+        let as_of = check_as_of(as_of)?;
         spi::with(|c| {
             let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX)?;
             let mut total = Swept {

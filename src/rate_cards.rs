@@ -240,7 +240,7 @@ fn store(
 /// Set the price of an action (optionally of one variant) on a rate card, from `effective_from`.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_rate_set(
     action: Option<&str>,
     credits: Option<AnyNumeric>,
@@ -290,7 +290,7 @@ fn credit_rate_set(
 
 /// Load a whole rate card document; returns the number of entries that got a new version.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
     or_raise((|| {
         let card =
@@ -428,7 +428,7 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
 
 /// Export the current version of every entry of a rate card as one document.
 #[pg_extern(stable, parallel_safe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
     or_raise((|| {
         let card = input::name(rate_card, "rate_card")?;

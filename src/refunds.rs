@@ -25,7 +25,7 @@ type RefundRow = (i64, i64, AnyNumeric, AnyNumeric, AnyNumeric);
 
 /// Refund credits of an authorization to the grants that paid for it.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_refund(
     authorization_id: Option<i64>,
     amount: default!(Option<AnyNumeric>, "NULL"),

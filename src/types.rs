@@ -110,8 +110,8 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// The OID of a named composite type, resolved once per backend on the function's
-/// search_path (which includes the extension's schema) and re-resolved if it vanished
+/// The OID of one of the extension's composite types, resolved once per backend in the
+/// extension's schema (never through the caller's search_path) and re-resolved if it vanished
 /// (the extension was dropped and created again in this session).
 fn type_oid(name: &'static str) -> pg_sys::Oid {
     let cached = TYPE_OIDS.with(|m| m.borrow().get(name).copied());
@@ -121,7 +121,16 @@ fn type_oid(name: &'static str) -> pg_sys::Oid {
             return oid;
         }
     }
-    let oid = PgTupleDesc::for_composite_type(name)
+    let schema = Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+          WHERE e.extname OPERATOR(pg_catalog.=) 'credit_ledger'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "public".to_string());
+    let qualified = format!("{}.{}", pgrx::spi::quote_identifier(schema), name);
+    let oid = PgTupleDesc::for_composite_type(&qualified)
         .map(|d| d.oid())
         .unwrap_or(pg_sys::InvalidOid);
     if oid != pg_sys::InvalidOid {

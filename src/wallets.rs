@@ -109,7 +109,7 @@ pub fn wallet_tuple(c: &mut SpiClient<'_>, wallet: &str) -> Result<Record> {
 /// Define an asset (a unit of value with a fixed decimal scale). Re-defining an existing asset
 /// with the same scale only updates its description; another scale is an error.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_asset_define(
     asset: Option<&str>,
     scale: default!(Option<i32>, 4),
@@ -172,7 +172,7 @@ fn credit_asset_define(
 /// (idempotent); with other settings it is an error (42710).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_wallet_create(
     wallet: Option<&str>,
     parent: default!(Option<&str>, "NULL"),
@@ -285,7 +285,7 @@ fn check_period(period: &Option<Interval>) -> Result<()> {
 /// reset them (`parent`, `rate_card`, `low_balance_threshold`, `spend_cap`, `pool_limit`, `period`).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, @extschema@, pg_temp)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_wallet_update(
     wallet: Option<&str>,
     rate_card: default!(Option<&str>, "NULL"),
@@ -298,7 +298,7 @@ fn credit_wallet_update(
     parent: default!(Option<&str>, "NULL"),
     period: default!(Option<Interval>, "NULL"),
     period_anchor: default!(Option<TimestampWithTimeZone>, "NULL"),
-    clear: default!(Option<Vec<String>>, "NULL"),
+    clear: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_wallet") {
     or_raise((|| -> Result<Record> {
         let wallet = input::name(wallet, "wallet")?;
@@ -310,7 +310,11 @@ fn credit_wallet_update(
         let pool_limit = opt_amount(pool_limit, "pool_limit")?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
         check_period(&period)?;
-        let clear = clear.unwrap_or_default();
+        let clear: Vec<String> = clear
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.ok_or_else(|| LedgerError::invalid("clear must not contain NULL")))
+            .collect::<Result<_>>()?;
         const CLEARABLE: [&str; 6] = [
             "parent",
             "rate_card",
