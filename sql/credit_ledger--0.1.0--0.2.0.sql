@@ -3,6 +3,9 @@
 -- an expression parse; credit_verify() checks the same rules instead), the grant CHECKs become
 -- one expression, three indexes no query needed are gone or no longer partial, and two indexes
 -- serve per-wallet reports.
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 ALTER TABLE credit_ledger.grants
     DROP CONSTRAINT grants_amount_check, DROP CONSTRAINT grants_unit_price_check,
     DROP CONSTRAINT grants_check, DROP CONSTRAINT grants_check1, DROP CONSTRAINT grants_check2,
@@ -24,25 +27,25 @@ ALTER TABLE credit_ledger.authorizations
     DROP CONSTRAINT authorizations_wallet_id_fkey, DROP CONSTRAINT authorizations_rate_id_fkey,
     DROP CONSTRAINT authorizations_kind_check, DROP CONSTRAINT authorizations_status_check,
     DROP CONSTRAINT authorizations_refunded_check;
-COMMENT ON FUNCTION credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
-COMMENT ON FUNCTION credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';
-COMMENT ON FUNCTION credit_wallet_update(text, text, numeric, numeric, numeric, numeric, boolean, jsonb, text, interval, timestamptz, text[]) IS 'change wallet settings; NULL leaves a setting unchanged, clear resets named settings';
-COMMENT ON FUNCTION credit_rate_set(text, numeric, text, text, text, text, numeric, timestamptz) IS 'set the credits per unit of an action (and variant) on a rate card from effective_from: a new version';
-COMMENT ON FUNCTION credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
-COMMENT ON FUNCTION credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
-COMMENT ON FUNCTION credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
-COMMENT ON FUNCTION credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
-COMMENT ON FUNCTION credit_authorize(text, text, numeric, text, text, jsonb) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
-COMMENT ON FUNCTION credit_hold(text, text, numeric, text, text, jsonb, interval) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
-COMMENT ON FUNCTION credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
-COMMENT ON FUNCTION credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
-COMMENT ON FUNCTION credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
-COMMENT ON FUNCTION credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
-COMMENT ON FUNCTION credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
-COMMENT ON FUNCTION credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
+COMMENT ON FUNCTION @extschema@.credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
+COMMENT ON FUNCTION @extschema@.credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';
+COMMENT ON FUNCTION @extschema@.credit_wallet_update(text, text, numeric, numeric, numeric, numeric, boolean, jsonb, text, interval, timestamptz, text[]) IS 'change wallet settings; NULL leaves a setting unchanged, clear resets named settings';
+COMMENT ON FUNCTION @extschema@.credit_rate_set(text, numeric, text, text, text, text, numeric, timestamptz) IS 'set the credits per unit of an action (and variant) on a rate card from effective_from: a new version';
+COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
+COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
+COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
+COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
+COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
+COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
+COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
+COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
+COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
+COMMENT ON FUNCTION @extschema@.credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
+COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
+COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
 
 -- credit_verify() also checks the references and vocabularies the hot tables no longer enforce
-CREATE OR REPLACE FUNCTION credit_verify()
+CREATE OR REPLACE FUNCTION @extschema@.credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
@@ -155,7 +158,7 @@ BEGIN
 END $$;
 
 -- credit_team_allocate: a retry returns the first allocation; empty keys are refused
-CREATE OR REPLACE FUNCTION credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
+CREATE OR REPLACE FUNCTION @extschema@.credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
                                      asset text DEFAULT 'credits', category text DEFAULT 'included',
                                      expires_at timestamptz DEFAULT NULL,
                                      unit_price numeric DEFAULT NULL,
@@ -171,6 +174,10 @@ DECLARE
     own numeric;
     given numeric := 0;
     g @extschema@.credit_grant;
+    req jsonb;
+    request jsonb := jsonb_build_object('amount_per_member', amount_per_member, 'pooled_share', pooled_share,
+                                        'asset', asset, 'category', category, 'expires_at', expires_at,
+                                        'unit_price', unit_price);
 BEGIN
     IF team IS NULL OR team = '' THEN
         RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
@@ -191,14 +198,19 @@ BEGIN
     END IF;
     -- a retry returns the first allocation as it was (even if members joined since)
     IF idempotency_key IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM credit_ledger.grants g
-                    WHERE g.wallet_id = tid AND g.idempotency_key = credit_team_allocate.idempotency_key || ':pool') THEN
+        SELECT x.metadata -> 'allocation' INTO req FROM credit_ledger.grants x
+         WHERE x.wallet_id = tid AND x.idempotency_key = credit_team_allocate.idempotency_key || ':pool';
+        IF FOUND THEN
+            IF req IS DISTINCT FROM request THEN
+                RAISE EXCEPTION 'idempotency key "%" was already used with other arguments', idempotency_key
+                    USING ERRCODE = '23505', HINT = 'use a new idempotency key for a different request';
+            END IF;
             RETURN QUERY
-            SELECT w.wallet, g.id, g.amount
-              FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+            SELECT w.wallet, x.id, x.amount
+              FROM credit_ledger.grants x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
              WHERE (w.id = tid OR w.parent_id = tid)
-               AND (g.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
-                    OR g.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
+               AND (x.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
+                    OR x.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
              ORDER BY w.parent_id IS NULL, w.id;
             RETURN;
         END IF;
@@ -233,14 +245,15 @@ BEGIN
                 asset => credit_team_allocate.asset, category => credit_team_allocate.category,
                 expires_at => credit_team_allocate.expires_at, unit_price => credit_team_allocate.unit_price,
                 idempotency_key => credit_team_allocate.idempotency_key || ':pool',
-                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('pool', true));
+                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb)
+                            || jsonb_build_object('pool', true, 'allocation', request));
         wallet := team; grant_id := g.id; amount := g.amount;
         RETURN NEXT;
     END IF;
 END $$;
 
 -- credit_balance_detail: an unknown asset is an error
-CREATE OR REPLACE FUNCTION credit_balance_detail(wallet text, asset text DEFAULT 'credits',
+CREATE OR REPLACE FUNCTION @extschema@.credit_balance_detail(wallet text, asset text DEFAULT 'credits',
                                       expiring_within interval DEFAULT '7 days')
 RETURNS TABLE (balance numeric, available numeric, held numeric,
                debt numeric, overdraft_room numeric, pool_access numeric, spendable numeric,
@@ -298,3 +311,5 @@ BEGIN
            t.soon, t.cats
       FROM t;
 END $$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

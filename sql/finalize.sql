@@ -1,5 +1,8 @@
 -- credit_ledger finalize: read functions, integrity checks, the append-only trigger,
 -- privileges, pg_dump registration and comments. Runs after every Rust function exists.
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 -- ---- append-only journal ------------------------------------------------------------------
 CREATE FUNCTION credit_ledger._journal_append_only() RETURNS trigger
@@ -17,7 +20,7 @@ CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON credit_ledger.journal
 
 -- ---- read functions ------------------------------------------------------------------------
 
-CREATE FUNCTION credit_wallet(wallet text) RETURNS credit_wallet
+CREATE FUNCTION @extschema@.credit_wallet(wallet text) RETURNS @extschema@.credit_wallet
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT ROW(w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
@@ -26,7 +29,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE w.wallet = $1
 $$;
 
-CREATE FUNCTION credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETOF credit_grant
+CREATE FUNCTION @extschema@.credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETOF @extschema@.credit_grant
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 BEGIN
@@ -45,7 +48,7 @@ BEGIN
      ORDER BY g.asset, g.priority, g.expires_at NULLS LAST, g.id;
 END $$;
 
-CREATE FUNCTION credit_authorization(authorization_id bigint) RETURNS credit_authorization
+CREATE FUNCTION @extschema@.credit_authorization(authorization_id bigint) RETURNS @extschema@.credit_authorization
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT ROW(a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
@@ -57,7 +60,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 $$;
 
 -- Every journal entry of one authorization: its whole life (hold, capture, release, refund, expiry).
-CREATE FUNCTION credit_authorization_history(authorization_id bigint)
+CREATE FUNCTION @extschema@.credit_authorization_history(authorization_id bigint)
 RETURNS TABLE (entry_id bigint, at timestamptz, kind text, wallet text, grant_id bigint,
                category text, amount numeric, held numeric, note text)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -70,7 +73,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      ORDER BY j.id
 $$;
 
-CREATE FUNCTION credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+CREATE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
 RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
@@ -105,7 +108,7 @@ BEGIN
            AND j.at <= as_of), 0);
 END $$;
 
-CREATE FUNCTION credit_balance_detail(wallet text, asset text DEFAULT 'credits',
+CREATE FUNCTION @extschema@.credit_balance_detail(wallet text, asset text DEFAULT 'credits',
                                       expiring_within interval DEFAULT '7 days')
 RETURNS TABLE (balance numeric, available numeric, held numeric,
                debt numeric, overdraft_room numeric, pool_access numeric, spendable numeric,
@@ -166,7 +169,7 @@ END $$;
 
 -- ---- integrity -----------------------------------------------------------------------------
 
-CREATE FUNCTION credit_verify()
+CREATE FUNCTION @extschema@.credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
@@ -300,22 +303,22 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
-COMMENT ON FUNCTION credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
-COMMENT ON FUNCTION credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';
-COMMENT ON FUNCTION credit_wallet_update(text, text, numeric, numeric, numeric, numeric, boolean, jsonb, text, interval, timestamptz, text[]) IS 'change wallet settings; NULL leaves a setting unchanged, clear resets named settings';
-COMMENT ON FUNCTION credit_rate_set(text, numeric, text, text, text, text, numeric, timestamptz) IS 'set the credits per unit of an action (and variant) on a rate card from effective_from: a new version';
-COMMENT ON FUNCTION credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
-COMMENT ON FUNCTION credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
-COMMENT ON FUNCTION credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
-COMMENT ON FUNCTION credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
-COMMENT ON FUNCTION credit_authorize(text, text, numeric, text, text, jsonb) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
-COMMENT ON FUNCTION credit_hold(text, text, numeric, text, text, jsonb, interval) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
-COMMENT ON FUNCTION credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
-COMMENT ON FUNCTION credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
-COMMENT ON FUNCTION credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
-COMMENT ON FUNCTION credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
-COMMENT ON FUNCTION credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
-COMMENT ON FUNCTION credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
+COMMENT ON FUNCTION @extschema@.credit_asset_define(text, integer, text) IS 'define an asset (unit of value) with a fixed decimal scale';
+COMMENT ON FUNCTION @extschema@.credit_wallet_create(text, text, text, numeric, numeric, jsonb, numeric, numeric, interval, timestamptz) IS 'create a wallet (idempotent on the wallet key); parent makes it a team-pool member';
+COMMENT ON FUNCTION @extschema@.credit_wallet_update(text, text, numeric, numeric, numeric, numeric, boolean, jsonb, text, interval, timestamptz, text[]) IS 'change wallet settings; NULL leaves a setting unchanged, clear resets named settings';
+COMMENT ON FUNCTION @extschema@.credit_rate_set(text, numeric, text, text, text, text, numeric, timestamptz) IS 'set the credits per unit of an action (and variant) on a rate card from effective_from: a new version';
+COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
+COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
+COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
+COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
+COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
+COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
+COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
+COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
+COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
+COMMENT ON FUNCTION @extschema@.credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
+COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
+COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
 
 COMMENT ON SCHEMA credit_ledger IS 'credit_ledger tables, report views and internal helpers';
 COMMENT ON TABLE credit_ledger.assets IS 'units of value with a fixed decimal scale; credits is built in';
@@ -328,10 +331,12 @@ COMMENT ON TABLE credit_ledger.authorizations IS 'every authorize/hold call, app
 COMMENT ON TABLE credit_ledger.journal IS 'append-only: every change of a grant''s remaining or held, and of overdraft debt';
 COMMENT ON TABLE credit_ledger.allowances IS 'recurring allowances and their rollover policy; next_boundary is the next period start to process';
 COMMENT ON TABLE credit_ledger.refunds IS 'refunds of authorizations, with their idempotency keys';
-COMMENT ON FUNCTION credit_wallet(text) IS 'the settings of a wallet as a credit_wallet';
-COMMENT ON FUNCTION credit_grants(text, text) IS 'a wallet''s grants (its credit lots) in consumption order';
-COMMENT ON FUNCTION credit_authorization(bigint) IS 'an authorization as a credit_authorization';
-COMMENT ON FUNCTION credit_authorization_history(bigint) IS 'every journal entry of one authorization';
-COMMENT ON FUNCTION credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
-COMMENT ON FUNCTION credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
-COMMENT ON FUNCTION credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
+COMMENT ON FUNCTION @extschema@.credit_wallet(text) IS 'the settings of a wallet as a credit_wallet';
+COMMENT ON FUNCTION @extschema@.credit_grants(text, text) IS 'a wallet''s grants (its credit lots) in consumption order';
+COMMENT ON FUNCTION @extschema@.credit_authorization(bigint) IS 'an authorization as a credit_authorization';
+COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every journal entry of one authorization';
+COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
+COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
+COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -4,7 +4,10 @@
 -- the rounding remainder, so exactly amount x members is granted. Idempotent with a key: the
 -- member grants use key || ':' || member and the pool grant key || ':pool'.
 -- Locks members (by id) before the team, the order every debit uses.
-CREATE FUNCTION credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+CREATE FUNCTION @extschema@.credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
                                      asset text DEFAULT 'credits', category text DEFAULT 'included',
                                      expires_at timestamptz DEFAULT NULL,
                                      unit_price numeric DEFAULT NULL,
@@ -20,6 +23,10 @@ DECLARE
     own numeric;
     given numeric := 0;
     g @extschema@.credit_grant;
+    req jsonb;
+    request jsonb := jsonb_build_object('amount_per_member', amount_per_member, 'pooled_share', pooled_share,
+                                        'asset', asset, 'category', category, 'expires_at', expires_at,
+                                        'unit_price', unit_price);
 BEGIN
     IF team IS NULL OR team = '' THEN
         RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
@@ -40,14 +47,19 @@ BEGIN
     END IF;
     -- a retry returns the first allocation as it was (even if members joined since)
     IF idempotency_key IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM credit_ledger.grants g
-                    WHERE g.wallet_id = tid AND g.idempotency_key = credit_team_allocate.idempotency_key || ':pool') THEN
+        SELECT x.metadata -> 'allocation' INTO req FROM credit_ledger.grants x
+         WHERE x.wallet_id = tid AND x.idempotency_key = credit_team_allocate.idempotency_key || ':pool';
+        IF FOUND THEN
+            IF req IS DISTINCT FROM request THEN
+                RAISE EXCEPTION 'idempotency key "%" was already used with other arguments', idempotency_key
+                    USING ERRCODE = '23505', HINT = 'use a new idempotency key for a different request';
+            END IF;
             RETURN QUERY
-            SELECT w.wallet, g.id, g.amount
-              FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+            SELECT w.wallet, x.id, x.amount
+              FROM credit_ledger.grants x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
              WHERE (w.id = tid OR w.parent_id = tid)
-               AND (g.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
-                    OR g.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
+               AND (x.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
+                    OR x.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
              ORDER BY w.parent_id IS NULL, w.id;
             RETURN;
         END IF;
@@ -82,11 +94,14 @@ BEGIN
                 asset => credit_team_allocate.asset, category => credit_team_allocate.category,
                 expires_at => credit_team_allocate.expires_at, unit_price => credit_team_allocate.unit_price,
                 idempotency_key => credit_team_allocate.idempotency_key || ':pool',
-                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('pool', true));
+                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb)
+                            || jsonb_build_object('pool', true, 'allocation', request));
         wallet := team; grant_id := g.id; amount := g.amount;
         RETURN NEXT;
     END IF;
 END $$;
-REVOKE ALL ON FUNCTION credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) IS
+REVOKE ALL ON FUNCTION @extschema@.credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_team_allocate(text, numeric, numeric, text, text, timestamptz, numeric, text, jsonb) IS
     'partial pooling: each member gets (1 - pooled_share) x amount, the pool gets the rest, in one call';
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

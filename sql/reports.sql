@@ -1,6 +1,9 @@
 -- Reports for DBAs and finance: plain views in schema credit_ledger.
 -- Indexes they use: grants_spendable (live grants per wallet), journal_wallet_at (a wallet's
 -- entries by time), journal_grant, journal_authorization, authorizations_created (calls by time).
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 CREATE VIEW credit_ledger.wallet_balances AS
 SELECT w.wallet, g.asset,
@@ -117,3 +120,5 @@ COMMENT ON VIEW credit_ledger.pool_usage IS
     'per pool member: its pool limit, pool credits drawn this period (holds included) and in total';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -1,6 +1,9 @@
 -- credit_ledger schema: tables, indexes, named types. Loaded first (bootstrap).
 -- Every data table lives in schema credit_ledger; the named API types live in the
 -- extension's schema (public by default) so callers can use them unqualified.
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 CREATE SCHEMA credit_ledger;
 REVOKE ALL ON SCHEMA credit_ledger FROM PUBLIC;
@@ -178,21 +181,21 @@ CREATE UNIQUE INDEX refunds_idempotency ON credit_ledger.refunds (wallet_id, ide
 CREATE INDEX refunds_authorization ON credit_ledger.refunds (authorization_id);
 
 -- Named API types (in the extension's schema).
-CREATE TYPE credit_wallet AS (
+CREATE TYPE @extschema@.credit_wallet AS (
     wallet text, parent text, rate_card text, overdraft_limit numeric,
     low_balance_threshold numeric, spend_cap numeric, pool_limit numeric,
     period interval, frozen boolean, metadata jsonb, created_at timestamptz
 );
-CREATE TYPE credit_grant AS (
+CREATE TYPE @extschema@.credit_grant AS (
     id bigint, wallet text, asset text, category text, priority int, amount numeric,
     remaining numeric, held numeric, effective_at timestamptz, expires_at timestamptz,
     unit_price numeric, metadata jsonb, created_at timestamptz
 );
-CREATE TYPE credit_rate AS (
+CREATE TYPE @extschema@.credit_rate AS (
     id bigint, rate_card text, action text, variant text, credits numeric, asset text,
     unit text, vendor_cost numeric, effective_from timestamptz
 );
-CREATE TYPE credit_authorization AS (
+CREATE TYPE @extschema@.credit_authorization AS (
     authorization_id bigint, approved boolean, reason text, cost numeric, asset text,
     balance numeric, wallet text, kind text, status text, action text, variant text,
     quantity numeric, rate_id bigint, vendor_cost numeric, captured numeric,
@@ -259,3 +262,5 @@ CREATE TABLE credit_ledger.allowances (
     UNIQUE (wallet_id, asset)
 );
 CREATE INDEX allowances_due ON credit_ledger.allowances (next_boundary);
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

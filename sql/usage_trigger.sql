@@ -15,8 +15,11 @@
 -- Restore safety: a row that already carries an authorization id (mapped authorization_id
 -- column not NULL, as in a pg_dump restore) is not billed again; with an idempotency_key
 -- column a re-inserted row returns the first authorization.
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) before CREATE EXTENSION must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
-CREATE FUNCTION credit_usage_trigger() RETURNS trigger
+CREATE FUNCTION @extschema@.credit_usage_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
@@ -89,6 +92,8 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-REVOKE ALL ON FUNCTION credit_usage_trigger() FROM PUBLIC;
-COMMENT ON FUNCTION credit_usage_trigger() IS
+REVOKE ALL ON FUNCTION @extschema@.credit_usage_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_usage_trigger() IS
     'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id)';
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);
