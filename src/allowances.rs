@@ -69,6 +69,34 @@ fn parse_shares(v: Option<Vec<Option<String>>>) -> Result<Vec<Decimal>> {
     Ok(out)
 }
 
+/// Grant one period's allowance (category `included`, from `start`, expiring at `end`).
+fn grant_period(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    asset: &str,
+    amount: Decimal,
+    start: TimestampWithTimeZone,
+    end: TimestampWithTimeZone,
+) -> Result<i64> {
+    grants::insert(
+        c,
+        NewGrant {
+            wallet_id,
+            asset,
+            category: "included",
+            priority: grants::default_priority("included"),
+            amount,
+            effective_at: Some(start),
+            expires_at: Some(end),
+            unit_price: Decimal::ZERO,
+            key: None,
+            hash: None,
+            metadata: None,
+            source: "allowance",
+        },
+    )
+}
+
 /// Process one due boundary of allowance row `row` (wallet locked by the caller).
 fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     let id: i64 = row.req(1)?;
@@ -131,23 +159,7 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
             },
         )?;
     }
-    let gid = grants::insert(
-        c,
-        NewGrant {
-            wallet_id,
-            asset: &asset,
-            category: "included",
-            priority: grants::default_priority("included"),
-            amount,
-            effective_at: Some(boundary),
-            expires_at: Some(next),
-            unit_price: Decimal::ZERO,
-            key: None,
-            hash: None,
-            metadata: None,
-            source: "allowance",
-        },
-    )?;
+    let gid = grant_period(c, wallet_id, &asset, amount, boundary, next)?;
     exec(
         c,
         sql::ALLOWANCE_ADVANCE,
@@ -287,23 +299,7 @@ fn credit_allowance_set(
                     let id: i64 = r.req(1)?;
                     let start: TimestampWithTimeZone = r.req(2)?;
                     let end: TimestampWithTimeZone = r.req(3)?;
-                    let gid = grants::insert(
-                        c,
-                        NewGrant {
-                            wallet_id,
-                            asset,
-                            category: "included",
-                            priority: grants::default_priority("included"),
-                            amount,
-                            effective_at: Some(start),
-                            expires_at: Some(end),
-                            unit_price: Decimal::ZERO,
-                            key: None,
-                            hash: None,
-                            metadata: None,
-                            source: "allowance",
-                        },
-                    )?;
+                    let gid = grant_period(c, wallet_id, asset, amount, start, end)?;
                     exec(
                         c,
                         sql::ALLOWANCE_ADVANCE,

@@ -138,6 +138,20 @@ fn give_back(
     }
 }
 
+/// Movements giving everything a hold still reserves back to its grants, and the part of it
+/// that was reserved on the pool's grants (not those of `wallet_id`).
+fn release_all(c: &mut SpiClient<'_>, id: i64, wallet_id: i64) -> Result<(Vec<Movement>, Decimal)> {
+    let mut moves = Vec::new();
+    let mut pool = Decimal::ZERO;
+    for (lot, expired) in &parts(c, id)? {
+        give_back(&mut moves, lot, *expired, lot.available, "release");
+        if lot.wallet_id != wallet_id {
+            pool += lot.available;
+        }
+    }
+    Ok((moves, pool))
+}
+
 /// Undo a hold's counters by `amount` (pool part `pool`).
 fn uncount(
     c: &mut SpiClient<'_>,
@@ -205,15 +219,7 @@ pub fn expire_hold_with(
     if a.status != "held" || !a.ttl_passed {
         return Ok(Some(false));
     }
-    let ps = parts(c, id)?;
-    let mut moves = Vec::new();
-    let mut pool = Decimal::ZERO;
-    for (lot, expired) in &ps {
-        give_back(&mut moves, lot, *expired, lot.available, "release");
-        if lot.wallet_id != w.id {
-            pool += lot.available;
-        }
-    }
+    let (moves, pool) = release_all(c, id, w.id)?;
     ledger::apply(
         c,
         &moves,
@@ -430,15 +436,7 @@ fn credit_release(
             if check_open(c, &a, "release", key, hash)?.is_none() {
                 return authorize::authorization_tuple(c, id);
             }
-            let ps = parts(c, id)?;
-            let mut moves = Vec::new();
-            let mut pool = Decimal::ZERO;
-            for (lot, expired) in &ps {
-                give_back(&mut moves, lot, *expired, lot.available, "release");
-                if lot.wallet_id != w.id {
-                    pool += lot.available;
-                }
-            }
+            let (moves, pool) = release_all(c, id, w.id)?;
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
             uncount(c, &w, &a.asset, a.cost, pool)?;
             close(
