@@ -295,6 +295,11 @@ preflight() {
     record_step preflight FAILED "pgrx is not initialised for pg$PG_VERSION: ./setup.sh, or cargo pgrx init --pg15 ... --pg$PG_VERSION $PG_CONFIG"
     return 1
   fi
+  if [ ! -x "$known" ]; then
+    # ~/.pgrx is per user, not per clone: another clone's ./setup.sh may have pointed it elsewhere
+    record_step preflight FAILED "pgrx's pg$PG_VERSION pg_config $known is gone: run ./setup.sh (or give each clone its own PGRX_HOME)"
+    return 1
+  fi
   if [ "$known" != "$PG_CONFIG" ]; then
     echo "  note: pgrx builds pg$PG_VERSION against $known, the suite installs into $PG_CONFIG"
   fi
