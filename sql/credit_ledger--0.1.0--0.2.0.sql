@@ -312,4 +312,66 @@ BEGIN
       FROM t;
 END $$;
 
+-- Period boundaries are anchor + k x period in UTC, computed from the anchor (Rust,
+-- src/period.rs): the PL/pgSQL _period_start stepped by the period from an estimate and used
+-- the session TimeZone, and allowances stepped next_boundary + period, so a monthly period
+-- anchored on Jan 31 drifted to the 28th after February. An allowance whose next_boundary had
+-- drifted is back on its anchor after its next boundary. credit_allowance_set takes as_of.
+CREATE OR REPLACE FUNCTION credit_ledger._period_start(p interval, anchor timestamptz, at timestamptz)
+RETURNS timestamptz IMMUTABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'period_start_wrapper';
+CREATE FUNCTION credit_ledger._period_next(p interval, anchor timestamptz, at timestamptz)
+RETURNS timestamptz IMMUTABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'period_next_wrapper';
+REVOKE ALL ON FUNCTION credit_ledger._period_next(interval, timestamptz, timestamptz) FROM PUBLIC;
+DROP FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]);
+CREATE FUNCTION @extschema@.credit_allowance_set(
+    wallet text, amount numeric, period interval DEFAULT '1 month', anchor timestamptz DEFAULT now(),
+    asset text DEFAULT 'credits', rollover_cap numeric DEFAULT 0, rollover_shares numeric[] DEFAULT NULL,
+    as_of timestamptz DEFAULT now())
+RETURNS TABLE (wallet text, asset text, amount numeric, period interval, next_boundary timestamptz)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'credit_allowance_set_at_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[], timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[], timestamptz) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining), from the period containing as_of';
+-- credit_balance(as_of): expiry and rollover entries take effect at the grant's expires_at
+CREATE OR REPLACE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+RETURNS numeric
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    wid bigint;
+BEGIN
+    IF wallet IS NULL OR wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet;
+    IF wid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_balance.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    IF as_of IS NULL THEN
+        RETURN credit_ledger._balance(wid, asset);
+    END IF;
+    -- as of a past instant, from the journal alone. A grant's expiry and rollover entries take
+    -- effect at its expires_at, which is after as_of for a grant in effect then, whenever the
+    -- sweep or tick wrote them (credit_tick(as_of) in the future, or a late scheduler)
+    RETURN coalesce((
+        SELECT sum(j.amount) - coalesce(sum(j.held) FILTER (WHERE a.expires_at IS NULL OR a.expires_at > as_of), 0)
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+          LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset AND j.at <= as_of
+           AND j.kind NOT IN ('expiry', 'rollover')
+           AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
+     + coalesce((
+        SELECT sum(j.amount) FROM credit_ledger.journal j
+         WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_balance.asset
+           AND j.at <= as_of), 0);
+END $$;
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

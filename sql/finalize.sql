@@ -94,13 +94,16 @@ BEGIN
     IF as_of IS NULL THEN
         RETURN credit_ledger._balance(wid, asset);
     END IF;
-    -- as of a past instant, from the journal alone
+    -- as of a past instant, from the journal alone. A grant's expiry and rollover entries take
+    -- effect at its expires_at, which is after as_of for a grant in effect then, whenever the
+    -- sweep or tick wrote them (credit_tick(as_of) in the future, or a late scheduler)
     RETURN coalesce((
         SELECT sum(j.amount) - coalesce(sum(j.held) FILTER (WHERE a.expires_at IS NULL OR a.expires_at > as_of), 0)
           FROM credit_ledger.journal j
           JOIN credit_ledger.grants g ON g.id = j.grant_id
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
          WHERE g.wallet_id = wid AND g.asset = credit_balance.asset AND j.at <= as_of
+           AND j.kind NOT IN ('expiry', 'rollover')
            AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
      + coalesce((
         SELECT sum(j.amount) FROM credit_ledger.journal j
@@ -318,7 +321,7 @@ COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a h
 COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
 COMMENT ON FUNCTION @extschema@.credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
 COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
-COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining)';
+COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[], timestamptz) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining), from the period containing as_of';
 
 COMMENT ON SCHEMA credit_ledger IS 'credit_ledger tables, report views and internal helpers';
 COMMENT ON TABLE credit_ledger.assets IS 'units of value with a fixed decimal scale; credits is built in';

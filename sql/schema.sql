@@ -204,26 +204,8 @@ CREATE TYPE @extschema@.credit_authorization AS (
 
 -- ---- internal helpers used by the Rust code -------------------------------------------------
 
--- Start of the period containing `at`: calendar months in UTC when `p` is NULL, otherwise
--- periods of length `p` starting at `anchor` (month-based intervals step by calendar months).
-CREATE FUNCTION credit_ledger._period_start(p interval, anchor timestamptz, at timestamptz)
-RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    s timestamptz;
-    n bigint;
-BEGIN
-    IF p IS NULL THEN
-        RETURN date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-    END IF;
-    anchor := coalesce(anchor, 'epoch'::timestamptz);
-    -- estimate the number of whole periods, then correct by stepping
-    n := floor(extract(epoch FROM (at - anchor)) / greatest(extract(epoch FROM p), 1));
-    s := anchor + p * n;
-    WHILE s > at LOOP s := s - p; END LOOP;
-    WHILE s + p <= at LOOP s := s + p; END LOOP;
-    RETURN s;
-END $$;
+-- credit_ledger._period_start(p, anchor, at) and _period_next(p, anchor, at) are Rust
+-- (src/period.rs, src/lifecycle.rs): UTC boundaries anchor + k x p computed from the anchor.
 
 -- A wallet's own balance now: effective, unexpired grants' remaining minus what open,
 -- unexpired holds reserve, minus overdraft debt.

@@ -14,13 +14,17 @@
 //! are processed one by one in order, exactly as if the scheduler had run on time (a grant past
 //! its expiry is never spendable, so its unused amount at the boundary is still its remaining).
 //! Changing an allowance takes effect from the next boundary.
+//!
+//! Boundaries are `anchor + k × period` in UTC, each computed from the anchor
+//! ([`crate::period`]): a monthly allowance anchored on Jan 31 renews on Feb 28 (29), Mar 31,
+//! Apr 30, ... An allowance starts with the period containing `as_of` of `credit_allowance_set`.
 
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::grants::{self, NewGrant};
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, RowExt};
-use crate::{amount, input, wallets};
+use crate::{amount, input, lifecycle, period, wallets};
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -107,7 +111,9 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     let shares = parse_shares(row.col::<Vec<Option<String>>>(7)?)?;
     let boundary: TimestampWithTimeZone = row.req(8)?;
     let scale = row.req::<i32>(10)? as u32;
-    let next: TimestampWithTimeZone = row.req(11)?;
+    let period: Interval = row.req(5)?;
+    let anchor: TimestampWithTimeZone = row.req(11)?;
+    let next = lifecycle::period_at(period::next, Some(&period), Some(anchor), boundary)?;
     let mut ending = Vec::new();
     for g in exec(
         c,
@@ -209,11 +215,20 @@ pub fn run_due(
     }
 }
 
-/// Give a wallet a recurring allowance. The current period's allowance is granted at once.
+/// Give a wallet a recurring allowance. The allowance of the period containing `as_of` (default
+/// now) is granted at once; `credit_tick` grants the following ones at their boundaries.
+/// (The C symbol is `credit_allowance_set_at_wrapper`: `credit_allowance_set_wrapper` keeps the
+/// 0.1.0 signature, without `as_of`, for a 0.1.0 catalog running this library before
+/// `ALTER EXTENSION credit_ledger UPDATE`.)
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    name = "credit_allowance_set"
+)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_allowance_set(
+fn credit_allowance_set_at(
     wallet: Option<&str>,
     amount: Option<AnyNumeric>,
     period: default!(Option<Interval>, "'1 month'"),
@@ -221,6 +236,7 @@ fn credit_allowance_set(
     asset: default!(Option<&str>, "'credits'"),
     rollover_cap: default!(Option<AnyNumeric>, 0),
     rollover_shares: default!(Option<Vec<Option<AnyNumeric>>>, "NULL"),
+    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> TableIterator<
     'static,
     (
@@ -231,6 +247,74 @@ fn credit_allowance_set(
         name!(next_boundary, TimestampWithTimeZone),
     ),
 > {
+    allowance_set(
+        wallet,
+        amount,
+        period,
+        anchor,
+        asset,
+        rollover_cap,
+        rollover_shares,
+        as_of,
+    )
+}
+
+/// The 0.1.0 entry point (no SQL in this version's install script): as of now.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false)]
+fn credit_allowance_set(
+    wallet: Option<&str>,
+    amount: Option<AnyNumeric>,
+    period: Option<Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    asset: Option<&str>,
+    rollover_cap: Option<AnyNumeric>,
+    rollover_shares: Option<Vec<Option<AnyNumeric>>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(wallet, String),
+        name!(asset, String),
+        name!(amount, AnyNumeric),
+        name!(period, Interval),
+        name!(next_boundary, TimestampWithTimeZone),
+    ),
+> {
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    allowance_set(
+        wallet,
+        amount,
+        period,
+        anchor,
+        asset,
+        rollover_cap,
+        rollover_shares,
+        TimestampWithTimeZone::try_from(now).ok(),
+    )
+}
+
+type AllowanceRow = TableIterator<
+    'static,
+    (
+        name!(wallet, String),
+        name!(asset, String),
+        name!(amount, AnyNumeric),
+        name!(period, Interval),
+        name!(next_boundary, TimestampWithTimeZone),
+    ),
+>;
+
+#[allow(clippy::too_many_arguments)]
+fn allowance_set(
+    wallet: Option<&str>,
+    amount: Option<AnyNumeric>,
+    period: Option<Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    asset: Option<&str>,
+    rollover_cap: Option<AnyNumeric>,
+    rollover_shares: Option<Vec<Option<AnyNumeric>>>,
+    as_of: Option<TimestampWithTimeZone>,
+) -> AllowanceRow {
     let row = or_raise((|| {
         let wallet = input::name(wallet, "wallet")?;
         let asset = input::name(asset, "asset")?;
@@ -250,6 +334,7 @@ fn credit_allowance_set(
         if !anchor.is_finite() {
             return Err(LedgerError::invalid("anchor must be a finite timestamp"));
         }
+        let as_of = lifecycle::check_as_of(as_of)?;
         let cap = amount::non_negative(
             spi::to_dec(&rollover_cap.unwrap_or_default(), "rollover_cap")?,
             "rollover_cap",
@@ -283,6 +368,14 @@ fn credit_allowance_set(
                     id
                 }
                 None => {
+                    let start = lifecycle::period_at(
+                        period::period_start,
+                        Some(&period),
+                        Some(anchor),
+                        as_of,
+                    )?;
+                    let end =
+                        lifecycle::period_at(period::next, Some(&period), Some(anchor), as_of)?;
                     let args = [
                         wallet_id.into(),
                         asset.into(),
@@ -291,14 +384,13 @@ fn credit_allowance_set(
                         anchor.into(),
                         num(cap).into(),
                         shares.clone().into(),
+                        end.into(),
                     ];
                     let r =
                         spi::first(exec(c, sql::ALLOWANCE_INSERT, &args)?).ok_or_else(|| {
                             LedgerError::new(Kind::Internal, "allowance insert returned nothing")
                         })?;
                     let id: i64 = r.req(1)?;
-                    let start: TimestampWithTimeZone = r.req(2)?;
-                    let end: TimestampWithTimeZone = r.req(3)?;
                     let gid = grant_period(c, wallet_id, asset, amount, start, end)?;
                     exec(
                         c,

@@ -311,24 +311,26 @@ pub const ALLOWANCE_GET: &str = "
 SELECT id, amount, period, anchor, rollover_cap, rollover_shares::text[], next_boundary, current_grant_id, a.scale
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
  WHERE l.wallet_id = $1 AND l.asset = $2";
+/// `next_boundary` ($8) is computed by the caller ([`crate::period`]: `anchor + k × period`
+/// from the anchor, never the previous boundary + period, which drifts).
 pub const ALLOWANCE_INSERT: &str = "
 INSERT INTO credit_ledger.allowances (wallet_id, asset, amount, period, anchor, rollover_cap, rollover_shares, next_boundary)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[],
-        credit_ledger._period_start($4, $5, now()) + $4)
-RETURNING id, credit_ledger._period_start($4, $5, now()), next_boundary";
+VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8)
+RETURNING id";
 pub const ALLOWANCE_UPDATE: &str = "
 UPDATE credit_ledger.allowances SET amount = $2, rollover_cap = $3, rollover_shares = $4::text[]::numeric[]
  WHERE id = $1";
 pub const ALLOWANCE_ADVANCE: &str = "
 UPDATE credit_ledger.allowances SET next_boundary = $2, current_grant_id = coalesce($3, current_grant_id) WHERE id = $1";
+/// Due boundaries (the caller computes the next one from the anchor: no drift).
 pub const ALLOWANCES_DUE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
-       l.next_boundary, l.current_grant_id, a.scale, l.next_boundary + l.period
+       l.next_boundary, l.current_grant_id, a.scale, l.anchor
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
  WHERE l.next_boundary <= $1 ORDER BY l.next_boundary, l.id LIMIT $2";
 pub const ALLOWANCE_DUE_ONE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
-       l.next_boundary, l.current_grant_id, a.scale, l.next_boundary + l.period
+       l.next_boundary, l.current_grant_id, a.scale, l.anchor
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
  WHERE l.id = $1 AND l.next_boundary <= $2";
 /// Grants of a wallet ending at a boundary that a rollover policy looks at.

@@ -5,10 +5,11 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
-// pure Rust (no PostgreSQL): amounts, allocation, input validation
+// pure Rust (no PostgreSQL): amounts, allocation, input validation, UTC period arithmetic
 pub mod allocation;
 pub mod amount;
 pub mod input;
+pub mod period;
 
 // the SQL boundary
 pub mod catalog;
@@ -41,7 +42,7 @@ pub mod wallets;
 ::pgrx::extension_sql_file!(
     "../sql/reports.sql",
     name = "reports",
-    requires = ["schema"]
+    requires = ["schema", lifecycle::period_start]
 );
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -6,12 +6,17 @@
 //! concurrent-safe (wallets are locked with SKIP LOCKED, so two sweeps never do the same work
 //! and never wait on a busy wallet: what is skipped is picked up by the next run) and bounded
 //! (`max_rows` per call; `more` says whether to call again).
+//!
+//! Also the SQL face of [`crate::period`]: `credit_ledger._period_start` and
+//! `credit_ledger._period_next` (UTC boundaries `anchor + k × period`, computed from the anchor).
 
 use crate::catalog as sql;
-use crate::error::{or_raise, Result};
+use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
 use crate::ledger::{self, Movement};
+use crate::period::{self, Period, PeriodError};
 use crate::spi::{self, exec, num, RowExt};
+use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
@@ -94,7 +99,7 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
 
 /// `as_of` must be a finite instant at most 100 years from now (a later one is a mistake and
 /// would make the catch-up loops unbounded).
-fn check_as_of(as_of: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
+pub(crate) fn check_as_of(as_of: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
     let as_of =
         as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
@@ -175,4 +180,85 @@ fn credit_tick(
         })
     })());
     TableIterator::once((b, s.grants, num(s.credits), s.holds))
+}
+
+// ---- periods: the SQL boundary of the pure `period` module ------------------------------------
+
+fn to_period(p: &Interval) -> Period {
+    Period {
+        months: p.months(),
+        days: p.days(),
+        micros: p.micros(),
+    }
+}
+
+/// A period function on SQL values (the allowance code calls this too, so that it does not
+/// depend on the SQL functions, which a 0.1.0 catalog running this library lacks).
+pub(crate) fn period_at(
+    f: fn(Option<Period>, Option<i64>, i64) -> std::result::Result<i64, PeriodError>,
+    p: Option<&Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    at: TimestampWithTimeZone,
+) -> Result<TimestampWithTimeZone> {
+    let out_of_range = || {
+        LedgerError::new(
+            Kind::OutOfRange,
+            format!("period boundary out of range for {at}"),
+        )
+    };
+    let t = f(
+        p.map(to_period),
+        anchor.map(|a| a.into_inner()),
+        at.into_inner(),
+    )
+    .map_err(|e| match e {
+        PeriodError::NotPositive => LedgerError::invalid(format!(
+            "period must be positive, got {}",
+            p.map(|p| p.to_string()).unwrap_or_default()
+        )),
+        PeriodError::OutOfRange => out_of_range(),
+    })?;
+    TimestampWithTimeZone::try_from(t).map_err(|_| out_of_range())
+}
+
+/// The SQL functions: a NULL `at` gives NULL; a NULL period means calendar months in UTC; a
+/// NULL anchor is the Unix epoch.
+fn period_sql(
+    f: fn(Option<Period>, Option<i64>, i64) -> std::result::Result<i64, PeriodError>,
+    p: Option<Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    at: Option<TimestampWithTimeZone>,
+) -> Option<TimestampWithTimeZone> {
+    Some(or_raise(period_at(f, p.as_ref(), anchor, at?)))
+}
+
+/// Start of the period containing `at` (UTC, whatever the session's TimeZone): calendar months
+/// when `p` is NULL, otherwise the last boundary `anchor + k × p` at or before `at`.
+/// The SQL is spelled out because pgrx places a function in another schema only through a
+/// `#[pg_schema]` module, whose `CREATE SCHEMA IF NOT EXISTS` would NOTICE on every install
+/// (schema.sql creates the schema). No SET search_path: it runs no SQL (and is on the hot path).
+#[pg_extern(sql = "
+CREATE FUNCTION credit_ledger._period_start(p interval, anchor timestamptz, at timestamptz)
+RETURNS timestamptz IMMUTABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'period_start_wrapper';")]
+fn period_start(
+    p: Option<Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    at: Option<TimestampWithTimeZone>,
+) -> Option<TimestampWithTimeZone> {
+    period_sql(period::period_start, p, anchor, at)
+}
+
+/// The first boundary strictly after `at`: the end of the period containing `at` (for a
+/// boundary, the next one), computed from the anchor so it never drifts.
+#[pg_extern(sql = "
+CREATE FUNCTION credit_ledger._period_next(p interval, anchor timestamptz, at timestamptz)
+RETURNS timestamptz IMMUTABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'period_next_wrapper';")]
+fn period_next(
+    p: Option<Interval>,
+    anchor: Option<TimestampWithTimeZone>,
+    at: Option<TimestampWithTimeZone>,
+) -> Option<TimestampWithTimeZone> {
+    period_sql(period::next, p, anchor, at)
 }
