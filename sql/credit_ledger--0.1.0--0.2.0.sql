@@ -312,6 +312,128 @@ BEGIN
       FROM t;
 END $$;
 
+-- credit_usage_trigger: a repeated argument, a column and a literal for the same thing, and an
+-- authorization_id column that is not bigint are errors (22023) instead of silently billing wrong
+CREATE OR REPLACE FUNCTION @extschema@.credit_usage_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    arg text;
+    k text;
+    v text;
+    cfg jsonb := '{}'::jsonb;
+    rec jsonb;
+    w text; act text; qty numeric; var text; idem text;
+    a @extschema@.credit_authorization;
+BEGIN
+    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' THEN
+        RAISE EXCEPTION 'credit_usage_trigger must be a BEFORE INSERT FOR EACH ROW trigger'
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH arg IN ARRAY coalesce(TG_ARGV, '{}'::text[]) LOOP
+        k := btrim(split_part(arg, '=', 1));
+        v := btrim(substr(arg, length(split_part(arg, '=', 1)) + 2));
+        IF position('=' IN arg) = 0 OR v = '' THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is not name=column', arg
+                USING ERRCODE = '22023', HINT = 'for example ''wallet=customer_id''';
+        END IF;
+        IF k NOT IN ('wallet', 'action', 'action_value', 'quantity', 'variant', 'variant_value',
+                     'idempotency_key', 'authorization_id') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
+                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id';
+        END IF;
+        IF cfg ? k THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is given twice', k USING ERRCODE = '22023';
+        END IF;
+        cfg := cfg || jsonb_build_object(k, v);
+    END LOOP;
+    IF cfg ? 'action' AND cfg ? 'action_value' OR cfg ? 'variant' AND cfg ? 'variant_value' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" takes a column or a literal, not both', TG_TABLE_NAME
+            USING ERRCODE = '22023', HINT = 'give either action=<column> or action_value=<literal> (and the same for variant)';
+    END IF;
+    IF NOT cfg ? 'wallet' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs a wallet=<column> argument', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT (cfg ? 'action' OR cfg ? 'action_value') THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs action=<column> or action_value=<literal>', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    rec := to_jsonb(NEW);
+    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value') LOOP
+        IF NOT rec ? (cfg ->> k) THEN
+            RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument % does not exist in "%"',
+                cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
+        END IF;
+    END LOOP;
+    -- the authorization id is written into a bigint column (any other type either fails on
+    -- some id or, for a column that is never NULL, would make every row look already billed)
+    IF cfg ? 'authorization_id' AND (SELECT t.atttypid FROM pg_attribute t
+                                      WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id'
+                                        AND t.attnum > 0 AND NOT t.attisdropped) <> 'int8'::regtype THEN
+        RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument authorization_id must be bigint, not %',
+            cfg ->> 'authorization_id',
+            (SELECT format_type(t.atttypid, t.atttypmod) FROM pg_attribute t
+              WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id' AND t.attnum > 0 AND NOT t.attisdropped)
+            USING ERRCODE = '22023';
+    END IF;
+    IF cfg ? 'authorization_id' AND rec ->> (cfg ->> 'authorization_id') IS NOT NULL THEN
+        -- already billed (a pg_dump restore, or the app authorized itself): never bill again.
+        -- Not validated against credit_ledger.authorizations: a restore may load this table first.
+        RETURN NEW;
+    END IF;
+    w := rec ->> (cfg ->> 'wallet');
+    act := coalesce(cfg ->> 'action_value', rec ->> (cfg ->> 'action'));
+    var := coalesce(cfg ->> 'variant_value', rec ->> (cfg ->> 'variant'));
+    idem := rec ->> (cfg ->> 'idempotency_key');
+    BEGIN
+        qty := CASE WHEN cfg ? 'quantity' THEN (rec ->> (cfg ->> 'quantity'))::numeric ELSE 1 END;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'column "%" does not hold a number', cfg ->> 'quantity' USING ERRCODE = '22023';
+    END;
+    a := @extschema@.credit_authorize(wallet => w, action => act, quantity => qty, variant => var,
+                                       idempotency_key => idem,
+                                       metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME));
+    IF NOT a.approved THEN
+        RAISE EXCEPTION 'wallet "%" cannot pay for "%": %', w, act, a.reason
+            USING ERRCODE = '53400',
+                  DETAIL = format('authorization %s declined; balance %s', a.authorization_id, a.balance),
+                  HINT = 'grant credits to the wallet or raise its limits';
+    END IF;
+    IF cfg ? 'authorization_id' THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id));
+    END IF;
+    RETURN NEW;
+END $$;
+-- pool_usage: members without limits (no wallet_assets row) show their pool draws too
+CREATE OR REPLACE VIEW credit_ledger.pool_usage AS
+SELECT m.wallet AS member, t.wallet AS team, x.asset,
+       m.pool_limit,
+       CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
+            THEN s.period_pool_drawn
+            WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
+            THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                            WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
+                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                              AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
+            ELSE 0 END AS drawn_this_period,
+       coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                  WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
+                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')), 0) AS drawn_total
+  FROM credit_ledger.wallets m
+  JOIN credit_ledger.wallets t ON t.id = m.parent_id
+  -- every asset the member has a counter for or has drawn from the pool (a member without
+  -- limits has no wallet_assets row); a member without either has one row, asset NULL
+  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id
+                     UNION
+                     SELECT j.asset FROM credit_ledger.journal j
+                      WHERE j.wallet_id = t.id AND j.member_id = m.id
+                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                      GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.asset = x.asset;
+COMMENT ON VIEW credit_ledger.pool_usage IS
+    'per pool member and asset: its pool limit, pool credits drawn this period (holds included) and in total';
+
 -- Period boundaries are anchor + k x period in UTC, computed from the anchor (Rust,
 -- src/period.rs): the PL/pgSQL _period_start stepped by the period from an estimate and used
 -- the session TimeZone, and allowances stepped next_boundary + period, so a monthly period

@@ -106,18 +106,32 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet
 COMMENT ON VIEW credit_ledger.declines_daily IS 'declined calls per UTC day, wallet, reason and action';
 
 CREATE VIEW credit_ledger.pool_usage AS
-SELECT m.wallet AS member, t.wallet AS team, s.asset,
+SELECT m.wallet AS member, t.wallet AS team, x.asset,
        m.pool_limit,
        CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
-            THEN s.period_pool_drawn ELSE 0 END AS drawn_this_period,
+            THEN s.period_pool_drawn
+            WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
+            THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                            WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
+                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                              AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
+            ELSE 0 END AS drawn_this_period,
        coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
-                  WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = s.asset
+                  WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
                     AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')), 0) AS drawn_total
   FROM credit_ledger.wallets m
   JOIN credit_ledger.wallets t ON t.id = m.parent_id
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id;
+  -- every asset the member has a counter for or has drawn from the pool (a member without
+  -- limits has no wallet_assets row); a member without either has one row, asset NULL
+  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id
+                     UNION
+                     SELECT j.asset FROM credit_ledger.journal j
+                      WHERE j.wallet_id = t.id AND j.member_id = m.id
+                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                      GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.asset = x.asset;
 COMMENT ON VIEW credit_ledger.pool_usage IS
-    'per pool member: its pool limit, pool credits drawn this period (holds included) and in total';
+    'per pool member and asset: its pool limit, pool credits drawn this period (holds included) and in total';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;
 

@@ -9,8 +9,9 @@
 -- (a bigint column the authorization id is written into). Each row is authorized with
 -- credit_authorize(); a declined row raises SQLSTATE 53400 (configuration_limit_exceeded)
 -- naming the wallet and the reason, so the INSERT (and the app's transaction) fails. Works for
--- INSERT, INSERT ... SELECT and COPY. Misconfigured arguments raise 22023 (bad argument) or
--- 42703 (unknown column) at the first insert.
+-- INSERT, INSERT ... SELECT and COPY. Misconfigured arguments (unknown, repeated, a column and
+-- a literal for the same thing, an authorization_id column that is not bigint) raise 22023,
+-- an unknown column 42703, at the first insert.
 --
 -- Restore safety: a row that already carries an authorization id (mapped authorization_id
 -- column not NULL, as in a pg_dump restore) is not billed again; with an idempotency_key
@@ -47,8 +48,15 @@ BEGIN
             RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
                 HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id';
         END IF;
+        IF cfg ? k THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is given twice', k USING ERRCODE = '22023';
+        END IF;
         cfg := cfg || jsonb_build_object(k, v);
     END LOOP;
+    IF cfg ? 'action' AND cfg ? 'action_value' OR cfg ? 'variant' AND cfg ? 'variant_value' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" takes a column or a literal, not both', TG_TABLE_NAME
+            USING ERRCODE = '22023', HINT = 'give either action=<column> or action_value=<literal> (and the same for variant)';
+    END IF;
     IF NOT cfg ? 'wallet' THEN
         RAISE EXCEPTION 'credit_usage_trigger on "%" needs a wallet=<column> argument', TG_TABLE_NAME
             USING ERRCODE = '22023';
@@ -64,6 +72,17 @@ BEGIN
                 cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
         END IF;
     END LOOP;
+    -- the authorization id is written into a bigint column (any other type either fails on
+    -- some id or, for a column that is never NULL, would make every row look already billed)
+    IF cfg ? 'authorization_id' AND (SELECT t.atttypid FROM pg_attribute t
+                                      WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id'
+                                        AND t.attnum > 0 AND NOT t.attisdropped) <> 'int8'::regtype THEN
+        RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument authorization_id must be bigint, not %',
+            cfg ->> 'authorization_id',
+            (SELECT format_type(t.atttypid, t.atttypmod) FROM pg_attribute t
+              WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id' AND t.attnum > 0 AND NOT t.attisdropped)
+            USING ERRCODE = '22023';
+    END IF;
     IF cfg ? 'authorization_id' AND rec ->> (cfg ->> 'authorization_id') IS NOT NULL THEN
         -- already billed (a pg_dump restore, or the app authorized itself): never bill again.
         -- Not validated against credit_ledger.authorizations: a restore may load this table first.
