@@ -335,13 +335,14 @@ SELECT w.wallet AS member, sum(a.pool_amount) AS pool_amount
   FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
  WHERE a.status IN ('approved', 'captured') AND a.pool_amount <> 0
  GROUP BY w.wallet ORDER BY w.wallet;
--- the pool_usage report: each limited member's draw this period against its limit. bob drew
+-- the pool_usage report: each member's draw this period against its limit. bob drew
 -- 15 + 5 + 10 + 1 = 31 (his hold of 10 was released, so it counts no more) of 31; cy 10 of 10
--- this period and 20 in all. (Members without a pool limit are left out: there is no limit
--- to compare with; their draws are in the two queries above.)
+-- this period and 20 in all; members without a limit show their draws too (ann 3, dee 7,
+-- beta.a 10, d1 20, gamma.a 30: the same as the two queries above); members that never drew
+-- have one row with asset NULL and 0.
 SELECT member, team, asset, pool_limit, drawn_this_period, drawn_total,
        pool_limit - drawn_this_period AS left_this_period
-  FROM credit_ledger.pool_usage WHERE pool_limit IS NOT NULL ORDER BY member;
+  FROM credit_ledger.pool_usage ORDER BY member, asset;
 
 -- ===================================================================== low-balance alert
 -- alerty has a threshold of 50. psql prints a received notification with the sending
