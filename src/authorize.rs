@@ -472,8 +472,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     };
     let vendor_cost = rate.vendor_cost.map(|v| v * r.quantity);
     let balance = p.balance_after();
-    let [m1, m2, m3, m4, m5] = ledger::arrays(&p.moves);
-    let args: Vec<DatumWithOid> = vec![
+    let mut args: Vec<DatumWithOid> = vec![
         w.id.into(),
         (if r.mode == Mode::Hold {
             "hold"
@@ -497,13 +496,32 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         hash.into(),
         r.metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
         r.ttl.unwrap_or_else(|| Interval::from_minutes(10)).into(),
-        m1,
-        m2,
-        m3,
-        m4,
-        m5,
     ];
-    let out = spi::first(exec(c, sql::AUTHORIZE_WRITE, &args)?)
+    // the lightest statement that fits the movements: none, one grant, or the array form
+    let write = match p.moves.as_slice() {
+        [] => sql::AUTHORIZE_WRITE_NONE,
+        [Movement {
+            grant_id: Some(gid),
+            wallet_id,
+            kind,
+            amount,
+            held,
+        }] => {
+            args.extend([
+                (*gid).into(),
+                (*wallet_id).into(),
+                num(*amount).into(),
+                num(*held).into(),
+                (*kind).into(),
+            ]);
+            sql::AUTHORIZE_WRITE_ONE
+        }
+        moves => {
+            args.extend(ledger::arrays(moves));
+            sql::AUTHORIZE_WRITE
+        }
+    };
+    let out = spi::first(exec(c, write, &args)?)
         .ok_or_else(|| LedgerError::new(Kind::Internal, "authorization insert returned nothing"))?;
     let id = out.req::<i64>(1)?;
     let created_at = out.col::<TimestampWithTimeZone>(2)?;

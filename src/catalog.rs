@@ -185,6 +185,41 @@ WITH a AS (
 )
 SELECT id, created_at, expires_at FROM a";
 
+/// The authorization row alone: `$1..$18` as in [`AUTHORIZE_WRITE`] (a decline moves nothing).
+macro_rules! authorization_insert {
+    () => {
+        "
+    INSERT INTO credit_ledger.authorizations
+        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
+         vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
+         metadata, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
+    RETURNING id, created_at, expires_at"
+    };
+}
+/// An authorization that moves nothing (a decline).
+pub const AUTHORIZE_WRITE_NONE: &str = authorization_insert!();
+/// An authorization that moves one grant (the common debit or hold): `$1..$18` as in
+/// [`AUTHORIZE_WRITE`], then grant id `$19`, grant wallet `$20`, change of remaining `$21`,
+/// change of held `$22`, journal kind `$23`. Single-row nodes only: a fraction of the
+/// executor work of the array form.
+pub const AUTHORIZE_WRITE_ONE: &str = concat!(
+    "
+WITH a AS (",
+    authorization_insert!(),
+    "
+), g AS (
+    UPDATE credit_ledger.grants
+       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
+     WHERE id = $19
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+)
+SELECT id, created_at, expires_at FROM a"
+);
+
 // ---- authorizations ---------------------------------------------------------------------
 
 pub const AUTH_BY_KEY: &str =
