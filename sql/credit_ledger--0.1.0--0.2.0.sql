@@ -495,5 +495,17 @@ BEGIN
          WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_balance.asset
            AND j.at <= as_of), 0);
 END $$;
+-- authorizations_created becomes a BRIN index (cheaper on every insert; see schema.sql)
+DROP INDEX credit_ledger.authorizations_created;
+CREATE INDEX authorizations_created ON credit_ledger.authorizations USING brin (created_at);
+
+-- the rate cache's invalidation trigger (src/rate_cache.rs, sql/finalize.sql)
+CREATE FUNCTION credit_ledger._credit_rates_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', '_credit_rates_changed_wrapper';
+REVOKE ALL ON FUNCTION credit_ledger._credit_rates_changed() FROM PUBLIC;
+CREATE TRIGGER rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_ledger.rates
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._credit_rates_changed();
+CREATE TRIGGER assets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_ledger.assets
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._credit_rates_changed();
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -18,6 +18,14 @@ CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON credit_ledger.jour
 CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON credit_ledger.journal
     FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._journal_append_only();
 
+-- ---- rate cache invalidation (src/rate_cache.rs) -------------------------------------------
+-- Any change to rates or assets, by any role or path, empties every backend's rate cache.
+ALTER FUNCTION @extschema@._credit_rates_changed() SET SCHEMA credit_ledger;
+CREATE TRIGGER rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_ledger.rates
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._credit_rates_changed();
+CREATE TRIGGER assets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_ledger.assets
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._credit_rates_changed();
+
 -- ---- read functions ------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.credit_wallet(wallet text) RETURNS @extschema@.credit_wallet

@@ -138,7 +138,9 @@ CREATE UNIQUE INDEX authorizations_idempotency ON credit_ledger.authorizations (
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX authorizations_open_holds ON credit_ledger.authorizations (expires_at)
     WHERE status = 'held';
-CREATE INDEX authorizations_created ON credit_ledger.authorizations (created_at);
+-- BRIN: authorizations are appended in created_at order, so a block range summary serves
+-- "calls between t1 and t2" at a fraction of a btree's cost on every insert.
+CREATE INDEX authorizations_created ON credit_ledger.authorizations USING brin (created_at);
 CREATE INDEX authorizations_wallet_created ON credit_ledger.authorizations (wallet_id, created_at);
 
 -- The two hot tables (authorizations, journal) carry no foreign keys or enum CHECKs: they are

@@ -16,6 +16,7 @@ use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
+use crate::rate_cache;
 use crate::spi::{self, exec, num, opt_num, RowExt};
 use crate::types::Record;
 use crate::wallets;
@@ -332,19 +333,22 @@ pub fn commit_plan(
     Ok(())
 }
 
-pub fn check_rate(
-    row: &impl RowExt,
+/// The rate for `action`/`variant` on the wallet's rate card `card` (column 9 of the wallet
+/// statements), from the rate cache; a missing rate is an error.
+pub fn find_rate(
+    c: &mut SpiClient<'_>,
+    card: &str,
     action: &str,
     variant: Option<&str>,
     wallet: &str,
 ) -> Result<Rate> {
-    match row.col::<i64>(9)? {
-        Some(id) => Ok(Rate {
-            id,
-            credits: row.dec(10)?,
-            asset: row.req(11)?,
-            vendor_cost: row.opt_dec(12)?,
-            scale: row.req::<i32>(13)? as u32,
+    match rate_cache::lookup(c, card, action, variant)? {
+        Some(e) => Ok(Rate {
+            id: e.id,
+            credits: e.credits,
+            asset: e.asset,
+            vendor_cost: e.vendor_cost,
+            scale: e.scale,
         }),
         None => Err(LedgerError::not_found(format!(
             "no rate for action \"{action}\"{} on the rate card of wallet \"{wallet}\" or on \"default\"",
@@ -441,13 +445,10 @@ impl<'a> Request<'a> {
 
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
-    let row = spi::first(exec(
-        c,
-        sql::WALLET_LOCK_AND_RATE,
-        &[r.wallet.into(), r.action.into(), r.variant.into()],
-    )?)
-    .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+    let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[r.wallet.into()])?)
+        .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
     let w = Wallet::from_row(&row)?;
+    let card: String = row.req(9)?;
     let hash = r.key.map(|_| r.fingerprint());
     if let (Some(k), Some(h)) = (r.key, hash) {
         if let Some(prev) = spi::first(exec(c, sql::AUTH_BY_KEY, &[w.id.into(), k.into()])?) {
@@ -461,7 +462,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             return authorization_tuple(c, first);
         }
     }
-    let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
+    let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
     let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
     let mut p = plan(c, &w, &rate.asset, cost, r.mode)?;
     let approved = p.reason.is_none();
@@ -643,14 +644,11 @@ fn credit_quote(
     let row = or_raise((|| {
         let r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
         spi::with(|c| {
-            let row = spi::first(exec(
-                c,
-                sql::WALLET_AND_RATE,
-                &[r.wallet.into(), r.action.into(), r.variant.into()],
-            )?)
-            .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+            let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
+                .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
             let w = Wallet::from_row(&row)?;
-            let rate = check_rate(&row, r.action, r.variant, r.wallet)?;
+            let card: String = row.req(9)?;
+            let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
             let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
             let p = plan(c, &w, &rate.asset, cost, Mode::Quote)?;
             Ok((

@@ -38,33 +38,24 @@ UPDATE credit_ledger.wallets SET
     updated_at = now()
  WHERE id = $1";
 
-/// A wallet by key and the rate for an action on its card (own card exact variant, own card
-/// NULL variant, default exact, default NULL; the latest version in effect).
-macro_rules! wallet_and_rate {
-    () => {
-        "
-SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
-       w.pool_limit, w.tracked, r.id, r.credits, r.asset, r.vendor_cost, a.scale
-  FROM credit_ledger.wallets w
-  LEFT JOIN LATERAL (
-        SELECT r.id, r.credits, r.asset, r.vendor_cost
-          FROM credit_ledger.rates r
-         WHERE r.action = $2
-           AND r.rate_card IN (coalesce(w.rate_card, 'default'), 'default')
-           AND (r.variant = $3 OR r.variant IS NULL)
-           AND r.effective_from <= now()
-         ORDER BY (r.rate_card = coalesce(w.rate_card, 'default')) DESC,
-                  (r.variant IS NOT NULL) DESC, r.effective_from DESC
-         LIMIT 1) r ON true
-  LEFT JOIN credit_ledger.assets a ON a.asset = r.asset
- WHERE w.wallet = $1"
-    };
-}
-/// The same, locking the wallet (every movement of a wallet's grants holds this lock first;
-/// members before their pool).
-pub const WALLET_LOCK_AND_RATE: &str = concat!(wallet_and_rate!(), "\n   FOR NO KEY UPDATE OF w");
-/// Without the lock (quotes).
-pub const WALLET_AND_RATE: &str = wallet_and_rate!();
+/// A wallet's spending settings (columns 1..=8: see `authorize::Wallet::from_row`) and its rate card,
+/// locked: every movement of a wallet's grants holds this lock first; members before pools.
+/// The rate comes from [`crate::rate_cache`].
+pub const WALLET_LOCK_FOR_SPEND: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default')
+  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+/// The same without the lock (quotes).
+pub const WALLET_FOR_QUOTE: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default')
+  FROM credit_ledger.wallets WHERE wallet = $1";
+/// Every version of the rates of an action on a card and on `default`, for the rate cache.
+pub const RATES_FOR_ACTION: &str = "
+SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
+       (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale
+  FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
+ WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
 /// Lock a wallet by id (pool parents, holds, refunds, sweeps).
 pub const WALLET_LOCK_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
