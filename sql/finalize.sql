@@ -193,9 +193,12 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE g.remaining IS DISTINCT FROM coalesce(j.amount, 0) OR g.held IS DISTINCT FROM coalesce(j.held, 0)
     UNION ALL
     -- bounds and the live flag
-    SELECT 'grant_bounds', 'grant ' || g.id, format('amount %s remaining %s held %s live %s', g.amount, g.remaining, g.held, g.live)
+    SELECT 'grant_bounds', 'grant ' || g.id,
+           format('amount %s remaining %s held %s live %s unit_price %s effective_at %s expires_at %s',
+                  g.amount, g.remaining, g.held, g.live, g.unit_price, g.effective_at, g.expires_at)
       FROM credit_ledger.grants g
      WHERE g.remaining < 0 OR g.remaining > g.amount OR g.held < 0 OR g.held > g.remaining OR g.live <> (g.remaining > 0)
+        OR g.amount <= 0 OR g.unit_price < 0 OR g.expires_at <= g.effective_at
     UNION ALL
     -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
     SELECT 'grant_conservation', 'grant ' || g.id,
