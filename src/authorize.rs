@@ -90,6 +90,11 @@ pub struct Plan {
     pub parent_state: Option<WalletState>,
     /// The wallet's overdraft debt before this spend.
     pub debt_before: Decimal,
+    /// The pool's own spendable before this spend and its low-balance threshold (set when the
+    /// pool was consulted), for the pool's alert on a member's draw.
+    pub parent_available: Decimal,
+    pub parent_threshold: Option<Decimal>,
+    pub parent_id: Option<i64>,
 }
 
 impl Plan {
@@ -252,6 +257,9 @@ fn plan_once(
                     p.parent_state = Some(WalletState::load(c, pid, asset)?);
                 }
                 let (pool, pool_available) = lots(c, pid, asset, mode, short)?;
+                p.parent_available = pool_available;
+                p.parent_threshold = parent.threshold;
+                p.parent_id = Some(pid);
                 let mut room = pool_available;
                 if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
                     let left = (limit - state.pool_drawn).max(Decimal::ZERO);
@@ -323,6 +331,14 @@ pub fn commit_plan(
     }
     if let Some(state) = p.parent_state.as_mut() {
         state.period_spent += sign * p.pool_part;
+        // a member's draw can take the pool below its own threshold: the pool's alert
+        if let (Some(pid), true) = (
+            p.parent_id,
+            sign > Decimal::ZERO && p.pool_part > Decimal::ZERO,
+        ) {
+            let pool_balance = p.parent_available - p.pool_part - state.debt;
+            ledger::check_alert_of(c, state, pid, p.parent_threshold, pool_balance)?;
+        }
         state.save(c)?;
     }
     let balance = p.balance_after();

@@ -16,6 +16,9 @@ pub const RATE_CARD_ENSURE: &str =
 pub const RATE_CARD_EXISTS: &str = "SELECT 1 FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
 pub const WALLET_ID: &str = "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1";
+/// Serializes changes of pool structure (who is whose parent) until commit. Advisory lock keys
+/// (0x434C, 1) = ('CL', 1); an application using the same two-int key would only wait.
+pub const POOL_STRUCTURE_LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(17228, 1)";
 pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1";
 pub const WALLET_INSERT: &str = "
 INSERT INTO credit_ledger.wallets

@@ -210,6 +210,23 @@ pub fn check_alert(
     Ok(())
 }
 
+/// [`check_alert`] for a wallet known by id: its name is read only when an alert is sent.
+pub fn check_alert_of(
+    c: &mut SpiClient<'_>,
+    state: &mut WalletState,
+    wallet_id: i64,
+    threshold: Option<Decimal>,
+    balance: Decimal,
+) -> Result<()> {
+    match threshold {
+        Some(t) if balance < t && !state.below_threshold => {
+            let name = wallet_name(c, wallet_id)?;
+            check_alert(c, state, &name, threshold, balance)
+        }
+        _ => check_alert(c, state, "", threshold, balance),
+    }
+}
+
 /// Name of a wallet by id.
 pub fn wallet_name(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<String> {
     spi::first(exec(c, sql::WALLET_NAME, &[wallet_id.into()])?)
