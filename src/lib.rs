@@ -71,14 +71,23 @@ mod readme_tests {
     #[test]
     fn readme_blocks_are_tested_files() {
         let readme = read("README.md");
-        let sources = [
-            read("tests/pg_regress/expected/readme_examples.out"),
-            read("tests/pg_regress/expected/reports.out"),
+        // every regress test's expected output, and the example programs
+        let expected = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pg_regress/expected");
+        let mut outs: Vec<String> = std::fs::read_dir(expected)
+            .unwrap_or_else(|e| panic!("{expected}: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "out"))
+            .map(|p| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .collect();
+        assert!(outs.len() >= 5, "only {} expected outputs", outs.len());
+        let mut sources = vec![
             read("examples/python/bill_image.py"),
             read("examples/node/bill_image.js"),
             read("examples/rust/src/main.rs"),
             read("examples/shell/bill_image.sh"),
         ];
+        sources.append(&mut outs);
         let mut checked = 0;
         let mut in_block = false;
         let mut illustration = false;
