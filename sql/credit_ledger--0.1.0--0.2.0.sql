@@ -482,13 +482,16 @@ BEGIN
     END IF;
     -- as of a past instant, from the journal alone. A grant's expiry and rollover entries take
     -- effect at its expires_at, which is after as_of for a grant in effect then, whenever the
-    -- sweep or tick wrote them (credit_tick(as_of) in the future, or a late scheduler)
+    -- sweep or tick wrote them (credit_tick(as_of) in the future, or a late scheduler); a
+    -- grant's own entry takes effect at its effective_at, so an allowance period that a late
+    -- tick granted afterwards shows in the balances of that period
     RETURN coalesce((
         SELECT sum(j.amount) - coalesce(sum(j.held) FILTER (WHERE a.expires_at IS NULL OR a.expires_at > as_of), 0)
           FROM credit_ledger.journal j
           JOIN credit_ledger.grants g ON g.id = j.grant_id
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset AND j.at <= as_of
+         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset
+           AND (j.at <= as_of OR j.kind = 'grant')
            AND j.kind NOT IN ('expiry', 'rollover')
            AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
      + coalesce((
