@@ -512,4 +512,21 @@ CREATE TRIGGER rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cre
 CREATE TRIGGER assets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_ledger.assets
     FOR EACH STATEMENT EXECUTE FUNCTION credit_ledger._credit_rates_changed();
 
+-- revenue recognized per month, settlements of overdraft debt included (reports.sql)
+CREATE VIEW credit_ledger.revenue_monthly AS
+SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset,
+       coalesce(sum(-j.amount) FILTER (WHERE j.kind <> 'settlement'), 0) AS credits_used,
+       coalesce(sum(-j.amount * g.unit_price) FILTER (WHERE j.kind <> 'settlement'), 0) AS usage_revenue,
+       coalesce(sum(-j.amount) FILTER (WHERE j.kind = 'settlement'), 0) AS credits_settling_debt,
+       coalesce(sum(-j.amount * g.unit_price) FILTER (WHERE j.kind = 'settlement'), 0) AS settlement_revenue,
+       sum(-j.amount * g.unit_price) AS revenue_recognized
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.kind IN ('debit', 'capture', 'refund', 'settlement')
+ GROUP BY 1, j.asset;
+COMMENT ON VIEW credit_ledger.revenue_monthly IS
+    'revenue recognized per UTC month and asset: credits used net of refunds and credits that settled overdraft debt, at the paying grants'' unit price';
+
+REVOKE ALL ON credit_ledger.revenue_monthly FROM PUBLIC;
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

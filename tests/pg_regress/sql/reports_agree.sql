@@ -126,27 +126,37 @@ SELECT u.credits = m.credits AND u.vendor_cost = m.vendor_cost AND u.calls = c.c
              + (SELECT count(DISTINCT auth_id) FROM usage_rows) AS calls) c;
 
 -- 2. Money, per asset: paid credits sold (amount x unit price of every grant with a price)
--- = liability (deferred revenue) + revenue recognized from usage (margin_by_action.revenue)
--- + breakage (revenue recognized from expiry) + overdraft debt settled from paid grants.
--- The last term is in no report: margin_by_action values the part of a debit taken as
--- overdraft at 0 (no grant paid it then), and the grant that later settles the debt
--- (journal kind 'settlement') is not attributed to any action: a known gap (issue 6).
+-- = liability (deferred revenue) + revenue recognized (revenue_monthly: usage net of refunds,
+-- and overdraft debt settled later by paid grants) + breakage (revenue recognized from expiry).
 WITH sold AS (SELECT asset, sum(amount) AS credits, sum(amount * unit_price) AS money
                 FROM credit_ledger.grants WHERE unit_price > 0 GROUP BY asset),
      l AS (SELECT asset, sum(credits_outstanding) AS credits, sum(deferred_revenue) AS money
              FROM credit_ledger.liability GROUP BY asset),
-     m AS (SELECT asset, sum(revenue) AS money FROM credit_ledger.margin_by_action GROUP BY asset),
+     r AS (SELECT asset, sum(revenue_recognized) AS money FROM credit_ledger.revenue_monthly GROUP BY asset),
      b AS (SELECT asset, sum(credits_expired) AS credits, sum(revenue_recognized) AS money
-             FROM credit_ledger.breakage GROUP BY asset),
+             FROM credit_ledger.breakage GROUP BY asset)
+SELECT sold.asset,
+       sold.money = l.money + r.money + b.money AS ok,
+       sold.money AS sold, l.money AS liability, r.money AS recognized, b.money AS breakage
+  FROM sold JOIN l USING (asset) JOIN r USING (asset) JOIN b USING (asset) ORDER BY 1;
+-- revenue_monthly's usage revenue is margin_by_action's revenue; its settlement revenue is the
+-- journal's settlements at the settling grants' price (margin_by_action values the part of a
+-- debit taken as overdraft at 0: no grant paid it then)
+WITH r AS (SELECT asset, sum(credits_used) AS credits, sum(usage_revenue) AS usage_revenue,
+                  sum(credits_settling_debt) AS settled, sum(settlement_revenue) AS settlement_revenue
+             FROM credit_ledger.revenue_monthly GROUP BY asset),
+     m AS (SELECT asset, sum(revenue) AS money FROM credit_ledger.margin_by_action GROUP BY asset),
      s AS (SELECT j.asset, -sum(j.amount * g.unit_price) AS money
              FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
             WHERE j.kind = 'settlement' GROUP BY j.asset)
-SELECT sold.asset,
-       sold.money = l.money + m.money + b.money + coalesce(s.money, 0) AS ok,
-       sold.money AS sold, l.money AS liability, m.money AS recognized_usage, b.money AS breakage,
-       coalesce(s.money, 0) AS settled_overdraft,
-       sold.money - l.money - m.money - b.money AS not_in_reports
-  FROM sold JOIN l USING (asset) JOIN m USING (asset) JOIN b USING (asset) LEFT JOIN s USING (asset) ORDER BY 1;
+SELECT r.asset, r.usage_revenue = m.money AND r.settlement_revenue = coalesce(s.money, 0) AS ok,
+       r.usage_revenue, m.money AS margin_revenue, r.settlement_revenue, coalesce(s.money, 0) AS journal_settlements
+  FROM r JOIN m USING (asset) LEFT JOIN s USING (asset) ORDER BY 1;
+-- the report itself (one month here)
+SELECT asset, sum(credits_used) AS credits_used, sum(usage_revenue) AS usage_revenue,
+       sum(credits_settling_debt) AS credits_settling_debt, sum(settlement_revenue) AS settlement_revenue,
+       sum(revenue_recognized) AS revenue_recognized
+  FROM credit_ledger.revenue_monthly GROUP BY asset ORDER BY asset;
 -- the same in credits: paid credits sold = outstanding (liability) + spent + expired (grant_status)
 WITH g AS (SELECT g.asset, sum(g.amount) AS sold, sum(s.spent) AS spent, sum(s.expired) AS expired
              FROM credit_ledger.grants g JOIN credit_ledger.grant_status s ON s.grant_id = g.id
