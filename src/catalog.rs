@@ -153,6 +153,17 @@ WITH m AS (
 INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
 SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9 FROM m";
 
+/// [`APPLY`] for one grant movement: grant id `$1`, wallet `$2`, kind `$3`, change of remaining
+/// `$4`, change of held `$5`, then `$6..$9` as in [`APPLY`].
+pub const APPLY_ONE: &str = "
+WITH g AS (
+    UPDATE credit_ledger.grants
+       SET remaining = remaining + $4, held = held + $5, live = remaining + $4 > 0
+     WHERE id = $1
+)
+INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
+VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9)";
+
 /// Record an authorization (approved or declined) and apply its movements in one statement.
 pub const AUTHORIZE_WRITE: &str = "
 WITH a AS (

@@ -81,6 +81,33 @@ pub fn apply(
     if moves.is_empty() {
         return Ok(());
     }
+    // one grant moves (a full capture, a release, most refunds and expiries): single-row
+    // statements, a fraction of the executor work of the array form
+    if let [Movement {
+        grant_id: Some(gid),
+        wallet_id,
+        kind,
+        amount,
+        held,
+    }] = moves
+    {
+        exec(
+            c,
+            sql::APPLY_ONE,
+            &[
+                (*gid).into(),
+                (*wallet_id).into(),
+                (*kind).into(),
+                num(*amount).into(),
+                num(*held).into(),
+                asset.into(),
+                authorization_id.into(),
+                member_id.into(),
+                note.into(),
+            ],
+        )?;
+        return Ok(());
+    }
     let [a, b, k, d, e] = arrays(moves);
     exec(
         c,
