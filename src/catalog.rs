@@ -132,8 +132,23 @@ SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
   FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
  WHERE g.id = $1";
-/// Own balance: spendable grants minus debt (expired holds no longer reserve).
-pub const WALLET_BALANCE: &str = "SELECT credit_ledger._balance($1, $2)";
+/// The body of `credit_ledger._balance` (sql/schema.sql) as a statement of its own: a SQL
+/// function with `SET search_path` is not inlined and re-plans its query on every call, which
+/// made the capture path spend half its time planning.
+pub const WALLET_BALANCE: &str = "
+SELECT coalesce((
+        SELECT sum(g.remaining - g.held)
+          FROM credit_ledger.grants g
+         WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live
+           AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+     + coalesce((
+        SELECT sum(j.held)
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.journal j ON j.authorization_id = a.id
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+         WHERE a.status = 'held' AND a.expires_at <= now() AND g.wallet_id = $1 AND g.asset = $2
+           AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+     - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)";
 
 // ---- movements and the journal ----------------------------------------------------------
 
