@@ -22,6 +22,7 @@
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::grants::{self, NewGrant};
+use crate::holds;
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, RowExt};
 use crate::{amount, input, lifecycle, period, wallets};
@@ -114,6 +115,12 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     let period: Interval = row.req(5)?;
     let anchor: TimestampWithTimeZone = row.req(11)?;
     let next = lifecycle::period_at(period::next, Some(&period), Some(anchor), boundary)?;
+    // Holds whose TTL ended by the boundary stop reserving first, so their credits count as
+    // unused for the rollover (the expiry sweep would otherwise free them only after it). A
+    // hold of a pool sibling whose wallet is busy is skipped (SKIP LOCKED: never waits).
+    for hid in holds::expired_holds_on(c, wallet_id, Some(boundary))? {
+        holds::expire_hold_with(c, hid, true, Some(boundary))?;
+    }
     let mut ending = Vec::new();
     for g in exec(
         c,

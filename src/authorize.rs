@@ -185,9 +185,9 @@ pub fn plan(
         // Expired holds still counted as held on the grants: finalize them and retry once.
         // Holds on these grants may belong to other wallets (pool siblings): their wallets are
         // locked with SKIP LOCKED, so this never waits (a busy one stays reserved for now).
-        let mut expired = holds::expired_holds_on(c, w.id)?;
+        let mut expired = holds::expired_holds_on(c, w.id, None)?;
         if let Some(pid) = w.parent_id {
-            expired.extend(holds::expired_holds_on(c, pid)?);
+            expired.extend(holds::expired_holds_on(c, pid, None)?);
         }
         let mut finalized = 0;
         for id in expired {

@@ -281,7 +281,7 @@ UPDATE credit_ledger.authorizations
 pub const EXPIRED_HOLDS_ON_WALLET: &str = "
 SELECT DISTINCT a.id FROM credit_ledger.authorizations a
   JOIN credit_ledger.journal j ON j.authorization_id = a.id
- WHERE a.status = 'held' AND a.expires_at <= now() AND j.wallet_id = $1 AND j.kind = 'hold'
+ WHERE a.status = 'held' AND a.expires_at <= coalesce($2, now()) AND j.wallet_id = $1 AND j.kind = 'hold'
  ORDER BY a.id";
 pub const EXPIRED_HOLDS: &str = "
 SELECT id, wallet_id FROM credit_ledger.authorizations

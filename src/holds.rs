@@ -243,9 +243,18 @@ pub fn expire_hold_with(
     Ok(Some(true))
 }
 
-/// Open holds past their TTL that reserve grants of `wallet_id` (whoever owns the hold).
-pub fn expired_holds_on(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Vec<i64>> {
-    let table = exec(c, sql::EXPIRED_HOLDS_ON_WALLET, &[wallet_id.into()])?;
+/// Open holds whose TTL has passed by `as_of` (default now) that reserve grants of `wallet_id`
+/// (whoever owns the hold).
+pub fn expired_holds_on(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    as_of: Option<TimestampWithTimeZone>,
+) -> Result<Vec<i64>> {
+    let table = exec(
+        c,
+        sql::EXPIRED_HOLDS_ON_WALLET,
+        &[wallet_id.into(), as_of.into()],
+    )?;
     let mut out = Vec::new();
     for row in table {
         out.push(row.req::<i64>(1)?);
