@@ -14,6 +14,7 @@ use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
 use crate::ledger::{self, Movement};
+use crate::locks;
 use crate::period::{self, Period, PeriodError};
 use crate::spi::{self, exec, num, RowExt};
 use pgrx::datum::Interval;
@@ -53,7 +54,7 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
         v
     };
     for wallet_id in wallets {
-        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+        if !locks::try_wallet_id(c, wallet_id)? {
             out.more = true;
             continue;
         }
