@@ -221,9 +221,8 @@ BEGIN
         RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
     END IF;
     -- lock members first (id order), then the team: the order every debit uses
-    PERFORM credit_ledger._wallet_lock(x.wallet)
-       FROM (SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id) x;
-    PERFORM credit_ledger._wallet_lock(team);
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid FOR NO KEY UPDATE;
     SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid;
     IF n = 0 THEN
         RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
@@ -448,12 +447,6 @@ CREATE FUNCTION credit_ledger._period_next(p interval, anchor timestamptz, at ti
 RETURNS timestamptz IMMUTABLE PARALLEL SAFE
 LANGUAGE c AS 'MODULE_PATHNAME', 'period_next_wrapper';
 REVOKE ALL ON FUNCTION credit_ledger._period_next(interval, timestamptz, timestamptz) FROM PUBLIC;
--- Wallet locks moved from the wallet row (FOR NO KEY UPDATE: a page write and a WAL record per
--- debit) to a transaction-level advisory lock keyed by the wallet key (src/locks.rs).
-CREATE FUNCTION credit_ledger._wallet_lock(wallet text) RETURNS void
-VOLATILE STRICT PARALLEL UNSAFE
-LANGUAGE c AS 'MODULE_PATHNAME', 'wallet_lock_wrapper';
-REVOKE ALL ON FUNCTION credit_ledger._wallet_lock(text) FROM PUBLIC;
 DROP FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[]);
 CREATE FUNCTION @extschema@.credit_allowance_set(
     wallet text, amount numeric, period interval DEFAULT '1 month', anchor timestamptz DEFAULT now(),

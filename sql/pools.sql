@@ -69,9 +69,8 @@ BEGIN
         RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
     END IF;
     -- lock members first (id order), then the team: the order every debit uses
-    PERFORM credit_ledger._wallet_lock(x.wallet)
-       FROM (SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id) x;
-    PERFORM credit_ledger._wallet_lock(team);
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid FOR NO KEY UPDATE;
     SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid;
     IF n = 0 THEN
         RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',

@@ -25,7 +25,7 @@ use crate::grants::{self, NewGrant};
 use crate::holds;
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, RowExt};
-use crate::{amount, input, lifecycle, locks, period, wallets};
+use crate::{amount, input, lifecycle, period, wallets};
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -205,7 +205,7 @@ pub fn run_due(
             return Ok((done, !busy.is_empty()));
         }
         for (id, wallet_id) in candidates {
-            if !locks::try_wallet_id(c, wallet_id)? {
+            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
                 busy.push(wallet_id);
                 continue;
             }
@@ -350,8 +350,7 @@ fn allowance_set(
             rollover_shares.map(|v| v.into_iter().map(|s| s.map(|x| x.to_string())).collect());
         parse_shares(shares.clone())?;
         spi::with(|c| {
-            locks::wallet(wallet);
-            let w = spi::first(exec(c, sql::WALLET_GET_KEY, &[wallet.into()])?)
+            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id: i64 = w.req(1)?;
             let scale = wallets::asset_scale(c, asset)?;

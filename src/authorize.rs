@@ -16,7 +16,6 @@ use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
-use crate::locks;
 use crate::rate_cache;
 use crate::spi::{self, exec, num, opt_num, RowExt};
 use crate::types::Record;
@@ -241,16 +240,17 @@ fn plan_once(
     p.spendable = p.own_available;
     let mut pool_limited = false;
     if let Some(pid) = w.parent_id {
+        let parent_sql = if mode == Mode::Quote {
+            sql::WALLET_GET_ID
+        } else {
+            sql::WALLET_LOCK_ID
+        };
         // The pool is only locked when the member's own grants do not cover the cost.
         let parent_needed = short > Decimal::ZERO || mode == Mode::Quote;
         if parent_needed {
-            if mode != Mode::Quote {
-                locks::wallet_id(c, pid)?;
-            }
-            let prow =
-                spi::first(exec(c, sql::WALLET_GET_ID, &[pid.into()])?).ok_or_else(|| {
-                    LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"))
-                })?;
+            let prow = spi::first(exec(c, parent_sql, &[pid.into()])?).ok_or_else(|| {
+                LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"))
+            })?;
             let parent = Wallet::from_row(&prow)?;
             if !parent.frozen {
                 if parent.tracked {
@@ -461,8 +461,7 @@ impl<'a> Request<'a> {
 
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
-    locks::wallet(r.wallet);
-    let row = spi::first(exec(c, sql::WALLET_FOR_SPEND, &[r.wallet.into()])?)
+    let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[r.wallet.into()])?)
         .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
     let w = Wallet::from_row(&row)?;
     let card: String = row.req(9)?;
@@ -661,7 +660,7 @@ fn credit_quote(
     let row = or_raise((|| {
         let r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
         spi::with(|c| {
-            let row = spi::first(exec(c, sql::WALLET_FOR_SPEND, &[r.wallet.into()])?)
+            let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
             let w = Wallet::from_row(&row)?;
             let card: String = row.req(9)?;

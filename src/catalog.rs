@@ -41,10 +41,15 @@ UPDATE credit_ledger.wallets SET
     updated_at = now()
  WHERE id = $1";
 
-/// A wallet's spending settings (columns 1..=8: see `authorize::Wallet::from_row`) and its rate
-/// card, read after taking the wallet's lock ([`crate::locks`]; quotes read without it).
+/// A wallet's spending settings (columns 1..=8: see `authorize::Wallet::from_row`) and its rate card,
+/// locked: every movement of a wallet's grants holds this lock first; members before pools.
 /// The rate comes from [`crate::rate_cache`].
-pub const WALLET_FOR_SPEND: &str = "
+pub const WALLET_LOCK_FOR_SPEND: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default')
+  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+/// The same without the lock (quotes).
+pub const WALLET_FOR_QUOTE: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
        coalesce(rate_card, 'default')
   FROM credit_ledger.wallets WHERE wallet = $1";
@@ -54,10 +59,15 @@ SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
        (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale
   FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
  WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
-/// A wallet's settings by key (read after taking its lock).
-pub const WALLET_GET_KEY: &str = "
+/// Lock a wallet by id (pool parents, holds, refunds, sweeps).
+pub const WALLET_LOCK_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
-  FROM credit_ledger.wallets WHERE wallet = $1";
+  FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+pub const WALLET_LOCK_KEY: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
+  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+pub const WALLET_TRY_LOCK_ID: &str =
+    "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
 
 /// Running state of a wallet x asset in its current period.
 pub const WALLET_STATE: &str = "
@@ -234,11 +244,7 @@ SELECT id, created_at, expires_at FROM a"
 
 pub const AUTH_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2";
-/// An authorization's wallet: id and key (for its lock).
-pub const AUTH_WALLET: &str = "
-SELECT a.wallet_id, w.wallet
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
- WHERE a.id = $1";
+pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
 /// Lock an authorization; columns used by capture, release and refund.
 pub const AUTH_LOCK: &str = "
 SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,

@@ -14,7 +14,7 @@ use crate::input;
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, RowExt};
 use crate::types::Record;
-use crate::{amount, locks, wallets};
+use crate::{amount, wallets};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -193,8 +193,7 @@ fn credit_grant(
             ])
         });
         spi::with(|c| {
-            locks::wallet(wallet);
-            let w = spi::first(exec(c, sql::WALLET_GET_KEY, &[wallet.into()])?)
+            let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id = w.req::<i64>(1)?;
             if let (Some(k), Some(h)) = (key, hash) {

@@ -19,7 +19,6 @@ use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
-use crate::locks;
 use crate::spi::{self, exec, num, RowExt};
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
@@ -53,33 +52,22 @@ pub fn lock(
     skip_locked: bool,
     as_of: Option<TimestampWithTimeZone>,
 ) -> Result<Option<(Wallet, Auth)>> {
-    let (wallet_id, key) = match spi::first(exec(c, sql::AUTH_WALLET, &[id.into()])?) {
-        Some(r) => (r.req::<i64>(1)?, r.req::<String>(2)?),
-        None => {
-            return Err(LedgerError::not_found(format!(
-                "authorization {id} does not exist"
-            )))
-        }
-    };
-    if skip_locked {
-        if !locks::try_wallet(&key) {
-            return Ok(None);
-        }
-    } else {
-        locks::wallet(&key);
+    let wallet_id = spi::first(exec(c, sql::AUTH_WALLET, &[id.into()])?)
+        .map(|r| r.req::<i64>(1))
+        .transpose()?
+        .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
+    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+        return Ok(None);
     }
     let w = Wallet::from_row(
-        &spi::first(exec(c, sql::WALLET_GET_ID, &[wallet_id.into()])?)
+        &spi::first(exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?)
             .ok_or_else(|| LedgerError::new(Kind::Internal, "wallet vanished"))?,
     )?;
     if let Some(pid) = w.parent_id {
-        if skip_locked {
-            if !locks::try_wallet_id(c, pid)? {
-                return Ok(None);
-            }
-        } else {
-            locks::wallet_id(c, pid)?;
+        if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none() {
+            return Ok(None);
         }
+        exec(c, sql::WALLET_LOCK_ID, &[pid.into()])?;
     }
     let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;

@@ -24,7 +24,6 @@ pub mod authorize;
 pub mod grants;
 pub mod holds;
 pub mod lifecycle;
-pub mod locks;
 pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;

@@ -14,7 +14,6 @@ use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
 use crate::ledger::{self, Movement};
-use crate::locks;
 use crate::period::{self, Period, PeriodError};
 use crate::spi::{self, exec, num, RowExt};
 use pgrx::datum::Interval;
@@ -54,7 +53,7 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
         v
     };
     for wallet_id in wallets {
-        if !locks::try_wallet_id(c, wallet_id)? {
+        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
             out.more = true;
             continue;
         }

@@ -2,13 +2,12 @@
 //!
 //! Invariants: an asset's scale never changes once defined; pools are one level deep (a team
 //! wallet and its members): a member cannot have members and a wallet with members cannot
-//! join a pool, so cycles are impossible. Locking: settings changes take the wallet's lock
-//! ([`crate::locks`]), the same lock every debit takes first.
+//! join a pool, so cycles are impossible. Locking: settings changes lock the wallet row
+//! (`FOR NO KEY UPDATE`), the same lock every debit takes first.
 
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
-use crate::locks;
 use crate::spi::{self, exec, num, opt_num, RowExt};
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
@@ -337,8 +336,7 @@ fn credit_wallet_update(
         }
         let clears = |name: &str| clear.iter().any(|s| s == name);
         spi::with(|c| {
-            locks::wallet(wallet);
-            let cur = spi::first(exec(c, sql::WALLET_GET_KEY, &[wallet.into()])?)
+            let cur = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
             let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
