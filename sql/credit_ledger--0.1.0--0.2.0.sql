@@ -1,7 +1,7 @@
 -- 0.2.0: every public function documents itself (\df+); the hot path does less per debit: the
 -- hot tables drop their foreign keys and enum CHECKs (each cost every debit a trigger query or
 -- an expression parse; credit_verify() checks the same rules instead), the grant CHECKs become
--- one small expression on what debits change, three indexes no query needed are gone or no longer partial, and two indexes
+-- one small expression on what debits change, four indexes no query needed are gone or no longer partial, and two indexes
 -- serve per-wallet reports.
 -- Bind every expression in this file to pg_catalog only: objects planted in the extension's
 -- schema (often public) before CREATE EXTENSION must not capture an operator or function.
@@ -14,6 +14,26 @@ DROP INDEX credit_ledger.authorizations_wallet_open_holds;
 DROP INDEX credit_ledger.journal_at;
 DROP INDEX credit_ledger.journal_authorization;
 CREATE INDEX journal_authorization ON credit_ledger.journal (authorization_id);
+-- no index on the journal's grant_id (every debit paid for it): a grant's entries are found
+-- through its wallet (journal_wallet_at), as grant_status and credit_balance(as_of) now do
+DROP INDEX credit_ledger.journal_grant;
+CREATE OR REPLACE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN g.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND g.remaining > 0) AS expiring_soon
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id AND j.wallet_id = g.wallet_id
+ GROUP BY g.id, w.wallet;
 -- per-wallet reports (usage, declines, grant status, balances as of) read by index
 CREATE INDEX authorizations_wallet_created ON credit_ledger.authorizations (wallet_id, created_at);
 CREATE INDEX grants_wallet ON credit_ledger.grants (wallet_id, asset);
@@ -69,6 +89,13 @@ SET search_path = pg_catalog, credit_ledger, @extschema@, pg_temp AS $$
       FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
      GROUP BY g.id, g.amount
     HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+    UNION ALL
+    -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
+    -- entries through its wallet: the journal has no index on grant_id)
+    SELECT 'journal_wallet_matches_grant', 'journal entry ' || j.id,
+           format('wallet_id %s but grant %s belongs to wallet %s', j.wallet_id, g.id, g.wallet_id)
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.wallet_id <> g.wallet_id
     UNION ALL
     -- overdraft debt equals its journal line
     SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,
@@ -490,7 +517,7 @@ BEGIN
           FROM credit_ledger.journal j
           JOIN credit_ledger.grants g ON g.id = j.grant_id
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_balance.asset
            AND (j.at <= as_of OR j.kind = 'grant')
            AND j.kind NOT IN ('expiry', 'rollover')
            AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)

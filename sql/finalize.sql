@@ -112,7 +112,7 @@ BEGIN
           FROM credit_ledger.journal j
           JOIN credit_ledger.grants g ON g.id = j.grant_id
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-         WHERE g.wallet_id = wid AND g.asset = credit_balance.asset
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_balance.asset
            AND (j.at <= as_of OR j.kind = 'grant')
            AND j.kind NOT IN ('expiry', 'rollover')
            AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
@@ -209,6 +209,13 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
       FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
      GROUP BY g.id, g.amount
     HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+    UNION ALL
+    -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
+    -- entries through its wallet: the journal has no index on grant_id)
+    SELECT 'journal_wallet_matches_grant', 'journal entry ' || j.id,
+           format('wallet_id %s but grant %s belongs to wallet %s', j.wallet_id, g.id, g.wallet_id)
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.wallet_id <> g.wallet_id
     UNION ALL
     -- overdraft debt equals its journal line
     SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,

@@ -1,6 +1,6 @@
 -- Reports for DBAs and finance: plain views in schema credit_ledger.
 -- Indexes they use: grants_spendable (live grants per wallet), journal_wallet_at (a wallet's
--- entries by time), journal_grant, journal_authorization, authorizations_created (calls by time).
+-- entries by time), journal_authorization, authorizations_created (calls by time).
 -- Bind every expression in this file to pg_catalog only: objects planted in the extension's
 -- schema (often public) before CREATE EXTENSION must not capture an operator or function.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -37,7 +37,7 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, g.
         AND g.remaining > 0) AS expiring_soon
   FROM credit_ledger.grants g
   JOIN credit_ledger.wallets w ON w.id = g.wallet_id
-  LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id AND j.wallet_id = g.wallet_id
  GROUP BY g.id, w.wallet;
 COMMENT ON VIEW credit_ledger.grant_status IS
     'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';

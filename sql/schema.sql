@@ -165,7 +165,9 @@ CREATE TABLE credit_ledger.journal (
     member_id        bigint,             -- who drew (pool attribution)
     note             text
 );
-CREATE INDEX journal_grant ON credit_ledger.journal (grant_id);
+-- No index on grant_id: every debit's journal row would pay for it. A grant's entries are found
+-- through its wallet (journal_wallet_at: an entry of a grant carries the grant's wallet, which
+-- credit_verify() checks) or through the authorization.
 CREATE INDEX journal_authorization ON credit_ledger.journal (authorization_id);
 CREATE INDEX journal_wallet_at ON credit_ledger.journal (wallet_id, at);
 

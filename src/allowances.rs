@@ -287,7 +287,7 @@ fn credit_allowance_set(
         name!(next_boundary, TimestampWithTimeZone),
     ),
 > {
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let now = spi::transaction_start();
     allowance_set(
         wallet,
         amount,

@@ -166,7 +166,7 @@ fn credit_grant(
         };
         let key = input::key(idempotency_key)?;
         input::metadata(metadata.as_ref().map(|j| &j.0))?;
-        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        let now = spi::transaction_start();
         if effective_at.is_some_and(|e| !e.is_finite())
             || expires_at.is_some_and(|e| !e.is_finite())
         {

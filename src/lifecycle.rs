@@ -102,7 +102,7 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
 pub(crate) fn check_as_of(as_of: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
     let as_of =
         as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
-    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let now = spi::transaction_start();
     const CENTURY_MICROS: i64 = 100 * 366 * 86_400 * 1_000_000;
     if !as_of.is_finite() || as_of.into_inner() > now.saturating_add(CENTURY_MICROS) {
         return Err(crate::error::LedgerError::invalid(format!(

@@ -105,8 +105,7 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// The transaction's `now()` in µs since the Unix epoch.
 fn now_us() -> i64 {
-    // SAFETY: always valid inside a transaction
-    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() + PG_EPOCH_OFFSET_US }
+    crate::spi::transaction_start() + PG_EPOCH_OFFSET_US
 }
 
 /// The rates of `action` on `card` and `default`, from the cache or loaded.

@@ -162,10 +162,7 @@ fn store(
     wallets::asset_scale(c, &e.asset)?;
     exec(c, sql::RATE_CARD_ENSURE, &[card.into()])?;
     if only_if_changed {
-        let at = effective_from.unwrap_or_else(|| unsafe {
-            TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
-                .unwrap_or(TimestampWithTimeZone::negative_infinity())
-        });
+        let at = effective_from.unwrap_or_else(spi::transaction_start_tz);
         if let Some(cur) = spi::first(exec(
             c,
             sql::RATE_CURRENT,
@@ -276,10 +273,7 @@ fn credit_rate_set(
             vendor_cost,
         };
         spi::with(|c| {
-            let at = Some(effective_from.unwrap_or_else(|| unsafe {
-                TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
-                    .unwrap_or(TimestampWithTimeZone::negative_infinity())
-            }));
+            let at = Some(effective_from.unwrap_or_else(spi::transaction_start_tz));
             let (id, _) = store(c, card, &entry, at, false)?;
             let id = id.ok_or_else(|| LedgerError::new(Kind::Internal, "rate not stored"))?;
             rate_tuple(c, id)

@@ -207,3 +207,16 @@ pub fn json_text(j: &Option<JsonB>) -> String {
         None => String::new(),
     }
 }
+
+/// The transaction's `now()` (µs since 2000-01-01 UTC, PostgreSQL's epoch).
+pub fn transaction_start() -> i64 {
+    // SAFETY: reads a backend-global set at transaction start; every caller runs inside a
+    // transaction (a SQL function call)
+    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
+}
+
+/// [`transaction_start`] as a `timestamptz`.
+pub fn transaction_start_tz() -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(transaction_start())
+        .unwrap_or(TimestampWithTimeZone::negative_infinity())
+}
