@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # credit_ledger benchmark: one command, its own throwaway PostgreSQL cluster.
 #
-#   bench/run.sh            full tier (W1..W6 x peers x clients 1,8,16 x sync on/off, 3 rounds)
+#   bench/run.sh            full tier (W1..W6 x peers x clients 1,8,16 x sync on/off, 5 s cells, 3 rounds)
 #   bench/run.sh --quick    smoke tier (a few minutes: W1,W2,W3,W4,W5, clients 1 and 8, 1 round)
 #
 # What it does, in order:
@@ -38,7 +38,7 @@ usage: bench/run.sh [--quick] [--pg-bindir DIR] [--no-install] [--skip-check] [-
   --skip-check     skip the P1-vs-extension equivalence check (not recommended)
   --keep           leave the cluster running at the end (prints how to connect and stop it)
   --rounds N       rounds per cell (median of rounds is reported); default 3 (quick: 1)
-  --duration SEC   seconds per pgbench run; default 10 (quick: 3)
+  --duration SEC   seconds per pgbench run; default 5 (quick: 3)
   --clients LIST   client counts; default 1,8,16 (quick: 1,8)
   --workloads LIST subset of W1,W2,W3,W4,W5,W6 (quick default: W1,W2,W3,W4,W5)
   --sync LIST      synchronous_commit settings; default on,off

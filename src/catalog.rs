@@ -99,9 +99,18 @@ SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000
 /// The head of the walk: the first grants in consumption order and the wallet's total
 /// spendable, so a debit converts only the rows it may use (the whole walk is fetched only
 /// when the head does not cover the cost).
+///
+/// The total is a scalar subquery, not `sum(..) OVER ()`: a window over the whole set makes the
+/// head read, compute and buffer every live grant before the `LIMIT`; with the subquery the
+/// head stops after 8 rows of the index and the total reads only the two columns it sums
+/// (measured on a 100-grant stack: the statement ~20% cheaper, a 1-grant stack ~10% dearer).
 pub const GRANTS_SPENDABLE_HEAD: &str = "
 SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint,
-       sum(remaining - held) OVER ()
+       (SELECT sum(t.remaining - t.held)
+          FROM credit_ledger.grants t
+         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
+           AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND t.remaining > t.held)
   FROM credit_ledger.grants
  WHERE wallet_id = $1 AND asset = $2 AND live
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())

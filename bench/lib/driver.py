@@ -55,7 +55,7 @@ def parse_args():
         a.stack_wallets = a.stack_wallets or 100
     else:
         a.rounds = a.rounds or 3
-        a.duration = a.duration or 10
+        a.duration = a.duration or 5
         a.clients = a.clients or "1,8,16"
         a.workloads = a.workloads or "W1,W2,W3,W4,W5,W6"
         a.memory_calls = 1_000_000 if a.memory_calls is None else a.memory_calls
