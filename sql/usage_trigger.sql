@@ -16,13 +16,20 @@
 -- Restore safety: a row that already carries an authorization id (mapped authorization_id
 -- column not NULL, as in a pg_dump restore) is not billed again; with an idempotency_key
 -- column a re-inserted row returns the first authorization.
+-- Privileges (issue 16): the trigger runs as the role that inserts the row (SECURITY INVOKER).
+-- Reading the row (to_jsonb(NEW): casts to json of user types; writing the authorization id
+-- back) evaluates code the table's owner can define, so it must never run with the rights of
+-- the extension's owner. It hands plain text and numeric values to credit_authorize(), the
+-- SECURITY DEFINER function, which evaluates nothing a user can define. The inserting role
+-- therefore needs EXECUTE on credit_authorize (bundle 'pipeline', credit_ledger_grant), and
+-- the table's owner EXECUTE on this function to create the trigger.
 -- Bind every expression in this file to pg_catalog only: objects planted in the extension's
 -- schema (often public) before CREATE EXTENSION must not capture an operator or function.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 CREATE FUNCTION @extschema@.credit_usage_trigger() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     arg text;
     k text;
