@@ -15,7 +15,8 @@
 //! backend accepts pending invalidations, so a committed rate change is seen by the next
 //! statement of every session, like a plain SELECT would. A rolled-back change also
 //! empties the cache (PostgreSQL replays the invalidation on abort). Dropping the
-//! extension invalidates the tables too.
+//! extension invalidates the tables too. Transactions under REPEATABLE READ or SERIALIZABLE
+//! bypass the cache (their snapshot may be older than the invalidations already consumed).
 
 use crate::catalog as sql;
 use crate::error;
@@ -113,9 +114,17 @@ fn entries(c: &mut SpiClient<'_>, card: &str, action: &str) -> error::Result<Rc<
     ensure_registered();
     // SAFETY: inside a transaction; processes queued invalidations (ours and others' commits)
     unsafe { pg_sys::AcceptInvalidationMessages() };
+    // Under REPEATABLE READ or SERIALIZABLE every statement reads the transaction's first
+    // snapshot: rates loaded now may predate a change whose invalidation this backend has
+    // already consumed, so caching them would serve the old price to this backend's later
+    // transactions. Such transactions read the rates themselves and neither use nor fill the
+    // cache (isolation spec `rate_cache_repeatable_read`).
+    let shared = !xact_snapshot();
     let key = (card.to_string(), action.to_string());
-    if let Some(hit) = CACHE.with(|m| m.borrow().get(&key).cloned()) {
-        return Ok(hit);
+    if shared {
+        if let Some(hit) = CACHE.with(|m| m.borrow().get(&key).cloned()) {
+            return Ok(hit);
+        }
     }
     let mut out = Vec::new();
     for row in exec(c, sql::RATES_FOR_ACTION, &[action.into(), card.into()])? {
@@ -131,8 +140,16 @@ fn entries(c: &mut SpiClient<'_>, card: &str, action: &str) -> error::Result<Rc<
         });
     }
     let out = Rc::new(out);
-    CACHE.with(|m| m.borrow_mut().insert(key, out.clone()));
+    if shared {
+        CACHE.with(|m| m.borrow_mut().insert(key, out.clone()));
+    }
     Ok(out)
+}
+
+/// `IsolationUsesXactSnapshot()`: the transaction reads one snapshot for all its statements.
+fn xact_snapshot() -> bool {
+    // SAFETY: a plain int global of the backend, read inside a transaction
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
 /// The rate for `action`/`variant` on rate card `card` (or `default`) in effect now.
