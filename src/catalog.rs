@@ -16,9 +16,13 @@ pub const RATE_CARD_ENSURE: &str =
 pub const RATE_CARD_EXISTS: &str = "SELECT 1 FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
 pub const WALLET_ID: &str = "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1";
-/// Serializes changes of pool structure (who is whose parent) until commit. Advisory lock keys
-/// (0x434C, 1) = ('CL', 1); an application using the same two-int key would only wait.
-pub const POOL_STRUCTURE_LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(17228, 1)";
+/// Serializes changes of pool structure (who is whose parent) until commit. The lock is the row
+/// of the built-in rate card `default` (it exists in every version, is never deleted and is not
+/// dumped), updated without changing it: unlike the advisory lock of 0.2.0, no other role can
+/// take it, and under REPEATABLE READ the update fails with 40001 when another structure change
+/// committed after the snapshot. A no-key update: wallets referencing the card are not blocked.
+pub const POOL_STRUCTURE_LOCK: &str =
+    "UPDATE credit_ledger.rate_cards SET description = description WHERE rate_card = 'default'";
 pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1";
 pub const WALLET_INSERT: &str = "
 INSERT INTO credit_ledger.wallets

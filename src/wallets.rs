@@ -59,11 +59,11 @@ fn opt_amount(v: Option<AnyNumeric>, what: &str) -> Result<Option<Decimal>> {
         .transpose()
 }
 
-/// Check that `parent` may become the pool of wallet `child_id` (None when creating).
 /// Check that `parent` can take `child` (None: a wallet being created) as a member. Pool
-/// structure changes are serialized first (a transaction-level advisory lock), so two
-/// concurrent changes cannot each pass the check and together build a cycle or a second
-/// level: the later one waits and checks against the earlier one's committed result.
+/// structure changes are serialized first ([`sql::POOL_STRUCTURE_LOCK`]), so two concurrent
+/// changes cannot each pass the check and together build a cycle or a second level: the later
+/// one waits and checks against the earlier one's committed result (READ COMMITTED), or fails
+/// with 40001 (REPEATABLE READ, whose snapshot cannot see that result).
 fn check_parent(c: &mut SpiClient<'_>, parent: &str, child: Option<(i64, &str)>) -> Result<i64> {
     exec(c, sql::POOL_STRUCTURE_LOCK, &[])?;
     let (pid, grandparent) = wallet_id(c, parent)?;
