@@ -181,6 +181,17 @@ BEGIN
       FROM t;
 END $$;
 
+-- One event (since 0.3.0): the NOTIFY on channel credit_ledger carries only the id. No row
+-- for an unknown id (a NOTIFY anyone may send is only a hint to read).
+CREATE FUNCTION @extschema@.credit_event(event_id bigint)
+RETURNS TABLE (event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT e.id, e.at, e.kind, w.wallet, e.asset, e.payload
+      FROM credit_ledger.events e JOIN credit_ledger.wallets w ON w.id = e.wallet_id
+     WHERE e.id = $1
+$$;
+
 -- ---- integrity -----------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.credit_verify()
@@ -324,6 +335,8 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.rates_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.authorizations_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.journal_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
@@ -361,6 +374,8 @@ COMMENT ON FUNCTION @extschema@.credit_authorization(bigint) IS 'an authorizatio
 COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every journal entry of one authorization';
 COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
 COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
+COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
+COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -251,4 +251,16 @@ CREATE TABLE credit_ledger.allowances (
 );
 CREATE INDEX allowances_due ON credit_ledger.allowances (next_boundary);
 
+-- Events (since 0.3.0): a low-balance alert is a row here, and the NOTIFY on channel
+-- credit_ledger carries only its id, because any role can LISTEN: consumers read the event
+-- with credit_event(id), which only granted roles may call.
+CREATE TABLE credit_ledger.events (
+    id        bigserial PRIMARY KEY,
+    at        timestamptz NOT NULL DEFAULT now(),
+    kind      text NOT NULL,
+    wallet_id bigint NOT NULL,
+    asset     text NOT NULL,
+    payload   jsonb NOT NULL
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

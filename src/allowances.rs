@@ -181,6 +181,20 @@ fn process_boundary(c: &mut SpiClient<'_>, row: &impl RowExt) -> Result<()> {
     Ok(())
 }
 
+/// At most this many boundaries of one allowance are processed by one `credit_tick` (or
+/// `credit_expire`): a backlog of millions of boundaries (an hourly allowance backdated to year
+/// 1000, a long scheduler outage) can neither make one call unbounded nor stall other wallets'
+/// allowances; it catches up over several calls.
+pub const MAX_CATCH_UP: usize = 1000;
+
+/// Boundaries processed per allowance within one `credit_tick` or `credit_expire` call (every
+/// `run_due` of the call shares it, so the cap holds for the whole call).
+#[derive(Default)]
+pub struct CatchUp {
+    per_allowance: std::collections::HashMap<i64, usize>,
+    capped: Vec<i64>,
+}
+
 /// Process every allowance boundary up to `as_of`, in order per wallet. Wallets are locked
 /// with SKIP LOCKED (a tick never waits, so it cannot deadlock with the app's transactions);
 /// a busy wallet's boundaries are left for the next run. Returns (boundaries processed,
@@ -189,22 +203,37 @@ pub fn run_due(
     c: &mut SpiClient<'_>,
     as_of: TimestampWithTimeZone,
     max: i64,
+    caught_up: &mut CatchUp,
 ) -> Result<(i64, bool)> {
     let mut done = 0;
+    // wallets found busy, and allowances that reached MAX_CATCH_UP in this tick: left out of
+    // the next batches, so every round makes progress on the others
     let mut busy: Vec<i64> = Vec::new();
     loop {
-        let batch = exec(c, sql::ALLOWANCES_DUE, &[as_of.into(), 1000i64.into()])?;
+        let batch = exec(
+            c,
+            sql::ALLOWANCES_DUE,
+            &[
+                as_of.into(),
+                1000i64.into(),
+                caught_up.capped.clone().into(),
+                busy.clone().into(),
+            ],
+        )?;
         let mut candidates = Vec::new();
         for r in batch {
             let (id, wallet_id) = (r.req::<i64>(1)?, r.req::<i64>(2)?);
-            if !busy.contains(&wallet_id) && !candidates.iter().any(|(_, w)| *w == wallet_id) {
+            if !candidates.iter().any(|(_, w)| *w == wallet_id) {
                 candidates.push((id, wallet_id));
             }
         }
         if candidates.is_empty() {
-            return Ok((done, !busy.is_empty()));
+            return Ok((done, !busy.is_empty() || !caught_up.capped.is_empty()));
         }
         for (id, wallet_id) in candidates {
+            if busy.contains(&wallet_id) {
+                continue;
+            }
             if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
                 busy.push(wallet_id);
                 continue;
@@ -214,6 +243,11 @@ pub fn run_due(
             if let Some(f) = spi::first(fresh) {
                 process_boundary(c, &f)?;
                 done += 1;
+                let n = caught_up.per_allowance.entry(id).or_insert(0);
+                *n += 1;
+                if *n >= MAX_CATCH_UP {
+                    caught_up.capped.push(id);
+                }
                 if done >= max {
                     return Ok((done, true));
                 }

@@ -325,12 +325,21 @@ pub const AUTH_REFUNDED: &str =
 
 // ---- lifecycle -------------------------------------------------------------------------------
 
+/// Grants past their expiry, except those ending at or after an allowance boundary of their
+/// wallet and asset that is still to be processed (its rollover looks at what is unused then:
+/// a tick that stopped at its bound or skipped a busy wallet must not expire them first).
 pub const WALLETS_WITH_EXPIRED_GRANTS: &str = "
-SELECT DISTINCT wallet_id FROM credit_ledger.grants
- WHERE live AND expires_at <= $1 AND remaining > held LIMIT $2";
+SELECT DISTINCT g.wallet_id FROM credit_ledger.grants g
+ WHERE g.live AND g.expires_at <= $1 AND g.remaining > g.held
+   AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
+                    WHERE l.wallet_id = g.wallet_id AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+ LIMIT $2";
 pub const EXPIRED_GRANTS_OF_WALLET: &str = "
-SELECT id, asset, remaining - held FROM credit_ledger.grants
- WHERE wallet_id = $1 AND live AND expires_at <= $2 AND remaining > held ORDER BY id";
+SELECT g.id, g.asset, g.remaining - g.held FROM credit_ledger.grants g
+ WHERE g.wallet_id = $1 AND g.live AND g.expires_at <= $2 AND g.remaining > g.held
+   AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
+                    WHERE l.wallet_id = g.wallet_id AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+ ORDER BY g.id";
 
 // ---- rates --------------------------------------------------------------------------------
 
@@ -364,6 +373,16 @@ pub const RATE_CARD_DESCRIBE: &str =
     "UPDATE credit_ledger.rate_cards SET description = coalesce($2, description) WHERE rate_card = $1 RETURNING description";
 
 pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify('credit_ledger', $1)";
+/// Whether the catalog has the events table (0.3.0 on; a 0.2.0 catalog running this library
+/// before `ALTER EXTENSION credit_ledger UPDATE` has not).
+pub const EVENTS_EXIST: &str = "SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL";
+/// Record an event of wallet `$1` (by key) and notify its id only.
+pub const EVENT_NOTIFY: &str = "
+WITH e AS (
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
+    SELECT $2, w.id, $3, $4::jsonb FROM credit_ledger.wallets w WHERE w.wallet = $1
+    RETURNING id)
+SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 pub const WALLET_THRESHOLD: &str =
     "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1";
 pub const WALLET_GET_ID: &str = "
@@ -395,7 +414,8 @@ pub const ALLOWANCES_DUE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
        l.next_boundary, l.current_grant_id, a.scale, l.anchor
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
- WHERE l.next_boundary <= $1 ORDER BY l.next_boundary, l.id LIMIT $2";
+ WHERE l.next_boundary <= $1 AND l.id <> ALL ($3) AND l.wallet_id <> ALL ($4)
+ ORDER BY l.next_boundary, l.id LIMIT $2";
 pub const ALLOWANCE_DUE_ONE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
        l.next_boundary, l.current_grant_id, a.scale, l.anchor

@@ -212,7 +212,10 @@ pub fn threshold(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<Option<Decimal
 }
 
 /// Send the low-balance alert when a debit takes the wallet below its threshold, once per
-/// crossing (the latch re-arms when a grant brings the balance back to the threshold).
+/// crossing (the latch re-arms when a grant brings the balance back to the threshold). The
+/// alert is a row of `credit_ledger.events`; the NOTIFY carries only its id, since any role may
+/// LISTEN (issue 16). A catalog from before 0.3.0 (library updated, extension not yet) gets the
+/// old JSON payload.
 pub fn check_alert(
     c: &mut SpiClient<'_>,
     state: &mut WalletState,
@@ -229,7 +232,21 @@ pub fn check_alert(
             "balance": balance.to_string(),
             "threshold": t.to_string(),
         });
-        exec(c, sql::NOTIFY, &[payload.to_string().into()])?;
+        let events = spi::first(exec(c, sql::EVENTS_EXIST, &[])?)
+            .map(|r| r.req::<bool>(1))
+            .transpose()?
+            .unwrap_or(false);
+        if events {
+            let args = [
+                wallet.into(),
+                "low_balance".into(),
+                state.asset.as_str().into(),
+                payload.to_string().into(),
+            ];
+            exec(c, sql::EVENT_NOTIFY, &args)?;
+        } else {
+            exec(c, sql::NOTIFY, &[payload.to_string().into()])?;
+        }
         state.below_threshold = true;
     } else if balance >= t && state.below_threshold {
         state.below_threshold = false;

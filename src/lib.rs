@@ -29,6 +29,27 @@ pub mod rate_cards;
 pub mod refunds;
 pub mod wallets;
 
+// ---- settings ------------------------------------------------------------------------------
+
+/// `credit_ledger.max_future_as_of` (seconds; superuser only, default 1 day): how far ahead of
+/// now the `as_of` of a lifecycle write (`credit_expire`, `credit_tick`, `credit_allowance_set`)
+/// may be. A later `as_of` would expire every tenant's valid grants early (issue 16).
+pub static MAX_FUTURE_AS_OF: ::pgrx::GucSetting<i32> = ::pgrx::GucSetting::<i32>::new(86_400);
+
+#[::pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    ::pgrx::GucRegistry::define_int_guc(
+        c"credit_ledger.max_future_as_of",
+        c"how far ahead of now the as_of of credit_expire, credit_tick and credit_allowance_set may be",
+        c"A later as_of is rejected with 22023. Superuser only: a scheduler role cannot raise it.",
+        &MAX_FUTURE_AS_OF,
+        0,
+        i32::MAX,
+        ::pgrx::GucContext::Suset,
+        ::pgrx::GucFlags::UNIT_S,
+    );
+}
+
 ::pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 ::pgrx::extension_sql_file!(
     "../sql/usage_trigger.sql",
@@ -44,6 +65,11 @@ pub mod wallets;
     "../sql/reports.sql",
     name = "reports",
     requires = ["schema", lifecycle::period_start]
+);
+::pgrx::extension_sql_file!(
+    "../sql/privileges.sql",
+    name = "privileges",
+    requires = ["usage_trigger", "pools", "reports"]
 );
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

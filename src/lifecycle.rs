@@ -10,6 +10,7 @@
 //! Also the SQL face of [`crate::period`]: `credit_ledger._period_start` and
 //! `credit_ledger._period_next` (UTC boundaries `anchor + k × period`, computed from the anchor).
 
+use crate::allowances::CatchUp;
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
@@ -29,7 +30,12 @@ pub struct Swept {
     pub more: bool,
 }
 
-pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<Swept> {
+pub fn sweep(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    max_rows: i64,
+    caught_up: &mut CatchUp,
+) -> Result<Swept> {
     let mut out = Swept {
         grants: 0,
         credits: Decimal::ZERO,
@@ -37,7 +43,7 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
         more: false,
     };
     // rollover looks at what is unused at each boundary: process due boundaries before expiring
-    let (_, busy) = crate::allowances::run_due(c, as_of, max_rows)?;
+    let (_, busy) = crate::allowances::run_due(c, as_of, max_rows, caught_up)?;
     out.more |= busy;
     let wallets: Vec<i64> = {
         let t = exec(
@@ -97,18 +103,24 @@ pub fn sweep(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64)
     Ok(out)
 }
 
-/// `as_of` must be a finite instant at most 100 years from now (a later one is a mistake and
-/// would make the catch-up loops unbounded).
+/// `as_of` of a lifecycle write must be a finite instant at most `credit_ledger.max_future_as_of`
+/// (default 1 day, superuser only) from now: a later one would expire valid grants early.
 pub(crate) fn check_as_of(as_of: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
     let as_of =
         as_of.ok_or_else(|| crate::error::LedgerError::invalid("as_of must not be null"))?;
     let now = spi::transaction_start();
-    const CENTURY_MICROS: i64 = 100 * 366 * 86_400 * 1_000_000;
-    if !as_of.is_finite() || as_of.into_inner() > now.saturating_add(CENTURY_MICROS) {
+    let horizon = i64::from(crate::MAX_FUTURE_AS_OF.get().max(0)) * 1_000_000;
+    if !as_of.is_finite() || as_of.into_inner() > now.saturating_add(horizon) {
         return Err(crate::error::LedgerError::invalid(format!(
             "as_of {as_of} is too far in the future"
         ))
-        .detail("as_of must be a finite instant at most 100 years from now"));
+        .detail(format!(
+            "as_of may be at most credit_ledger.max_future_as_of = {} s after now",
+            horizon / 1_000_000
+        ))
+        .hint(
+            "a superuser can raise credit_ledger.max_future_as_of (e.g. to simulate time in tests)",
+        ));
     }
     Ok(as_of)
 }
@@ -136,7 +148,7 @@ fn credit_expire(
                 "max_rows must be at least 1, got {max_rows}"
             )));
         }
-        spi::with(|c| sweep(c, as_of, max_rows))
+        spi::with(|c| sweep(c, as_of, max_rows, &mut CatchUp::default()))
     })());
     TableIterator::once((s.grants, num(s.credits), s.holds, s.more))
 }
@@ -159,7 +171,8 @@ fn credit_tick(
     let (b, s) = or_raise((|| {
         let as_of = check_as_of(as_of)?;
         spi::with(|c| {
-            let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX)?;
+            let mut caught_up = CatchUp::default();
+            let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX, &mut caught_up)?;
             let mut total = Swept {
                 grants: 0,
                 credits: Decimal::ZERO,
@@ -168,7 +181,7 @@ fn credit_tick(
             };
             // bounded: each round makes progress or stops
             for _ in 0..1000 {
-                let s = sweep(c, as_of, 10000)?;
+                let s = sweep(c, as_of, 10000, &mut caught_up)?;
                 total.grants += s.grants;
                 total.credits += s.credits;
                 total.holds += s.holds;

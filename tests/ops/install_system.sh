@@ -30,7 +30,7 @@
 #      installed files equal the package's;
 #   3. a cluster of that PostgreSQL: a user's database (owned by a non-superuser, who may not
 #      create this untrusted extension himself), CREATE EXTENSION credit_ledger as the superuser;
-#   4. the README's GRANT block (section "Security"), run as written: role `app` authorizes,
+#   4. the README's GRANT block (section "Security", privilege bundles), run as written: role `app` authorizes,
 #      holds, captures, releases, refunds, quotes, reads balances and grants; every direct
 #      SELECT/INSERT/UPDATE/DELETE/TRUNCATE on credit_ledger.* and every back-office function
 #      is denied with 42501; role `finance` reads the reports but cannot write; a role without
@@ -281,7 +281,7 @@ grants_sql="$(awk '
   insec && /^```sql/ { inblock = 1; next }
   inblock && /^```/ { exit }
   inblock { print }' "$REPO/README.md")"
-if grep -q 'GRANT EXECUTE' <<<"$grants_sql"; then
+if grep -q 'credit_ledger_grant' <<<"$grants_sql"; then
   ok "README section 'Security' has the GRANT block ($(grep -c ';' <<<"$grants_sql") statements)"
 else
   fail "README section 'Security' has a GRANT block" "none found in $REPO/README.md"

@@ -30,6 +30,11 @@ SELECT 'authorizations|' || t::text FROM credit_ledger.authorizations t ORDER BY
 SELECT 'journal|' || t::text FROM credit_ledger.journal t ORDER BY id;
 SELECT 'refunds|' || t::text FROM credit_ledger.refunds t ORDER BY id;
 SELECT 'allowances|' || t::text FROM credit_ledger.allowances t ORDER BY id;
+-- events (since 0.3.0)
+SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL AS has_events \gset
+\if :has_events
+SELECT 'events|' || t::text FROM credit_ledger.events t ORDER BY id;
+\endif
 
 -- sequences of the extension's schema (owned by its tables)
 SELECT format('SELECT %L || last_value || ''|'' || is_called FROM %s',

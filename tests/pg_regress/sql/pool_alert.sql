@@ -19,4 +19,10 @@ SELECT 'team granted 100' AS step, amount FROM credit_grant('team', 100);
 SELECT 'member draws 10' AS step, approved FROM credit_authorize('team.m', 'call', 10);
 SELECT 'member draws 80' AS step, approved FROM credit_authorize('team.m', 'call', 80);
 \o
+-- the NOTIFY carries only the event's id (any role can LISTEN: issue 16); the event itself is
+-- read with credit_event, which only granted roles may call. An unknown id (a NOTIFY anyone
+-- can send) has no event.
+SELECT event_id, kind, wallet, asset, payload FROM credit_event(1);
+SELECT event_id, kind, wallet, asset, payload FROM credit_event(2);
+SELECT count(*) AS forged FROM credit_event(999);
 SELECT count(*) AS violations FROM credit_verify();
