@@ -342,8 +342,13 @@ fn parse_ts(text: &str) -> Result<TimestampWithTimeZone> {
 
 /// Parse an RFC 3339 timestamp (`2026-01-01T00:00:00Z`, `2026-01-01 00:00:00.5+02:00`,
 /// or a bare date) into microseconds since 2000-01-01 UTC, PostgreSQL's epoch. Pure.
+/// Never panics: a timestamp is ASCII, so any other text is rejected before it is split, and
+/// every split below is checked (`get`, `split_at_checked`) besides.
 pub fn rfc3339_micros(text: &str) -> Option<i64> {
     let t = text.trim();
+    if !t.is_ascii() {
+        return None;
+    }
     let num = |s: &str| -> Option<i64> {
         if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
             return None;
@@ -351,7 +356,7 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
         s.parse().ok()
     };
     let (date, rest) = if t.len() > 10 {
-        t.split_at(10)
+        t.split_at_checked(10)?
     } else {
         (t, "")
     };
@@ -370,7 +375,7 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
     if !rest.is_empty() {
         let rest = rest.strip_prefix(['T', 't', ' '])?;
         let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
-            Some(i) => rest.split_at(i),
+            Some(i) => rest.split_at_checked(i)?,
             None => return None, // a zone is required with a time of day
         };
         let (hms, frac) = match clock.split_once('.') {
@@ -389,17 +394,17 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
         secs_of_day = h * 3600 + mi * 60 + sec;
         if let Some(f) = frac {
             let f6: String = f.chars().chain(std::iter::repeat('0')).take(6).collect();
-            if f.len() > 6 && !f[6..].chars().all(|c| c.is_ascii_digit()) {
+            if !f.chars().skip(6).all(|c| c.is_ascii_digit()) {
                 return None;
             }
             frac_micros = num(&f6)?;
         }
         if zone != "Z" && zone != "z" {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let z = &zone[1..];
+            let z = zone.get(1..)?;
             let (zh, zm) = match z.split_once(':') {
                 Some((a, b)) => (num(a)?, num(b)?),
-                None if z.len() == 4 => (num(&z[..2])?, num(&z[2..])?),
+                None if z.len() == 4 => (num(z.get(..2)?)?, num(z.get(2..)?)?),
                 None => (num(z)?, 0),
             };
             if zh > 15 || zm > 59 {
@@ -497,6 +502,52 @@ mod tests {
         assert_eq!(rfc3339_micros("soon"), None);
         assert_eq!(rfc3339_micros("2026-13-01"), None);
         assert_eq!(rfc3339_micros("2026-01-01T10:00:00"), None);
+    }
+
+    #[test]
+    fn multibyte_text_at_every_slicing_position() {
+        // a multibyte character where the parser splits: the date/time boundary (byte 10),
+        // inside the fraction (byte 6 of it), inside a 4-digit zone (bytes 2) and after a sign
+        for t in [
+            "2026-01-0é",
+            "2026-01-0éT00:00:00Z",
+            "2026-01-01é00:00:00Z",
+            "2026-01-01T00:00:00.12345é",
+            "2026-01-01T00:00:00.123456é",
+            "2026-01-01T00:00:00.12345💥Z",
+            "2026-01-01T00:00:00+1é1",
+            "2026-01-01T00:00:00+é",
+            "2026-01-01T00:00:00-💥",
+            "2026-01-01T00:00:00+01:é",
+            "２０２６-01-01",
+            "2026-01-01T00:00:00Ｚ",
+            "é",
+            "",
+        ] {
+            assert_eq!(rfc3339_micros(t), None, "{t}");
+        }
+        assert_eq!(rfc3339_micros(" 2000-01-01T00:00:00.000000123Z "), Some(0));
+        assert_eq!(
+            rfc3339_micros("2000-01-01T00:00:00+0100"),
+            Some(-3_600_000_000)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_never_panic(s in "\\PC{0,40}") {
+            let _ = rfc3339_micros(&s);
+        }
+
+        #[test]
+        fn timestamp_shaped_text_never_panics(
+            head in "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            sep in "[T t]|é|💥",
+            tail in "[0-9:.+\\-Zzé💥Ａ]{0,16}",
+        ) {
+            let _ = rfc3339_micros(&format!("{head}{sep}{tail}"));
+            let _ = rfc3339_micros(&format!("{head}{tail}"));
+        }
     }
 
     #[test]
