@@ -160,16 +160,22 @@ fn uncount(
     amount: Decimal,
     pool: Decimal,
 ) -> Result<()> {
+    // counters of an earlier period may already be reset: they can go below zero, and a
+    // difference that cannot be represented exactly fails (22003) instead of being rounded
+    let less = |counter: Decimal, x: Decimal, what: &str| {
+        crate::amount::sub(counter, x)
+            .ok_or_else(|| crate::amount::out_of_range(format!("the {what} of the wallet")))
+    };
     if w.tracked {
         let mut s = WalletState::load(c, w.id, asset)?;
-        s.period_spent -= amount;
-        s.pool_drawn -= pool;
+        s.period_spent = less(s.period_spent, amount, "period spend")?;
+        s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
         s.save(c)?;
     }
     if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
         let mut s = WalletState::load(c, pid, asset)?;
         if s.period_spent != Decimal::ZERO {
-            s.period_spent -= pool;
+            s.period_spent = less(s.period_spent, pool, "pool's period spend")?;
             s.save(c)?;
         }
     }

@@ -179,8 +179,13 @@ fn credit_refund(
             }
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), reason)?;
             if let Some(s) = state.as_mut() {
-                s.period_spent = (s.period_spent - want).max(Decimal::ZERO);
-                s.pool_drawn = (s.pool_drawn - pool).max(Decimal::ZERO);
+                let less = |counter: Decimal, x: Decimal, what: &str| {
+                    amount::sub(counter, x)
+                        .map(|v| v.max(Decimal::ZERO))
+                        .ok_or_else(|| amount::out_of_range(format!("the {what} of the wallet")))
+                };
+                s.period_spent = less(s.period_spent, want, "period spend")?;
+                s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
                 s.save(c)?;
             }
             if new_grant > Decimal::ZERO {
