@@ -19,13 +19,14 @@ use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::rate_cache;
 use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use crate::wallets;
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// Wallet settings as the spending path needs them.
@@ -434,7 +435,9 @@ pub struct Request<'a> {
     pub variant: Option<&'a str>,
     pub quantity: Decimal,
     pub key: Option<&'a str>,
-    pub metadata: Option<JsonB>,
+    pub metadata: Option<JsonbText>,
+    /// the parsed metadata, for the request fingerprint
+    pub metadata_value: Option<serde_json::Value>,
     pub ttl: Option<Interval>,
     pub mode: Mode,
 }
@@ -446,7 +449,7 @@ impl<'a> Request<'a> {
         quantity: Option<AnyNumeric>,
         variant: Option<&'a str>,
         key: Option<&'a str>,
-        metadata: Option<JsonB>,
+        metadata: Option<JsonbText>,
         mode: Mode,
     ) -> Result<Self> {
         let wallet = input::name(wallet, "wallet")?;
@@ -454,7 +457,7 @@ impl<'a> Request<'a> {
         let variant = input::opt_name(variant, "variant")?;
         let quantity = input::quantity(quantity.map(|q| q.to_string()))?;
         let key = input::key(key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         Ok(Request {
             wallet,
             action,
@@ -462,6 +465,7 @@ impl<'a> Request<'a> {
             quantity,
             key,
             metadata,
+            metadata_value,
             ttl: None,
             mode,
         })
@@ -482,7 +486,7 @@ impl<'a> Request<'a> {
             self.variant.unwrap_or("\u{1}"),
             &self.quantity.normalize().to_string(),
             &ttl,
-            &spi::json_text(&self.metadata),
+            &input::json_fingerprint(&self.metadata_value),
         ])
     }
 }
@@ -550,7 +554,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         num(balance).into(),
         r.key.into(),
         hash.into(),
-        r.metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
+        r.metadata.clone().into(),
         r.ttl.unwrap_or_else(|| Interval::from_minutes(10)).into(),
     ];
     // the lightest statement that fits the movements: none, one grant, or the array form
@@ -625,7 +629,7 @@ fn credit_authorize(
     quantity: default!(Option<AnyNumeric>, 1),
     variant: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let r = Request::parse(
@@ -652,7 +656,7 @@ fn credit_hold(
     quantity: default!(Option<AnyNumeric>, 1),
     variant: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {

@@ -20,11 +20,12 @@ use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::spi::{self, exec, num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// A locked authorization, as capture/release/refund need it.
@@ -314,7 +315,7 @@ fn credit_capture(
     authorization_id: Option<i64>,
     quantity: default!(Option<AnyNumeric>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let id = authorization_id
@@ -323,7 +324,7 @@ fn credit_capture(
             .map(|q| input::quantity(Some(q.to_string())))
             .transpose()?;
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&[
             "capture",
             &quantity
@@ -433,13 +434,13 @@ fn credit_capture(
 fn credit_release(
     authorization_id: Option<i64>,
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let id = authorization_id
             .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&["release"]);
         spi::with(|c| {
             let (w, a) = lock(c, id, false, None)?

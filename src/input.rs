@@ -45,11 +45,74 @@ pub fn key(value: Option<&str>) -> Result<Option<&str>> {
     }
 }
 
-/// Metadata must be a JSON object (or NULL).
-pub fn metadata(value: Option<&serde_json::Value>) -> Result<()> {
+/// Deepest nesting of arrays and objects a JSON argument (metadata, a rate-card document) may
+/// have. The depth is measured on the text first, without recursion ([`json_depth`]), so the
+/// parser never recurses deeper than this (serde_json's own limit, 127, made pgrx panic).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Nesting depth of JSON text (arrays and objects; strings skipped): a linear scan that stops
+/// once the depth passes `MAX_JSON_DEPTH`.
+pub fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > MAX_JSON_DEPTH {
+                        break;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parse JSON text (a `jsonb` argument's text form) named `what`: at most [`MAX_JSON_DEPTH`]
+/// levels deep (22023 beyond), numbers with every digit (serde_json's `arbitrary_precision`:
+/// never through f64).
+pub fn json(text: &str, what: &str) -> Result<serde_json::Value> {
+    let depth = json_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(LedgerError::invalid(format!("{what} is nested too deeply"))
+            .detail(format!(
+                "{what} has more than {MAX_JSON_DEPTH} levels of nested arrays and objects"
+            ))
+            .hint(format!("nest at most {MAX_JSON_DEPTH} levels deep")));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    // bounded by the depth check above
+    de.disable_recursion_limit();
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(&mut de)
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| LedgerError::invalid(format!("{what} is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Metadata (the text of a `jsonb` argument): NULL or a JSON object, at most
+/// [`MAX_JSON_DEPTH`] levels deep. Returns the parsed value (for the request fingerprint).
+pub fn metadata(text: Option<&str>) -> Result<Option<serde_json::Value>> {
+    let Some(text) = text else { return Ok(None) };
+    let value = json(text, "metadata")?;
     match value {
-        None | Some(serde_json::Value::Object(_)) => Ok(()),
-        Some(other) => Err(
+        serde_json::Value::Object(_) => Ok(Some(value)),
+        other => Err(
             LedgerError::invalid("metadata must be a JSON object").detail(format!(
                 "got a JSON {}",
                 match other {
@@ -62,6 +125,42 @@ pub fn metadata(value: Option<&serde_json::Value>) -> Result<()> {
             )),
         ),
     }
+}
+
+/// The text a request fingerprint hashes for JSON metadata: serde_json's compact form (keys
+/// sorted) with every number as 0.2.0 printed it, parsed as u64, i64 or else f64, so the
+/// fingerprints 0.2.0 stored still match and an exact replay of an old request is still a
+/// replay. (Numbers that differ only beyond f64's 17 digits hash alike, as they did; the
+/// metadata itself is stored exactly.)
+pub fn json_fingerprint(value: &Option<serde_json::Value>) -> String {
+    fn legacy(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Number(n) => {
+                let t = n.to_string();
+                let n = if let Ok(u) = serde_json::from_str::<u64>(&t) {
+                    u.into()
+                } else if let Ok(i) = serde_json::from_str::<i64>(&t) {
+                    i.into()
+                } else {
+                    serde_json::from_str::<f64>(&t)
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .unwrap_or_else(|| n.clone())
+                };
+                Value::Number(n)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(legacy).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), legacy(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    value
+        .as_ref()
+        .map(|v| legacy(v).to_string())
+        .unwrap_or_default()
 }
 
 /// A required quantity: finite and strictly positive.
@@ -86,6 +185,7 @@ pub fn fingerprint(parts: &[&str]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Kind;
 
     #[test]
     fn names() {
@@ -112,8 +212,74 @@ mod tests {
 
     #[test]
     fn metadata_object_only() {
-        assert!(metadata(Some(&serde_json::json!({"a": 1}))).is_ok());
-        assert!(metadata(Some(&serde_json::json!([1]))).is_err());
-        assert!(metadata(None).is_ok());
+        assert!(metadata(Some(r#"{"a": 1}"#)).unwrap().is_some());
+        assert!(metadata(Some("[1]")).is_err());
+        assert!(metadata(Some("1")).is_err());
+        assert!(metadata(None).unwrap().is_none());
+    }
+
+    fn nested(levels: usize) -> String {
+        format!("{}{}", r#"{"a": "#.repeat(levels), "}".repeat(levels)).replace(r#"{"a": }"#, "{}")
+    }
+
+    #[test]
+    fn json_depth_limit() {
+        assert_eq!(json_depth("1"), 0);
+        assert_eq!(json_depth(r#"{"a": "[[[{{{"}"#), 1);
+        assert_eq!(json_depth(r#"["\\\"[", [[]]]"#), 3);
+        assert_eq!(json_depth(&nested(128)), 128);
+        assert!(metadata(Some(&nested(128))).unwrap().is_some());
+        for levels in [129, 200, 500, 100_000] {
+            let err = metadata(Some(&nested(levels))).unwrap_err();
+            assert_eq!(err.kind, Kind::InvalidArgument);
+            assert_eq!(err.message, "metadata is nested too deeply");
+        }
+        let deep_array = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        assert!(json(&deep_array, "card")
+            .unwrap_err()
+            .message
+            .contains("nested too deeply"));
+        assert!(json(&format!("{}{}", "[".repeat(128), "]".repeat(128)), "card").is_ok());
+    }
+
+    #[test]
+    fn json_numbers_are_exact() {
+        let v = json(
+            r#"{"a": 0.1234567890123456789, "b": 1e400, "c": 12345678901234567890.5}"#,
+            "m",
+        )
+        .unwrap();
+        assert_eq!(v["a"].to_string(), "0.1234567890123456789");
+        assert_eq!(v["b"].to_string(), "1e+400");
+        assert_eq!(v["c"].to_string(), "12345678901234567890.5");
+    }
+
+    #[test]
+    fn fingerprints_as_0_2_0_printed_them() {
+        // jsonb_out text in, 0.2.0's serde_json (f64) text out
+        let fp = |t: &str| json_fingerprint(&metadata(Some(t)).unwrap());
+        assert_eq!(fp(r#"{"b": 1, "a": "x"}"#), r#"{"a":"x","b":1}"#);
+        assert_eq!(
+            fp(r#"{"a": 1.10, "b": -5, "c": 1.0}"#),
+            r#"{"a":1.1,"b":-5,"c":1.0}"#
+        );
+        assert_eq!(
+            fp(r#"{"a": 0.12345678901234567891}"#),
+            r#"{"a":0.12345678901234568}"#
+        );
+        assert_eq!(
+            fp(r#"{"a": 123456789012345678901234567890}"#),
+            r#"{"a":1.2345678901234568e+29}"#
+        );
+        assert_eq!(fp(r#"{"a": [1, {"b": 2.50}]}"#), r#"{"a":[1,{"b":2.5}]}"#);
+        assert_eq!(json_fingerprint(&None), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_never_panics(s in "\\PC{0,60}") {
+            let _ = json(&s, "metadata");
+            let _ = metadata(Some(&s));
+        }
     }
 }

@@ -9,21 +9,23 @@
 //! Rate-card document (load/export):
 //! `{"name": "pro", "description": "...", "entries": [{"action": "chat", "variant": "opus",
 //!   "credits": "1.5", "asset": "credits", "unit": "1k tokens", "vendor_cost": "0.015",
-//!   "effective_from": "2026-01-01T00:00:00Z"}]}` — amounts as JSON numbers or strings.
+//!   "effective_from": "2026-01-01T00:00:00Z"}]}` — amounts as JSON numbers or strings, read
+//! digit for digit (never through f64): exact, or rejected (22003 beyond 28 significant digits
+//! or 28 decimals). At most 128 levels of nesting (22023 beyond).
 //! Loading adds one new version for every entry whose current version differs (entries not
 //! in the document are left as they are) and is all-or-nothing.
 
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::spi::{self, exec, num, opt_num, RowExt};
-use crate::types::Record;
+use crate::types::{JsonbText, Record};
 use crate::{amount, input, wallets};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, JsonB};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// One validated rate entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,21 +38,15 @@ pub struct Entry {
     pub vendor_cost: Option<Decimal>,
 }
 
-/// JSON amount: a number or a string holding a number.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum JsonAmount {
-    Number(serde_json::Number),
-    Text(String),
-}
-
-impl JsonAmount {
-    fn decimal(&self, field: &str) -> Result<Decimal> {
-        let text = match self {
-            JsonAmount::Number(n) => n.to_string(),
-            JsonAmount::Text(s) => s.clone(),
-        };
-        amount::parse(&text, field)
+/// A JSON amount: a number (its exact text: serde_json's `arbitrary_precision`) or a string
+/// holding a number.
+fn json_amount(v: &serde_json::Value, field: &str) -> Result<Decimal> {
+    match v {
+        serde_json::Value::Number(n) => amount::parse(&n.to_string(), field),
+        serde_json::Value::String(s) => amount::parse(s, field),
+        _ => Err(LedgerError::invalid(format!(
+            "{field} must be a number or a string holding a number"
+        ))),
     }
 }
 
@@ -60,13 +56,13 @@ pub struct DocEntry {
     pub action: String,
     #[serde(default)]
     pub variant: Option<String>,
-    pub credits: JsonAmount,
+    pub credits: serde_json::Value,
     #[serde(default)]
     pub asset: Option<String>,
     #[serde(default)]
     pub unit: Option<String>,
     #[serde(default)]
-    pub vendor_cost: Option<JsonAmount>,
+    pub vendor_cost: Option<serde_json::Value>,
     #[serde(default)]
     pub effective_from: Option<String>,
 }
@@ -102,14 +98,14 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
         input::name(Some(&e.action), &format!("{at}.action"))?;
         input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
         let credits = amount::non_negative(
-            e.credits.decimal(&format!("{at}.credits"))?,
+            json_amount(&e.credits, &format!("{at}.credits"))?,
             &format!("{at}.credits"),
         )?;
         let vendor_cost = e
             .vendor_cost
             .as_ref()
             .map(|v| {
-                v.decimal(&format!("{at}.vendor_cost"))
+                json_amount(v, &format!("{at}.vendor_cost"))
                     .and_then(|d| amount::non_negative(d, &format!("{at}.vendor_cost")))
             })
             .transpose()?;
@@ -285,11 +281,11 @@ fn credit_rate_set(
 /// Load a whole rate card document; returns the number of entries that got a new version.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
+fn credit_rate_card_load(card: Option<JsonbText>) -> i32 {
     or_raise((|| {
         let card =
             card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
-        let (doc, entries) = parse_doc(card.0)?;
+        let (doc, entries) = parse_doc(input::json(&card.0, "rate card document")?)?;
         spi::with(|c| {
             exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
             if doc.name == "default" && doc.description.is_some() {
