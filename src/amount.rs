@@ -13,14 +13,16 @@ use rust_decimal::{Decimal, RoundingStrategy};
 pub fn parse(text: &str, what: &str) -> Result<Decimal> {
     let t = text.trim();
     let lower = t.to_ascii_lowercase();
+    // the text may come from a rate-card document: quoted at most 64 characters long
+    let shown = crate::error::clip(t, 64);
     if lower == "nan" || lower.contains("inf") {
         return Err(LedgerError::invalid(format!(
-            "{what} must be a finite number, got {t}"
+            "{what} must be a finite number, got {shown}"
         )));
     }
     if !looks_numeric(t) {
         return Err(LedgerError::invalid(format!(
-            "{what} must be a number, got \"{t}\""
+            "{what} must be a number, got \"{shown}\""
         )));
     }
     // exact or nothing: a value that does not fit 28 significant digits is out of range,
@@ -43,7 +45,7 @@ pub fn parse(text: &str, what: &str) -> Result<Decimal> {
         Decimal::from_str_exact(t).ok()
     };
     parsed.ok_or_else(|| {
-        LedgerError::new(Kind::OutOfRange, format!("{what} {t} is out of range"))
+        LedgerError::new(Kind::OutOfRange, format!("{what} {shown} is out of range"))
             .detail("amounts are limited to 28 significant digits")
     })
 }

@@ -124,7 +124,10 @@ fn lots(
         let mut total = None;
         for row in rows {
             if with_total && total.is_none() {
-                total = Some(row.dec(5)?);
+                total = Some(spi::to_dec(
+                    &row.req::<AnyNumeric>(5)?,
+                    "the total of the wallet's spendable grants",
+                )?);
             }
             out.push(Lot {
                 grant_id: row.req(1)?,

@@ -2,13 +2,40 @@
 //!
 //! Every public function validates all of its arguments before it reads or writes anything,
 //! so bad input raises a clear error and changes nothing.
+//!
+//! The size limits, the one place they are defined (the SQL functions in `sql/` repeat the
+//! numbers; the README's "Errors" table documents them). Beyond a limit: SQLSTATE 22001
+//! (string_data_right_truncation), the message naming the parameter and the limit.
+//!
+//! | what | limit |
+//! |---|---|
+//! | names: wallet, parent, team, action, variant, asset, rate card, category, unit | [`MAX_NAME_LEN`] = 255 characters |
+//! | idempotency keys | [`MAX_KEY_LEN`] = 255 characters |
+//! | free text: refund reason, asset and rate-card descriptions | [`MAX_TEXT_LEN`] = 1000 characters |
+//! | metadata (`jsonb`) | [`MAX_METADATA_BYTES`] = 65,536 bytes of its text form (`metadata::text`) |
+//! | nesting of metadata and rate-card documents | [`MAX_JSON_DEPTH`] = 128 levels (22023 beyond) |
 
 use crate::amount;
-use crate::error::{LedgerError, Result};
+use crate::error::{Kind, LedgerError, Result};
 use rust_decimal::Decimal;
 
-pub const MAX_KEY_LEN: usize = 255;
+/// Names: wallet, parent, team, action, variant, asset, rate card, category, unit (characters).
 pub const MAX_NAME_LEN: usize = 255;
+/// Idempotency keys (characters).
+pub const MAX_KEY_LEN: usize = 255;
+/// Free text: a refund's reason, an asset's or a rate card's description (characters).
+pub const MAX_TEXT_LEN: usize = 1000;
+/// Metadata: bytes of its text form, as `octet_length(metadata::text)` counts them.
+pub const MAX_METADATA_BYTES: usize = 65_536;
+
+/// The 22001 error of a value beyond its limit.
+pub fn too_long(what: &str, limit: usize, unit: &str, got: usize) -> LedgerError {
+    LedgerError::new(
+        Kind::TooLong,
+        format!("{what} is longer than {limit} {unit}"),
+    )
+    .detail(format!("{what} has {got} {unit}"))
+}
 
 /// A required, non-empty name (wallet, action, asset, rate card, category).
 pub fn name<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
@@ -17,9 +44,12 @@ pub fn name<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
         Some(v) if v.trim().is_empty() => {
             Err(LedgerError::invalid(format!("{what} must not be empty")))
         }
-        Some(v) if v.chars().count() > MAX_NAME_LEN => Err(LedgerError::invalid(format!(
-            "{what} is longer than {MAX_NAME_LEN} characters"
-        ))),
+        Some(v) if v.chars().count() > MAX_NAME_LEN => Err(too_long(
+            what,
+            MAX_NAME_LEN,
+            "characters",
+            v.chars().count(),
+        )),
         Some(v) if v.contains('\0') => Err(LedgerError::invalid(format!(
             "{what} contains a NUL character"
         ))),
@@ -37,11 +67,26 @@ pub fn key(value: Option<&str>) -> Result<Option<&str>> {
     match value {
         None => Ok(None),
         Some("") => Err(LedgerError::invalid("idempotency_key must not be empty")),
-        Some(k) if k.chars().count() > MAX_KEY_LEN => Err(LedgerError::invalid(format!(
-            "idempotency_key is longer than {MAX_KEY_LEN} characters"
-        ))
-        .detail(format!("the key has {} characters", k.chars().count()))),
+        Some(k) if k.chars().count() > MAX_KEY_LEN => Err(too_long(
+            "idempotency_key",
+            MAX_KEY_LEN,
+            "characters",
+            k.chars().count(),
+        )),
         Some(k) => Ok(Some(k)),
+    }
+}
+
+/// Optional free text (a reason, a description): at most [`MAX_TEXT_LEN`] characters.
+pub fn text<'a>(value: Option<&'a str>, what: &str) -> Result<Option<&'a str>> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_LEN => Err(too_long(
+            what,
+            MAX_TEXT_LEN,
+            "characters",
+            v.chars().count(),
+        )),
+        _ => Ok(value),
     }
 }
 
@@ -106,9 +151,17 @@ pub fn json(text: &str, what: &str) -> Result<serde_json::Value> {
 }
 
 /// Metadata (the text of a `jsonb` argument): NULL or a JSON object, at most
-/// [`MAX_JSON_DEPTH`] levels deep. Returns the parsed value (for the request fingerprint).
+/// [`MAX_METADATA_BYTES`] as text and [`MAX_JSON_DEPTH`] levels deep. Returns the parsed value (for the request fingerprint).
 pub fn metadata(text: Option<&str>) -> Result<Option<serde_json::Value>> {
     let Some(text) = text else { return Ok(None) };
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(too_long(
+            "metadata",
+            MAX_METADATA_BYTES,
+            "bytes as text",
+            text.len(),
+        ));
+    }
     let value = json(text, "metadata")?;
     match value {
         serde_json::Value::Object(_) => Ok(Some(value)),
@@ -185,23 +238,61 @@ pub fn fingerprint(parts: &[&str]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Kind;
 
     #[test]
     fn names() {
         assert!(name(None, "wallet").is_err());
         assert!(name(Some(""), "wallet").is_err());
         assert!(name(Some("  "), "wallet").is_err());
-        assert!(name(Some(&"x".repeat(256)), "wallet").is_err());
+        let err = name(Some(&"x".repeat(256)), "wallet").unwrap_err();
+        assert_eq!(err.kind, Kind::TooLong);
+        assert_eq!(err.message, "wallet is longer than 255 characters");
+        assert_eq!(err.detail.as_deref(), Some("wallet has 256 characters"));
         assert_eq!(name(Some("cust_42"), "wallet").unwrap(), "cust_42");
+        // characters, not bytes: 255 four-byte characters are a valid name
+        assert!(name(Some(&"💥".repeat(255)), "wallet").is_ok());
+        assert_eq!(
+            name(Some(&"é".repeat(256)), "wallet").unwrap_err().kind,
+            Kind::TooLong
+        );
     }
 
     #[test]
     fn keys() {
-        assert!(key(Some(&"k".repeat(256))).is_err());
+        assert_eq!(key(Some(&"k".repeat(256))).unwrap_err().kind, Kind::TooLong);
         assert!(key(Some(&"k".repeat(255))).is_ok());
-        assert!(key(Some("")).is_err());
+        assert!(key(Some(&"ü".repeat(255))).is_ok());
+        assert_eq!(key(Some("")).unwrap_err().kind, Kind::InvalidArgument);
         assert_eq!(key(None).unwrap(), None);
+    }
+
+    #[test]
+    fn texts_and_metadata_sizes() {
+        assert!(text(Some(&"r".repeat(1000)), "reason").is_ok());
+        assert!(text(None, "reason").is_ok());
+        let err = text(Some(&"ř".repeat(1001)), "reason").unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (Kind::TooLong, "reason is longer than 1000 characters")
+        );
+        // {"a": "xxx..."} is 9 bytes of frame
+        let at = |n: usize| format!(r#"{{"a": "{}"}}"#, "x".repeat(n - 9));
+        assert_eq!(at(65_536).len(), 65_536);
+        assert!(metadata(Some(&at(65_536))).is_ok());
+        let err = metadata(Some(&at(65_537))).unwrap_err();
+        assert_eq!(err.kind, Kind::TooLong);
+        assert_eq!(err.message, "metadata is longer than 65536 bytes as text");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validation_never_panics(s in "\\PC{0,300}") {
+            let _ = name(Some(&s), "wallet");
+            let _ = key(Some(&s));
+            let _ = text(Some(&s), "reason");
+            let _ = crate::error::clip(&s, 7);
+            let _ = quantity(Some(s.clone()));
+        }
     }
 
     #[test]
@@ -229,11 +320,14 @@ mod tests {
         assert_eq!(json_depth(r#"["\\\"[", [[]]]"#), 3);
         assert_eq!(json_depth(&nested(128)), 128);
         assert!(metadata(Some(&nested(128))).unwrap().is_some());
-        for levels in [129, 200, 500, 100_000] {
+        for levels in [129, 200, 500, 5_000] {
             let err = metadata(Some(&nested(levels))).unwrap_err();
             assert_eq!(err.kind, Kind::InvalidArgument);
             assert_eq!(err.message, "metadata is nested too deeply");
         }
+        // a rate-card document has no size limit: a million levels are one linear scan
+        let err = json(&nested(1_000_000), "rate card document").unwrap_err();
+        assert_eq!(err.message, "rate card document is nested too deeply");
         let deep_array = format!("{}{}", "[".repeat(129), "]".repeat(129));
         assert!(json(&deep_array, "card")
             .unwrap_err()

@@ -90,6 +90,10 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
     let doc: Doc = serde_json::from_value(value)
         .map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
     input::name(Some(&doc.name), "rate card document: name")?;
+    input::text(
+        doc.description.as_deref(),
+        "rate card document: description",
+    )?;
     let mut entries = Vec::with_capacity(doc.entries.len());
     for (i, raw) in doc.entries.iter().enumerate() {
         let at = format!("rate card document: entries[{i}]");
@@ -97,6 +101,8 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
             .map_err(|e| LedgerError::invalid(format!("{at}: {e}")))?;
         input::name(Some(&e.action), &format!("{at}.action"))?;
         input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
+        input::opt_name(e.asset.as_deref(), &format!("{at}.asset"))?;
+        input::opt_name(e.unit.as_deref(), &format!("{at}.unit"))?;
         let credits = amount::non_negative(
             json_amount(&e.credits, &format!("{at}.credits"))?,
             &format!("{at}.credits"),
@@ -312,7 +318,10 @@ fn credit_rate_card_load(card: Option<JsonbText>) -> i32 {
             for (i, (e, eff)) in entries.iter().enumerate() {
                 let at = match eff {
                     Some(text) => Some(parse_ts(text).map_err(|_| {
-                        LedgerError::invalid(format!("rate card document: entries[{i}].effective_from is not a timestamp: \"{text}\""))
+                        LedgerError::invalid(format!(
+                            "rate card document: entries[{i}].effective_from is not a timestamp: \"{}\"",
+                            crate::error::clip(text, 64)
+                        ))
                     })?),
                     None => None,
                 };

@@ -49,6 +49,7 @@ fn credit_refund(
         let requested = amount
             .map(|a| amount::positive(amount::parse(&a.to_string(), "amount")?, "amount"))
             .transpose()?;
+        let reason = input::text(reason, "reason")?;
         let key = input::key(idempotency_key)?;
         let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&[

@@ -133,6 +133,7 @@ fn credit_asset_define(
                     .hint("use lower-case letters, digits and underscores, starting with a letter"),
             );
         }
+        let description = input::text(description, "description")?;
         let scale = scale.ok_or_else(|| LedgerError::invalid("scale must not be null"))?;
         if !(0..=12).contains(&scale) {
             return Err(
