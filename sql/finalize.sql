@@ -44,6 +44,14 @@ BEGIN
     IF credit_grants.wallet IS NULL OR credit_grants.wallet = '' THEN
         RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
     END IF;
+    IF length(credit_grants.wallet) > 255 THEN
+        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('wallet has %s characters', length(credit_grants.wallet));
+    END IF;
+    IF length(credit_grants.asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(credit_grants.asset));
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.wallet = credit_grants.wallet) THEN
         RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704',
             HINT = 'create it with credit_wallet_create()';
@@ -91,6 +99,14 @@ BEGIN
     IF wallet IS NULL OR wallet = '' THEN
         RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
     END IF;
+    IF length(credit_balance.wallet) > 255 THEN
+        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('wallet has %s characters', length(credit_balance.wallet));
+    END IF;
+    IF length(credit_balance.asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(credit_balance.asset));
+    END IF;
     SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet;
     IF wid IS NULL THEN
         RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704',
@@ -137,6 +153,14 @@ DECLARE
 BEGIN
     IF credit_balance_detail.wallet IS NULL OR credit_balance_detail.wallet = '' THEN
         RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF length(credit_balance_detail.wallet) > 255 THEN
+        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('wallet has %s characters', length(credit_balance_detail.wallet));
+    END IF;
+    IF length(credit_balance_detail.asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(credit_balance_detail.asset));
     END IF;
     SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_balance_detail.wallet;
     IF NOT FOUND THEN

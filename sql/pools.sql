@@ -4,6 +4,8 @@
 -- the rounding remainder, so exactly amount x members is granted. Idempotent with a key: the
 -- member grants use key || ':' || member and the pool grant key || ':pool'.
 -- Locks members (by id) before the team, the order every debit uses.
+-- Size limits (src/input.rs; 22001 beyond): team, asset and category 255 characters; the key 240
+-- characters and, with ':' and the longest member's name, 255; metadata 65,536 bytes as text.
 -- Bind every expression in this file to pg_catalog only: objects planted in the extension's
 -- schema (often public) before CREATE EXTENSION must not capture an operator or function.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -31,15 +33,35 @@ BEGIN
     IF team IS NULL OR team = '' THEN
         RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
     END IF;
+    IF length(team) > 255 THEN
+        RAISE EXCEPTION 'team is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('team has %s characters', length(team));
+    END IF;
+    IF length(asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(asset));
+    END IF;
+    IF length(category) > 255 THEN
+        RAISE EXCEPTION 'category is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('category has %s characters', length(category));
+    END IF;
     IF amount_per_member IS NULL OR amount_per_member <= 0 OR amount_per_member = 'NaN' OR amount_per_member = 'Infinity' THEN
         RAISE EXCEPTION 'amount_per_member must be a finite number greater than zero, got %', amount_per_member USING ERRCODE = '22023';
     END IF;
     IF pooled_share IS NULL OR pooled_share < 0 OR pooled_share > 1 OR pooled_share = 'NaN' THEN
         RAISE EXCEPTION 'pooled_share must be between 0 and 1, got %', pooled_share USING ERRCODE = '22023';
     END IF;
-    IF idempotency_key IS NOT NULL AND (idempotency_key = '' OR length(idempotency_key) > 240) THEN
-        RAISE EXCEPTION 'idempotency_key must be 1 to 240 characters' USING ERRCODE = '22023',
-            DETAIL = 'the member and pool grants use the key with a suffix';
+    IF idempotency_key = '' THEN
+        RAISE EXCEPTION 'idempotency_key must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF length(idempotency_key) > 240 THEN
+        RAISE EXCEPTION 'idempotency_key is longer than 240 characters' USING ERRCODE = '22001',
+            DETAIL = format('idempotency_key has %s characters; the member and pool grants use the key with a suffix',
+                            length(idempotency_key));
+    END IF;
+    IF octet_length(metadata::text) > 65536 THEN
+        RAISE EXCEPTION 'metadata is longer than 65536 bytes as text' USING ERRCODE = '22001',
+            DETAIL = format('metadata has %s bytes as text', octet_length(metadata::text));
     END IF;
     SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team;
     IF tid IS NULL THEN
@@ -75,6 +97,12 @@ BEGIN
     IF n = 0 THEN
         RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
             HINT = 'create members with credit_wallet_create(wallet => ..., parent => team)';
+    END IF;
+    IF length(idempotency_key) + 1 + (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid) > 255 THEN
+        RAISE EXCEPTION 'idempotency_key is too long for the members of team "%"', team USING ERRCODE = '22001',
+            DETAIL = format('a member grant''s key is idempotency_key || '':'' || member, at most 255 characters; the key has %s, the longest member name %s',
+                            length(idempotency_key),
+                            (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid));
     END IF;
     own := trunc((1 - pooled_share) * amount_per_member, sc);
     FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id LOOP

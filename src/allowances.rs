@@ -19,6 +19,7 @@
 //! ([`crate::period`]): a monthly allowance anchored on Jan 31 renews on Feb 28 (29), Mar 31,
 //! Apr 30, ... An allowance starts with the period containing `as_of` of `credit_allowance_set`.
 
+use crate::amount::Rounding;
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::grants::{self, NewGrant};
@@ -45,9 +46,11 @@ pub fn carry(
         return Decimal::ZERO;
     }
     let raw = if !shares.is_empty() {
+        // unused × share rounded down to the scale exactly (never rounded at the 28th decimal
+        // first); a share is at most 1, so the product fits whenever `unused` does
         shares
             .get(generation)
-            .map(|s| unused * *s)
+            .and_then(|s| amount::mul_round(unused, *s, scale, Rounding::Down))
             .unwrap_or(Decimal::ZERO)
     } else if generation == 0 {
         unused.min(cap)
@@ -478,5 +481,13 @@ mod tests {
         assert_eq!(carry(d("15"), 2, Decimal::ZERO, &s, 4), Decimal::ZERO);
         // rounding down to scale
         assert_eq!(carry(d("0.0003"), 1, Decimal::ZERO, &s, 4), d("0.0001"));
+        // exactly: 1.9999 x 0.9999...9 (28 nines) = 1.99989999...98 (32 decimals) carries
+        // 1.9998, although rounding the product to 28 decimals first would give 1.9999
+        let nines = [d("0.9999999999999999999999999999")];
+        assert_eq!(carry(d("1.9999"), 0, Decimal::ZERO, &nines, 4), d("1.9998"));
+        assert_eq!(
+            carry(Decimal::MAX, 0, Decimal::ZERO, &nines, 0),
+            d("79228162514264337593543950327")
+        );
     }
 }

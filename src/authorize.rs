@@ -11,6 +11,7 @@
 //! otherwise decline first finalizes the wallet's expired holds and retries.
 
 use crate::allocation::{self, Lot};
+use crate::amount;
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::holds;
@@ -18,13 +19,14 @@ use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::rate_cache;
 use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use crate::wallets;
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// Wallet settings as the spending path needs them.
@@ -84,8 +86,9 @@ pub struct Plan {
     pub overdraft_part: Decimal,
     /// Own spendable before the spend.
     pub own_available: Decimal,
-    /// Everything the wallet could spend now (own + pool room + overdraft room).
-    pub spendable: Decimal,
+    /// Everything the wallet could spend now (own + pool room + overdraft room); `None` when
+    /// that total does not fit 28 digits (only a quote reports it: 22003 there).
+    pub spendable: Option<Decimal>,
     pub own_state: Option<WalletState>,
     pub parent_state: Option<WalletState>,
     /// The wallet's overdraft debt before this spend.
@@ -99,8 +102,11 @@ pub struct Plan {
 
 impl Plan {
     /// The wallet's own balance after the plan is applied.
-    pub fn balance_after(&self) -> Decimal {
-        self.own_available - self.own_part - self.debt_before - self.overdraft_part
+    pub fn balance_after(&self) -> Result<Decimal> {
+        amount::sub(self.own_available, self.own_part)
+            .and_then(|b| amount::sub(b, self.debt_before))
+            .and_then(|b| amount::sub(b, self.overdraft_part))
+            .ok_or_else(|| amount::out_of_range("the wallet's balance after the spend"))
     }
 }
 
@@ -118,7 +124,10 @@ fn lots(
         let mut total = None;
         for row in rows {
             if with_total && total.is_none() {
-                total = Some(row.dec(5)?);
+                total = Some(spi::to_dec(
+                    &row.req::<AnyNumeric>(5)?,
+                    "the total of the wallet's spendable grants",
+                )?);
             }
             out.push(Lot {
                 grant_id: row.req(1)?,
@@ -140,7 +149,8 @@ fn lots(
             )?,
             false,
         )?;
-        let total = all.iter().map(|l| l.available).sum();
+        let total = amount::sum(all.iter().map(|l| l.available))
+            .ok_or_else(|| amount::out_of_range("the total of the wallet's spendable grants"))?;
         return Ok((all, total));
     }
     let (head, total) = read(
@@ -152,8 +162,9 @@ fn lots(
         true,
     )?;
     let total = total.unwrap_or(Decimal::ZERO);
-    let head_sum: Decimal = head.iter().map(|l| l.available).sum();
-    if head_sum >= need || head_sum >= total {
+    // a head too large to add up certainly covers `need`
+    let head_sum = amount::sum(head.iter().map(|l| l.available));
+    if head_sum.is_none_or(|s| s >= need || s >= total) {
         return Ok((head, total));
     }
     let (all, _) = read(
@@ -209,7 +220,10 @@ fn plan_once(
     cost: Decimal,
     mode: Mode,
 ) -> Result<Plan> {
-    let mut p = Plan::default();
+    let mut p = Plan {
+        spendable: Some(Decimal::ZERO),
+        ..Plan::default()
+    };
     let (own, own_total) = lots(c, w.id, asset, mode, cost)?;
     p.own_available = own_total;
     if w.tracked {
@@ -222,11 +236,15 @@ fn plan_once(
         return Ok(p);
     }
     if let (Some(cap), Some(state)) = (w.spend_cap, p.own_state.as_ref()) {
-        if state.period_spent + cost > cap {
+        // a sum too large to represent is above any cap
+        if amount::add(state.period_spent, cost).is_none_or(|spent| spent > cap) {
             p.reason = Some("spend_cap_reached");
-            p.spendable = (cap - state.period_spent)
-                .max(Decimal::ZERO)
-                .min(p.own_available);
+            // cap - spent cannot be represented only when it is far above own_available
+            p.spendable = Some(
+                amount::sub(cap, state.period_spent)
+                    .map_or(p.own_available, |left| left.max(Decimal::ZERO))
+                    .min(p.own_available),
+            );
             return Ok(p);
         }
     }
@@ -237,7 +255,7 @@ fn plan_once(
             .push(spend_move(t.grant_id, t.wallet_id, t.amount, hold));
         p.own_part += t.amount;
     }
-    p.spendable = p.own_available;
+    p.spendable = Some(p.own_available);
     let mut pool_limited = false;
     if let Some(pid) = w.parent_id {
         let parent_sql = if mode == Mode::Quote {
@@ -262,16 +280,21 @@ fn plan_once(
                 p.parent_id = Some(pid);
                 let mut room = pool_available;
                 if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
-                    let left = (limit - state.pool_drawn).max(Decimal::ZERO);
-                    if left < room {
-                        room = left;
-                        pool_limited = true;
+                    // a difference too large to represent is no limit here
+                    if let Some(left) = amount::sub(limit, state.pool_drawn) {
+                        let left = left.max(Decimal::ZERO);
+                        if left < room {
+                            room = left;
+                            pool_limited = true;
+                        }
                     }
                 }
                 if let (Some(cap), Some(state)) = (parent.spend_cap, p.parent_state.as_ref()) {
-                    room = room.min((cap - state.period_spent).max(Decimal::ZERO));
+                    if let Some(left) = amount::sub(cap, state.period_spent) {
+                        room = room.min(left.max(Decimal::ZERO));
+                    }
                 }
-                p.spendable += room;
+                p.spendable = p.spendable.and_then(|s| amount::add(s, room));
                 let (ptakes, pshort) = allocation::allocate(&pool, short.min(room));
                 for t in &ptakes {
                     p.moves
@@ -284,8 +307,9 @@ fn plan_once(
     }
     if mode != Mode::Hold {
         let debt = p.own_state.as_ref().map(|s| s.debt).unwrap_or_default();
+        // both are non-negative (CHECK constraints): no overflow
         let room = (w.overdraft_limit - debt).max(Decimal::ZERO);
-        p.spendable += room;
+        p.spendable = p.spendable.and_then(|s| amount::add(s, room));
         if short > Decimal::ZERO && room > Decimal::ZERO {
             let take = short.min(room);
             p.moves.push(Movement::debt(w.id, "overdraft", -take));
@@ -324,24 +348,32 @@ pub fn commit_plan(
     cost: Decimal,
     sign: Decimal,
 ) -> Result<()> {
+    // the counters add exactly or the call fails with 22003 (never a rounded counter)
+    let signed = |x: Decimal| if sign.is_sign_negative() { -x } else { x };
+    let count = |counter: Decimal, x: Decimal, what: &str| {
+        amount::add(counter, signed(x))
+            .ok_or_else(|| amount::out_of_range(format!("the {what} of wallet \"{wallet}\"")))
+    };
     if let Some(state) = p.own_state.as_mut() {
-        state.period_spent += sign * cost;
-        state.pool_drawn += sign * p.pool_part;
-        state.debt += sign * p.overdraft_part;
+        state.period_spent = count(state.period_spent, cost, "period spend")?;
+        state.pool_drawn = count(state.pool_drawn, p.pool_part, "pool draw")?;
+        state.debt = count(state.debt, p.overdraft_part, "overdraft debt")?;
     }
     if let Some(state) = p.parent_state.as_mut() {
-        state.period_spent += sign * p.pool_part;
+        state.period_spent = count(state.period_spent, p.pool_part, "pool's period spend")?;
         // a member's draw can take the pool below its own threshold: the pool's alert
         if let (Some(pid), true) = (
             p.parent_id,
             sign > Decimal::ZERO && p.pool_part > Decimal::ZERO,
         ) {
-            let pool_balance = p.parent_available - p.pool_part - state.debt;
+            let pool_balance = amount::sub(p.parent_available, p.pool_part)
+                .and_then(|b| amount::sub(b, state.debt))
+                .ok_or_else(|| amount::out_of_range("the pool's balance after the spend"))?;
             ledger::check_alert_of(c, state, pid, p.parent_threshold, pool_balance)?;
         }
         state.save(c)?;
     }
-    let balance = p.balance_after();
+    let balance = p.balance_after()?;
     if let Some(state) = p.own_state.as_mut() {
         ledger::check_alert(c, state, wallet, w.threshold, balance)?;
         state.save(c)?;
@@ -406,7 +438,9 @@ pub struct Request<'a> {
     pub variant: Option<&'a str>,
     pub quantity: Decimal,
     pub key: Option<&'a str>,
-    pub metadata: Option<JsonB>,
+    pub metadata: Option<JsonbText>,
+    /// the parsed metadata, for the request fingerprint
+    pub metadata_value: Option<serde_json::Value>,
     pub ttl: Option<Interval>,
     pub mode: Mode,
 }
@@ -418,7 +452,7 @@ impl<'a> Request<'a> {
         quantity: Option<AnyNumeric>,
         variant: Option<&'a str>,
         key: Option<&'a str>,
-        metadata: Option<JsonB>,
+        metadata: Option<JsonbText>,
         mode: Mode,
     ) -> Result<Self> {
         let wallet = input::name(wallet, "wallet")?;
@@ -426,7 +460,7 @@ impl<'a> Request<'a> {
         let variant = input::opt_name(variant, "variant")?;
         let quantity = input::quantity(quantity.map(|q| q.to_string()))?;
         let key = input::key(key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         Ok(Request {
             wallet,
             action,
@@ -434,6 +468,7 @@ impl<'a> Request<'a> {
             quantity,
             key,
             metadata,
+            metadata_value,
             ttl: None,
             mode,
         })
@@ -454,7 +489,7 @@ impl<'a> Request<'a> {
             self.variant.unwrap_or("\u{1}"),
             &self.quantity.normalize().to_string(),
             &ttl,
-            &spi::json_text(&self.metadata),
+            &input::json_fingerprint(&self.metadata_value),
         ])
     }
 }
@@ -479,7 +514,19 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         }
     }
     let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
-    let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
+    let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
+    // exact, or 22003 (checked before anything is planned or written)
+    let vendor_cost = rate
+        .vendor_cost
+        .map(|v| {
+            amount::mul_exact(v, r.quantity).ok_or_else(|| {
+                amount::out_of_range(format!(
+                    "vendor cost of quantity {} at {v} per unit",
+                    r.quantity
+                ))
+            })
+        })
+        .transpose()?;
     let mut p = plan(c, &w, &rate.asset, cost, r.mode)?;
     let approved = p.reason.is_none();
     let status = match (approved, r.mode) {
@@ -487,8 +534,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         (true, Mode::Hold) => "held",
         (true, _) => "approved",
     };
-    let vendor_cost = rate.vendor_cost.map(|v| v * r.quantity);
-    let balance = p.balance_after();
+    let balance = p.balance_after()?;
     let mut args: Vec<DatumWithOid> = vec![
         w.id.into(),
         (if r.mode == Mode::Hold {
@@ -511,7 +557,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         num(balance).into(),
         r.key.into(),
         hash.into(),
-        r.metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
+        r.metadata.clone().into(),
         r.ttl.unwrap_or_else(|| Interval::from_minutes(10)).into(),
     ];
     // the lightest statement that fits the movements: none, one grant, or the array form
@@ -586,7 +632,7 @@ fn credit_authorize(
     quantity: default!(Option<AnyNumeric>, 1),
     variant: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let r = Request::parse(
@@ -613,7 +659,7 @@ fn credit_hold(
     quantity: default!(Option<AnyNumeric>, 1),
     variant: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
@@ -665,12 +711,15 @@ fn credit_quote(
             let w = Wallet::from_row(&row)?;
             let card: String = row.req(9)?;
             let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
-            let cost = crate::amount::cost(r.quantity, rate.credits, rate.scale)?;
+            let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
             let p = plan(c, &w, &rate.asset, cost, Mode::Quote)?;
+            let spendable = p.spendable.ok_or_else(|| {
+                amount::out_of_range(format!("the spendable credits of wallet \"{}\"", r.wallet))
+            })?;
             Ok((
                 num(cost),
                 rate.asset,
-                num(p.spendable),
+                num(spendable),
                 p.reason.is_none(),
                 p.reason.map(String::from),
                 rate.id,

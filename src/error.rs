@@ -7,6 +7,7 @@
 //! | kind | SQLSTATE | examples |
 //! |---|---|---|
 //! | `InvalidArgument` | 22023 | NULL/empty wallet, quantity <= 0, NaN, too many decimals, bad JSON |
+//! | `TooLong` | 22001 | a name, key, reason or metadata beyond its documented size ([`crate::input`]) |
 //! | `OutOfRange` | 22003 | an amount too large for the ledger (more than 28 significant digits) |
 //! | `NotFound` | 42704 | unknown wallet, asset, rate card, action, authorization |
 //! | `Duplicate` | 42710 | a wallet or asset that already exists |
@@ -22,6 +23,7 @@ use pgrx::spi::SpiError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     InvalidArgument,
+    TooLong,
     OutOfRange,
     NotFound,
     Duplicate,
@@ -78,6 +80,7 @@ impl LedgerError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self.kind {
             Kind::InvalidArgument => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            Kind::TooLong => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
             Kind::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Kind::NotFound => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             Kind::Duplicate => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
@@ -108,10 +111,33 @@ impl From<SpiError> for LedgerError {
     }
 }
 
+/// At most `max` characters of a caller's `text`, for quoting it in a message (an ellipsis
+/// marks the cut; the cut is at a character boundary).
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", text.get(..i).unwrap_or_default()),
+        None => text.to_string(),
+    }
+}
+
 /// Unwrap a ledger result at the SQL boundary, raising the error.
 pub fn or_raise<T>(r: Result<T>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => e.raise(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clips_at_characters() {
+        assert_eq!(clip("abcdef", 3), "abc...");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("éé", 3), "éé");
+        assert_eq!(clip("💥💥💥💥", 2), "💥💥...");
+        assert_eq!(clip("", 0), "");
     }
 }

@@ -13,12 +13,13 @@ use crate::error::{or_raise, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use crate::{amount, wallets};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// The default priority of a grant category.
@@ -49,7 +50,7 @@ pub fn grant_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
     t.push(row.col::<TimestampWithTimeZone>(9)?);
     t.push(row.col::<TimestampWithTimeZone>(10)?);
     t.push(row.col::<AnyNumeric>(11)?);
-    t.push(row.col::<JsonB>(12)?);
+    t.push(row.col::<JsonbText>(12)?);
     t.push(row.col::<TimestampWithTimeZone>(13)?);
     Ok(t)
 }
@@ -66,7 +67,7 @@ pub struct NewGrant<'a> {
     pub unit_price: Decimal,
     pub key: Option<&'a str>,
     pub hash: Option<i64>,
-    pub metadata: Option<JsonB>,
+    pub metadata: Option<JsonbText>,
     pub source: &'a str,
 }
 
@@ -149,7 +150,7 @@ fn credit_grant(
     effective_at: default!(Option<TimestampWithTimeZone>, "now()"),
     unit_price: default!(Option<AnyNumeric>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_grant") {
     or_raise((|| -> Result<Record> {
         let wallet = input::name(wallet, "wallet")?;
@@ -165,7 +166,7 @@ fn credit_grant(
             None => Decimal::ZERO,
         };
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let now = spi::transaction_start();
         if effective_at.is_some_and(|e| !e.is_finite())
             || expires_at.is_some_and(|e| !e.is_finite())
@@ -189,7 +190,7 @@ fn credit_grant(
                         .filter(|_| idempotency_effective_given(effective_at, now))
                 ),
                 &unit_price.to_string(),
-                &spi::json_text(&metadata),
+                &input::json_fingerprint(&metadata_value),
             ])
         });
         spi::with(|c| {

@@ -20,11 +20,12 @@ use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::spi::{self, exec, num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// A locked authorization, as capture/release/refund need it.
@@ -160,16 +161,22 @@ fn uncount(
     amount: Decimal,
     pool: Decimal,
 ) -> Result<()> {
+    // counters of an earlier period may already be reset: they can go below zero, and a
+    // difference that cannot be represented exactly fails (22003) instead of being rounded
+    let less = |counter: Decimal, x: Decimal, what: &str| {
+        crate::amount::sub(counter, x)
+            .ok_or_else(|| crate::amount::out_of_range(format!("the {what} of the wallet")))
+    };
     if w.tracked {
         let mut s = WalletState::load(c, w.id, asset)?;
-        s.period_spent -= amount;
-        s.pool_drawn -= pool;
+        s.period_spent = less(s.period_spent, amount, "period spend")?;
+        s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
         s.save(c)?;
     }
     if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
         let mut s = WalletState::load(c, pid, asset)?;
         if s.period_spent != Decimal::ZERO {
-            s.period_spent -= pool;
+            s.period_spent = less(s.period_spent, pool, "pool's period spend")?;
             s.save(c)?;
         }
     }
@@ -308,7 +315,7 @@ fn credit_capture(
     authorization_id: Option<i64>,
     quantity: default!(Option<AnyNumeric>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let id = authorization_id
@@ -317,7 +324,7 @@ fn credit_capture(
             .map(|q| input::quantity(Some(q.to_string())))
             .transpose()?;
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&[
             "capture",
             &quantity
@@ -427,13 +434,13 @@ fn credit_capture(
 fn credit_release(
     authorization_id: Option<i64>,
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let id = authorization_id
             .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&["release"]);
         spi::with(|c| {
             let (w, a) = lock(c, id, false, None)?

@@ -25,7 +25,8 @@ use rust_decimal::Decimal;
 
 pub struct Swept {
     pub grants: i64,
-    pub credits: Decimal,
+    /// exact (PostgreSQL numeric): the credits of many wallets may add up beyond 28 digits
+    pub credits: AnyNumeric,
     pub holds: i64,
     pub more: bool,
 }
@@ -38,7 +39,7 @@ pub fn sweep(
 ) -> Result<Swept> {
     let mut out = Swept {
         grants: 0,
-        credits: Decimal::ZERO,
+        credits: AnyNumeric::default(),
         holds: 0,
         more: false,
     };
@@ -73,7 +74,7 @@ pub fn sweep(
             let asset = r.req::<String>(2)?;
             let amount = r.dec(3)?;
             out.grants += 1;
-            out.credits += amount;
+            out.credits += num(amount);
             let m = Movement::grant(id, wallet_id, "expiry", -amount, Decimal::ZERO);
             match by_asset.iter_mut().find(|(a, _)| *a == asset) {
                 Some((_, v)) => v.push(m),
@@ -150,7 +151,7 @@ fn credit_expire(
         }
         spi::with(|c| sweep(c, as_of, max_rows, &mut CatchUp::default()))
     })());
-    TableIterator::once((s.grants, num(s.credits), s.holds, s.more))
+    TableIterator::once((s.grants, trim_scale(s.credits), s.holds, s.more))
 }
 
 /// Run all due lifecycle work up to `as_of`: every missed allowance boundary in order (with
@@ -175,7 +176,7 @@ fn credit_tick(
             let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX, &mut caught_up)?;
             let mut total = Swept {
                 grants: 0,
-                credits: Decimal::ZERO,
+                credits: AnyNumeric::default(),
                 holds: 0,
                 more: true,
             };
@@ -192,7 +193,17 @@ fn credit_tick(
             Ok((b, total))
         })
     })());
-    TableIterator::once((b, s.grants, num(s.credits), s.holds))
+    TableIterator::once((b, s.grants, trim_scale(s.credits), s.holds))
+}
+
+/// A numeric without trailing fractional zeros (a numeric sum keeps the largest scale of its
+/// terms: 112.5 + 12.5 = 125.0), printed as the amounts it adds up are.
+fn trim_scale(n: AnyNumeric) -> AnyNumeric {
+    let text = n.to_string();
+    if !text.contains('.') {
+        return n;
+    }
+    AnyNumeric::try_from(text.trim_end_matches('0').trim_end_matches('.')).unwrap_or(n)
 }
 
 // ---- periods: the SQL boundary of the pure `period` module ------------------------------------

@@ -9,21 +9,23 @@
 //! Rate-card document (load/export):
 //! `{"name": "pro", "description": "...", "entries": [{"action": "chat", "variant": "opus",
 //!   "credits": "1.5", "asset": "credits", "unit": "1k tokens", "vendor_cost": "0.015",
-//!   "effective_from": "2026-01-01T00:00:00Z"}]}` — amounts as JSON numbers or strings.
+//!   "effective_from": "2026-01-01T00:00:00Z"}]}` — amounts as JSON numbers or strings, read
+//! digit for digit (never through f64): exact, or rejected (22003 beyond 28 significant digits
+//! or 28 decimals). At most 128 levels of nesting (22023 beyond).
 //! Loading adds one new version for every entry whose current version differs (entries not
 //! in the document are left as they are) and is all-or-nothing.
 
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::spi::{self, exec, num, opt_num, RowExt};
-use crate::types::Record;
+use crate::types::{JsonbText, Record};
 use crate::{amount, input, wallets};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, JsonB};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// One validated rate entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,21 +38,15 @@ pub struct Entry {
     pub vendor_cost: Option<Decimal>,
 }
 
-/// JSON amount: a number or a string holding a number.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum JsonAmount {
-    Number(serde_json::Number),
-    Text(String),
-}
-
-impl JsonAmount {
-    fn decimal(&self, field: &str) -> Result<Decimal> {
-        let text = match self {
-            JsonAmount::Number(n) => n.to_string(),
-            JsonAmount::Text(s) => s.clone(),
-        };
-        amount::parse(&text, field)
+/// A JSON amount: a number (its exact text: serde_json's `arbitrary_precision`) or a string
+/// holding a number.
+fn json_amount(v: &serde_json::Value, field: &str) -> Result<Decimal> {
+    match v {
+        serde_json::Value::Number(n) => amount::parse(&n.to_string(), field),
+        serde_json::Value::String(s) => amount::parse(s, field),
+        _ => Err(LedgerError::invalid(format!(
+            "{field} must be a number or a string holding a number"
+        ))),
     }
 }
 
@@ -60,13 +56,13 @@ pub struct DocEntry {
     pub action: String,
     #[serde(default)]
     pub variant: Option<String>,
-    pub credits: JsonAmount,
+    pub credits: serde_json::Value,
     #[serde(default)]
     pub asset: Option<String>,
     #[serde(default)]
     pub unit: Option<String>,
     #[serde(default)]
-    pub vendor_cost: Option<JsonAmount>,
+    pub vendor_cost: Option<serde_json::Value>,
     #[serde(default)]
     pub effective_from: Option<String>,
 }
@@ -94,6 +90,10 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
     let doc: Doc = serde_json::from_value(value)
         .map_err(|e| LedgerError::invalid(format!("rate card document: {e}")))?;
     input::name(Some(&doc.name), "rate card document: name")?;
+    input::text(
+        doc.description.as_deref(),
+        "rate card document: description",
+    )?;
     let mut entries = Vec::with_capacity(doc.entries.len());
     for (i, raw) in doc.entries.iter().enumerate() {
         let at = format!("rate card document: entries[{i}]");
@@ -101,15 +101,17 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
             .map_err(|e| LedgerError::invalid(format!("{at}: {e}")))?;
         input::name(Some(&e.action), &format!("{at}.action"))?;
         input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
+        input::opt_name(e.asset.as_deref(), &format!("{at}.asset"))?;
+        input::opt_name(e.unit.as_deref(), &format!("{at}.unit"))?;
         let credits = amount::non_negative(
-            e.credits.decimal(&format!("{at}.credits"))?,
+            json_amount(&e.credits, &format!("{at}.credits"))?,
             &format!("{at}.credits"),
         )?;
         let vendor_cost = e
             .vendor_cost
             .as_ref()
             .map(|v| {
-                v.decimal(&format!("{at}.vendor_cost"))
+                json_amount(v, &format!("{at}.vendor_cost"))
                     .and_then(|d| amount::non_negative(d, &format!("{at}.vendor_cost")))
             })
             .transpose()?;
@@ -285,11 +287,11 @@ fn credit_rate_set(
 /// Load a whole rate card document; returns the number of entries that got a new version.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
+fn credit_rate_card_load(card: Option<JsonbText>) -> i32 {
     or_raise((|| {
         let card =
             card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
-        let (doc, entries) = parse_doc(card.0)?;
+        let (doc, entries) = parse_doc(input::json(&card.0, "rate card document")?)?;
         spi::with(|c| {
             exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
             if doc.name == "default" && doc.description.is_some() {
@@ -316,7 +318,10 @@ fn credit_rate_card_load(card: Option<JsonB>) -> i32 {
             for (i, (e, eff)) in entries.iter().enumerate() {
                 let at = match eff {
                     Some(text) => Some(parse_ts(text).map_err(|_| {
-                        LedgerError::invalid(format!("rate card document: entries[{i}].effective_from is not a timestamp: \"{text}\""))
+                        LedgerError::invalid(format!(
+                            "rate card document: entries[{i}].effective_from is not a timestamp: \"{}\"",
+                            crate::error::clip(text, 64)
+                        ))
                     })?),
                     None => None,
                 };
@@ -342,8 +347,13 @@ fn parse_ts(text: &str) -> Result<TimestampWithTimeZone> {
 
 /// Parse an RFC 3339 timestamp (`2026-01-01T00:00:00Z`, `2026-01-01 00:00:00.5+02:00`,
 /// or a bare date) into microseconds since 2000-01-01 UTC, PostgreSQL's epoch. Pure.
+/// Never panics: a timestamp is ASCII, so any other text is rejected before it is split, and
+/// every split below is checked (`get`, `split_at_checked`) besides.
 pub fn rfc3339_micros(text: &str) -> Option<i64> {
     let t = text.trim();
+    if !t.is_ascii() {
+        return None;
+    }
     let num = |s: &str| -> Option<i64> {
         if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
             return None;
@@ -351,7 +361,7 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
         s.parse().ok()
     };
     let (date, rest) = if t.len() > 10 {
-        t.split_at(10)
+        t.split_at_checked(10)?
     } else {
         (t, "")
     };
@@ -370,7 +380,7 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
     if !rest.is_empty() {
         let rest = rest.strip_prefix(['T', 't', ' '])?;
         let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
-            Some(i) => rest.split_at(i),
+            Some(i) => rest.split_at_checked(i)?,
             None => return None, // a zone is required with a time of day
         };
         let (hms, frac) = match clock.split_once('.') {
@@ -389,17 +399,17 @@ pub fn rfc3339_micros(text: &str) -> Option<i64> {
         secs_of_day = h * 3600 + mi * 60 + sec;
         if let Some(f) = frac {
             let f6: String = f.chars().chain(std::iter::repeat('0')).take(6).collect();
-            if f.len() > 6 && !f[6..].chars().all(|c| c.is_ascii_digit()) {
+            if !f.chars().skip(6).all(|c| c.is_ascii_digit()) {
                 return None;
             }
             frac_micros = num(&f6)?;
         }
         if zone != "Z" && zone != "z" {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let z = &zone[1..];
+            let z = zone.get(1..)?;
             let (zh, zm) = match z.split_once(':') {
                 Some((a, b)) => (num(a)?, num(b)?),
-                None if z.len() == 4 => (num(&z[..2])?, num(&z[2..])?),
+                None if z.len() == 4 => (num(z.get(..2)?)?, num(z.get(2..)?)?),
                 None => (num(z)?, 0),
             };
             if zh > 15 || zm > 59 {
@@ -497,6 +507,52 @@ mod tests {
         assert_eq!(rfc3339_micros("soon"), None);
         assert_eq!(rfc3339_micros("2026-13-01"), None);
         assert_eq!(rfc3339_micros("2026-01-01T10:00:00"), None);
+    }
+
+    #[test]
+    fn multibyte_text_at_every_slicing_position() {
+        // a multibyte character where the parser splits: the date/time boundary (byte 10),
+        // inside the fraction (byte 6 of it), inside a 4-digit zone (bytes 2) and after a sign
+        for t in [
+            "2026-01-0é",
+            "2026-01-0éT00:00:00Z",
+            "2026-01-01é00:00:00Z",
+            "2026-01-01T00:00:00.12345é",
+            "2026-01-01T00:00:00.123456é",
+            "2026-01-01T00:00:00.12345💥Z",
+            "2026-01-01T00:00:00+1é1",
+            "2026-01-01T00:00:00+é",
+            "2026-01-01T00:00:00-💥",
+            "2026-01-01T00:00:00+01:é",
+            "２０２６-01-01",
+            "2026-01-01T00:00:00Ｚ",
+            "é",
+            "",
+        ] {
+            assert_eq!(rfc3339_micros(t), None, "{t}");
+        }
+        assert_eq!(rfc3339_micros(" 2000-01-01T00:00:00.000000123Z "), Some(0));
+        assert_eq!(
+            rfc3339_micros("2000-01-01T00:00:00+0100"),
+            Some(-3_600_000_000)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_never_panic(s in "\\PC{0,40}") {
+            let _ = rfc3339_micros(&s);
+        }
+
+        #[test]
+        fn timestamp_shaped_text_never_panics(
+            head in "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            sep in "[T t]|é|💥",
+            tail in "[0-9:.+\\-Zzé💥Ａ]{0,16}",
+        ) {
+            let _ = rfc3339_micros(&format!("{head}{sep}{tail}"));
+            let _ = rfc3339_micros(&format!("{head}{tail}"));
+        }
     }
 
     #[test]

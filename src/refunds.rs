@@ -16,9 +16,10 @@ use crate::holds;
 use crate::input;
 use crate::ledger::{self, Movement, WalletState};
 use crate::spi::{self, exec, num, RowExt};
+use crate::types::JsonbText;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 type RefundRow = (i64, i64, AnyNumeric, AnyNumeric, AnyNumeric);
@@ -31,7 +32,7 @@ fn credit_refund(
     amount: default!(Option<AnyNumeric>, "NULL"),
     reason: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -48,14 +49,15 @@ fn credit_refund(
         let requested = amount
             .map(|a| amount::positive(amount::parse(&a.to_string(), "amount")?, "amount"))
             .transpose()?;
+        let reason = input::text(reason, "reason")?;
         let key = input::key(idempotency_key)?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&[
             "refund",
             &id.to_string(),
             &requested.map(|a| a.to_string()).unwrap_or_default(),
             reason.unwrap_or(""),
-            &spi::json_text(&metadata),
+            &input::json_fingerprint(&metadata_value),
         ]);
         spi::with(|c| -> Result<RefundRow> {
             let (w, a) = holds::lock(c, id, false, None)?
@@ -179,8 +181,13 @@ fn credit_refund(
             }
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), reason)?;
             if let Some(s) = state.as_mut() {
-                s.period_spent = (s.period_spent - want).max(Decimal::ZERO);
-                s.pool_drawn = (s.pool_drawn - pool).max(Decimal::ZERO);
+                let less = |counter: Decimal, x: Decimal, what: &str| {
+                    amount::sub(counter, x)
+                        .map(|v| v.max(Decimal::ZERO))
+                        .ok_or_else(|| amount::out_of_range(format!("the {what} of the wallet")))
+                };
+                s.period_spent = less(s.period_spent, want, "period spend")?;
+                s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
                 s.save(c)?;
             }
             if new_grant > Decimal::ZERO {
@@ -209,7 +216,7 @@ fn credit_refund(
                 reason.into(),
                 key.into(),
                 Some(hash).into(),
-                metadata.as_ref().map(|j| JsonB(j.0.clone())).into(),
+                metadata.clone().into(),
             ];
             let refund_id = spi::first(exec(c, sql::REFUND_INSERT, &args)?)
                 .map(|r| r.req::<i64>(1))

@@ -10,7 +10,7 @@ use crate::error::{Kind, LedgerError, Result};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB, PgMemoryContexts};
+use pgrx::{AnyNumeric, PgMemoryContexts};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -197,14 +197,6 @@ pub fn first(t: Rows) -> Option<Row> {
         None
     } else {
         Some(t.row(0))
-    }
-}
-
-/// Canonical text of an optional JSON value (object keys sorted), for request hashing.
-pub fn json_text(j: &Option<JsonB>) -> String {
-    match j {
-        Some(JsonB(v)) => v.to_string(),
-        None => String::new(),
     }
 }
 

@@ -1,14 +1,80 @@
 //! Building the named API types (`credit_wallet`, `credit_grant`, `credit_rate`,
-//! `credit_authorization`) as composite values to return from Rust functions.
+//! `credit_authorization`) as composite values to return from Rust functions, and
+//! [`JsonbText`], the form every `jsonb` argument and stored `jsonb` column takes in Rust.
 //!
 //! Values are collected as a [`Record`] of owned Rust values while SPI is connected, and the
 //! composite is formed by [`Record::build`] only after SPI has disconnected: a tuple formed in
 //! SPI's memory context would be freed with it.
 
 use crate::error::{Kind, LedgerError};
+use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::Interval;
+use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
-use pgrx::{AllocatedByRust, AnyNumeric, JsonB, PgTupleDesc};
+use pgrx::{direct_function_call, direct_function_call_as_datum};
+use pgrx::{AllocatedByRust, AnyNumeric, PgTupleDesc};
+use std::ffi::{CStr, CString};
+
+/// A `jsonb` value as its text (`jsonb_out`), unparsed.
+///
+/// pgrx's `JsonB` parses that text with serde_json inside the argument conversion, before the
+/// function body runs, and panics there (XX000, with no way for the ledger to answer) on a
+/// document nested 128 levels deep. The ledger takes the text and parses it itself where it
+/// must ([`crate::input::json`], [`crate::input::metadata`]: depth and size limits, exact
+/// numbers); stored values go back through `jsonb_in` unchanged, never through serde.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonbText(pub String);
+
+impl FromDatum for JsonbText {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: a non-null jsonb datum (jsonb_out detoasts it); the result is a palloc'd
+        // C string, copied and freed here
+        unsafe {
+            let out = direct_function_call::<&CStr>(pg_sys::jsonb_out, &[Some(datum)])?;
+            let text = out.to_string_lossy().into_owned();
+            pg_sys::pfree(out.as_ptr() as *mut std::ffi::c_void);
+            Some(JsonbText(text))
+        }
+    }
+}
+
+impl IntoDatum for JsonbText {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        // jsonb_out never writes a NUL byte (JSON escapes it, and jsonb rejects \u0000)
+        let text = CString::new(self.0).ok()?;
+        // SAFETY: jsonb_in takes a C string and returns a jsonb datum in the current context
+        unsafe { direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(text.as_ptr().into())]) }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// SAFETY: the argument is a jsonb datum, converted by `FromDatum` above
+unsafe impl<'fcx> ArgAbi<'fcx> for JsonbText {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the caller's contract (the argument has this type)
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| {
+            LedgerError::invalid(format!("argument {index} must not be null")).raise()
+        })
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        // SAFETY: the caller's contract (the argument has this type)
+        unsafe { arg.unbox_arg_using_from_datum() }.into()
+    }
+}
+
+pgrx::impl_sql_translatable!(JsonbText, "jsonb");
 
 pub type Tuple = PgHeapTuple<'static, AllocatedByRust>;
 
@@ -20,7 +86,7 @@ pub enum Field {
     Num(Option<AnyNumeric>),
     Bool(Option<bool>),
     Ts(Option<TimestampWithTimeZone>),
-    Json(Option<JsonB>),
+    Json(Option<JsonbText>),
     Interval(Option<Interval>),
 }
 
@@ -39,7 +105,7 @@ field_from!(String, Text);
 field_from!(AnyNumeric, Num);
 field_from!(bool, Bool);
 field_from!(TimestampWithTimeZone, Ts);
-field_from!(JsonB, Json);
+field_from!(JsonbText, Json);
 field_from!(Interval, Interval);
 
 /// The values of one composite, in attribute order.

@@ -9,12 +9,13 @@ use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
 use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::JsonbText;
 use crate::types::Record;
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// Scale of an asset, or a 42704 error naming it.
@@ -106,7 +107,7 @@ pub fn wallet_tuple(c: &mut SpiClient<'_>, wallet: &str) -> Result<Record> {
     t.push(row.col::<AnyNumeric>(7)?);
     t.push(row.col::<Interval>(8)?);
     t.push(row.col::<bool>(9)?);
-    t.push(row.col::<JsonB>(10)?);
+    t.push(row.col::<JsonbText>(10)?);
     t.push(row.col::<TimestampWithTimeZone>(11)?);
     Ok(t)
 }
@@ -132,6 +133,7 @@ fn credit_asset_define(
                     .hint("use lower-case letters, digits and underscores, starting with a letter"),
             );
         }
+        let description = input::text(description, "description")?;
         let scale = scale.ok_or_else(|| LedgerError::invalid("scale must not be null"))?;
         if !(0..=12).contains(&scale) {
             return Err(
@@ -184,7 +186,7 @@ fn credit_wallet_create(
     rate_card: default!(Option<&str>, "NULL"),
     overdraft_limit: default!(Option<AnyNumeric>, 0),
     low_balance_threshold: default!(Option<AnyNumeric>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
     spend_cap: default!(Option<AnyNumeric>, "NULL"),
     pool_limit: default!(Option<AnyNumeric>, "NULL"),
     period: default!(Option<Interval>, "NULL"),
@@ -198,7 +200,7 @@ fn credit_wallet_create(
         let threshold = spi::opt_dec(low_balance_threshold, "low_balance_threshold")?;
         let spend_cap = opt_amount(spend_cap, "spend_cap")?;
         let pool_limit = opt_amount(pool_limit, "pool_limit")?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         check_period(&period)?;
         spi::with(|c| {
             if spi::first(exec(c, sql::WALLET_ID, &[wallet.into()])?).is_some() {
@@ -244,7 +246,7 @@ fn existing_wallet(
     threshold: Option<Decimal>,
     spend_cap: Option<Decimal>,
     pool_limit: Option<Decimal>,
-    metadata: &Option<JsonB>,
+    metadata: &Option<JsonbText>,
 ) -> Result<Record> {
     let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
         .ok_or_else(|| wallet_missing(wallet))?;
@@ -254,13 +256,9 @@ fn existing_wallet(
         && row.opt_dec(5)? == threshold
         && row.opt_dec(6)? == spend_cap
         && row.opt_dec(7)? == pool_limit
-        && row.col::<JsonB>(10)?.map(|j| j.0)
-            == Some(
-                metadata
-                    .as_ref()
-                    .map(|j| j.0.clone())
-                    .unwrap_or_else(|| serde_json::json!({})),
-            );
+        // both texts come from jsonb_out: equal jsonb values print alike
+        && row.col::<JsonbText>(10)?.map(|j| j.0).as_deref()
+            == Some(metadata.as_ref().map_or("{}", |j| j.0.as_str()));
     if !same {
         return Err(LedgerError::new(
             Kind::Duplicate,
@@ -299,7 +297,7 @@ fn credit_wallet_update(
     spend_cap: default!(Option<AnyNumeric>, "NULL"),
     pool_limit: default!(Option<AnyNumeric>, "NULL"),
     frozen: default!(Option<bool>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
     parent: default!(Option<&str>, "NULL"),
     period: default!(Option<Interval>, "NULL"),
     period_anchor: default!(Option<TimestampWithTimeZone>, "NULL"),
@@ -313,7 +311,7 @@ fn credit_wallet_update(
         let threshold = spi::opt_dec(low_balance_threshold, "low_balance_threshold")?;
         let spend_cap = opt_amount(spend_cap, "spend_cap")?;
         let pool_limit = opt_amount(pool_limit, "pool_limit")?;
-        input::metadata(metadata.as_ref().map(|j| &j.0))?;
+        input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         check_period(&period)?;
         let clear: Vec<String> = clear
             .unwrap_or_default()
@@ -390,7 +388,7 @@ fn credit_wallet_update(
             let frozen = frozen.unwrap_or(row.req::<bool>(9)?);
             let metadata = match metadata {
                 Some(m) => m,
-                None => row.req::<JsonB>(10)?,
+                None => row.req::<JsonbText>(10)?,
             };
             let args: Vec<DatumWithOid> = vec![
                 id.into(),

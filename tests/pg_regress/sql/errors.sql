@@ -92,7 +92,7 @@ SELECT err($$SELECT credit_rate_set('', 1)$$);
 SELECT err($$SELECT credit_rate_set('chat', 1, rate_card => '')$$);
 SELECT err($$SELECT credit_asset_define(NULL)$$);
 SELECT err($$SELECT credit_rate_card_export(NULL)$$);
--- names longer than 255 characters
+-- names longer than 255 characters (22001; every size limit is in limits.sql)
 SELECT err(format('SELECT credit_wallet_create(%L)', repeat('x', 256)));
 
 -- ---------------------------------------------------------------- unknown objects (42704)
@@ -169,7 +169,7 @@ SELECT err($$SELECT credit_rate_set('chat', 1e40)$$);
 SELECT err($$SELECT credit_authorize('w', 'image', 1e26)$$);
 SELECT err($$SELECT credit_quote('w', 'image', 1e26)$$);
 
--- ---------------------------------------------------------------- idempotency keys (22023)
+-- ---------------------------------------------------------------- idempotency keys (22001 too long, 22023 empty)
 SELECT err(format('SELECT credit_authorize(%L, %L, idempotency_key => %L)', 'w', 'chat', repeat('k', 256)));
 SELECT err(format('SELECT credit_grant(%L, 1, idempotency_key => %L)', 'w', repeat('k', 256)));
 SELECT err(format('SELECT credit_hold(%L, %L, idempotency_key => %L)', 'w', 'chat', repeat('é', 256)));

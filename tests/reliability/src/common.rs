@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The SQLSTATEs the README documents (its "Errors" table).
 pub const DOCUMENTED: &[&str] = &[
-    "22023", "22003", "42704", "42710", "23505", "55000", "53400", "42501", "42703",
+    "22023", "22001", "22003", "42704", "42710", "23505", "55000", "53400", "42501", "42703",
 ];
 
 pub fn documented(code: &str) -> bool {

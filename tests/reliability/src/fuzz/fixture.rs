@@ -21,7 +21,17 @@ pub(super) struct Fixture {
 }
 
 pub(super) const WALLETS: &[&str] = &[
-    "rich", "poor", "od", "capped", "frozen", "team", "m1", "m2", "pro_cust",
+    "rich",
+    "poor",
+    "od",
+    "capped",
+    "frozen",
+    "team",
+    "m1",
+    "m2",
+    "pro_cust",
+    "whale",
+    "wället_💥",
 ];
 
 pub(super) fn fixture(c: &mut Client) -> Result<Fixture, String> {
@@ -39,6 +49,7 @@ pub(super) fn fixture(c: &mut Client) -> Result<Fixture, String> {
         SELECT credit_rate_set(action => 'img', credits => 0.0001);
         SELECT credit_rate_set(action => 'pay', credits => 1, asset => 'usd');
         SELECT credit_rate_set(action => 'chat', credits => 1, rate_card => 'pro');
+        SELECT credit_rate_set(action => 'xtreme', credits => 0.0000000000000000000000000001, vendor_cost => 1e20);
         SELECT credit_wallet_create(wallet => 'rich');
         SELECT credit_wallet_create(wallet => 'poor');
         SELECT credit_wallet_create(wallet => 'od', overdraft_limit => 50, low_balance_threshold => 10);
@@ -50,6 +61,11 @@ pub(super) fn fixture(c: &mut Client) -> Result<Fixture, String> {
         SELECT credit_wallet_create(wallet => 'm2', parent => 'team', pool_limit => 5);
         SELECT credit_wallet_create(wallet => 'lonely_team');
         SELECT credit_wallet_create(wallet => 'pro_cust', rate_card => 'pro');
+        SELECT credit_wallet_create(wallet => 'whale');
+        SELECT credit_grant(wallet => 'whale', amount => 79228162514264337593543950335);
+        SELECT credit_wallet_create(wallet => 'wället_💥', metadata => '{\"ü\": \"日本語\", \"n\": 1e400}');
+        SELECT credit_grant(wallet => 'wället_💥', amount => 1000, category => 'geschenk_🎁',
+                            idempotency_key => 'k-meta-ü💥', metadata => '{\"p\": 0.12345678901234567890123456789, \"q\": 1.10}');
         SELECT credit_grant(wallet => 'rich', amount => 100000, idempotency_key => 'k-grant');
         SELECT credit_grant(wallet => 'rich', amount => 500, asset => 'usd');
         SELECT credit_grant(wallet => 'rich', amount => 50, category => 'promotional', expires_at => now() + interval '1 hour');
@@ -186,6 +202,15 @@ pub(super) fn fixture(c: &mut Client) -> Result<Fixture, String> {
         (
             "SELECT * FROM credit_team_allocate(team => 'team', amount_per_member => 10, pooled_share => 0.2, idempotency_key => 'k-alloc')".into(),
             vec!["SELECT * FROM credit_team_allocate(team => 'team', amount_per_member => 20, pooled_share => 0.2, idempotency_key => 'k-alloc')".into()],
+            "23505"
+        ),
+        (
+            // non-ASCII key, category and metadata with numbers beyond any float
+            "SELECT * FROM credit_grant(wallet => 'wället_💥', amount => 1000, category => 'geschenk_🎁', idempotency_key => 'k-meta-ü💥', metadata => '{\"p\": 0.12345678901234567890123456789, \"q\": 1.10}')".into(),
+            vec![
+                "SELECT * FROM credit_grant(wallet => 'wället_💥', amount => 1000, category => 'geschenk_🎁', idempotency_key => 'k-meta-ü💥', metadata => '{\"p\": 0.12345678901234567890123456789, \"q\": 1.2}')".into(),
+                "SELECT * FROM credit_grant(wallet => 'wället_💥', amount => 1000, category => 'geschenk', idempotency_key => 'k-meta-ü💥', metadata => '{\"p\": 0.12345678901234567890123456789, \"q\": 1.10}')".into(),
+            ],
             "23505"
         ),
         (

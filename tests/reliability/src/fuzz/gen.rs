@@ -94,7 +94,10 @@ impl Gen {
         let r = self.rng.gen_range(0..10);
         match r {
             0..=4 => ("'chat'".into(), Valid),
-            5 => ("'img'".into(), Valid),
+            5 => (
+                ["'img'", "'xtreme'"][self.rng.gen_range(0..2)].into(),
+                Valid,
+            ),
             6 => ("'nope'".into(), Invalid),
             _ => {
                 let (s, v) = choose(&mut self.rng, NUM_NAMES);
@@ -138,11 +141,16 @@ impl Gen {
             7..=12 => (self.uniq("key"), Valid),
             13 => ("NULL".into(), Valid),
             14 => ("''".into(), Invalid),
-            15 => ("repeat('k', 256)".into(), Invalid),
+            15 => (
+                ["repeat('k', 256)", "repeat('é', 256)"][self.rng.gen_range(0..2)].into(),
+                Invalid,
+            ),
             16 => ("repeat('k', 10000)".into(), Invalid),
             17 => {
+                // 255 characters, multibyte ones included: accepted
                 let u = self.uniq("k");
-                (format!("rpad({u}, 255, 'k')"), Valid)
+                let pad = ["'k'", "'ü'", "'💥'"][self.rng.gen_range(0..3)];
+                (format!("rpad({u}, 255, {pad})"), Valid)
             }
             _ => {
                 let keys = [
@@ -289,18 +297,24 @@ impl Gen {
                     _ => Valid,
                 };
                 c.arg("scale", s, "int", v);
-                let d = [OMIT, "NULL", "'a description'", "repeat('d', 10000)"]
-                    [self.rng.gen_range(0..4)];
-                c.arg(
-                    "description",
-                    d,
-                    "text",
-                    if d.starts_with("repeat") {
-                        Unknown
-                    } else {
-                        Valid
-                    },
-                );
+                let ds: &[Choice] = &[
+                    (3, OMIT, Valid),
+                    (3, "NULL", Valid),
+                    (3, "'a description'", Valid),
+                    (1, "repeat('ð', 1000)", Valid),
+                    // descriptions: 1000 characters (22001 beyond)
+                    (1, "repeat('d', 1001)", Invalid),
+                    (1, "repeat('d', 10000)", Invalid),
+                ];
+                let (d, dv) = choose(&mut self.rng, ds);
+                // the built-in asset's description cannot change (55000): only a new asset's
+                let dv = if existing_scale.is_some() && dv == Valid && !d.is_empty() && d != "NULL"
+                {
+                    Unknown
+                } else {
+                    dv
+                };
+                c.arg("description", d, "text", dv);
             }
             "credit_wallet_create" => {
                 let existing = self.rng.gen_bool(0.15);
@@ -311,8 +325,16 @@ impl Gen {
                         c.expect = Expect::Reject(Some("42710"));
                     }
                 } else {
-                    let (w, v) = if self.rng.gen_bool(0.8) {
+                    let (w, v) = if self.rng.gen_bool(0.7) {
                         (self.uniq("w"), Valid)
+                    } else if self.rng.gen_bool(0.5) {
+                        // non-ASCII names, up to the 255-character limit (and one beyond)
+                        let u = self.uniq("wü💥");
+                        match self.rng.gen_range(0..3) {
+                            0 => (u, Valid),
+                            1 => (format!("rpad({u}, 255, 'ñ')"), Valid),
+                            _ => (format!("rpad({u}, 256, 'ñ')"), Invalid),
+                        }
                     } else {
                         let (s, v) = choose(&mut self.rng, NUM_NAMES);
                         (s.to_string(), v)
@@ -447,13 +469,27 @@ impl Gen {
                     (4, "'chat'", Valid),
                     (2, "'img'", Valid),
                     (3, "'act_new'", Valid),
+                    (1, "'чат_💥'", Valid),
+                    (1, "repeat('ä', 255)", Valid),
                 ];
-                let (s, v) = if self.rng.gen_bool(0.8) {
+                // extreme prices go to their own action, so the others stay usable
+                let xtreme = self.rng.gen_bool(0.15);
+                let (s, v) = if xtreme {
+                    ("'xtreme'", Valid)
+                } else if self.rng.gen_bool(0.8) {
                     choose(&mut self.rng, acts)
                 } else {
                     choose(&mut self.rng, NUM_NAMES)
                 };
                 c.arg("action", s, "text", v);
+                let extreme: &[Choice] = &[
+                    (2, "79228162514264337593543950335", Valid),
+                    (2, "79.228162514264337593543950335", Valid),
+                    (2, "0.0000000000000000000000000001", Valid),
+                    (1, "1e27", Valid),
+                    (1, "79228162514264337593543950336", Invalid),
+                    (1, "1e-29", Invalid),
+                ];
                 let credits: &[Choice] = &[
                     (5, "1.5", Valid),
                     (2, "0", Valid),
@@ -465,7 +501,7 @@ impl Gen {
                     (1, "1e40", Invalid),
                     (2, "NULL", Invalid),
                 ];
-                let (s, v) = choose(&mut self.rng, credits);
+                let (s, v) = choose(&mut self.rng, if xtreme { extreme } else { credits });
                 c.arg("credits", s, "numeric", v);
                 let (s, v) = choose(&mut self.rng, VARIANT);
                 c.arg("variant", s, "text", v);
@@ -484,9 +520,11 @@ impl Gen {
                 let units: &[Choice] = &[
                     (6, OMIT, Valid),
                     (2, "'1k tokens'", Valid),
+                    (1, "'1k tökens 💥'", Valid),
                     (1, "''", Unknown),
                     (1, "NULL", Unknown),
-                    (1, "repeat('u', 10000)", Unknown),
+                    (1, "repeat('u', 10000)", Invalid),
+                    (1, "repeat('ü', 256)", Invalid),
                 ];
                 let (s, v) = choose(&mut self.rng, units);
                 c.arg("unit", s, "text", v);
@@ -498,7 +536,7 @@ impl Gen {
                     (1, "'NaN'", Invalid),
                     (1, "'Infinity'", Invalid),
                 ];
-                let (s, v) = choose(&mut self.rng, vc);
+                let (s, v) = choose(&mut self.rng, if xtreme { extreme } else { vc });
                 c.arg("vendor_cost", s, "numeric", v);
                 if self.rng.gen_bool(0.3) {
                     let (s, v, _) = self.ts();
@@ -538,6 +576,30 @@ impl Gen {
                     (1, "jsonb_build_object('name', repeat('n', 10000), 'entries', '[]'::jsonb)", Invalid),
                     (1, "jsonb_build_object('name', 'pro', 'entries', jsonb_build_array(jsonb_build_object('action', repeat('a', 10000), 'credits', 1)))", Invalid),
                     (1, "NULL", Invalid),
+                    // non-ASCII text everywhere
+                    (3, r#"'{"name": "prö_💥", "description": "Tarif für Ünïcödé ✓", "entries": [{"action": "chät", "variant": "日本語", "credits": "1.5", "unit": "1k tökens", "vendor_cost": "0.015", "effective_from": "2026-01-01T00:00:00Z"}]}'"#, Valid),
+                    (1, "jsonb_build_object('name', repeat('ñ', 255), 'description', repeat('ð', 1000), 'entries', jsonb_build_array(jsonb_build_object('action', repeat('ä', 255), 'variant', repeat('💥', 255), 'unit', repeat('ü', 255), 'credits', 1)))", Valid),
+                    // a multibyte character at each position the timestamp parser splits
+                    (1, r#"'{"name": "pro", "entries": [{"action": "chat", "credits": 1, "effective_from": "2026-01-0é"}]}'"#, Invalid),
+                    (1, r#"'{"name": "pro", "entries": [{"action": "chat", "credits": 1, "effective_from": "2026-01-01T00:00:00.12345é"}]}'"#, Invalid),
+                    (1, r#"'{"name": "pro", "entries": [{"action": "chat", "credits": 1, "effective_from": "2026-01-01T00:00:00+1é1"}]}'"#, Invalid),
+                    (1, r#"'{"name": "pro", "entries": [{"action": "chat", "credits": 1, "effective_from": "２０２６-01-01"}]}'"#, Invalid),
+                    (1, r#"'{"name": "pro", "entries": [{"action": "chat", "credits": "１.５"}]}'"#, Invalid),
+                    // exact numbers: kept digit for digit, or 22003
+                    (2, r#"'{"name": "xtreme_card", "entries": [{"action": "xtreme", "credits": 0.1234567890123456789, "vendor_cost": 79228162514264337593543950335}, {"action": "xb", "credits": 12345678901234567890.5, "vendor_cost": 0.0000000000000000000000000001}]}'"#, Valid),
+                    (1, r#"'{"name": "xtreme_card", "entries": [{"action": "xtreme", "credits": 0.12345678901234567890123456789}]}'"#, Invalid),
+                    (1, r#"'{"name": "xtreme_card", "entries": [{"action": "xtreme", "credits": 79228162514264337593543950336}]}'"#, Invalid),
+                    (1, r#"'{"name": "xtreme_card", "entries": [{"action": "xtreme", "credits": 1e-29}]}'"#, Invalid),
+                    (1, r#"'{"name": "xtreme_card", "entries": [{"action": "xtreme", "credits": 1e400}]}'"#, Invalid),
+                    // oversize names and descriptions: 22001
+                    (1, "jsonb_build_object('name', repeat('ñ', 256), 'entries', '[]'::jsonb)", Invalid),
+                    (1, "jsonb_build_object('name', 'pro', 'description', repeat('d', 1001), 'entries', '[]'::jsonb)", Invalid),
+                    (1, "jsonb_build_object('name', 'pro', 'entries', jsonb_build_array(jsonb_build_object('action', 'chat', 'credits', 1, 'unit', repeat('ü', 256))))", Invalid),
+                    // deep documents: 128 levels parse (then a wrong type), 129 and 500 are 22023
+                    (1, "jsonb_build_object('name', 'pro', 'description', ('{\"a\": ' || repeat('[', 126) || repeat(']', 126) || '}')::jsonb, 'entries', '[]'::jsonb)", Invalid),
+                    (1, "jsonb_build_object('name', 'pro', 'entries', jsonb_build_array(('{\"a\": ' || repeat('[', 127) || repeat(']', 127) || '}')::jsonb))", Invalid),
+                    (1, "(repeat('[', 500) || repeat(']', 500))::jsonb", Invalid),
+                    (1, DEEP_500, Invalid),
                 ];
                 let (s, v) = choose(&mut self.rng, docs);
                 c.arg("card", s, "jsonb", v);
@@ -553,6 +615,23 @@ impl Gen {
                 ];
                 let (s, v) = choose(&mut self.rng, cards);
                 c.arg("rate_card", s, "text", v);
+            }
+            "credit_grant" if self.rng.gen_bool(0.08) => {
+                // extreme amounts go to the whale, so the other wallets' totals stay in range
+                c.arg("wallet", "'whale'", "text", Valid);
+                let amts: &[Choice] = &[
+                    (3, "79228162514264337593543950335", Valid),
+                    (2, "1e28", Valid),
+                    (1, "0.0001", Valid),
+                    (1, "0.0000000000000000000000000001", Invalid),
+                    (1, "79228162514264337593543950336", Invalid),
+                ];
+                let (s, v) = choose(&mut self.rng, amts);
+                c.arg("amount", s, "numeric", v);
+                let (k, v) = self.key();
+                c.arg("idempotency_key", &k, "text", v);
+                let (s, v) = choose(&mut self.rng, META);
+                c.arg("metadata", s, "jsonb", v);
             }
             "credit_grant" => {
                 let (w, v) = self.wallet();
@@ -571,9 +650,12 @@ impl Gen {
                     (2, "'promotional'", Valid),
                     (1, "'included'", Valid),
                     (1, "'bonus'", Valid),
+                    (1, "'geschenk_🎁'", Valid),
+                    (1, "repeat('ç', 255)", Valid),
                     (1, "''", Unknown),
                     (1, "NULL", Unknown),
-                    (1, "repeat('c', 10000)", Unknown),
+                    (1, "repeat('c', 10000)", Invalid),
+                    (1, "repeat('ç', 256)", Invalid),
                 ];
                 let (s, v) = choose(&mut self.rng, cats);
                 c.arg("category", s, "text", v);
@@ -713,8 +795,12 @@ impl Gen {
                 let rs: &[Choice] = &[
                     (6, OMIT, Valid),
                     (2, "'customer complaint'", Valid),
+                    (1, "'Kundenbeschwerde: zu teuer 💸'", Valid),
                     (1, "NULL", Valid),
-                    (1, "repeat('r', 10000)", Unknown),
+                    // reasons: 1000 characters (22001 beyond)
+                    (1, "repeat('ř', 1000)", Valid),
+                    (1, "repeat('ř', 1001)", Invalid),
+                    (1, "repeat('r', 10000)", Invalid),
                 ];
                 let (s, v) = choose(&mut self.rng, rs);
                 c.arg("reason", s, "text", v);

@@ -22,9 +22,25 @@ pub(super) const NUM_NAMES: &[Choice] = &[
     (2, "'   '", Invalid),
     (2, "repeat('x', 10000)", Invalid),
     (1, "repeat('x', 256)", Invalid),
+    // names are limited in characters (22001 beyond 255), multibyte included
+    (1, "repeat('ü', 256)", Invalid),
+    (1, "repeat('💥', 10000)", Invalid),
 ];
 
+/// Deep JSON: 128 levels are accepted, more are not (22023, never a panic).
+pub(super) const DEEP_128: &str =
+    "('{\"a\": ' || repeat('[', 127) || repeat(']', 127) || '}')::jsonb";
+pub(super) const DEEP_129: &str =
+    "('{\"a\": ' || repeat('[', 128) || repeat(']', 128) || '}')::jsonb";
+pub(super) const DEEP_500: &str = "(repeat('{\"ü\": ', 500) || '1' || repeat('}', 500))::jsonb";
+
 pub(super) const QTY: &[Choice] = &[
+    // extreme decimals: the largest amount, 28 decimals, 1e27 (costs exact, or 22003)
+    (1, "79228162514264337593543950335", Unknown),
+    (1, "7.9228162514264337593543950335", Unknown),
+    (1, "0.0000000000000000000000000001", Unknown),
+    (1, "1e27", Unknown),
+    (1, "79228162514264337593543950336", Invalid),
     (6, "1", Valid),
     (3, "2.5", Valid),
     (2, "0.0001", Valid),
@@ -93,7 +109,18 @@ pub(super) const META: &[Choice] = &[
     (3, "'{}'", Valid),
     (3, "'{\"a\": 1, \"b\": \"ü💥\"}'", Valid),
     (1, "'{\"n\": {\"x\": [1, 2, {\"y\": null}]}}'", Valid),
-    (1, "jsonb_build_object('big', repeat('m', 10000))", Unknown),
+    (1, "jsonb_build_object('big', repeat('m', 10000))", Valid),
+    // non-ASCII keys and values, numbers beyond any float (kept digit for digit)
+    (2, "'{\"ü💥\": \"日本語\", \"n\": 1e400, \"p\": 0.12345678901234567890123456789, \"q\": 1.10}'", Valid),
+    // 65,536 bytes as text: accepted (credit_team_allocate adds keys: may pass the limit)
+    (1, "jsonb_build_object('a', repeat('m', 65527))", Unknown),
+    // beyond 64 kB: 22001
+    (1, "jsonb_build_object('a', repeat('m', 65528))", Invalid),
+    (1, "jsonb_build_object('ü', repeat('💥', 70000))", Invalid),
+    // 128 levels deep: accepted; 129 and 500: 22023
+    (1, DEEP_128, Valid),
+    (1, DEEP_129, Invalid),
+    (1, DEEP_500, Invalid),
     (2, "'[]'", Invalid),
     (2, "'[1, 2]'", Invalid),
     (2, "'\"text\"'", Invalid),
@@ -107,8 +134,11 @@ pub(super) const VARIANT: &[Choice] = &[
     (3, "NULL", Valid),
     (3, "'opus'", Valid),
     (2, "'unknown-model'", Valid),
+    (1, "'日本語-модель'", Valid),
+    (1, "repeat('ü', 255)", Valid),
     (1, "''", Unknown),
-    (1, "repeat('v', 10000)", Unknown),
+    (1, "repeat('v', 10000)", Invalid),
+    (1, "repeat('💥', 256)", Invalid),
 ];
 
 pub(super) const INTERVAL_TTL: &[Choice] = &[
