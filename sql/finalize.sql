@@ -37,21 +37,30 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE w.wallet = $1
 $$;
 
+-- The argument checks the read functions share: a wallet key, not null or empty, and an asset
+-- name, each at most 255 characters (src/input.rs holds the same limits for the Rust functions).
+-- No SET clause: it runs inside the callers' pinned search_path.
+CREATE FUNCTION credit_ledger._check_wallet_asset(wallet text, asset text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF wallet IS NULL OR wallet = '' THEN
+        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF length(wallet) > 255 THEN
+        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('wallet has %s characters', length(wallet));
+    END IF;
+    IF length(asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(asset));
+    END IF;
+END $$;
+
 CREATE FUNCTION @extschema@.credit_grants(wallet text, asset text DEFAULT NULL) RETURNS SETOF @extschema@.credit_grant
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 BEGIN
-    IF credit_grants.wallet IS NULL OR credit_grants.wallet = '' THEN
-        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
-    END IF;
-    IF length(credit_grants.wallet) > 255 THEN
-        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('wallet has %s characters', length(credit_grants.wallet));
-    END IF;
-    IF length(credit_grants.asset) > 255 THEN
-        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('asset has %s characters', length(credit_grants.asset));
-    END IF;
+    PERFORM credit_ledger._check_wallet_asset(credit_grants.wallet, credit_grants.asset);
     IF NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.wallet = credit_grants.wallet) THEN
         RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704',
             HINT = 'create it with credit_wallet_create()';
@@ -96,17 +105,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     wid bigint;
 BEGIN
-    IF wallet IS NULL OR wallet = '' THEN
-        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
-    END IF;
-    IF length(credit_balance.wallet) > 255 THEN
-        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('wallet has %s characters', length(credit_balance.wallet));
-    END IF;
-    IF length(credit_balance.asset) > 255 THEN
-        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('asset has %s characters', length(credit_balance.asset));
-    END IF;
+    PERFORM credit_ledger._check_wallet_asset(credit_balance.wallet, credit_balance.asset);
     SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet;
     IF wid IS NULL THEN
         RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704',
@@ -151,17 +150,7 @@ DECLARE
     pool numeric := 0;
     pool_room numeric;
 BEGIN
-    IF credit_balance_detail.wallet IS NULL OR credit_balance_detail.wallet = '' THEN
-        RAISE EXCEPTION 'wallet must not be null or empty' USING ERRCODE = '22023';
-    END IF;
-    IF length(credit_balance_detail.wallet) > 255 THEN
-        RAISE EXCEPTION 'wallet is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('wallet has %s characters', length(credit_balance_detail.wallet));
-    END IF;
-    IF length(credit_balance_detail.asset) > 255 THEN
-        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
-            DETAIL = format('asset has %s characters', length(credit_balance_detail.asset));
-    END IF;
+    PERFORM credit_ledger._check_wallet_asset(credit_balance_detail.wallet, credit_balance_detail.asset);
     SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_balance_detail.wallet;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'wallet "%" does not exist', credit_balance_detail.wallet USING ERRCODE = '42704',
