@@ -65,11 +65,15 @@ BEGIN
         RAISE EXCEPTION 'wallet "%" does not exist', credit_grants.wallet USING ERRCODE = '42704',
             HINT = 'create it with credit_wallet_create()';
     END IF;
+    -- a grant of a wallet with lanes shows the credits of all its slices (since 0.4.0)
     RETURN QUERY
-    SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+    SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
            g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
       FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+      CROSS JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
+                            FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id) f
      WHERE w.wallet = credit_grants.wallet AND (credit_grants.asset IS NULL OR g.asset = credit_grants.asset)
+       AND g.home_id IS NULL
      ORDER BY g.asset, g.priority, g.expires_at NULLS LAST, g.id;
 END $$;
 
@@ -231,8 +235,26 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT 'grant_conservation', 'grant ' || g.id,
            format('amount %s but grant entries total %s', g.amount, coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0))
       FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+     WHERE g.home_id IS NULL
      GROUP BY g.id, g.amount
     HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+    UNION ALL
+    -- a slice (lanes, since 0.4.0) is a row of a grant of its wallet and asset, with its amount
+    SELECT 'slice_matches_grant', 'grant ' || s.id,
+           format('slice of grant %s in lane %s: wallet_id %s asset %s amount %s; the grant: wallet_id %s asset %s amount %s',
+                  s.home_id, s.lane, s.wallet_id, s.asset, s.amount, h.wallet_id, h.asset, h.amount)
+      FROM credit_ledger.grants s LEFT JOIN credit_ledger.grants h ON h.id = s.home_id
+     WHERE (s.home_id IS NOT NULL OR s.lane IS NOT NULL)
+       AND (h.id IS NULL OR h.home_id IS NOT NULL OR s.lane IS NULL OR s.lane < 0
+            OR s.wallet_id <> h.wallet_id OR s.asset <> h.asset OR s.amount <> h.amount)
+    UNION ALL
+    -- moves between the rows of one grant ('lane' entries) create and destroy nothing
+    SELECT 'lane_moves_balance', 'grant ' || coalesce(g.home_id, g.id),
+           format('lane entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.kind = 'lane'
+     GROUP BY coalesce(g.home_id, g.id)
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
     UNION ALL
     -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
     -- entries through its wallet: the journal has no index on grant_id)
@@ -290,7 +312,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
         OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
         OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
-                          'adjustment', 'overdraft', 'settlement')
+                          'adjustment', 'overdraft', 'settlement', 'lane')
     UNION ALL
     SELECT 'authorization_references', 'authorization ' || a.id,
            format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
@@ -350,6 +372,7 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.journal_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.lanes', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
@@ -368,6 +391,7 @@ COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a h
 COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
 COMMENT ON FUNCTION @extschema@.credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
 COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
+COMMENT ON FUNCTION @extschema@.credit_wallet_lanes(text, int) IS 'set (or with lanes NULL report) a wallet''s spending lanes: concurrent spenders of the wallet or pool that do not wait for each other';
 COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[], timestamptz) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining), from the period containing as_of';
 
 COMMENT ON SCHEMA credit_ledger IS 'credit_ledger tables, report views and internal helpers';
@@ -387,6 +411,7 @@ COMMENT ON FUNCTION @extschema@.credit_authorization(bigint) IS 'an authorizatio
 COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every journal entry of one authorization';
 COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
 COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
+COMMENT ON TABLE credit_ledger.lanes IS 'spending lanes of a wallet and asset (lanes > 1): the lock a spender takes, and a hint of what the lane''s slices can spend';
 COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';

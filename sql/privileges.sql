@@ -35,7 +35,7 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
                   'credit_grant', 'credit_wallet_create', 'credit_wallet_update', 'credit_rate_set',
                   'credit_rate_card_load', 'credit_rate_card_export', 'credit_asset_define',
-                  'credit_allowance_set', 'credit_team_allocate']),
+                  'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
     ('cron', ARRAY['credit_tick', 'credit_expire']),
     ('reader', ARRAY['credit_verify', 'credit_event', '_period_start'])

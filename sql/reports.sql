@@ -22,8 +22,9 @@ SELECT w.wallet, g.asset,
 COMMENT ON VIEW credit_ledger.wallet_balances IS
     'balance (spendable own credits minus debt), held, debt and per-category balance per wallet and asset';
 
+-- A grant of a wallet with lanes is one row here: its slices (home_id = the grant) add up.
 CREATE VIEW credit_ledger.grant_status AS
-SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
        coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
          - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
        coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
@@ -31,14 +32,17 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, g.
        g.unit_price, g.effective_at, g.expires_at,
        CASE WHEN g.effective_at > now() THEN 'pending'
             WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
-            WHEN g.remaining = 0 THEN 'exhausted'
+            WHEN f.remaining = 0 THEN 'exhausted'
             ELSE 'active' END AS status,
        (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
-        AND g.remaining > 0) AS expiring_soon
+        AND f.remaining > 0) AS expiring_soon
   FROM credit_ledger.grants g
   JOIN credit_ledger.wallets w ON w.id = g.wallet_id
-  LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id AND j.wallet_id = g.wallet_id
- GROUP BY g.id, w.wallet;
+  CROSS JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held, array_agg(x.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
+ WHERE g.home_id IS NULL
+ GROUP BY g.id, w.wallet, f.remaining, f.held;
 COMMENT ON VIEW credit_ledger.grant_status IS
     'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';
 

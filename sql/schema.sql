@@ -40,6 +40,9 @@ CREATE TABLE credit_ledger.wallets (
     metadata              jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
+    -- spending lanes (since 0.4.0): 1 = one spender at a time (the row lock); n > 1 = n lanes
+    -- of credits that n spenders use at once (see credit_ledger.lanes and README "Lanes")
+    lanes                 int NOT NULL DEFAULT 1 CHECK (lanes BETWEEN 1 AND 64),
     CHECK (parent_id IS DISTINCT FROM id)
 );
 CREATE INDEX wallets_parent ON credit_ledger.wallets (parent_id) WHERE parent_id IS NOT NULL;
@@ -76,6 +79,12 @@ CREATE TABLE credit_ledger.grants (
     metadata        jsonb,
     source          text,     -- what created it: api, allocation, allowance, rollover
     created_at      timestamptz NOT NULL DEFAULT now(),
+    -- Lanes (since 0.4.0): a grant of a wallet with lanes > 1 is split into slices, one per lane,
+    -- each a grants row of its own (home_id = the grant as the API shows it, lane = its lane);
+    -- the home row keeps amount and metadata and moves its credits to the slices ('lane'
+    -- journal entries). NULL for every grant of a one-lane wallet.
+    lane            int,
+    home_id         bigint,
     -- One small CHECK on what debits change (PostgreSQL re-reads and compiles every CHECK of
     -- the table on every UPDATE statement, so its size is paid by every debit): the last line of
     -- defence against overspend, whatever the code above it does (held >= 0 and held <=
@@ -91,6 +100,23 @@ CREATE INDEX grants_spendable ON credit_ledger.grants (wallet_id, asset, priorit
     WHERE live;
 CREATE INDEX grants_wallet ON credit_ledger.grants (wallet_id, asset);
 CREATE INDEX grants_expiring ON credit_ledger.grants (expires_at) WHERE live AND expires_at IS NOT NULL;
+-- The walk of one lane's slices (a one-lane wallet's grants are not in it: no cost to them).
+CREATE INDEX grants_lane_walk ON credit_ledger.grants (wallet_id, asset, lane, priority, expires_at, home_id)
+    WHERE live AND home_id IS NOT NULL;
+CREATE INDEX grants_home ON credit_ledger.grants (home_id) WHERE home_id IS NOT NULL;
+
+-- Spending lanes of a wallet x asset (since 0.4.0; only wallets with lanes > 1 have rows). A
+-- spender locks one lane row (FOR NO KEY UPDATE SKIP LOCKED) and spends the slices of that lane
+-- only, so spenders of one wallet do not wait for each other; `free` is what the lane's slices
+-- had spendable when it was last written (a hint that picks a lane: the walk under the lock
+-- decides). Operations on the whole wallet lock every lane, in lane order.
+CREATE TABLE credit_ledger.lanes (
+    wallet_id bigint NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset     text   NOT NULL REFERENCES credit_ledger.assets (asset),
+    lane      int    NOT NULL,
+    free      numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (wallet_id, asset, lane)
+) WITH (fillfactor = 50);
 
 CREATE TABLE credit_ledger.rates (
     id             bigserial PRIMARY KEY,

@@ -237,7 +237,9 @@ pub fn run_due(
             if busy.contains(&wallet_id) {
                 continue;
             }
-            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
+                || !crate::lanes::try_exclusive(c, wallet_id)?
+            {
                 busy.push(wallet_id);
                 continue;
             }
@@ -390,6 +392,7 @@ fn allowance_set(
             let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id: i64 = w.req(1)?;
+            crate::lanes::exclusive(c, wallet_id)?;
             let scale = wallets::asset_scale(c, asset)?;
             let amount = amount::fits_scale(amount, scale, "amount", asset)?;
             let id = match spi::first(exec(

@@ -40,6 +40,8 @@ pub struct Wallet {
     pub spend_cap: Option<Decimal>,
     pub pool_limit: Option<Decimal>,
     pub tracked: bool,
+    /// Spending lanes (1: spenders take the wallet's row lock; see [`crate::lanes`]).
+    pub lanes: i32,
 }
 
 impl Wallet {
@@ -54,7 +56,31 @@ impl Wallet {
             spend_cap: row.opt_dec(6)?,
             pool_limit: row.opt_dec(7)?,
             tracked: row.req(8)?,
+            lanes: 1,
         })
+    }
+
+    /// [`Wallet::from_row`] of a statement that has the lanes in column `col` (0.4.0 on).
+    pub fn from_row_lanes(row: &impl RowExt, col: usize) -> Result<Self> {
+        let mut w = Wallet::from_row(row)?;
+        w.lanes = row.req(col)?;
+        Ok(w)
+    }
+}
+
+/// How a spend treats wallets with lanes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lanes {
+    /// Take one free lane without waiting, starting at this lane.
+    Fast(i32),
+    /// The caller holds (or takes here, for the pool) the whole wallet: every row, in exact
+    /// consumption order.
+    Exact,
+}
+
+impl Lanes {
+    fn is_fast(self) -> bool {
+        matches!(self, Lanes::Fast(_))
     }
 }
 
@@ -98,6 +124,19 @@ pub struct Plan {
     pub parent_available: Decimal,
     pub parent_threshold: Option<Decimal>,
     pub parent_id: Option<i64>,
+    /// The lane of the wallet (own) and of the pool that a fast spend took.
+    pub own_lane: Option<i32>,
+    pub pool_lane: Option<i32>,
+    /// Lanes of the wallet and of the pool when they have more than one (for the exact path).
+    pub own_lanes: i32,
+    pub pool_lanes: i32,
+    /// A fast spend that could not decide without the exact path: no free lane paid and the
+    /// committed total could (or a lane paid less than its hint said).
+    pub needs_exact: bool,
+    /// Lots were read without their lanes (committed state): only a decline may stand.
+    unlocked: bool,
+    /// The pool (with lanes) is held whole: its lanes are spread again after the spend.
+    pub pool_exclusive: bool,
 }
 
 impl Plan {
@@ -181,11 +220,20 @@ pub fn plan(
     asset: &str,
     cost: Decimal,
     mode: Mode,
+    lanes: Lanes,
 ) -> Result<Plan> {
     let mut retried = false;
     loop {
-        let p = plan_once(c, w, asset, cost, mode)?;
+        let mut p = plan_once(c, w, asset, cost, mode, lanes)?;
+        if p.unlocked && p.reason.is_none() {
+            // approved on credits read without their lanes: only the exact path may approve
+            p.needs_exact = true;
+        }
+        if p.needs_exact {
+            return Ok(p);
+        }
         if p.reason.is_none()
+            || p.unlocked
             || retried
             || mode == Mode::Quote
             || p.reason == Some("wallet_frozen")
@@ -213,18 +261,64 @@ pub fn plan(
     }
 }
 
+/// The spendable lots of a wallet with lanes: one free lane (fast), every row (exact or a
+/// quote), or, when no free lane covers `need`, every row read without locks (`unlocked`).
+fn lane_lots(
+    c: &mut SpiClient<'_>,
+    p: &mut Plan,
+    w: &Wallet,
+    asset: &str,
+    mode: Mode,
+    need: Decimal,
+    lanes: Lanes,
+    pool: bool,
+) -> Result<(Vec<Lot>, Decimal)> {
+    if mode == Mode::Quote {
+        return lots(c, w.id, asset, mode, need);
+    }
+    match lanes {
+        Lanes::Exact => crate::lanes::all_lots(c, w.id, asset),
+        Lanes::Fast(start) => {
+            match crate::lanes::take(c, w.id, asset, w.lanes, need, start % w.lanes.max(1))? {
+                Some(t) => {
+                    if t.lane_total < need {
+                        // the hint was above what the lane can spend now (a slice expired)
+                        p.needs_exact = true;
+                    }
+                    if pool {
+                        p.pool_lane = Some(t.lane);
+                    } else {
+                        p.own_lane = Some(t.lane);
+                    }
+                    Ok((t.lots, t.total))
+                }
+                None => {
+                    p.unlocked = true;
+                    crate::lanes::all_lots(c, w.id, asset)
+                }
+            }
+        }
+    }
+}
+
 fn plan_once(
     c: &mut SpiClient<'_>,
     w: &Wallet,
     asset: &str,
     cost: Decimal,
     mode: Mode,
+    lanes: Lanes,
 ) -> Result<Plan> {
     let mut p = Plan {
         spendable: Some(Decimal::ZERO),
         ..Plan::default()
     };
-    let (own, own_total) = lots(c, w.id, asset, mode, cost)?;
+    let (own, own_total) = if w.lanes > 1 {
+        p.own_lanes = w.lanes;
+        lane_lots(c, &mut p, w, asset, mode, cost, lanes, false)?
+    } else {
+        lots(c, w.id, asset, mode, cost)?
+    };
     p.own_available = own_total;
     if w.tracked {
         let state = WalletState::load(c, w.id, asset)?;
@@ -258,23 +352,37 @@ fn plan_once(
     p.spendable = Some(p.own_available);
     let mut pool_limited = false;
     if let Some(pid) = w.parent_id {
-        let parent_sql = if mode == Mode::Quote {
-            sql::WALLET_GET_ID
-        } else {
-            sql::WALLET_LOCK_ID
-        };
         // The pool is only locked when the member's own grants do not cover the cost.
         let parent_needed = short > Decimal::ZERO || mode == Mode::Quote;
         if parent_needed {
-            let prow = spi::first(exec(c, parent_sql, &[pid.into()])?).ok_or_else(|| {
-                LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"))
-            })?;
-            let parent = Wallet::from_row(&prow)?;
+            let (parent, pool_lanes) = parent_wallet(c, pid, mode, lanes)?;
             if !parent.frozen {
                 if parent.tracked {
                     p.parent_state = Some(WalletState::load(c, pid, asset)?);
                 }
-                let (pool, pool_available) = lots(c, pid, asset, mode, short)?;
+                let (pool, pool_available) = if parent.lanes > 1 {
+                    p.pool_lanes = parent.lanes;
+                    // what the member may draw: the pool's lane must cover that much
+                    let mut need = short;
+                    if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
+                        if let Some(left) = amount::sub(limit, state.pool_drawn) {
+                            need = need.min(left.max(Decimal::ZERO));
+                        }
+                    }
+                    // after an own lane could not pay: no pool lane either (the exact path
+                    // must not wait for the pool while holding one of its lanes)
+                    let pool_lanes = if p.unlocked { Lanes::Exact } else { pool_lanes };
+                    if pool_lanes == Lanes::Exact && lanes.is_fast() && p.unlocked {
+                        p.unlocked = true;
+                        let all = crate::lanes::all_lots(c, pid, asset)?;
+                        all
+                    } else {
+                        p.pool_exclusive = pool_lanes == Lanes::Exact;
+                        lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, true)?
+                    }
+                } else {
+                    lots(c, pid, asset, mode, short)?
+                };
                 p.parent_available = pool_available;
                 p.parent_threshold = parent.threshold;
                 p.parent_id = Some(pid);
@@ -329,6 +437,50 @@ fn plan_once(
         p.overdraft_part = Decimal::ZERO;
     }
     Ok(p)
+}
+
+/// The pool of a member: locked when it has one lane (not when quoting); read without a lock
+/// when it has lanes and the spend is fast; its row and every lane locked on the exact path.
+fn parent_wallet(
+    c: &mut SpiClient<'_>,
+    pid: i64,
+    mode: Mode,
+    lanes: Lanes,
+) -> Result<(Wallet, Lanes)> {
+    let vanished = || LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"));
+    if !crate::lanes::catalog_has_lanes() {
+        let sql = if mode == Mode::Quote {
+            sql::WALLET_GET_ID
+        } else {
+            sql::WALLET_LOCK_ID
+        };
+        let row = spi::first(exec(c, sql, &[pid.into()])?).ok_or_else(vanished)?;
+        return Ok((Wallet::from_row(&row)?, Lanes::Exact));
+    }
+    if mode == Mode::Quote {
+        let row =
+            spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
+        return Ok((Wallet::from_row_lanes(&row, 9)?, Lanes::Exact));
+    }
+    if lanes.is_fast() {
+        if let Some(row) = spi::first(exec(c, sql::WALLET_LOCK_ID_ONE_LANE, &[pid.into()])?) {
+            return Ok((Wallet::from_row_lanes(&row, 9)?, Lanes::Exact));
+        }
+        let row =
+            spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
+        let parent = Wallet::from_row_lanes(&row, 9)?;
+        if parent.lanes > 1 && !parent.tracked {
+            return Ok((parent, lanes));
+        }
+        // its lanes were just removed, or its counters (spend cap, alert, overdraft) are one
+        // row: the whole pool, as on the exact path
+    }
+    let row = spi::first(exec(c, sql::WALLET_LOCK_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
+    let parent = Wallet::from_row_lanes(&row, 9)?;
+    if parent.lanes > 1 {
+        crate::lanes::exclusive(c, pid)?;
+    }
+    Ok((parent, Lanes::Exact))
 }
 
 fn spend_move(grant_id: i64, wallet_id: i64, amount: Decimal, hold: bool) -> Movement {
@@ -494,24 +646,60 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The spender's wallet: locked when it has one lane; read without a lock when it has lanes.
+/// Returns the wallet, its rate card and whether its row is locked.
+fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, bool)> {
+    let missing = || wallets::wallet_missing(wallet);
+    if !crate::lanes::catalog_has_lanes() {
+        let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[wallet.into()])?)
+            .ok_or_else(missing)?;
+        return Ok((Wallet::from_row(&row)?, row.req(9)?, true));
+    }
+    let (row, locked) = if let Some(row) = spi::first(exec(
+        c,
+        sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
+        &[wallet.into()],
+    )?) {
+        (row, true)
+    } else if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_LANED, &[wallet.into()])?) {
+        (row, false)
+    } else {
+        // missing, or its lanes changed between the two statements
+        let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
+            .ok_or_else(missing)?;
+        (row, true)
+    };
+    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, locked))
+}
+
+/// The whole wallet for the exact path: its row and every lane (re-read under the lock).
+fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> {
+    let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
+        .ok_or_else(|| wallets::wallet_missing(wallet))?;
+    let w = Wallet::from_row_lanes(&row, 10)?;
+    if w.lanes > 1 {
+        crate::lanes::exclusive(c, w.id)?;
+    }
+    Ok(w)
+}
+
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
-    let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[r.wallet.into()])?)
-        .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
-    let w = Wallet::from_row(&row)?;
-    let card: String = row.req(9)?;
+    let (mut w, card, locked) = spend_wallet(c, r.wallet)?;
+    // A wallet with lanes spends fast (one free lane, no wait) unless its counters (spend cap,
+    // pool limit, overdraft, alert) are one row, or its row is locked (its lanes just changed).
+    let mut lanes = Lanes::Fast(crate::lanes::first_lane(
+        r.key,
+        w.lanes,
+        crate::lanes::session(),
+    ));
+    if w.lanes > 1 && (locked || w.tracked) {
+        w = lock_whole(c, r.wallet)?;
+        lanes = Lanes::Exact;
+    }
     let hash = r.key.map(|_| r.fingerprint());
-    if let (Some(k), Some(h)) = (r.key, hash) {
-        if let Some(prev) = spi::first(exec(c, sql::AUTH_BY_KEY, &[w.id.into(), k.into()])?) {
-            if prev.col::<i64>(2)? != Some(h) {
-                return Err(LedgerError::key_reused(k).detail(format!(
-                    "authorization {} used it first",
-                    prev.req::<i64>(1)?
-                )));
-            }
-            let first = prev.req::<i64>(1)?;
-            return authorization_tuple(c, first);
-        }
+    if let Some(t) = replay(c, &w, r.key, hash)? {
+        return Ok(t);
     }
     let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
     let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
@@ -527,8 +715,20 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             })
         })
         .transpose()?;
-    let mut p = plan(c, &w, &rate.asset, cost, r.mode)?;
+    let mut p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+    if p.needs_exact {
+        // the last credits are in flight: wait for the whole wallet (and pool), then decide
+        w = lock_whole(c, r.wallet)?;
+        lanes = Lanes::Exact;
+        if let Some(t) = replay(c, &w, r.key, hash)? {
+            return Ok(t);
+        }
+        p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+    }
     let approved = p.reason.is_none();
+    // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
+    // is settled by the unique index (the loser writes nothing and returns the winner's)
+    let racy = w.lanes > 1;
     let status = match (approved, r.mode) {
         (false, _) => "declined",
         (true, Mode::Hold) => "held",
@@ -562,6 +762,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     ];
     // the lightest statement that fits the movements: none, one grant, or the array form
     let write = match p.moves.as_slice() {
+        [] if racy => sql::AUTHORIZE_WRITE_NONE_KEYED,
         [] => sql::AUTHORIZE_WRITE_NONE,
         [Movement {
             grant_id: Some(gid),
@@ -577,21 +778,34 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
                 num(*held).into(),
                 (*kind).into(),
             ]);
-            sql::AUTHORIZE_WRITE_ONE
+            if racy {
+                sql::AUTHORIZE_WRITE_ONE_KEYED
+            } else {
+                sql::AUTHORIZE_WRITE_ONE
+            }
         }
         moves => {
             args.extend(ledger::arrays(moves));
-            sql::AUTHORIZE_WRITE
+            if racy {
+                sql::AUTHORIZE_WRITE_KEYED
+            } else {
+                sql::AUTHORIZE_WRITE
+            }
         }
     };
-    let out = spi::first(exec(c, write, &args)?)
-        .ok_or_else(|| LedgerError::new(Kind::Internal, "authorization insert returned nothing"))?;
+    let Some(out) = spi::first(exec(c, write, &args)?) else {
+        // a concurrent call with the same key won (racy writes only)
+        return replay(c, &w, r.key, hash)?.ok_or_else(|| {
+            LedgerError::new(Kind::Internal, "authorization insert returned nothing")
+        });
+    };
     let id = out.req::<i64>(1)?;
     let created_at = out.col::<TimestampWithTimeZone>(2)?;
     let expires_at = out.col::<TimestampWithTimeZone>(3)?;
     if approved {
         commit_plan(c, &w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
+    lanes_after(c, &w, &p, &rate.asset, lanes)?;
     // the same values authorization_tuple() would read back, without reading them back
     let mut t = Record::new("credit_authorization");
     t.push(Some(id));
@@ -621,6 +835,52 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     t.push(r.key.map(String::from));
     t.push(created_at);
     Ok(t)
+}
+
+/// The first authorization of an idempotency key (None: the key is new). A key reused with
+/// other arguments is an error.
+fn replay(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    key: Option<&str>,
+    hash: Option<i64>,
+) -> Result<Option<Record>> {
+    let (Some(k), Some(h)) = (key, hash) else {
+        return Ok(None);
+    };
+    let Some(prev) = spi::first(exec(c, sql::AUTH_BY_KEY, &[w.id.into(), k.into()])?) else {
+        return Ok(None);
+    };
+    if prev.col::<i64>(2)? != Some(h) {
+        return Err(LedgerError::key_reused(k).detail(format!(
+            "authorization {} used it first",
+            prev.req::<i64>(1)?
+        )));
+    }
+    let first = prev.req::<i64>(1)?;
+    authorization_tuple(c, first).map(Some)
+}
+
+/// After a spend on wallets with lanes: lower the hint of each lane a fast spend took, or
+/// spread the credits of a wallet held whole over its lanes again.
+fn lanes_after(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    p: &Plan,
+    asset: &str,
+    lanes: Lanes,
+) -> Result<()> {
+    if let Some(lane) = p.own_lane {
+        crate::lanes::spent(c, w.id, asset, lane, p.own_part)?;
+    } else if lanes == Lanes::Exact && w.lanes > 1 {
+        crate::lanes::spread(c, w.id, asset, w.lanes, None)?;
+    }
+    if let (Some(pid), Some(lane)) = (p.parent_id, p.pool_lane) {
+        crate::lanes::spent(c, pid, asset, lane, p.pool_part)?;
+    } else if let (Some(pid), true) = (p.parent_id, p.pool_exclusive && p.pool_lanes > 1) {
+        crate::lanes::spread(c, pid, asset, p.pool_lanes, None)?;
+    }
+    Ok(())
 }
 
 /// Authorize and debit credits for an action, before the work runs.
@@ -712,7 +972,7 @@ fn credit_quote(
             let card: String = row.req(9)?;
             let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
             let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
-            let p = plan(c, &w, &rate.asset, cost, Mode::Quote)?;
+            let p = plan(c, &w, &rate.asset, cost, Mode::Quote, Lanes::Exact)?;
             let spendable = p.spendable.ok_or_else(|| {
                 amount::out_of_range(format!("the spendable credits of wallet \"{}\"", r.wallet))
             })?;

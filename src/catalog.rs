@@ -145,6 +145,14 @@ SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
   FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
  WHERE g.id = $1";
+/// [`GRANT_ROW`] with the credits of the grant's slices (0.4.0 on).
+pub const GRANT_ROW_V4: &str = "
+SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount,
+       (SELECT sum(x.remaining) FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id),
+       (SELECT sum(x.held) FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id),
+       g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
+  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+ WHERE g.id = $1";
 /// The body of `credit_ledger._balance` (sql/schema.sql) as a statement of its own: a SQL
 /// function with `SET search_path` is not inlined and re-plans its query on every call, which
 /// made the capture path spend half its time planning.
@@ -249,6 +257,62 @@ WITH a AS (",
 ), j AS (
     INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
     SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+)
+SELECT id, created_at, expires_at FROM a"
+);
+
+/// The authorization row of a spender of a wallet with lanes (not serialized by a lock):
+/// an idempotency key already used, or in use by a transaction still open (the insert waits
+/// for it), inserts nothing, and then the statements below move nothing.
+macro_rules! authorization_insert_keyed {
+    () => {
+        "
+    INSERT INTO credit_ledger.authorizations
+        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
+         vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
+         metadata, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
+    ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, created_at, expires_at"
+    };
+}
+/// [`AUTHORIZE_WRITE_NONE`] for a wallet with lanes.
+pub const AUTHORIZE_WRITE_NONE_KEYED: &str = authorization_insert_keyed!();
+/// [`AUTHORIZE_WRITE_ONE`] for a wallet with lanes.
+pub const AUTHORIZE_WRITE_ONE_KEYED: &str = concat!(
+    "
+WITH a AS (",
+    authorization_insert_keyed!(),
+    "
+), g AS (
+    UPDATE credit_ledger.grants
+       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
+     WHERE id = $19 AND EXISTS (SELECT 1 FROM a)
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+)
+SELECT id, created_at, expires_at FROM a"
+);
+/// [`AUTHORIZE_WRITE`] for a wallet with lanes.
+pub const AUTHORIZE_WRITE_KEYED: &str = concat!(
+    "
+WITH a AS (",
+    authorization_insert_keyed!(),
+    "
+), m AS (
+    SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
+        AS m(grant_id, wallet_id, kind, amount, held)
+), g AS (
+    UPDATE credit_ledger.grants g
+       SET (remaining, held, live) =
+           (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
+              FROM unnest($19::bigint[], $22::numeric[], $23::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
+     WHERE g.id = ANY ($19::bigint[]) AND EXISTS (SELECT 1 FROM a)
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
 )
 SELECT id, created_at, expires_at FROM a"
 );
@@ -431,3 +495,129 @@ SELECT id, remaining - held, source, unit_price
 pub const ALLOWANCE_ROW: &str = "
 SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text, l.next_boundary
   FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE l.id = $1";
+
+// ---- lanes (0.4.0 on; see crate::lanes) -------------------------------------------------------
+
+/// [`WALLET_LOCK_FOR_SPEND`] for a one-lane wallet only (column 10: lanes); a wallet with lanes
+/// is not locked here (no row: see [`WALLET_FOR_SPEND_LANED`]).
+pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default'), lanes
+  FROM credit_ledger.wallets WHERE wallet = $1 AND lanes = 1 FOR NO KEY UPDATE";
+/// A wallet with lanes, read without a lock (its spenders lock lanes, not the wallet).
+pub const WALLET_FOR_SPEND_LANED: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default'), lanes
+  FROM credit_ledger.wallets WHERE wallet = $1 AND lanes > 1";
+/// [`WALLET_LOCK_FOR_SPEND`] with lanes (column 10), whatever their number.
+pub const WALLET_LOCK_FOR_SPEND_V4: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
+       coalesce(rate_card, 'default'), lanes
+  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+/// [`WALLET_LOCK_ID`] with lanes (column 9).
+pub const WALLET_LOCK_ID_V4: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
+  FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+/// [`WALLET_LOCK_ID`] of a one-lane wallet only (a pool with lanes is not locked: no row).
+pub const WALLET_LOCK_ID_ONE_LANE: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
+  FROM credit_ledger.wallets WHERE id = $1 AND lanes = 1 FOR NO KEY UPDATE";
+/// [`WALLET_GET_ID`] with lanes (column 9).
+pub const WALLET_GET_ID_V4: &str = "
+SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
+  FROM credit_ledger.wallets WHERE id = $1";
+pub const WALLET_LANES: &str = "SELECT lanes FROM credit_ledger.wallets WHERE id = $1";
+pub const WALLET_SET_LANES: &str =
+    "UPDATE credit_ledger.wallets SET lanes = $2, updated_at = now() WHERE id = $1";
+/// Every lane of a wallet (all assets), locked in lane order.
+pub const LANES_LOCK_ALL: &str = "
+SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR NO KEY UPDATE";
+/// The same without waiting: how many lanes were locked, and how many there are.
+pub const LANES_TRY_LOCK_ALL: &str = "
+WITH l AS (SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane
+            FOR NO KEY UPDATE SKIP LOCKED)
+SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM credit_ledger.lanes WHERE wallet_id = $1)";
+/// Lock one free lane (of the first `$3`) whose hint covers `$4`, trying lanes from `$5` on.
+/// The hint is re-checked on the lane's latest version after the lock (a spender that
+/// committed since this statement's snapshot updated it), so a lane is only taken when its
+/// last writer left it able to pay.
+pub const LANE_TAKE: &str = "
+SELECT lane FROM credit_ledger.lanes
+ WHERE wallet_id = $1 AND asset = $2 AND lane < $3 AND free >= $4
+ ORDER BY (lane + $3 - $5) % $3
+ FOR NO KEY UPDATE SKIP LOCKED LIMIT 1";
+/// The spendable slices of one lane in consumption order (column 5: the committed total of
+/// every spendable row of the wallet x asset, for the balance after the spend).
+pub const LANE_LOTS: &str = "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint,
+       (SELECT sum(t.remaining - t.held)
+          FROM credit_ledger.grants t
+         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
+           AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND t.remaining > t.held)
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, home_id";
+/// Every spendable row of a wallet x asset (home rows and slices of every lane) in exact
+/// consumption order: priority, expiry, the grant (a slice sorts as its home grant), lane.
+pub const LANES_ALL_LOTS: &str = "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND live
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, coalesce(home_id, id), lane NULLS FIRST";
+pub const LANE_FREE_ADD: &str = "
+UPDATE credit_ledger.lanes SET free = free + $4 WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
+/// The rows of every grant of a wallet x asset that has unexpired credit not held
+/// (`$3`: only this grant), as (row id, grant, lane, free): the input of a spread.
+pub const LANES_FAMILIES: &str = "
+SELECT g.id, coalesce(g.home_id, g.id), g.lane, CASE WHEN g.live THEN g.remaining - g.held ELSE 0 END
+  FROM credit_ledger.grants g
+ WHERE g.wallet_id = $1 AND g.asset = $2
+   AND coalesce(g.home_id, g.id) IN (
+       SELECT coalesce(f.home_id, f.id) FROM credit_ledger.grants f
+        WHERE f.wallet_id = $1 AND f.asset = $2 AND f.live AND f.remaining > f.held
+          AND (f.expires_at IS NULL OR f.expires_at > now())
+          AND ($3::bigint IS NULL OR coalesce(f.home_id, f.id) = $3))
+ ORDER BY 2, g.lane NULLS FIRST";
+/// A new, empty slice of grant `$1` in lane `$2`.
+pub const SLICE_INSERT: &str = "
+INSERT INTO credit_ledger.grants
+    (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
+     source, created_at, lane, home_id)
+SELECT wallet_id, asset, category, priority, amount, 0, false, effective_at, expires_at, unit_price,
+       source, created_at, $2, id
+  FROM credit_ledger.grants WHERE id = $1
+RETURNING id";
+/// Lanes `0 .. $3` of a wallet x asset exist.
+pub const LANES_ENSURE: &str = "
+INSERT INTO credit_ledger.lanes (wallet_id, asset, lane)
+SELECT $1, $2, n FROM generate_series(0, $3 - 1) n
+ON CONFLICT DO NOTHING";
+/// Recompute every lane hint of a wallet (its lanes locked): what the lane's slices can spend
+/// now; 0 for a lane beyond the wallet's lane count.
+pub const LANES_REFRESH: &str = "
+UPDATE credit_ledger.lanes l
+   SET free = CASE WHEN l.lane < $2 THEN coalesce((
+           SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+            WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+              AND g.home_id IS NOT NULL AND g.remaining > g.held
+              AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+       ELSE 0 END
+ WHERE l.wallet_id = $1";
+pub const LANES_ASSETS: &str = "
+SELECT DISTINCT asset FROM credit_ledger.grants WHERE wallet_id = $1 AND live ORDER BY asset";
+/// [`LANES_REFRESH`] with the wallet's own lane count.
+pub const LANES_REFRESH_WALLET: &str = "
+UPDATE credit_ledger.lanes l
+   SET free = CASE WHEN l.lane < w.lanes THEN coalesce((
+           SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+            WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+              AND g.home_id IS NOT NULL AND g.remaining > g.held
+              AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
+       ELSE 0 END
+  FROM credit_ledger.wallets w
+ WHERE w.id = l.wallet_id AND l.wallet_id = $1";

@@ -36,8 +36,12 @@ pub fn default_priority(category: &str) -> i32 {
 
 /// The `credit_grant` value of a grant.
 pub fn grant_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
-    let row = spi::first(exec(c, sql::GRANT_ROW, &[id.into()])?)
-        .ok_or_else(|| LedgerError::not_found(format!("grant {id} does not exist")))?;
+    let row = spi::first(exec(
+        c,
+        crate::lanes::pick(sql::GRANT_ROW_V4, sql::GRANT_ROW),
+        &[id.into()],
+    )?)
+    .ok_or_else(|| LedgerError::not_found(format!("grant {id} does not exist")))?;
     let mut t = Record::new("credit_grant");
     t.push(row.col::<i64>(1)?);
     t.push(row.col::<String>(2)?);
@@ -117,6 +121,16 @@ pub fn insert(c: &mut SpiClient<'_>, g: NewGrant<'_>) -> Result<i64> {
         state.debt -= settle;
     }
     ledger::apply(c, &moves, g.asset, None, Some(g.wallet_id), None)?;
+    if crate::lanes::catalog_has_lanes() {
+        let lanes = spi::first(exec(c, sql::WALLET_LANES, &[g.wallet_id.into()])?)
+            .map(|r| r.req::<i32>(1))
+            .transpose()?
+            .unwrap_or(1);
+        if lanes > 1 {
+            // a wallet with lanes: the grant's credits go to its lanes at once
+            crate::lanes::spread(c, g.wallet_id, g.asset, lanes, Some(id))?;
+        }
+    }
     if state.changed() || state.below_threshold {
         // re-arm the low-balance alert once the wallet is back at or above its threshold
         if state.below_threshold {
@@ -197,6 +211,7 @@ fn credit_grant(
             let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id = w.req::<i64>(1)?;
+            crate::lanes::exclusive(c, wallet_id)?;
             if let (Some(k), Some(h)) = (key, hash) {
                 if let Some(row) =
                     spi::first(exec(c, sql::GRANT_BY_KEY, &[wallet_id.into(), k.into()])?)

@@ -18,6 +18,7 @@ use crate::authorize::{self, Mode, Wallet};
 use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
+use crate::lanes;
 use crate::ledger::{self, Movement, WalletState};
 use crate::spi::{self, exec, num, RowExt};
 use crate::types::JsonbText;
@@ -57,18 +58,34 @@ pub fn lock(
         .map(|r| r.req::<i64>(1))
         .transpose()?
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
-    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+    if skip_locked
+        && (spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
+            || !lanes::try_exclusive(c, wallet_id)?)
+    {
         return Ok(None);
     }
-    let w = Wallet::from_row(
-        &spi::first(exec(c, sql::WALLET_LOCK_ID, &[wallet_id.into()])?)
-            .ok_or_else(|| LedgerError::new(Kind::Internal, "wallet vanished"))?,
-    )?;
+    let row = spi::first(exec(
+        c,
+        lanes::pick(sql::WALLET_LOCK_ID_V4, sql::WALLET_LOCK_ID),
+        &[wallet_id.into()],
+    )?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "wallet vanished"))?;
+    let w = if lanes::catalog_has_lanes() {
+        Wallet::from_row_lanes(&row, 9)?
+    } else {
+        Wallet::from_row(&row)?
+    };
+    // the whole wallet (every lane): its slices move only under these locks
+    lanes::exclusive(c, wallet_id)?;
     if let Some(pid) = w.parent_id {
-        if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none() {
+        if skip_locked
+            && (spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none()
+                || !lanes::try_exclusive(c, pid)?)
+        {
             return Ok(None);
         }
         exec(c, sql::WALLET_LOCK_ID, &[pid.into()])?;
+        lanes::exclusive(c, pid)?;
     }
     let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
@@ -382,7 +399,8 @@ fn credit_capture(
             let mut extra_plan = None;
             if actual > a.cost {
                 let more = actual - a.cost;
-                let p = authorize::plan(c, &w, &a.asset, more, Mode::Debit)?;
+                let p =
+                    authorize::plan(c, &w, &a.asset, more, Mode::Debit, authorize::Lanes::Exact)?;
                 if p.reason.is_none() {
                     for m in &p.moves {
                         let mut m = m.clone();

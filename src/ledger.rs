@@ -81,6 +81,32 @@ pub fn apply(
     if moves.is_empty() {
         return Ok(());
     }
+    apply_moves(c, moves, asset, authorization_id, member_id, note)?;
+    // the lane hints of the wallets whose slices may have moved (none for one-lane wallets)
+    if crate::lanes::catalog_has_lanes() {
+        let mut done: Vec<i64> = Vec::new();
+        for m in moves {
+            if m.grant_id.is_some() && !done.contains(&m.wallet_id) {
+                done.push(m.wallet_id);
+                exec(c, sql::LANES_REFRESH_WALLET, &[m.wallet_id.into()])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`apply`] without refreshing lane hints (the caller refreshes them).
+pub fn apply_moves(
+    c: &mut SpiClient<'_>,
+    moves: &[Movement],
+    asset: &str,
+    authorization_id: Option<i64>,
+    member_id: Option<i64>,
+    note: Option<&str>,
+) -> Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
     // one grant moves (a full capture, a release, most refunds and expiries): single-row
     // statements, a fraction of the executor work of the array form
     if let [Movement {

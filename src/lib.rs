@@ -23,6 +23,7 @@ pub mod allowances;
 pub mod authorize;
 pub mod grants;
 pub mod holds;
+pub mod lanes;
 pub mod lifecycle;
 pub mod rate_cache;
 pub mod rate_cards;
@@ -69,7 +70,12 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!(
     "../sql/privileges.sql",
     name = "privileges",
-    requires = ["usage_trigger", "pools", "reports"]
+    requires = [
+        "usage_trigger",
+        "pools",
+        "reports",
+        lanes::credit_wallet_lanes
+    ]
 );
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -60,7 +60,9 @@ pub fn sweep(
         v
     };
     for wallet_id in wallets {
-        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
+            || !crate::lanes::try_exclusive(c, wallet_id)?
+        {
             out.more = true;
             continue;
         }

@@ -337,6 +337,7 @@ fn credit_wallet_update(
             let cur = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
+            crate::lanes::exclusive(c, id)?;
             let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;
             let old_parent = row.col::<String>(2)?;

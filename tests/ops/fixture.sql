@@ -131,3 +131,16 @@ SELECT boundaries FROM credit_tick();
 CREATE TABLE public.ops_marks (name text PRIMARY KEY, at timestamptz NOT NULL);
 INSERT INTO public.ops_marks VALUES ('after_fixture', now());
 SELECT authorization_id, approved FROM credit_authorize(wallet => 'cust_1', action => 'chat', variant => 'haiku', quantity => 1);
+
+-- ---- lanes (0.4.0 on; skipped on an older catalog: the upgrade test fills 0.1.0-0.3.0 with this)
+SELECT pg_catalog.to_regclass('credit_ledger.lanes') IS NOT NULL AS has_lanes \gset
+\if :has_lanes
+SELECT credit_wallet_create(wallet => 'team_l');
+SELECT credit_wallet_create(wallet => 'team_l.m1', parent => 'team_l');
+SELECT credit_grant(wallet => 'team_l', amount => 500, category => 'purchased', unit_price => 0.01);
+SELECT credit_wallet_lanes(wallet => 'team_l', lanes => 4);
+SELECT credit_grant(wallet => 'team_l', amount => 99.5, category => 'promo', expires_at => now() + interval '30 days');
+SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 2);
+SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 30);  -- more than a lane: the exact path
+INSERT INTO public.ops_holds SELECT 'lanes_open', authorization_id FROM credit_hold(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 1, ttl => '1 day');
+\endif

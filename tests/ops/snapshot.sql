@@ -22,10 +22,26 @@ SELECT 'assets|' || asset || '|' || scale || '|' || coalesce(description, '<null
 SELECT 'rate_cards|' || rate_card || '|' || coalesce(description, '<null>') || '|'
        || CASE WHEN rate_card = 'default' THEN 'built-in' ELSE created_at::text END
   FROM credit_ledger.rate_cards ORDER BY rate_card;
-SELECT 'wallets|' || t::text FROM credit_ledger.wallets t ORDER BY id;
+-- wallets and grants: the columns of 0.3.0 on one line; the lane columns of 0.4.0 on lines of
+-- their own, only where they differ from their defaults (an updated catalog that has no lanes
+-- yet looks like the old one)
+SELECT 'wallets|' || ROW(t.id, t.wallet, t.parent_id, t.rate_card, t.overdraft_limit, t.low_balance_threshold,
+                         t.spend_cap, t.pool_limit, t.period, t.period_anchor, t.frozen, t.tracked,
+                         t.metadata, t.created_at, t.updated_at)::text
+  FROM credit_ledger.wallets t ORDER BY id;
+SELECT pg_catalog.to_regclass('credit_ledger.lanes') IS NOT NULL AS has_lanes \gset
+\if :has_lanes
+SELECT 'wallets.lanes|' || t.id || '|' || t.lanes FROM credit_ledger.wallets t WHERE t.lanes <> 1 ORDER BY id;
+SELECT 'grants.lane|' || t.id || '|' || t.lane || '|' || t.home_id FROM credit_ledger.grants t
+ WHERE t.lane IS NOT NULL OR t.home_id IS NOT NULL ORDER BY id;
+SELECT 'lanes|' || t::text FROM credit_ledger.lanes t ORDER BY wallet_id, asset, lane;
+\endif
 SELECT 'wallet_assets|' || t::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
 SELECT 'rates|' || t::text FROM credit_ledger.rates t ORDER BY id;
-SELECT 'grants|' || t::text FROM credit_ledger.grants t ORDER BY id;
+SELECT 'grants|' || ROW(t.id, t.wallet_id, t.asset, t.category, t.priority, t.amount, t.remaining, t.held,
+                        t.live, t.effective_at, t.expires_at, t.unit_price, t.idempotency_key,
+                        t.request_hash, t.metadata, t.source, t.created_at)::text
+  FROM credit_ledger.grants t ORDER BY id;
 SELECT 'authorizations|' || t::text FROM credit_ledger.authorizations t ORDER BY id;
 SELECT 'journal|' || t::text FROM credit_ledger.journal t ORDER BY id;
 SELECT 'refunds|' || t::text FROM credit_ledger.refunds t ORDER BY id;

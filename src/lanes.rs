@@ -1,0 +1,364 @@
+//! Spending lanes: spenders of one wallet (or one team pool) that do not wait for each other.
+//!
+//! A wallet with `lanes = n > 1` (`credit_wallet_lanes`) keeps each grant's credits in `n`
+//! *slices*, one grants row per lane (`home_id` = the grant, `lane` = the lane), and one lock
+//! row per lane and asset in `credit_ledger.lanes`. A spender locks one lane whose hint
+//! (`free`) covers the cost with `FOR NO KEY UPDATE SKIP LOCKED` and spends that lane's slices
+//! only: the credits it takes are its own whatever the other in-flight spenders do, so the
+//! approval is exact (escrow) and nobody waits. When no free lane covers the cost, the
+//! committed total of every lane decides a decline at once; otherwise the spender takes the
+//! *exact path*: the wallet row and every lane, in lane order (waiting for the in-flight
+//! spenders), decides on every row in exact consumption order and spreads the credits evenly
+//! over the lanes again.
+//!
+//! Every other operation on such a wallet (grants, captures, releases, refunds, expiry,
+//! settings) locks the wallet row and then every lane ([`exclusive`]), so the slices a spender
+//! walks under its lane lock change only under that lock. See README "Lanes".
+
+use crate::allocation::Lot;
+use crate::amount;
+use crate::catalog as sql;
+use crate::error::{or_raise, LedgerError, Result};
+use crate::input;
+use crate::ledger::{self, Movement};
+use crate::spi::{self, exec, num, RowExt};
+use crate::wallets;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::prelude::*;
+use std::collections::BTreeMap;
+
+/// The most lanes a wallet may have.
+pub const MAX_LANES: i32 = 64;
+
+/// Whether the catalog has lanes (0.4.0 on). This library also serves a catalog of an older
+/// version until `ALTER EXTENSION credit_ledger UPDATE` runs; it then uses the statements of
+/// that version. Two syscache lookups, no query.
+pub fn catalog_has_lanes() -> bool {
+    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
+    // syscache and return InvalidOid when the object is missing
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
+        ns != pg_sys::Oid::INVALID
+            && pg_sys::get_relname_relid(c"lanes".as_ptr(), ns) != pg_sys::Oid::INVALID
+    }
+}
+
+/// A statement of this version or, on an older catalog, its older form.
+pub fn pick(new: &'static str, old: &'static str) -> &'static str {
+    if catalog_has_lanes() {
+        new
+    } else {
+        old
+    }
+}
+
+/// Lock every lane of a wallet that has lanes, after its row ("the whole wallet": what every
+/// operation but a spend takes). A no-op on a catalog without lanes.
+pub fn exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
+    if catalog_has_lanes() {
+        exec(c, sql::LANES_LOCK_ALL, &[wallet_id.into()])?;
+    }
+    Ok(())
+}
+
+/// [`exclusive`] without waiting: false (and possibly some lanes locked until the end of the
+/// transaction) when a lane is busy.
+pub fn try_exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<bool> {
+    if !catalog_has_lanes() {
+        return Ok(true);
+    }
+    let row = spi::first(exec(c, sql::LANES_TRY_LOCK_ALL, &[wallet_id.into()])?);
+    Ok(match row {
+        Some(r) => r.req::<i64>(1)? == r.req::<i64>(2)?,
+        None => true,
+    })
+}
+
+/// The lane a spender tries first: the idempotency key's hash (a retry goes to the same
+/// lane) or `session` (the backend's process id: concurrent sessions start apart).
+pub fn first_lane(key: Option<&str>, lanes: i32, session: i32) -> i32 {
+    let h = match key {
+        Some(k) => input::fingerprint(&["lane", k]) as u64,
+        None => session as u64,
+    };
+    (h % lanes.max(1) as u64) as i32
+}
+
+/// This backend's process id.
+pub fn session() -> i32 {
+    // SAFETY: a process-wide constant set at backend start
+    unsafe { pg_sys::MyProcPid }
+}
+
+/// One lane locked by a spender, with its slices in consumption order and the committed
+/// total of every spendable row of the wallet x asset.
+pub struct Taken {
+    pub lane: i32,
+    pub lots: Vec<Lot>,
+    pub lane_total: Decimal,
+    pub total: Decimal,
+}
+
+/// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
+/// every lane is busy or none has enough (the caller decides on the committed total, or takes
+/// the exact path).
+pub fn take(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    asset: &str,
+    lanes: i32,
+    need: Decimal,
+    start: i32,
+) -> Result<Option<Taken>> {
+    let Some(row) = spi::first(exec(
+        c,
+        sql::LANE_TAKE,
+        &[
+            wallet_id.into(),
+            asset.into(),
+            lanes.into(),
+            num(need).into(),
+            start.into(),
+        ],
+    )?) else {
+        return Ok(None);
+    };
+    let lane = row.req::<i32>(1)?;
+    let mut lots = Vec::new();
+    let mut total = None;
+    for r in exec(
+        c,
+        sql::LANE_LOTS,
+        &[wallet_id.into(), asset.into(), lane.into()],
+    )? {
+        if total.is_none() {
+            total = Some(spi::to_dec(
+                &r.req::<AnyNumeric>(5)?,
+                "the total of the wallet's spendable grants",
+            )?);
+        }
+        lots.push(lot(&r, wallet_id)?);
+    }
+    let lane_total = amount::sum(lots.iter().map(|l| l.available))
+        .ok_or_else(|| amount::out_of_range("the credits of a lane"))?;
+    Ok(Some(Taken {
+        lane,
+        lots,
+        lane_total,
+        total: total.unwrap_or(Decimal::ZERO),
+    }))
+}
+
+fn lot(r: &impl RowExt, wallet_id: i64) -> Result<Lot> {
+    Ok(Lot {
+        grant_id: r.req(1)?,
+        wallet_id,
+        available: r.dec(2)?,
+        priority: r.req(3)?,
+        expires_at: r.col(4)?,
+    })
+}
+
+/// Every spendable row of a wallet x asset with lanes, in exact consumption order, and their
+/// total (committed state; exact when the caller holds every lane).
+pub fn all_lots(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<(Vec<Lot>, Decimal)> {
+    let mut lots = Vec::new();
+    for r in exec(c, sql::LANES_ALL_LOTS, &[wallet_id.into(), asset.into()])? {
+        lots.push(lot(&r, wallet_id)?);
+    }
+    let total = amount::sum(lots.iter().map(|l| l.available))
+        .ok_or_else(|| amount::out_of_range("the total of the wallet's spendable grants"))?;
+    Ok((lots, total))
+}
+
+/// A spender took `spent` from its lane: lower the lane's hint (the caller holds the lane).
+pub fn spent(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    asset: &str,
+    lane: i32,
+    spent: Decimal,
+) -> Result<()> {
+    if spent > Decimal::ZERO {
+        exec(
+            c,
+            sql::LANE_FREE_ADD,
+            &[
+                wallet_id.into(),
+                asset.into(),
+                lane.into(),
+                num(-spent).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Spread the unexpired, unheld credits of every grant of a wallet x asset (or of grant
+/// `only`) evenly over its `lanes` lanes, then refresh the lane hints. Moves are journal
+/// entries of kind `lane` (they net to zero per grant). With `lanes = 1` every grant's credits
+/// go back to its home row. The caller holds the whole wallet ([`exclusive`]).
+pub fn spread(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    asset: &str,
+    lanes: i32,
+    only: Option<i64>,
+) -> Result<()> {
+    let scale = wallets::asset_scale(c, asset)?;
+    // grant -> rows (row id, lane, free)
+    let mut families: BTreeMap<i64, Vec<(i64, Option<i32>, Decimal)>> = BTreeMap::new();
+    for r in exec(
+        c,
+        sql::LANES_FAMILIES,
+        &[wallet_id.into(), asset.into(), only.into()],
+    )? {
+        families.entry(r.req::<i64>(2)?).or_default().push((
+            r.req::<i64>(1)?,
+            r.col::<i32>(3)?,
+            r.dec(4)?,
+        ));
+    }
+    let mut moves = Vec::new();
+    for (home, rows) in families {
+        let total = amount::sum(rows.iter().map(|r| r.2))
+            .ok_or_else(|| amount::out_of_range("the credits of a grant"))?;
+        let targets = shares(total, lanes, scale);
+        // current free per lane (None = the home row)
+        let mut by_lane: BTreeMap<Option<i32>, (i64, Decimal)> = BTreeMap::new();
+        for (id, lane, free) in &rows {
+            by_lane.insert(*lane, (*id, *free));
+        }
+        let mut wanted: BTreeMap<Option<i32>, Decimal> = BTreeMap::new();
+        if lanes <= 1 {
+            wanted.insert(None, total);
+        } else {
+            for (k, t) in targets.iter().enumerate() {
+                wanted.insert(Some(k as i32), *t);
+            }
+        }
+        let keys: Vec<Option<i32>> = by_lane.keys().chain(wanted.keys()).copied().collect();
+        let mut done = std::collections::BTreeSet::new();
+        for lane in keys {
+            if !done.insert(lane) {
+                continue;
+            }
+            let have = by_lane.get(&lane).map(|x| x.1).unwrap_or(Decimal::ZERO);
+            let want = wanted.get(&lane).copied().unwrap_or(Decimal::ZERO);
+            if have == want {
+                continue;
+            }
+            let id = match by_lane.get(&lane) {
+                Some((id, _)) => *id,
+                None => {
+                    let Some(k) = lane else { continue };
+                    spi::first(exec(c, sql::SLICE_INSERT, &[home.into(), k.into()])?)
+                        .ok_or_else(|| {
+                            LedgerError::new(
+                                crate::error::Kind::Internal,
+                                "slice insert returned nothing",
+                            )
+                        })?
+                        .req::<i64>(1)?
+                }
+            };
+            moves.push(Movement::grant(
+                id,
+                wallet_id,
+                "lane",
+                want - have,
+                Decimal::ZERO,
+            ));
+        }
+    }
+    ledger::apply_moves(c, &moves, asset, None, None, None)?;
+    if lanes > 1 {
+        exec(
+            c,
+            sql::LANES_ENSURE,
+            &[wallet_id.into(), asset.into(), lanes.into()],
+        )?;
+    }
+    exec(c, sql::LANES_REFRESH, &[wallet_id.into(), lanes.into()])?;
+    Ok(())
+}
+
+/// `total` split into `lanes` shares at the asset's scale: equal shares rounded down, the
+/// rest in lane 0. The shares add up to `total` exactly.
+pub fn shares(total: Decimal, lanes: i32, scale: u32) -> Vec<Decimal> {
+    let n = lanes.max(1) as usize;
+    let base = (total / Decimal::from(n as i64))
+        .round_dp_with_strategy(scale, RoundingStrategy::ToZero)
+        .max(Decimal::ZERO);
+    let mut out = vec![base; n];
+    out[0] = total - base * Decimal::from((n - 1) as i64);
+    out
+}
+
+/// Set a wallet's lanes (1 to [`MAX_LANES`]) and spread its credits over them, or (`lanes`
+/// NULL) report them. Returns the wallet's lanes.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL")) -> i32 {
+    or_raise((|| -> Result<i32> {
+        let wallet = input::name(wallet, "wallet")?;
+        if let Some(n) = lanes {
+            if !(1..=MAX_LANES).contains(&n) {
+                return Err(LedgerError::invalid(format!(
+                    "lanes must be between 1 and {MAX_LANES}, got {n}"
+                )));
+            }
+        }
+        spi::with(|c| {
+            let row = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
+                .ok_or_else(|| wallets::wallet_missing(wallet))?;
+            let id = row.req::<i64>(1)?;
+            let cur = spi::first(exec(c, sql::WALLET_LANES, &[id.into()])?)
+                .map(|r| r.req::<i32>(1))
+                .transpose()?
+                .unwrap_or(1);
+            let Some(n) = lanes else { return Ok(cur) };
+            exclusive(c, id)?;
+            if n != cur {
+                exec(c, sql::WALLET_SET_LANES, &[id.into(), n.into()])?;
+            }
+            let assets: Vec<String> = exec(c, sql::LANES_ASSETS, &[id.into()])?
+                .into_iter()
+                .map(|r| r.req::<String>(1))
+                .collect::<Result<_>>()?;
+            for asset in assets {
+                spread(c, id, &asset, n, None)?;
+            }
+            // lanes of assets without credits now: their hints are refreshed (zero beyond n)
+            exec(c, sql::LANES_REFRESH, &[id.into(), n.into()])?;
+            Ok(n)
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_at_scale() {
+        let s = shares(Decimal::new(1000, 0), 3, 4);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.iter().sum::<Decimal>(), Decimal::new(1000, 0));
+        assert_eq!(s[1], Decimal::new(3_333_333, 4));
+        let s = shares(Decimal::new(5, 0), 16, 0);
+        assert_eq!(s[0], Decimal::new(5, 0));
+        assert!(s[1..].iter().all(|x| x.is_zero()));
+        let one = shares(Decimal::new(7, 1), 1, 4);
+        assert_eq!(one, vec![Decimal::new(7, 1)]);
+    }
+
+    #[test]
+    fn first_lane_is_stable_for_a_key() {
+        assert_eq!(first_lane(Some("k1"), 16, 1), first_lane(Some("k1"), 16, 2));
+        assert!((0..16).contains(&first_lane(Some("k2"), 16, 3)));
+        assert_eq!(first_lane(None, 16, 35), 3);
+    }
+}
