@@ -271,13 +271,16 @@ fn lane_lots(
     mode: Mode,
     need: Decimal,
     lanes: Lanes,
-    pool: bool,
-) -> Result<(Vec<Lot>, Decimal)> {
+) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
-        return lots(c, w.id, asset, mode, need);
+        let (l, t) = lots(c, w.id, asset, mode, need)?;
+        return Ok((l, t, None));
     }
     match lanes {
-        Lanes::Exact => crate::lanes::all_lots(c, w.id, asset),
+        Lanes::Exact => {
+            let (l, t) = crate::lanes::all_lots(c, w.id, asset)?;
+            Ok((l, t, None))
+        }
         Lanes::Fast(start) => {
             match crate::lanes::take(c, w.id, asset, w.lanes, need, start % w.lanes.max(1))? {
                 Some(t) => {
@@ -285,16 +288,12 @@ fn lane_lots(
                         // the hint was above what the lane can spend now (a slice expired)
                         p.needs_exact = true;
                     }
-                    if pool {
-                        p.pool_lane = Some(t.lane);
-                    } else {
-                        p.own_lane = Some(t.lane);
-                    }
-                    Ok((t.lots, t.total))
+                    Ok((t.lots, t.total, Some(t.lane)))
                 }
                 None => {
                     p.unlocked = true;
-                    crate::lanes::all_lots(c, w.id, asset)
+                    let (l, t) = crate::lanes::all_lots(c, w.id, asset)?;
+                    Ok((l, t, None))
                 }
             }
         }
@@ -315,7 +314,9 @@ fn plan_once(
     };
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
-        lane_lots(c, &mut p, w, asset, mode, cost, lanes, false)?
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes)?;
+        p.own_lane = lane;
+        (l, t)
     } else {
         lots(c, w.id, asset, mode, cost)?
     };
@@ -373,12 +374,13 @@ fn plan_once(
                     // must not wait for the pool while holding one of its lanes)
                     let pool_lanes = if p.unlocked { Lanes::Exact } else { pool_lanes };
                     if pool_lanes == Lanes::Exact && lanes.is_fast() && p.unlocked {
-                        p.unlocked = true;
-                        let all = crate::lanes::all_lots(c, pid, asset)?;
-                        all
+                        crate::lanes::all_lots(c, pid, asset)?
                     } else {
                         p.pool_exclusive = pool_lanes == Lanes::Exact;
-                        lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, true)?
+                        let (l, t, lane) =
+                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes)?;
+                        p.pool_lane = lane;
+                        (l, t)
                     }
                 } else {
                     lots(c, pid, asset, mode, short)?
