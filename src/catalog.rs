@@ -610,8 +610,27 @@ UPDATE credit_ledger.lanes l
  WHERE l.wallet_id = $1";
 pub const LANES_ASSETS: &str = "
 SELECT DISTINCT asset FROM credit_ledger.grants WHERE wallet_id = $1 AND live ORDER BY asset";
-/// [`LANES_REFRESH`] with the wallet's own lane count.
-pub const LANES_REFRESH_WALLET: &str = "
+/// The lanes of the slices authorization `$1` moved, locked in order.
+pub const LANES_LOCK_OF_AUTH: &str = "
+SELECT 1 FROM credit_ledger.lanes l
+ WHERE (l.wallet_id, l.asset, l.lane) IN (
+       SELECT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
+         JOIN credit_ledger.grants g ON g.id = j.grant_id
+        WHERE j.authorization_id = $1 AND g.lane IS NOT NULL)
+ ORDER BY l.wallet_id, l.asset, l.lane FOR NO KEY UPDATE";
+/// [`LANES_LOCK_OF_AUTH`] without waiting: (locked, wanted).
+pub const LANES_TRY_LOCK_OF_AUTH: &str = "
+WITH want AS (
+    SELECT DISTINCT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
+      JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.authorization_id = $1 AND g.lane IS NOT NULL
+), l AS (
+    SELECT 1 FROM credit_ledger.lanes l
+     WHERE (l.wallet_id, l.asset, l.lane) IN (SELECT * FROM want)
+     ORDER BY l.wallet_id, l.asset, l.lane FOR NO KEY UPDATE SKIP LOCKED)
+SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM want)";
+/// The hints of the lanes of wallet `$1` that hold the rows `$2` (their lanes locked).
+pub const LANES_REFRESH_ROWS: &str = "
 UPDATE credit_ledger.lanes l
    SET free = CASE WHEN l.lane < w.lanes THEN coalesce((
            SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
@@ -620,4 +639,6 @@ UPDATE credit_ledger.lanes l
               AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
        ELSE 0 END
   FROM credit_ledger.wallets w
- WHERE w.id = l.wallet_id AND l.wallet_id = $1";
+ WHERE w.id = l.wallet_id AND l.wallet_id = $1
+   AND (l.asset, l.lane) IN (SELECT g.asset, g.lane FROM credit_ledger.grants g
+                              WHERE g.id = ANY ($2) AND g.lane IS NOT NULL)";

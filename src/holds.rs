@@ -58,10 +58,7 @@ pub fn lock(
         .map(|r| r.req::<i64>(1))
         .transpose()?
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
-    if skip_locked
-        && (spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
-            || !lanes::try_exclusive(c, wallet_id)?)
-    {
+    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
         return Ok(None);
     }
     let row = spi::first(exec(
@@ -75,17 +72,16 @@ pub fn lock(
     } else {
         Wallet::from_row(&row)?
     };
-    // the whole wallet (every lane): its slices move only under these locks
-    lanes::exclusive(c, wallet_id)?;
     if let Some(pid) = w.parent_id {
-        if skip_locked
-            && (spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none()
-                || !lanes::try_exclusive(c, pid)?)
-        {
+        if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none() {
             return Ok(None);
         }
         exec(c, sql::WALLET_LOCK_ID, &[pid.into()])?;
-        lanes::exclusive(c, pid)?;
+    }
+    // wallets with lanes: the lanes of the slices this authorization moved (a capture, release
+    // or refund moves only those), not the whole wallet: spenders on other lanes go on
+    if !lanes::lock_of_authorization(c, id, skip_locked)? {
+        return Ok(None);
     }
     let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
@@ -399,6 +395,11 @@ fn credit_capture(
             let mut extra_plan = None;
             if actual > a.cost {
                 let more = actual - a.cost;
+                // more than the hold: a spend on every row, so the whole wallet (and pool)
+                lanes::exclusive(c, w.id)?;
+                if let Some(pid) = w.parent_id {
+                    lanes::exclusive(c, pid)?;
+                }
                 let p =
                     authorize::plan(c, &w, &a.asset, more, Mode::Debit, authorize::Lanes::Exact)?;
                 if p.reason.is_none() {

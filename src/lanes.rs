@@ -76,6 +76,24 @@ pub fn try_exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<bool> {
     })
 }
 
+/// Lock the lanes of the slices an authorization moved (its wallet's and its pool's), in
+/// order; with `skip_locked`, false (nothing decided) when one is busy. The caller holds the
+/// wallet rows. True at once for an authorization that moved no slice.
+pub fn lock_of_authorization(c: &mut SpiClient<'_>, id: i64, skip_locked: bool) -> Result<bool> {
+    if !catalog_has_lanes() {
+        return Ok(true);
+    }
+    if !skip_locked {
+        exec(c, sql::LANES_LOCK_OF_AUTH, &[id.into()])?;
+        return Ok(true);
+    }
+    let row = spi::first(exec(c, sql::LANES_TRY_LOCK_OF_AUTH, &[id.into()])?);
+    Ok(match row {
+        Some(r) => r.req::<i64>(1)? == r.req::<i64>(2)?,
+        None => true,
+    })
+}
+
 /// The lane a spender tries first: the idempotency key's hash (a retry goes to the same
 /// lane) or `session` (the backend's process id: concurrent sessions start apart).
 pub fn first_lane(key: Option<&str>, lanes: i32, session: i32) -> i32 {

@@ -82,13 +82,23 @@ pub fn apply(
         return Ok(());
     }
     apply_moves(c, moves, asset, authorization_id, member_id, note)?;
-    // the lane hints of the wallets whose slices may have moved (none for one-lane wallets)
+    // the hints of the lanes whose slices moved (none for one-lane wallets); the caller
+    // holds those lanes
     if crate::lanes::catalog_has_lanes() {
         let mut done: Vec<i64> = Vec::new();
         for m in moves {
             if m.grant_id.is_some() && !done.contains(&m.wallet_id) {
                 done.push(m.wallet_id);
-                exec(c, sql::LANES_REFRESH_WALLET, &[m.wallet_id.into()])?;
+                let rows: Vec<i64> = moves
+                    .iter()
+                    .filter(|x| x.wallet_id == m.wallet_id)
+                    .filter_map(|x| x.grant_id)
+                    .collect();
+                exec(
+                    c,
+                    sql::LANES_REFRESH_ROWS,
+                    &[m.wallet_id.into(), rows.into()],
+                )?;
             }
         }
     }
