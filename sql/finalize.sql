@@ -67,11 +67,12 @@ BEGIN
     END IF;
     -- a grant of a wallet with lanes shows the credits of all its slices (since 0.4.0)
     RETURN QUERY
-    SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
+    SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount,
+           g.remaining + coalesce(f.remaining, 0), g.held + coalesce(f.held, 0),
            g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
       FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
-      CROSS JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
-                            FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id) f
+      LEFT JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
+                           FROM credit_ledger.grants x WHERE x.home_id = g.id) f ON true
      WHERE w.wallet = credit_grants.wallet AND (credit_grants.asset IS NULL OR g.asset = credit_grants.asset)
        AND g.home_id IS NULL
      ORDER BY g.asset, g.priority, g.expires_at NULLS LAST, g.id;

@@ -38,8 +38,10 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.
         AND f.remaining > 0) AS expiring_soon
   FROM credit_ledger.grants g
   JOIN credit_ledger.wallets w ON w.id = g.wallet_id
-  CROSS JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held, array_agg(x.id) AS ids
-                        FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id) f
+  CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
+                             g.held + coalesce(sum(x.held), 0) AS held,
+                             array_append(array_agg(x.id), g.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id) f
   LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
  WHERE g.home_id IS NULL
  GROUP BY g.id, w.wallet, f.remaining, f.held;

@@ -263,6 +263,7 @@ pub fn plan(
 
 /// The spendable lots of a wallet with lanes: one free lane (fast), every row (exact or a
 /// quote), or, when no free lane covers `need`, every row read without locks (`unlocked`).
+#[allow(clippy::too_many_arguments)]
 fn lane_lots(
     c: &mut SpiClient<'_>,
     p: &mut Plan,
@@ -271,6 +272,7 @@ fn lane_lots(
     mode: Mode,
     need: Decimal,
     lanes: Lanes,
+    pool: bool,
 ) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
         let (l, t) = lots(c, w.id, asset, mode, need)?;
@@ -282,7 +284,10 @@ fn lane_lots(
             Ok((l, t, None))
         }
         Lanes::Fast(start) => {
-            match crate::lanes::take(c, w.id, asset, w.lanes, need, start % w.lanes.max(1))? {
+            // a pool's lane needs no pool total: the member's balance is its own, and a pool
+            // whose threshold or cap needs the total takes the exact path
+            let start = start % w.lanes.max(1);
+            match crate::lanes::take(c, w.id, asset, w.lanes, need, start, !pool)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
@@ -314,7 +319,7 @@ fn plan_once(
     };
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
-        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes)?;
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, false)?;
         p.own_lane = lane;
         (l, t)
     } else {
@@ -378,7 +383,7 @@ fn plan_once(
                     } else {
                         p.pool_exclusive = pool_lanes == Lanes::Exact;
                         let (l, t, lane) =
-                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes)?;
+                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, true)?;
                         p.pool_lane = lane;
                         (l, t)
                     }
@@ -465,17 +470,15 @@ fn parent_wallet(
         return Ok((Wallet::from_row_lanes(&row, 9)?, Lanes::Exact));
     }
     if lanes.is_fast() {
-        if let Some(row) = spi::first(exec(c, sql::WALLET_LOCK_ID_ONE_LANE, &[pid.into()])?) {
-            return Ok((Wallet::from_row_lanes(&row, 9)?, Lanes::Exact));
-        }
+        // read first: a pool with lanes is not locked (a one-lane pool is read again under
+        // its lock below, so a change of its lanes in between is seen)
         let row =
             spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
         let parent = Wallet::from_row_lanes(&row, 9)?;
         if parent.lanes > 1 && !parent.tracked {
             return Ok((parent, lanes));
         }
-        // its lanes were just removed, or its counters (spend cap, alert, overdraft) are one
-        // row: the whole pool, as on the exact path
+        // one lane, or its counters (spend cap, alert, overdraft) are one row: the whole pool
     }
     let row = spi::first(exec(c, sql::WALLET_LOCK_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
     let parent = Wallet::from_row_lanes(&row, 9)?;

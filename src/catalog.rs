@@ -148,10 +148,11 @@ SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g
 /// [`GRANT_ROW`] with the credits of the grant's slices (0.4.0 on).
 pub const GRANT_ROW_V4: &str = "
 SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount,
-       (SELECT sum(x.remaining) FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id),
-       (SELECT sum(x.held) FROM credit_ledger.grants x WHERE x.id = g.id OR x.home_id = g.id),
+       g.remaining + coalesce(f.remaining, 0), g.held + coalesce(f.held, 0),
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
   FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  LEFT JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
+                       FROM credit_ledger.grants x WHERE x.home_id = g.id) f ON true
  WHERE g.id = $1";
 /// The body of `credit_ledger._balance` (sql/schema.sql) as a statement of its own: a SQL
 /// function with `SET search_path` is not inlined and re-plans its query on every call, which
@@ -518,10 +519,6 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
 pub const WALLET_LOCK_ID_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
   FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
-/// [`WALLET_LOCK_ID`] of a one-lane wallet only (a pool with lanes is not locked: no row).
-pub const WALLET_LOCK_ID_ONE_LANE: &str = "
-SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
-  FROM credit_ledger.wallets WHERE id = $1 AND lanes = 1 FOR NO KEY UPDATE";
 /// [`WALLET_GET_ID`] with lanes (column 9).
 pub const WALLET_GET_ID_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
@@ -555,6 +552,14 @@ SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000
          WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
            AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
            AND t.remaining > t.held)
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, home_id";
+/// [`LANE_LOTS`] without the wallet's total (a pool's lane: the member's draw needs only the lane).
+pub const LANE_LOTS_ONLY: &str = "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
   FROM credit_ledger.grants
  WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())

@@ -121,7 +121,8 @@ pub struct Taken {
 
 /// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
 /// every lane is busy or none has enough (the caller decides on the committed total, or takes
-/// the exact path).
+/// the exact path). With `with_total`, also the committed total of the wallet (else the
+/// lane's).
 pub fn take(
     c: &mut SpiClient<'_>,
     wallet_id: i64,
@@ -129,6 +130,7 @@ pub fn take(
     lanes: i32,
     need: Decimal,
     start: i32,
+    with_total: bool,
 ) -> Result<Option<Taken>> {
     let Some(row) = spi::first(exec(
         c,
@@ -146,12 +148,13 @@ pub fn take(
     let lane = row.req::<i32>(1)?;
     let mut lots = Vec::new();
     let mut total = None;
-    for r in exec(
-        c,
-        sql::LANE_LOTS,
-        &[wallet_id.into(), asset.into(), lane.into()],
-    )? {
-        if total.is_none() {
+    let statement = if with_total {
+        sql::LANE_LOTS
+    } else {
+        sql::LANE_LOTS_ONLY
+    };
+    for r in exec(c, statement, &[wallet_id.into(), asset.into(), lane.into()])? {
+        if with_total && total.is_none() {
             total = Some(spi::to_dec(
                 &r.req::<AnyNumeric>(5)?,
                 "the total of the wallet's spendable grants",
@@ -165,7 +168,11 @@ pub fn take(
         lane,
         lots,
         lane_total,
-        total: total.unwrap_or(Decimal::ZERO),
+        total: if with_total {
+            total.unwrap_or(Decimal::ZERO)
+        } else {
+            lane_total
+        },
     }))
 }
 

@@ -50,14 +50,14 @@ def parse_args():
         a.rounds = a.rounds or 1
         a.duration = a.duration or 3
         a.clients = a.clients or "1,8"
-        a.workloads = a.workloads or "W1,W2,W3,W4,W5"
+        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W7,W8"
         a.memory_calls = 50_000 if a.memory_calls is None else a.memory_calls
         a.stack_wallets = a.stack_wallets or 100
     else:
         a.rounds = a.rounds or 3
         a.duration = a.duration or 5
         a.clients = a.clients or "1,8,16"
-        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W6"
+        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W6,W7,W8"
         a.memory_calls = 1_000_000 if a.memory_calls is None else a.memory_calls
         a.stack_wallets = a.stack_wallets or 1000
     a.sync = a.sync or "on,off"
@@ -248,7 +248,18 @@ def workloads(ns, w6):
     W["W6"] = ("scale: 10k vs 1M wallets (same shape, separate databases)",
                [("10k", "bench_w6_10k", {p: (auth[p], {"nw": 10000, "pfx": "w"}) for p in ("F2", "P1", "EXT")}, 1),
                 (label_n(w6), "bench_w6_big", {p: (auth[p], {"nw": w6, "pfx": "w"}) for p in ("F2", "P1", "EXT")}, 1)])
+    # issue 17: a hot team pool (16 members, no own grants) and long transactions (32 callers on
+    # one pool, 0.2 s inside each transaction); 'pool' has 48 lanes, 'pool1' one lane (0.3.0)
+    W["W7"] = ("hot pool: members without own grants debit one pool (client i = member i)",
+               [("pool", "bench", {"F1": ("F1", {}), "EXT": ("pool_EXT", {"nm": 16, "pfx": "plm"})}, 1),
+                ("pool1", "bench", {"EXT": ("pool_EXT", {"nm": 16, "pfx": "p1m"})}, 1)])
+    W["W8"] = ("long transactions: 32 clients on one pool, authorize + 0.2 s + commit",
+               [("pool", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "plm"})}, 1),
+                ("pool1", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "p1m"})}, 1)])
     return W
+
+
+W8_CLIENTS = 32
 
 
 def label_n(n):
@@ -457,9 +468,12 @@ def main():
     pgv = scalar("postgres", "SELECT version()")
 
     # ---- load
-    need_small = any(w in A.workloads for w in ("W1", "W2", "W3", "W4", "W5")) or A.memory_calls
+    need_small = any(w in A.workloads for w in ("W1", "W2", "W3", "W4", "W5", "W7", "W8")) or A.memory_calls
     if need_small:
         load_db("bench", 10000, True, A.stack_wallets)
+        if ("W7" in A.workloads or "W8" in A.workloads) and "EXT" in A.peers:
+            psql("bench", file=os.path.join(BENCH, "sql", "load_pool.sql"))
+            psql("bench", "VACUUM (ANALYZE)")
     if "W6" in A.workloads:
         load_db("bench_w6_10k", 10000, False, 0)
         load_db("bench_w6_big", A.w6_wallets, False, 0)
@@ -470,8 +484,9 @@ def main():
     t_start = time.time()
     for wl in A.workloads:
         desc, variants = wanted[wl]
-        for sync in A.sync:
-            for clients in A.clients:
+        # W8 is defined at 32 clients, synchronous_commit = on
+        for sync in (["on"] if wl == "W8" else A.sync):
+            for clients in ([W8_CLIENTS] if wl == "W8" else A.clients):
                 for rnd in range(1, A.rounds + 1):
                     for (variant, db, peers, calls) in variants:
                         for peer in PEER_ORDER:
@@ -662,6 +677,22 @@ def targets(med):
         check(f"W2 sync on,  {top} cl: EXT / F1{note}", ratio(tps("W2", "hot", "on", top, "EXT"),
                                                            tps("W2", "hot", "on", top, "F1")), ">=", 0.8,
               f"   (EXT / P1 = {fmt(r_p1)})")
+    # issue 17: a pool costs no more than independent wallets; long transactions do not serialize
+    for sync in ("on", "off"):
+        c7 = 16 if tps("W7", "pool", sync, 16, "EXT") else top
+        if tps("W7", "pool", sync, c7, "EXT") is None:
+            continue
+        goal = " (target at 16 cl, sync on)" if (sync, c7) != ("on", 16) else ""
+        check(f"W7 sync {sync:<3} {c7} cl: pool EXT / W1 EXT{goal}",
+              ratio(tps("W7", "pool", sync, c7, "EXT"), tps("W1", "10k", sync, c7, "EXT")), ">=", 0.9)
+        check(f"W7 sync {sync:<3} {c7} cl: pool EXT / F1", ratio(tps("W7", "pool", sync, c7, "EXT"),
+                                                              tps("W7", "pool", sync, c7, "F1")), ">=", 1.0,
+              f"   (one-lane pool / F1 = {fmt(ratio(tps('W7', 'pool1', sync, c7, 'EXT'), tps('W7', 'pool', sync, c7, 'F1')))})")
+    if tps("W8", "pool", "on", W8_CLIENTS, "EXT") is not None:
+        lines.append(f"{'W8 sync on, 32 cl: transactions/s, 48 lanes':<58} "
+                     f"{tps('W8', 'pool', 'on', W8_CLIENTS, 'EXT'):6.1f}  target >= 100  "
+                     f"{'PASS' if tps('W8', 'pool', 'on', W8_CLIENTS, 'EXT') >= 100 else 'FAIL'}"
+                     f"   (one lane: {fmt(tps('W8', 'pool1', 'on', W8_CLIENTS, 'EXT'), 1)}/s; ideal 160/s)")
     # cost per call = 1 / TPS at 1 client, sync off (CPU view)
     for var in ("s100", "frag"):
         check(f"W3 sync off, 1 cl: cost per call {var} / s1",

@@ -1,0 +1,86 @@
+-- lanes.sql: spending lanes (issue 17). A wallet or team pool with lanes keeps each grant's
+-- credits in one slice per lane; a spender locks one free lane, so spenders with open
+-- transactions do not wait for each other (the concurrency itself is in the isolation specs
+-- lanes_*). Here: what the API shows (one row per grant, whatever its slices), the pattern of a
+-- long model call inside the transaction, the exact path, holds and refunds on slices, going
+-- back to one lane, bad input, and credit_verify() after each step.
+CREATE EXTENSION credit_ledger;
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+SELECT count(*) AS rates FROM credit_rate_set(action => 'chat', variant => 'opus', credits => 15);
+
+-- a team pool of 10,000 credits with two members who have no grants of their own, in 8 lanes
+SELECT wallet FROM credit_wallet_create(wallet => 'team');
+SELECT wallet FROM credit_wallet_create(wallet => 'team.alice', parent => 'team');
+SELECT wallet FROM credit_wallet_create(wallet => 'team.bob', parent => 'team');
+SELECT id, amount, remaining FROM credit_grant(wallet => 'team', amount => 10000);
+SELECT credit_wallet_lanes(wallet => 'team', lanes => 8) AS lanes;
+-- the grant is still one grant: its eight slices add up
+SELECT id, amount, remaining, held FROM credit_grants('team');
+SELECT lane, remaining FROM credit_ledger.grants WHERE home_id IS NOT NULL ORDER BY lane;
+SELECT credit_wallet_lanes(wallet => 'team') AS lanes;
+
+-- the pattern for a long model call: authorize, call the model, record the result, commit, all
+-- in one transaction. Other members (and other sessions of this one) spend from other lanes
+-- meanwhile instead of waiting for this transaction to end.
+CREATE TABLE completions (id bigserial PRIMARY KEY, member text, authorization_id bigint, tokens int);
+BEGIN;
+SELECT authorization_id, approved, cost
+  FROM credit_authorize(wallet => 'team.alice', action => 'chat', variant => 'opus', quantity => 2,
+                        idempotency_key => 'req-1') \gset
+-- ... the model call runs here (seconds) ...
+INSERT INTO completions (member, authorization_id, tokens) VALUES ('team.alice', :authorization_id, 2000);
+COMMIT;
+SELECT approved, cost FROM credit_authorize(wallet => 'team.alice', action => 'chat', variant => 'opus',
+                                           quantity => 2, idempotency_key => 'req-1');  -- a retry: the first result
+SELECT credit_balance('team') AS pool_balance;
+
+-- a call larger than one lane's share (1,250 credits) takes the exact path: every lane, exact
+-- consumption order, then the credits are spread evenly again
+SELECT approved, cost FROM credit_authorize(wallet => 'team.bob', action => 'chat', variant => 'opus', quantity => 100);
+SELECT min(remaining) = max(remaining) - (sum(remaining) - 8 * min(remaining)) AS even, sum(remaining)
+  FROM credit_ledger.grants WHERE home_id IS NOT NULL;
+-- more than the pool has: declined, nothing moves
+SELECT approved, reason, cost FROM credit_authorize(wallet => 'team.bob', action => 'chat', variant => 'opus', quantity => 1000);
+SELECT credit_balance('team') AS pool_balance;
+
+-- a new grant to a wallet with lanes goes to its lanes at once; consumption order still holds
+-- within a lane (the promotion, priority 10, is spent before the purchased credits)
+SELECT amount, remaining FROM credit_grant(wallet => 'team', amount => 80, category => 'promotional');
+SELECT count(*) AS slices FROM credit_ledger.grants g WHERE g.home_id = (SELECT max(id) FROM credit_ledger.grants WHERE home_id IS NULL);
+SELECT approved, cost FROM credit_authorize(wallet => 'team.alice', action => 'chat', variant => 'opus');
+SELECT category, amount, remaining FROM credit_grants('team') ORDER BY priority;
+
+-- holds, captures and refunds move the slices that paid
+SELECT authorization_id AS hold_id FROM credit_hold(wallet => 'team.bob', action => 'chat', variant => 'opus', quantity => 4) \gset
+SELECT credit_balance('team') AS pool_balance;
+SELECT status, cost FROM credit_capture(authorization_id => :hold_id, quantity => 3);
+SELECT amount, refunded_total FROM credit_refund(authorization_id => :hold_id, amount => 10);
+SELECT credit_balance('team') AS pool_balance, (SELECT sum(remaining) FROM credit_grants('team')) AS grants_remaining;
+SELECT grant_id, category, amount, remaining, held, spent FROM credit_ledger.grant_status ORDER BY grant_id;
+SELECT count(*) AS violations FROM credit_verify();
+
+-- back to one lane: every slice's credits return to its grant's own row
+SELECT credit_wallet_lanes(wallet => 'team', lanes => 1) AS lanes;
+SELECT count(*) FILTER (WHERE live) AS live_slices FROM credit_ledger.grants WHERE home_id IS NOT NULL;
+SELECT category, remaining FROM credit_grants('team') ORDER BY priority;
+SELECT approved, cost FROM credit_authorize(wallet => 'team.alice', action => 'chat', variant => 'opus');
+SELECT credit_balance('team') AS pool_balance;
+SELECT count(*) AS violations FROM credit_verify();
+
+-- a standalone wallet with lanes: its own spenders take lanes; the balance is its own
+SELECT wallet FROM credit_wallet_create(wallet => 'solo');
+SELECT credit_wallet_lanes(wallet => 'solo', lanes => 4) AS lanes;
+SELECT amount FROM credit_grant(wallet => 'solo', amount => 100);
+SELECT approved, cost, balance FROM credit_authorize(wallet => 'solo', action => 'chat', variant => 'opus');
+SELECT cost, spendable, approved FROM credit_quote(wallet => 'solo', action => 'chat', variant => 'opus');
+
+-- bad input changes nothing
+\set ON_ERROR_STOP 0
+SELECT credit_wallet_lanes(wallet => 'team', lanes => 0);
+SELECT credit_wallet_lanes(wallet => 'team', lanes => 65);
+SELECT credit_wallet_lanes(wallet => 'nobody', lanes => 4);
+SELECT credit_wallet_lanes(wallet => NULL, lanes => 4);
+\set ON_ERROR_STOP 1
+SELECT credit_wallet_lanes(wallet => 'team') AS lanes;
+SELECT count(*) AS violations FROM credit_verify();
