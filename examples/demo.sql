@@ -220,6 +220,12 @@ SELECT * FROM lots('acme.bob') UNION ALL SELECT * FROM lots('acme');
 \echo 'What Bob can still spend (credit_balance_detail): his own balance plus his pool access.'
 SELECT trim_scale(balance) AS own_balance, trim_scale(pool_access) AS pool_access, trim_scale(spendable) AS spendable
   FROM credit_balance_detail('acme.bob');
+\echo 'Acme''s agents keep their transaction open during each model call (authorize, call,'
+\echo 'record, commit). With one lane, every member''s draw would wait for the one before it to'
+\echo 'commit; with 8 lanes up to 8 members spend from the pool at once (README "Lanes").'
+SELECT credit_wallet_lanes(wallet => 'acme', lanes => 8) AS lanes;
+SELECT a.wallet, a.approved, trim_scale(a.cost) AS cost
+  FROM credit_authorize(wallet => 'acme.eve', action => 'image.generate', quantity => 2) a;
 
 \echo
 \echo '--- 10. Bad input is an error with a standard SQLSTATE, and changes nothing.'
