@@ -237,12 +237,12 @@ pub fn run_due(
             if busy.contains(&wallet_id) {
                 continue;
             }
-            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
-                || !crate::lanes::try_exclusive(c, wallet_id)?
-            {
+            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
                 busy.push(wallet_id);
                 continue;
             }
+            // a wallet with lanes: wait for its lanes (see lifecycle::expire)
+            crate::lanes::exclusive(c, wallet_id)?;
             // re-read under the lock with a fresh snapshot: another tick may have advanced it
             let fresh = exec(c, sql::ALLOWANCE_DUE_ONE, &[id.into(), as_of.into()])?;
             if let Some(f) = spi::first(fresh) {

@@ -42,22 +42,39 @@ pub struct Wallet {
     pub tracked: bool,
     /// Spending lanes (1: spenders take the wallet's row lock; see [`crate::lanes`]).
     pub lanes: i32,
+    /// Its pool as read with it (a fast draw on a pool with lanes reads it no more).
+    pub pool: Option<Box<Wallet>>,
 }
 
 impl Wallet {
     /// From columns 1..=8 of the wallet statements.
     pub fn from_row(row: &impl RowExt) -> Result<Self> {
+        Self::from_row_at(row, 0)
+    }
+
+    /// From columns `base + 1 ..= base + 8`.
+    fn from_row_at(row: &impl RowExt, base: usize) -> Result<Self> {
         Ok(Wallet {
-            id: row.req(1)?,
-            parent_id: row.col(2)?,
-            frozen: row.req(3)?,
-            overdraft_limit: row.dec(4)?,
-            threshold: row.opt_dec(5)?,
-            spend_cap: row.opt_dec(6)?,
-            pool_limit: row.opt_dec(7)?,
-            tracked: row.req(8)?,
+            id: row.req(base + 1)?,
+            parent_id: row.col(base + 2)?,
+            frozen: row.req(base + 3)?,
+            overdraft_limit: row.dec(base + 4)?,
+            threshold: row.opt_dec(base + 5)?,
+            spend_cap: row.opt_dec(base + 6)?,
+            pool_limit: row.opt_dec(base + 7)?,
+            tracked: row.req(base + 8)?,
             lanes: 1,
+            pool: None,
         })
+    }
+
+    /// Whether its spends keep counters that need one row (spend cap, overdraft, pool limit):
+    /// a wallet with lanes and counters takes the exact path. A low-balance threshold alone
+    /// does not (see [`crate::lanes::alert`]).
+    pub fn counters(&self) -> bool {
+        self.spend_cap.is_some()
+            || self.overdraft_limit > Decimal::ZERO
+            || self.pool_limit.is_some()
     }
 
     /// [`Wallet::from_row`] of a statement that has the lanes in column `col` (0.4.0 on).
@@ -137,6 +154,8 @@ pub struct Plan {
     unlocked: bool,
     /// The pool (with lanes) is held whole: its lanes are spread again after the spend.
     pub pool_exclusive: bool,
+    /// The asset spent.
+    pub asset: String,
 }
 
 impl Plan {
@@ -272,7 +291,7 @@ fn lane_lots(
     mode: Mode,
     need: Decimal,
     lanes: Lanes,
-    pool: bool,
+    with_total: bool,
 ) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
         let (l, t) = lots(c, w.id, asset, mode, need)?;
@@ -284,10 +303,8 @@ fn lane_lots(
             Ok((l, t, None))
         }
         Lanes::Fast(start) => {
-            // a pool's lane needs no pool total: the member's balance is its own, and a pool
-            // whose threshold or cap needs the total takes the exact path
             let start = start % w.lanes.max(1);
-            match crate::lanes::take(c, w.id, asset, w.lanes, need, start, !pool)? {
+            match crate::lanes::take(c, w.id, asset, w.lanes, need, start, with_total)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
@@ -315,11 +332,12 @@ fn plan_once(
 ) -> Result<Plan> {
     let mut p = Plan {
         spendable: Some(Decimal::ZERO),
+        asset: asset.to_string(),
         ..Plan::default()
     };
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
-        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, false)?;
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true)?;
         p.own_lane = lane;
         (l, t)
     } else {
@@ -361,7 +379,7 @@ fn plan_once(
         // The pool is only locked when the member's own grants do not cover the cost.
         let parent_needed = short > Decimal::ZERO || mode == Mode::Quote;
         if parent_needed {
-            let (parent, pool_lanes) = parent_wallet(c, pid, mode, lanes)?;
+            let (parent, pool_lanes) = parent_wallet(c, pid, mode, lanes, w.pool.as_deref())?;
             if !parent.frozen {
                 if parent.tracked {
                     p.parent_state = Some(WalletState::load(c, pid, asset)?);
@@ -382,8 +400,11 @@ fn plan_once(
                         crate::lanes::all_lots(c, pid, asset)?
                     } else {
                         p.pool_exclusive = pool_lanes == Lanes::Exact;
+                        // a pool's lane needs the pool's total only for its alert (the
+                        // member's balance is its own)
+                        let total = parent.threshold.is_some();
                         let (l, t, lane) =
-                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, true)?;
+                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, total)?;
                         p.pool_lane = lane;
                         (l, t)
                     }
@@ -453,6 +474,7 @@ fn parent_wallet(
     pid: i64,
     mode: Mode,
     lanes: Lanes,
+    read: Option<&Wallet>,
 ) -> Result<(Wallet, Lanes)> {
     let vanished = || LedgerError::new(Kind::Internal, format!("pool wallet {pid} vanished"));
     if !crate::lanes::catalog_has_lanes() {
@@ -470,12 +492,17 @@ fn parent_wallet(
         return Ok((Wallet::from_row_lanes(&row, 9)?, Lanes::Exact));
     }
     if lanes.is_fast() {
-        // read first: a pool with lanes is not locked (a one-lane pool is read again under
-        // its lock below, so a change of its lanes in between is seen)
-        let row =
-            spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
-        let parent = Wallet::from_row_lanes(&row, 9)?;
-        if parent.lanes > 1 && !parent.tracked {
+        // read first (or with the member): a pool with lanes is not locked (a one-lane pool is
+        // read again under its lock below, so a change of its lanes in between is seen)
+        let parent = match read {
+            Some(p) if p.id == pid => p.clone(),
+            _ => {
+                let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?)
+                    .ok_or_else(vanished)?;
+                Wallet::from_row_lanes(&row, 9)?
+            }
+        };
+        if parent.lanes > 1 && !parent.counters() {
             return Ok((parent, lanes));
         }
         // one lane, or its counters (spend cap, alert, overdraft) are one row: the whole pool
@@ -511,6 +538,27 @@ pub fn commit_plan(
         amount::add(counter, signed(x))
             .ok_or_else(|| amount::out_of_range(format!("the {what} of wallet \"{wallet}\"")))
     };
+    // a fast spend on a wallet with lanes writes no counter row (it has none but its alert
+    // latch: see crate::lanes::alert); the pool's likewise
+    if let (Some(_), Some(pid), Some(t)) = (p.pool_lane, p.parent_id, p.parent_threshold) {
+        if sign > Decimal::ZERO && p.pool_part > Decimal::ZERO {
+            let debt = p.parent_state.as_ref().map(|s| s.debt).unwrap_or_default();
+            let pool_balance = amount::sub(p.parent_available, p.pool_part)
+                .and_then(|b| amount::sub(b, debt))
+                .ok_or_else(|| amount::out_of_range("the pool's balance after the spend"))?;
+            crate::lanes::alert(c, pid, None, &p.asset, t, pool_balance)?;
+        }
+    }
+    if p.pool_lane.is_some() {
+        p.parent_state = None;
+    }
+    if p.own_lane.is_some() {
+        if let (Some(t), true) = (w.threshold, sign > Decimal::ZERO) {
+            let balance = p.balance_after()?;
+            crate::lanes::alert(c, w.id, Some(wallet), &p.asset, t, balance)?;
+        }
+        p.own_state = None;
+    }
     if let Some(state) = p.own_state.as_mut() {
         state.period_spent = count(state.period_spent, cost, "period spend")?;
         state.pool_drawn = count(state.pool_drawn, p.pool_part, "pool draw")?;
@@ -665,7 +713,13 @@ fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, 
         sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
         &[wallet.into()],
     )?) {
-        (row, true)
+        let mut w = Wallet::from_row_lanes(&row, 10)?;
+        if row.col::<i64>(11)?.is_some() {
+            let mut pool = Wallet::from_row_at(&row, 10)?;
+            pool.lanes = row.req(19)?;
+            w.pool = Some(Box::new(pool));
+        }
+        return Ok((w, row.req(9)?, true));
     } else if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_LANED, &[wallet.into()])?) {
         (row, false)
     } else {
@@ -698,7 +752,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         w.lanes,
         crate::lanes::session(),
     ));
-    if w.lanes > 1 && (locked || w.tracked) {
+    if w.lanes > 1 && (locked || w.counters()) {
         w = lock_whole(c, r.wallet)?;
         lanes = Lanes::Exact;
     }
@@ -734,6 +788,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
     // is settled by the unique index (the loser writes nothing and returns the winner's)
     let racy = w.lanes > 1;
+    let mut hint_written = false;
     let status = match (approved, r.mode) {
         (false, _) => "declined",
         (true, Mode::Hold) => "held",
@@ -783,10 +838,21 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
                 num(*held).into(),
                 (*kind).into(),
             ]);
-            if racy {
-                sql::AUTHORIZE_WRITE_ONE_KEYED
-            } else {
-                sql::AUTHORIZE_WRITE_ONE
+            // a fast spend's one move: its lane's hint in the same statement
+            let lane = match (p.own_lane, p.pool_lane, p.parent_id) {
+                (Some(l), _, _) if *wallet_id == w.id => Some((w.id, l)),
+                (_, Some(l), Some(pid)) if *wallet_id == pid => Some((pid, l)),
+                _ => None,
+            };
+            if let Some((lw, l)) = lane {
+                args.extend([lw.into(), l.into()]);
+                hint_written = true;
+            }
+            match (racy, lane.is_some()) {
+                (true, true) => sql::AUTHORIZE_WRITE_ONE_KEYED_LANE,
+                (true, false) => sql::AUTHORIZE_WRITE_ONE_KEYED,
+                (false, true) => sql::AUTHORIZE_WRITE_ONE_LANE,
+                (false, false) => sql::AUTHORIZE_WRITE_ONE,
             }
         }
         moves => {
@@ -810,7 +876,9 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     if approved {
         commit_plan(c, &w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
-    lanes_after(c, &w, &p, &rate.asset, lanes)?;
+    if !hint_written {
+        lanes_after(c, &w, &p, &rate.asset, lanes)?;
+    }
     // the same values authorization_tuple() would read back, without reading them back
     let mut t = Record::new("credit_authorization");
     t.push(Some(id));

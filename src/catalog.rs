@@ -296,6 +296,55 @@ WITH a AS (",
 )
 SELECT id, created_at, expires_at FROM a"
 );
+/// The lane hint of a fast spend's one move, in the same statement: `$24` the lane's wallet,
+/// `$25` the lane (its hint falls by what the move took: `$21 - $22`).
+macro_rules! lane_hint {
+    ($cond:expr) => {
+        concat!(
+            "
+), l AS (
+    UPDATE credit_ledger.lanes SET free = free + $21 - $22
+     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
+            $cond
+        )
+    };
+}
+/// [`AUTHORIZE_WRITE_ONE`] with the lane hint (a member's fast draw on a pool with lanes).
+pub const AUTHORIZE_WRITE_ONE_LANE: &str = concat!(
+    "
+WITH a AS (",
+    authorization_insert!(),
+    "
+), g AS (
+    UPDATE credit_ledger.grants
+       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
+     WHERE id = $19",
+    lane_hint!(""),
+    "
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+)
+SELECT id, created_at, expires_at FROM a"
+);
+/// [`AUTHORIZE_WRITE_ONE_KEYED`] with the lane hint (a fast spend of a wallet with lanes).
+pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = concat!(
+    "
+WITH a AS (",
+    authorization_insert_keyed!(),
+    "
+), g AS (
+    UPDATE credit_ledger.grants
+       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
+     WHERE id = $19 AND EXISTS (SELECT 1 FROM a)",
+    lane_hint!(" AND EXISTS (SELECT 1 FROM a)"),
+    "
+), j AS (
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
+    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+)
+SELECT id, created_at, expires_at FROM a"
+);
 /// [`AUTHORIZE_WRITE`] for a wallet with lanes.
 pub const AUTHORIZE_WRITE_KEYED: &str = concat!(
     "
@@ -500,11 +549,15 @@ SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares:
 // ---- lanes (0.4.0 on; see crate::lanes) -------------------------------------------------------
 
 /// [`WALLET_LOCK_FOR_SPEND`] for a one-lane wallet only (column 10: lanes); a wallet with lanes
-/// is not locked here (no row: see [`WALLET_FOR_SPEND_LANED`]).
+/// is not locked here (no row: see [`WALLET_FOR_SPEND_LANED`]). Columns 11..=19: its pool as
+/// [`WALLET_GET_ID_V4`] (NULL without one), read in the same statement, unlocked.
 pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = "
-SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
-       coalesce(rate_card, 'default'), lanes
-  FROM credit_ledger.wallets WHERE wallet = $1 AND lanes = 1 FOR NO KEY UPDATE";
+SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
+       w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
+       p.id, p.parent_id, p.frozen, p.overdraft_limit, p.low_balance_threshold, p.spend_cap, p.pool_limit,
+       p.tracked, p.lanes
+  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
+ WHERE w.wallet = $1 AND w.lanes = 1 FOR NO KEY UPDATE OF w";
 /// A wallet with lanes, read without a lock (its spenders lock lanes, not the wallet).
 pub const WALLET_FOR_SPEND_LANED: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
@@ -529,11 +582,6 @@ pub const WALLET_SET_LANES: &str =
 /// Every lane of a wallet (all assets), locked in lane order.
 pub const LANES_LOCK_ALL: &str = "
 SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR NO KEY UPDATE";
-/// The same without waiting: how many lanes were locked, and how many there are.
-pub const LANES_TRY_LOCK_ALL: &str = "
-WITH l AS (SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane
-            FOR NO KEY UPDATE SKIP LOCKED)
-SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM credit_ledger.lanes WHERE wallet_id = $1)";
 /// Lock one free lane (of the first `$3`) whose hint covers `$4`, trying lanes from `$5` on.
 /// The hint is re-checked on the lane's latest version after the lock (a spender that
 /// committed since this statement's snapshot updated it), so a lane is only taken when its
@@ -647,3 +695,12 @@ UPDATE credit_ledger.lanes l
  WHERE w.id = l.wallet_id AND l.wallet_id = $1
    AND (l.asset, l.lane) IN (SELECT g.asset, g.lane FROM credit_ledger.grants g
                               WHERE g.id = ANY ($2) AND g.lane IS NOT NULL)";
+/// The low-balance latch of a wallet with lanes, if free (see `lanes::alert`).
+pub const LATCH_TRY: &str = "
+SELECT below_threshold FROM credit_ledger.wallet_assets
+ WHERE wallet_id = $1 AND asset = $2 FOR NO KEY UPDATE SKIP LOCKED";
+pub const LATCH_SET: &str =
+    "UPDATE credit_ledger.wallet_assets SET below_threshold = true WHERE wallet_id = $1 AND asset = $2";
+/// The counter row of a wallet x asset exists (its latch is taken with SKIP LOCKED).
+pub const LATCH_ENSURE: &str = "
+INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING";

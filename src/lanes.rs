@@ -63,19 +63,6 @@ pub fn exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// [`exclusive`] without waiting: false (and possibly some lanes locked until the end of the
-/// transaction) when a lane is busy.
-pub fn try_exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<bool> {
-    if !catalog_has_lanes() {
-        return Ok(true);
-    }
-    let row = spi::first(exec(c, sql::LANES_TRY_LOCK_ALL, &[wallet_id.into()])?);
-    Ok(match row {
-        Some(r) => r.req::<i64>(1)? == r.req::<i64>(2)?,
-        None => true,
-    })
-}
-
 /// Lock the lanes of the slices an authorization moved (its wallet's and its pool's), in
 /// order; with `skip_locked`, false (nothing decided) when one is busy. The caller holds the
 /// wallet rows. True at once for an authorization that moved no slice.
@@ -221,6 +208,41 @@ pub fn spent(
     Ok(())
 }
 
+/// The low-balance alert of a wallet with lanes after a fast spend, without a hot row: judged
+/// on `balance` (the committed balance minus this spend: other in-flight spends are not
+/// visible), once per crossing. The latch (`wallet_assets.below_threshold`) is taken with
+/// `SKIP LOCKED`: a spender that finds it busy leaves the alert to the one holding it (or, if
+/// that one rolls back, to the next spend below the threshold). Re-arming stays with the
+/// operations that hold the whole wallet (a grant). `name`: the wallet's name, read when None.
+pub fn alert(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    name: Option<&str>,
+    asset: &str,
+    threshold: Decimal,
+    balance: Decimal,
+) -> Result<()> {
+    if balance >= threshold {
+        return Ok(());
+    }
+    let Some(row) = spi::first(exec(c, sql::LATCH_TRY, &[wallet_id.into(), asset.into()])?) else {
+        return Ok(());
+    };
+    if row.req::<bool>(1)? {
+        return Ok(());
+    }
+    // the latch is ours until commit: the counters are read again under it and written back
+    let mut state = ledger::WalletState::load(c, wallet_id, asset)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => ledger::wallet_name(c, wallet_id)?,
+    };
+    state.below_threshold = false;
+    ledger::check_alert(c, &mut state, &name, Some(threshold), balance)?;
+    exec(c, sql::LATCH_SET, &[wallet_id.into(), asset.into()])?;
+    Ok(())
+}
+
 /// Spread the unexpired, unheld credits of every grant of a wallet x asset (or of grant
 /// `only`) evenly over its `lanes` lanes, then refresh the lane hints. Moves are journal
 /// entries of kind `lane` (they net to zero per grant). With `lanes = 1` every grant's credits
@@ -300,6 +322,8 @@ pub fn spread(
     }
     ledger::apply_moves(c, &moves, asset, None, None, None)?;
     if lanes > 1 {
+        // the alert latch row exists before any spender needs it (taken with SKIP LOCKED)
+        exec(c, sql::LATCH_ENSURE, &[wallet_id.into(), asset.into()])?;
         exec(
             c,
             sql::LANES_ENSURE,

@@ -3,8 +3,9 @@
 //! Expired grants and holds are never spendable, whether or not a sweep has run; the sweep
 //! writes their journal entries (grant expiry = breakage; hold expiry = release of the held
 //! credits). Safe to run from pg_cron every minute: idempotent (a second run finds nothing),
-//! concurrent-safe (wallets are locked with SKIP LOCKED, so two sweeps never do the same work
-//! and never wait on a busy wallet: what is skipped is picked up by the next run) and bounded
+//! concurrent-safe (wallet rows are locked with SKIP LOCKED, so two sweeps never do the same
+//! work and never wait on a busy wallet row: what is skipped is picked up by the next run; a
+//! wallet with lanes is then waited for, lane by lane, see README "Lanes") and bounded
 //! (`max_rows` per call; `more` says whether to call again).
 //!
 //! Also the SQL face of [`crate::period`]: `credit_ledger._period_start` and
@@ -60,12 +61,13 @@ pub fn sweep(
         v
     };
     for wallet_id in wallets {
-        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none()
-            || !crate::lanes::try_exclusive(c, wallet_id)?
-        {
+        if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
             out.more = true;
             continue;
         }
+        // a wallet with lanes: wait for its lanes (their spenders hold one each until they
+        // commit); skipping a busy one would defer a pool in constant use for ever
+        crate::lanes::exclusive(c, wallet_id)?;
         let mut by_asset: Vec<(String, Vec<Movement>)> = Vec::new();
         for r in exec(
             c,

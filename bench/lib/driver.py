@@ -250,8 +250,11 @@ def workloads(ns, w6):
                 (label_n(w6), "bench_w6_big", {p: (auth[p], {"nw": w6, "pfx": "w"}) for p in ("F2", "P1", "EXT")}, 1)])
     # issue 17: a hot team pool (16 members, no own grants) and long transactions (32 callers on
     # one pool, 0.2 s inside each transaction); 'pool' has 48 lanes, 'pool1' one lane (0.3.0)
+    # W7's own '10k' variant is W1's EXT cell interleaved with the pool cells in every round, so
+    # the pool/W1 ratio compares cells measured side by side (W1 itself runs minutes earlier)
     W["W7"] = ("hot pool: members without own grants debit one pool (client i = member i)",
-               [("pool", "bench", {"F1": ("F1", {}), "EXT": ("pool_EXT", {"nm": 16, "pfx": "plm"})}, 1),
+               [("10k", "bench", {"EXT": (auth["EXT"], {"nw": 10000, "pfx": "w"})}, 1),
+                ("pool", "bench", {"F1": ("F1", {}), "EXT": ("pool_EXT", {"nm": 16, "pfx": "plm"})}, 1),
                 ("pool1", "bench", {"EXT": ("pool_EXT", {"nm": 16, "pfx": "p1m"})}, 1)])
     W["W8"] = ("long transactions: 32 clients on one pool, authorize + 0.2 s + commit",
                [("pool", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "plm"})}, 1),
@@ -683,8 +686,8 @@ def targets(med):
         if tps("W7", "pool", sync, c7, "EXT") is None:
             continue
         goal = " (target at 16 cl, sync on)" if (sync, c7) != ("on", 16) else ""
-        check(f"W7 sync {sync:<3} {c7} cl: pool EXT / W1 EXT{goal}",
-              ratio(tps("W7", "pool", sync, c7, "EXT"), tps("W1", "10k", sync, c7, "EXT")), ">=", 0.9)
+        check(f"W7 sync {sync:<3} {c7} cl: pool EXT / W1 EXT (interleaved){goal}",
+              ratio(tps("W7", "pool", sync, c7, "EXT"), tps("W7", "10k", sync, c7, "EXT")), ">=", 0.9)
         check(f"W7 sync {sync:<3} {c7} cl: pool EXT / F1", ratio(tps("W7", "pool", sync, c7, "EXT"),
                                                               tps("W7", "pool", sync, c7, "F1")), ">=", 1.0,
               f"   (one-lane pool / F1 = {fmt(ratio(tps('W7', 'pool1', sync, c7, 'EXT'), tps('W7', 'pool', sync, c7, 'F1')))})")
