@@ -582,14 +582,14 @@ pub const WALLET_SET_LANES: &str =
 /// Every lane of a wallet (all assets), locked in lane order.
 pub const LANES_LOCK_ALL: &str = "
 SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR NO KEY UPDATE";
-/// Lock one free lane (of the first `$3`) whose hint covers `$4`, trying lanes from `$5` on.
-/// The hint is re-checked on the lane's latest version after the lock (a spender that
-/// committed since this statement's snapshot updated it), so a lane is only taken when its
-/// last writer left it able to pay.
+/// Lock one free lane whose hint covers `$4`, among lanes `$5 .. $3` in order (then the
+/// caller tries `0 .. $5`: an index range, no sort). The hint is re-checked on the lane's
+/// latest version after the lock (a spender that committed since this statement's snapshot
+/// updated it), so a lane is only taken when its last writer left it able to pay.
 pub const LANE_TAKE: &str = "
 SELECT lane FROM credit_ledger.lanes
- WHERE wallet_id = $1 AND asset = $2 AND lane < $3 AND free >= $4
- ORDER BY (lane + $3 - $5) % $3
+ WHERE wallet_id = $1 AND asset = $2 AND lane >= $5 AND lane < $3 AND free >= $4
+ ORDER BY lane
  FOR NO KEY UPDATE SKIP LOCKED LIMIT 1";
 /// The spendable slices of one lane in consumption order (column 5: the committed total of
 /// every spendable row of the wallet x asset, for the balance after the spend).

@@ -119,17 +119,28 @@ pub fn take(
     start: i32,
     with_total: bool,
 ) -> Result<Option<Taken>> {
-    let Some(row) = spi::first(exec(
-        c,
-        sql::LANE_TAKE,
-        &[
-            wallet_id.into(),
-            asset.into(),
-            lanes.into(),
-            num(need).into(),
-            start.into(),
-        ],
-    )?) else {
+    // from the first lane to the last, then from lane 0 to the first
+    let mut found = None;
+    for (from, to) in [(start, lanes), (0, start)] {
+        if from >= to {
+            continue;
+        }
+        found = spi::first(exec(
+            c,
+            sql::LANE_TAKE,
+            &[
+                wallet_id.into(),
+                asset.into(),
+                to.into(),
+                num(need).into(),
+                from.into(),
+            ],
+        )?);
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(row) = found else {
         return Ok(None);
     };
     let lane = row.req::<i32>(1)?;
