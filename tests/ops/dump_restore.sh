@@ -105,6 +105,17 @@ check_eq "an idempotency key used before the dump still replays after the restor
   "$(q "$dst" "SELECT authorization_id || '|' || cost FROM credit_authorize(wallet => 'cust_1', action => 'chat', variant => 'opus', quantity => 2.5, idempotency_key => 'req-1')")"
 hold_dst="$(q "$dst" "SELECT status || '|' || cost FROM credit_capture(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'open'))")"
 check_eq "a hold left open in the dump can be captured after the restore" "captured|40" "$hold_dst"
+# a pool with lanes (issue 17): its slices, lanes and hints came back; spends and a capture work
+lanes_q="SELECT credit_wallet_lanes('team_l') || '|' || (SELECT count(*) FROM credit_ledger.lanes l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'team_l')
+           || '|' || (SELECT bool_and(l.free = coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                        WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+                          AND (g.expires_at IS NULL OR g.expires_at > now())), 0)) FROM credit_ledger.lanes l)"
+check_eq "a pool with lanes is restored with its lanes and exact hints" "$(q "$src" "$lanes_q")" "$(q "$dst" "$lanes_q")"
+check_eq "a member of the pool with lanes spends after the restore as in the source" \
+  "$(q "$src" "SELECT approved || '|' || cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus')")" \
+  "$(q "$dst" "SELECT approved || '|' || cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus')")"
+check_eq "a hold on the pool with lanes left open in the dump is captured after the restore" "captured" \
+  "$(q "$dst" "SELECT status FROM credit_capture(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'lanes_open'))")"
 
 # the usage trigger still bills new rows in the restored database
 j0="$(q "$dst" 'SELECT count(*) FROM credit_ledger.journal')"
