@@ -201,16 +201,43 @@ WITH g AS (
 INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
 VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9)";
 
-/// Record an authorization (approved or declined) and apply its movements in one statement.
-pub const AUTHORIZE_WRITE: &str = "
-WITH a AS (
+/// The authorization row: `$1..$18` as in [`AUTHORIZE_WRITE`]; `$conflict` is the clause
+/// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`).
+macro_rules! authorization_insert {
+    ($conflict:expr) => {
+        concat!(
+            "
     INSERT INTO credit_ledger.authorizations
         (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
          vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
          metadata, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
-    RETURNING id, created_at, expires_at
+            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)",
+            $conflict,
+            "
+    RETURNING id, created_at, expires_at"
+        )
+    };
+}
+/// The keyed form's clause: a spender of a wallet with lanes is not serialized by a lock, so
+/// an idempotency key already used, or in use by a transaction still open (the insert waits
+/// for it), inserts nothing, and then the statements below move nothing (`$moved`).
+macro_rules! keyed {
+    () => {
+        "
+    ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    };
+}
+
+/// Record an authorization (approved or declined) and apply its movements in one statement.
+/// Arrays `$19..$23` as in [`APPLY`]. `$moved`: a condition on `a` for the grant update.
+macro_rules! authorize_write {
+    ($conflict:expr, $moved:expr) => {
+        concat!(
+            "
+WITH a AS (",
+            authorization_insert!($conflict),
+            "
 ), m AS (
     SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
         AS m(grant_id, wallet_id, kind, amount, held)
@@ -220,151 +247,75 @@ WITH a AS (
        SET (remaining, held, live) =
            (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
               FROM unnest($19::bigint[], $22::numeric[], $23::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
-     WHERE g.id = ANY ($19::bigint[])
+     WHERE g.id = ANY ($19::bigint[])",
+            $moved,
+            "
 ), j AS (
     INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
     SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
 )
-SELECT id, created_at, expires_at FROM a";
-
-/// The authorization row alone: `$1..$18` as in [`AUTHORIZE_WRITE`] (a decline moves nothing).
-macro_rules! authorization_insert {
-    () => {
-        "
-    INSERT INTO credit_ledger.authorizations
-        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
-         vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
-         metadata, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
-    RETURNING id, created_at, expires_at"
+SELECT id, created_at, expires_at FROM a"
+        )
     };
 }
+pub const AUTHORIZE_WRITE: &str = authorize_write!("", "");
+/// [`AUTHORIZE_WRITE`] for a wallet with lanes (the `keyed!` clause).
+pub const AUTHORIZE_WRITE_KEYED: &str = authorize_write!(keyed!(), " AND EXISTS (SELECT 1 FROM a)");
+
 /// An authorization that moves nothing (a decline).
-pub const AUTHORIZE_WRITE_NONE: &str = authorization_insert!();
+pub const AUTHORIZE_WRITE_NONE: &str = authorization_insert!("");
+/// [`AUTHORIZE_WRITE_NONE`] for a wallet with lanes.
+pub const AUTHORIZE_WRITE_NONE_KEYED: &str = authorization_insert!(keyed!());
+
 /// An authorization that moves one grant (the common debit or hold): `$1..$18` as in
 /// [`AUTHORIZE_WRITE`], then grant id `$19`, grant wallet `$20`, change of remaining `$21`,
 /// change of held `$22`, journal kind `$23`. Single-row nodes only: a fraction of the
-/// executor work of the array form.
-pub const AUTHORIZE_WRITE_ONE: &str = concat!(
-    "
+/// executor work of the array form. `$lane`: the lane hint of a fast spend, in the same
+/// statement (`$24` the lane's wallet, `$25` the lane; the hint falls by `$22 - $21`).
+macro_rules! authorize_write_one {
+    ($conflict:expr, $moved:expr, $lane:expr) => {
+        concat!(
+            "
 WITH a AS (",
-    authorization_insert!(),
-    "
+            authorization_insert!($conflict),
+            "
 ), g AS (
     UPDATE credit_ledger.grants
        SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
-     WHERE id = $19
+     WHERE id = $19",
+            $moved,
+            $lane,
+            "
 ), j AS (
     INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
     SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
 )
 SELECT id, created_at, expires_at FROM a"
-);
-
-/// The authorization row of a spender of a wallet with lanes (not serialized by a lock):
-/// an idempotency key already used, or in use by a transaction still open (the insert waits
-/// for it), inserts nothing, and then the statements below move nothing.
-macro_rules! authorization_insert_keyed {
-    () => {
-        "
-    INSERT INTO credit_ledger.authorizations
-        (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
-         vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
-         metadata, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)
-    ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, created_at, expires_at"
+        )
     };
 }
-/// [`AUTHORIZE_WRITE_NONE`] for a wallet with lanes.
-pub const AUTHORIZE_WRITE_NONE_KEYED: &str = authorization_insert_keyed!();
-/// [`AUTHORIZE_WRITE_ONE`] for a wallet with lanes.
-pub const AUTHORIZE_WRITE_ONE_KEYED: &str = concat!(
-    "
-WITH a AS (",
-    authorization_insert_keyed!(),
-    "
-), g AS (
-    UPDATE credit_ledger.grants
-       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
-     WHERE id = $19 AND EXISTS (SELECT 1 FROM a)
-), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
-)
-SELECT id, created_at, expires_at FROM a"
-);
-/// The lane hint of a fast spend's one move, in the same statement: `$24` the lane's wallet,
-/// `$25` the lane (its hint falls by what the move took: `$21 - $22`).
 macro_rules! lane_hint {
-    ($cond:expr) => {
+    ($moved:expr) => {
         concat!(
             "
 ), l AS (
     UPDATE credit_ledger.lanes SET free = free + $21 - $22
      WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
-            $cond
+            $moved
         )
     };
 }
+pub const AUTHORIZE_WRITE_ONE: &str = authorize_write_one!("", "", "");
+/// [`AUTHORIZE_WRITE_ONE`] for a wallet with lanes (the `keyed!` clause).
+pub const AUTHORIZE_WRITE_ONE_KEYED: &str =
+    authorize_write_one!(keyed!(), " AND EXISTS (SELECT 1 FROM a)", "");
 /// [`AUTHORIZE_WRITE_ONE`] with the lane hint (a member's fast draw on a pool with lanes).
-pub const AUTHORIZE_WRITE_ONE_LANE: &str = concat!(
-    "
-WITH a AS (",
-    authorization_insert!(),
-    "
-), g AS (
-    UPDATE credit_ledger.grants
-       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
-     WHERE id = $19",
-    lane_hint!(""),
-    "
-), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
-)
-SELECT id, created_at, expires_at FROM a"
-);
+pub const AUTHORIZE_WRITE_ONE_LANE: &str = authorize_write_one!("", "", lane_hint!(""));
 /// [`AUTHORIZE_WRITE_ONE_KEYED`] with the lane hint (a fast spend of a wallet with lanes).
-pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = concat!(
-    "
-WITH a AS (",
-    authorization_insert_keyed!(),
-    "
-), g AS (
-    UPDATE credit_ledger.grants
-       SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
-     WHERE id = $19 AND EXISTS (SELECT 1 FROM a)",
-    lane_hint!(" AND EXISTS (SELECT 1 FROM a)"),
-    "
-), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
-)
-SELECT id, created_at, expires_at FROM a"
-);
-/// [`AUTHORIZE_WRITE`] for a wallet with lanes.
-pub const AUTHORIZE_WRITE_KEYED: &str = concat!(
-    "
-WITH a AS (",
-    authorization_insert_keyed!(),
-    "
-), m AS (
-    SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
-        AS m(grant_id, wallet_id, kind, amount, held)
-), g AS (
-    UPDATE credit_ledger.grants g
-       SET (remaining, held, live) =
-           (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
-              FROM unnest($19::bigint[], $22::numeric[], $23::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
-     WHERE g.id = ANY ($19::bigint[]) AND EXISTS (SELECT 1 FROM a)
-), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
-)
-SELECT id, created_at, expires_at FROM a"
+pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
+    keyed!(),
+    " AND EXISTS (SELECT 1 FROM a)",
+    lane_hint!(" AND EXISTS (SELECT 1 FROM a)")
 );
 
 // ---- authorizations ---------------------------------------------------------------------
@@ -591,28 +542,35 @@ SELECT lane FROM credit_ledger.lanes
  WHERE wallet_id = $1 AND asset = $2 AND lane >= $5 AND lane < $3 AND free >= $4
  ORDER BY lane
  FOR NO KEY UPDATE SKIP LOCKED LIMIT 1";
-/// The spendable slices of one lane in consumption order (column 5: the committed total of
-/// every spendable row of the wallet x asset, for the balance after the spend).
-pub const LANE_LOTS: &str = "
-SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint,
+/// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
+/// more columns.
+macro_rules! lane_walk {
+    ($extra:expr) => {
+        concat!(
+            "
+SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint",
+            $extra,
+            "
+  FROM credit_ledger.grants
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
+   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+   AND remaining > held
+ ORDER BY priority, expires_at, home_id"
+        )
+    };
+}
+/// The slices of one lane, and (column 5) the committed total of every spendable row of the
+/// wallet x asset, for the balance after the spend.
+pub const LANE_LOTS: &str = lane_walk!(
+    ",
        (SELECT sum(t.remaining - t.held)
           FROM credit_ledger.grants t
          WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
            AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
-           AND t.remaining > t.held)
-  FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
-   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
-   AND remaining > held
- ORDER BY priority, expires_at, home_id";
+           AND t.remaining > t.held)"
+);
 /// [`LANE_LOTS`] without the wallet's total (a pool's lane: the member's draw needs only the lane).
-pub const LANE_LOTS_ONLY: &str = "
-SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
-  FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
-   AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
-   AND remaining > held
- ORDER BY priority, expires_at, home_id";
+pub const LANE_LOTS_ONLY: &str = lane_walk!("");
 /// Every spendable row of a wallet x asset (home rows and slices of every lane) in exact
 /// consumption order: priority, expiry, the grant (a slice sorts as its home grant), lane.
 pub const LANES_ALL_LOTS: &str = "
