@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
     --skip-check) CHECK=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    --rounds|--duration|--clients|--workloads|--sync|--peers|--memory-calls|--sampling-rate|--shared-buffers|--stack-wallets|--w6-wallets)
+    --rounds|--duration|--clients|--workloads|--sync|--peers|--memory-calls|--sampling-rate|--shared-buffers|--stack-wallets|--w6-wallets|--old-ext)
       DRIVER_ARGS+=("$1" "$2"); shift 2 ;;
     --*=*) DRIVER_ARGS+=("${1%%=*}" "${1#*=}"); shift ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;

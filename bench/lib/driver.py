@@ -45,6 +45,10 @@ def parse_args():
     ap.add_argument("--shared-buffers")  # consumed by run.sh
     ap.add_argument("--stack-wallets", type=int)
     ap.add_argument("--w6-wallets", type=int, default=1_000_000)
+    # an older build of the extension installed side by side under another name (its Cargo
+    # package and control file renamed, e.g. credit_ledger_old): W1 then also runs on a
+    # database of its own with that extension, interleaved with W1's cells in every round
+    ap.add_argument("--old-ext")
     a = ap.parse_args()
     if a.quick:
         a.rounds = a.rounds or 1
@@ -141,7 +145,7 @@ def has_ext():
 LOAD_WINDOW = 25000
 
 
-def load_db(db, nw, extra, ns):
+def load_db(db, nw, extra, ns, ext="credit_ledger"):
     """Create database db with floors, the PL/pgSQL peer and the extension, and load the plan
     through each peer's own functions, in windows of LOAD_WINDOW plan rows (one statement per
     window and step, ANALYZE after the first window so plans see the tables grow)."""
@@ -158,7 +162,7 @@ def load_db(db, nw, extra, ns):
     n_rows = int(scalar(db, "SELECT greatest((SELECT max(seq) FROM plan.wallets), (SELECT max(seq) FROM plan.grants))"))
     n_calls = int(scalar(db, "SELECT coalesce(max(seq), 0) FROM plan.calls"))
     if has_ext():
-        psql(db, "CREATE EXTENSION credit_ledger")
+        psql(db, f"CREATE EXTENSION {ext}")
     timings = {}
     for peer, fname, tables in (("P1", "load_p1.sql", "p1.wallets, p1.grants, p1.journal, p1.authorizations"),
                                 ("EXT", "load_ext.sql", "credit_ledger.wallets, credit_ledger.grants, "
@@ -232,6 +236,8 @@ def workloads(ns, w6):
     W = {}
     W["W1"] = ("many wallets (10k, 1-3 grants), uniform",
                [("10k", "bench", {p: (auth[p], {"nw": 10000, "pfx": "w"}) for p in ("F2", "P1", "EXT")}, 1)])
+    if A.old_ext:
+        W["W1"][1].append(("10k old", "bench_old", {p: (auth[p], {"nw": 10000, "pfx": "w"}) for p in ("P1", "EXT")}, 1))
     hot = {"F1": ("F1", {})}
     hot.update({p: (auth[p], {"nw": 1, "pfx": "h"}) for p in ("F2", "P1", "EXT")})
     W["W2"] = ("one hot wallet, all clients on it", [("hot", "bench", hot, 1)])
@@ -477,6 +483,8 @@ def main():
         if ("W7" in A.workloads or "W8" in A.workloads) and "EXT" in A.peers:
             psql("bench", file=os.path.join(BENCH, "sql", "load_pool.sql"))
             psql("bench", "VACUUM (ANALYZE)")
+    if A.old_ext and "W1" in A.workloads:
+        load_db("bench_old", 10000, False, 0, ext=A.old_ext)
     if "W6" in A.workloads:
         load_db("bench_w6_10k", 10000, False, 0)
         load_db("bench_w6_big", A.w6_wallets, False, 0)
@@ -511,7 +519,8 @@ def main():
     # ---- gate
     gate_ok = True
     gate_text = []
-    for db in ([("bench")] if need_small else []) + (["bench_w6_10k", "bench_w6_big"] if "W6" in A.workloads else []):
+    for db in ([("bench")] if need_small else []) + (["bench_old"] if (A.old_ext and "W1" in A.workloads) else []) \
+            + (["bench_w6_10k", "bench_w6_big"] if "W6" in A.workloads else []):
         ok, text = gate(db)
         gate_ok &= ok
         gate_text.append(f"-- {db}: {'ok' if ok else 'FAILED'}\n{text}")
@@ -680,6 +689,13 @@ def targets(med):
         check(f"W2 sync on,  {top} cl: EXT / F1{note}", ratio(tps("W2", "hot", "on", top, "EXT"),
                                                            tps("W2", "hot", "on", top, "F1")), ">=", 0.8,
               f"   (EXT / P1 = {fmt(r_p1)})")
+    # issue 17: the common case does not regress: W1 EXT/P1 of this build vs the older build's
+    # EXT/P1, both in every round of this run
+    for sync in A.sync:
+        new, old = (ratio(tps("W1", v, sync, top, "EXT"), tps("W1", v, sync, top, "P1")) for v in ("10k", "10k old"))
+        if new and old:
+            check(f"W1 sync {sync:<3} {top} cl: EXT/P1 this build / {A.old_ext}", new / old, ">=", 0.9,
+                  f"   ({fmt(new)} vs {fmt(old)})")
     # issue 17: a pool costs no more than independent wallets; long transactions do not serialize
     for sync in ("on", "off"):
         c7 = 16 if tps("W7", "pool", sync, 16, "EXT") else top
