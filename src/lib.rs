@@ -25,6 +25,7 @@ pub mod grants;
 pub mod holds;
 pub mod lanes;
 pub mod lifecycle;
+pub mod plan;
 pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;
