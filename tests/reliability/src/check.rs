@@ -19,6 +19,13 @@ pub struct Reconciled {
     pub unacked_writes: Vec<String>,
     pub verify_rows: Vec<String>,
     pub open_holds: i64,
+    /// keys of rolled-back calls found on the server
+    pub rolled_back_on_server: Vec<String>,
+    /// lanes whose hint (`free`) is not Σ(remaining − held) of their live slices when quiet
+    pub lane_hints_off: Vec<String>,
+    /// lanes (rows of credit_ledger.lanes) and slices at the end
+    pub lanes: i64,
+    pub slices: i64,
 }
 
 /// Bring the ledger to a quiet state (short expiries passed, every open hold released, a full
@@ -127,6 +134,45 @@ pub fn reconcile(ctx: &Ctx, conn: &mut Conn) -> Result<Reconciled, String> {
         }
     }
     drop(model);
+    // a rolled-back call left nothing behind (its key is also an unacknowledged one above)
+    for k in ctx.stats.rolled_back_keys.lock().unwrap().iter() {
+        if server.contains(k) {
+            out.rolled_back_on_server.push(k.clone());
+        }
+    }
+    // the system is quiet: every lane's hint is exact, and a grant of a wallet with lanes shows
+    // in credit_grants() the credits of all its slices
+    for r in c
+        .query(
+            "SELECT w.wallet || ' lane ' || l.lane || ': free ' || l.free || ', live slices ' || s.v
+               FROM credit_ledger.lanes l
+               JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+              CROSS JOIN LATERAL (
+                    SELECT coalesce(sum(g.remaining - g.held), 0) AS v FROM credit_ledger.grants g
+                     WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+                       AND (g.expires_at IS NULL OR g.expires_at > now())) s
+              WHERE l.free <> s.v
+             UNION ALL
+             SELECT w.wallet || ': credit_grants() remaining ' || (SELECT coalesce(sum(x.remaining), 0) FROM credit_grants(w.wallet) x)
+                    || ', every row ' || (SELECT coalesce(sum(g.remaining), 0) FROM credit_ledger.grants g WHERE g.wallet_id = w.id)
+               FROM credit_ledger.wallets w
+              WHERE (SELECT coalesce(sum(x.remaining), 0) FROM credit_grants(w.wallet) x)
+                    <> (SELECT coalesce(sum(g.remaining), 0) FROM credit_ledger.grants g WHERE g.wallet_id = w.id)",
+            &[],
+        )
+        .map_err(e)?
+    {
+        out.lane_hints_off.push(r.get(0));
+    }
+    let r = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM credit_ledger.lanes),
+                    (SELECT count(*) FROM credit_ledger.grants WHERE home_id IS NOT NULL)",
+            &[],
+        )
+        .map_err(e)?;
+    out.lanes = r.get(0);
+    out.slices = r.get(1);
     for r in c
         .query(
             "SELECT check_name || ' ' || subject || ': ' || detail FROM credit_verify()",

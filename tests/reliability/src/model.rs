@@ -4,7 +4,9 @@
 //! Requests are plain values (every write carries its own idempotency key), so a request can
 //! be re-sent unchanged (an exact replay, or the retry of an in-doubt call after a crash) or
 //! with one argument altered (which must get 23505). Each call runs as `BEGIN; SELECT ...;
-//! COMMIT` and counts as acknowledged only when COMMIT returned.
+//! COMMIT` and counts as acknowledged only when COMMIT returned; some sleep a few ms inside the
+//! transaction before COMMIT, and some are rolled back instead ([`End`]): never acknowledged,
+//! their keys must not be on the server.
 //!
 //! The model keeps, per idempotency key, the first acknowledged result and applies its effect
 //! once: credits granted per wallet, approved debit costs, captured amounts and refunds. Ledger
@@ -218,6 +220,22 @@ pub fn dec(s: Option<String>) -> Decimal {
         .unwrap_or_default()
 }
 
+/// How a request's transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum End {
+    /// COMMIT at once.
+    Commit,
+    /// Sleep this many milliseconds inside the transaction, then COMMIT.
+    SleepCommit(u64),
+    /// Sleep this many milliseconds (0: none), then ROLLBACK: the call is never acknowledged.
+    Rollback(u64),
+}
+
+/// Wallets given spending lanes after the opening grants (`credit_wallet_lanes`): the team
+/// pool and the hottest stand-alone wallet. The tracked wallets (h1 with an overdraft, h3 with
+/// a spend cap) keep one lane; a tracked wallet with lanes would take the exact path anyway.
+pub const LANES: &[(&str, i32)] = &[("team", 8), ("h0", 4)];
+
 /// Prepared statements of one connection.
 pub struct Conn {
     pub client: Client,
@@ -260,8 +278,9 @@ impl Conn {
         Ok(Conn { client, st })
     }
 
-    /// One request in its own transaction; Ok only when COMMIT returned.
-    pub fn exec(&mut self, r: &Req) -> Result<Resp, Outcome> {
+    /// One request in its own transaction, ended as `end` says: Ok only when COMMIT (or, for
+    /// [`End::Rollback`], ROLLBACK) returned.
+    pub fn exec_with(&mut self, r: &Req, end: End) -> Result<Resp, Outcome> {
         // a server going away (class 08, 57P01..57P03) leaves the call in doubt, like a
         // broken connection
         let err = |e: postgres::Error| match common::classify(&e) {
@@ -361,7 +380,22 @@ impl Conn {
                 }
             })
         })();
+        // a long transaction: the call's locks (a lane, a wallet) are held while it sleeps
+        let res = res.and_then(|resp| {
+            let ms = match end {
+                End::Commit => 0,
+                End::SleepCommit(ms) | End::Rollback(ms) => ms,
+            };
+            if ms > 0 {
+                c.execute("SELECT pg_sleep($1::float8 / 1000)", &[&(ms as f64)])?;
+            }
+            Ok(resp)
+        });
         match res {
+            Ok(resp) if matches!(end, End::Rollback(_)) => {
+                c.batch_execute("ROLLBACK").map_err(err)?;
+                Ok(resp)
+            }
             Ok(resp) => {
                 c.batch_execute("COMMIT").map_err(err)?;
                 Ok(resp)

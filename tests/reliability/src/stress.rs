@@ -6,6 +6,13 @@
 //! `credit_verify()` and the pool draws at REPEATABLE READ every 100 ms. After the run the
 //! ledger is compared with the reference model (see `model.rs`).
 //!
+//! Lanes: after the opening grants the team pool gets 8 spending lanes and the hottest wallet
+//! h0 gets 4 (`model::LANES`); the tracked wallets (overdraft, spend cap) keep one. 8 % of the
+//! calls sleep 2–15 ms inside their transaction before COMMIT and 6 % are rolled back (half of
+//! them after such a sleep): a rolled-back call is not acknowledged, the model does not count
+//! it and its key must not be on the server. When quiet, every lane's hint must be exact and
+//! `credit_grants()` must show every slice's credits. A 40P01 (even retried) fails the run.
+//!
 //! CI tier: 16 sessions × 2,000 operations. `--tier long`: 32 × 25,000.
 
 use crate::check;
@@ -51,6 +58,18 @@ pub fn setup(ctx: &Ctx) -> Result<(), String> {
         let out = workload::send(ctx, &mut conn, &r);
         if let Some(o) = workload::settle(ctx, &r, out, false) {
             return Err(format!("opening grant: {o:?}"));
+        }
+    }
+    for (w, n) in model::LANES {
+        let got: i32 = c
+            .query_one(
+                "SELECT credit_wallet_lanes(wallet => $1, lanes => $2)",
+                &[w, n],
+            )
+            .map_err(|e| format!("credit_wallet_lanes({w}, {n}): {}", common::err_text(&e)))?
+            .get(0);
+        if got != *n {
+            return Err(format!("credit_wallet_lanes({w}, {n}) returned {got}"));
         }
     }
     Ok(())
@@ -173,6 +192,25 @@ pub fn run(args: &[String]) -> Result<bool, String> {
     for k in rec.unacked_writes.iter().take(10) {
         eprintln!("stress key on the server that was never acknowledged: {k}");
     }
+    for k in rec.rolled_back_on_server.iter().take(10) {
+        eprintln!("stress key of a rolled-back call on the server: {k}");
+    }
+    for v in rec.lane_hints_off.iter().take(10) {
+        eprintln!("stress lane hint off in the quiet system: {v}");
+    }
+    // single calls take one lock order and never deadlock each other (README "Concurrency and
+    // performance design"): a 40P01, even retried, is a failure
+    let deadlocks = ctx
+        .stats
+        .retries
+        .lock()
+        .unwrap()
+        .get("40P01")
+        .copied()
+        .unwrap_or(0);
+    if deadlocks > 0 {
+        eprintln!("stress: {deadlocks} calls were aborted with 40P01 (deadlock) and retried");
+    }
     for e in chk.errors.iter().take(5) {
         eprintln!("stress checker error: {e}");
     }
@@ -192,6 +230,9 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         && altered_ok == altered
         && replay_rejected.is_empty()
         && rec.open_holds == 0
+        && rec.rolled_back_on_server.is_empty()
+        && rec.lane_hints_off.is_empty()
+        && deadlocks == 0
         && chk.samples > 0;
     println!(
         "{}",
@@ -226,6 +267,27 @@ pub fn run(args: &[String]) -> Result<bool, String> {
                     s.expected_errors.load(Ordering::Relaxed).to_string()
                 ),
                 ("retries", retry_counts(&ctx)),
+                ("deadlocks", deadlocks.to_string()),
+                (
+                    "lanes",
+                    model::LANES
+                        .iter()
+                        .map(|(w, n)| format!("{w}:{n}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                ("lane_rows", rec.lanes.to_string()),
+                ("slices", rec.slices.to_string()),
+                ("lane_hints_off", rec.lane_hints_off.len().to_string()),
+                ("slept", s.slept.load(Ordering::Relaxed).to_string()),
+                (
+                    "rolled_back",
+                    s.rolled_back.load(Ordering::Relaxed).to_string()
+                ),
+                (
+                    "rolled_back_keys_on_server",
+                    rec.rolled_back_on_server.len().to_string()
+                ),
                 ("checker_samples", chk.samples.to_string()),
                 ("groups", rec.groups.to_string()),
                 ("elapsed_s", format!("{load_secs:.1}")),
