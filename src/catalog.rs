@@ -537,11 +537,21 @@ SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR 
 /// caller tries `0 .. $5`: an index range, no sort). The hint is re-checked on the lane's
 /// latest version after the lock (a spender that committed since this statement's snapshot
 /// updated it), so a lane is only taken when its last writer left it able to pay.
+///
+/// The lane's unexpired slices are summed too (this statement's snapshot): the hint still counts
+/// a slice whose grant expired until a sweep refreshes it, and a spender holding a lane that
+/// cannot pay would go to the exact path with that lane held, a deadlock against another
+/// exact-path spender (found by the stress suite). A slice changed after the snapshot shows in
+/// the hint, re-checked on the lane's latest version.
 pub const LANE_TAKE: &str = "
-SELECT lane FROM credit_ledger.lanes
- WHERE wallet_id = $1 AND asset = $2 AND lane >= $5 AND lane < $3 AND free >= $4
- ORDER BY lane
- FOR NO KEY UPDATE SKIP LOCKED LIMIT 1";
+SELECT l.lane FROM credit_ledger.lanes l
+ WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4
+   AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                  WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
+                    AND g.home_id IS NOT NULL AND g.remaining > g.held
+                    AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
+ ORDER BY l.lane
+ FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1";
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {

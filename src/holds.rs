@@ -58,25 +58,17 @@ pub fn lock(
         .map(|r| r.req::<i64>(1))
         .transpose()?
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
-    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+    // A wallet (or pool) with lanes and no counters is not locked: the slices a capture,
+    // release or refund moves change only under their lanes (taken below). Taking its row
+    // would also deadlock a transaction that holds and captures: its hold keeps a lane while
+    // an exact-path spender holds the row and waits for that lane.
+    let Some(w) = lock_wallet(c, wallet_id, skip_locked)? else {
         return Ok(None);
-    }
-    let row = spi::first(exec(
-        c,
-        lanes::pick(sql::WALLET_LOCK_ID_V4, sql::WALLET_LOCK_ID),
-        &[wallet_id.into()],
-    )?)
-    .ok_or_else(|| LedgerError::new(Kind::Internal, "wallet vanished"))?;
-    let w = if lanes::catalog_has_lanes() {
-        Wallet::from_row_lanes(&row, 9)?
-    } else {
-        Wallet::from_row(&row)?
     };
     if let Some(pid) = w.parent_id {
-        if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[pid.into()])?).is_none() {
+        if lock_wallet(c, pid, skip_locked)?.is_none() {
             return Ok(None);
         }
-        exec(c, sql::WALLET_LOCK_ID, &[pid.into()])?;
     }
     // wallets with lanes: the lanes of the slices this authorization moved (a capture, release
     // or refund moves only those), not the whole wallet: spenders on other lanes go on
@@ -102,6 +94,33 @@ pub fn lock(
         scale: r.req::<i32>(15)? as u32,
     };
     Ok(Some((w, auth)))
+}
+
+/// The wallet of an authorization, for [`lock`]: its row locked, unless it has lanes and no
+/// counters (then read only). None when `skip_locked` and the row is busy.
+fn lock_wallet(c: &mut SpiClient<'_>, id: i64, skip_locked: bool) -> Result<Option<Wallet>> {
+    let vanished = || LedgerError::new(Kind::Internal, "wallet vanished");
+    if lanes::catalog_has_lanes() {
+        let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?).ok_or_else(vanished)?;
+        let w = Wallet::from_row_lanes(&row, 9)?;
+        if w.lanes > 1 && !w.counters() {
+            return Ok(Some(w));
+        }
+    }
+    if skip_locked && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[id.into()])?).is_none() {
+        return Ok(None);
+    }
+    let row = spi::first(exec(
+        c,
+        lanes::pick(sql::WALLET_LOCK_ID_V4, sql::WALLET_LOCK_ID),
+        &[id.into()],
+    )?)
+    .ok_or_else(vanished)?;
+    Ok(Some(if lanes::catalog_has_lanes() {
+        Wallet::from_row_lanes(&row, 9)?
+    } else {
+        Wallet::from_row(&row)?
+    }))
 }
 
 /// What a hold still reserves: lots (in consumption order) and whether each grant has expired.
