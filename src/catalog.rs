@@ -323,6 +323,8 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
 pub const AUTH_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
+/// The quantity an authorization was made for (set once: read without a lock).
+pub const AUTH_QUANTITY: &str = "SELECT quantity FROM credit_ledger.authorizations WHERE id = $1";
 /// Lock an authorization; columns used by capture, release and refund.
 pub const AUTH_LOCK: &str = "
 SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,

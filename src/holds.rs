@@ -54,6 +54,19 @@ pub fn lock(
     skip_locked: bool,
     as_of: Option<TimestampWithTimeZone>,
 ) -> Result<Option<(Wallet, Auth)>> {
+    lock_for(c, id, skip_locked, as_of, false)
+}
+
+/// [`lock`]; `whole`: the call may spend beyond what the authorization moved (a capture above
+/// the hold), so it takes the whole wallet and pool (rows, then every lane, in the order the
+/// exact path takes them) before anything else, never a lane first and the rest after.
+fn lock_for(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    skip_locked: bool,
+    as_of: Option<TimestampWithTimeZone>,
+    whole: bool,
+) -> Result<Option<(Wallet, Auth)>> {
     let wallet_id = spi::first(exec(c, sql::AUTH_WALLET, &[id.into()])?)
         .map(|r| r.req::<i64>(1))
         .transpose()?
@@ -62,17 +75,22 @@ pub fn lock(
     // release or refund moves change only under their lanes (taken below). Taking its row
     // would also deadlock a transaction that holds and captures: its hold keeps a lane while
     // an exact-path spender holds the row and waits for that lane.
-    let Some(w) = lock_wallet(c, wallet_id, skip_locked)? else {
+    let Some(w) = lock_wallet(c, wallet_id, skip_locked, whole)? else {
         return Ok(None);
     };
     if let Some(pid) = w.parent_id {
-        if lock_wallet(c, pid, skip_locked)?.is_none() {
+        if lock_wallet(c, pid, skip_locked, whole)?.is_none() {
             return Ok(None);
         }
     }
-    // wallets with lanes: the lanes of the slices this authorization moved (a capture, release
-    // or refund moves only those), not the whole wallet: spenders on other lanes go on
-    if !lanes::lock_of_authorization(c, id, skip_locked)? {
+    if whole {
+        lanes::exclusive(c, wallet_id)?;
+        if let Some(pid) = w.parent_id {
+            lanes::exclusive(c, pid)?;
+        }
+    } else if !lanes::lock_of_authorization(c, id, skip_locked)? {
+        // wallets with lanes: the lanes of the slices this authorization moved (a release or
+        // refund moves only those), not the whole wallet: spenders on other lanes go on
         return Ok(None);
     }
     let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
@@ -97,10 +115,16 @@ pub fn lock(
 }
 
 /// The wallet of an authorization, for [`lock`]: its row locked, unless it has lanes and no
-/// counters (then read only). None when `skip_locked` and the row is busy.
-fn lock_wallet(c: &mut SpiClient<'_>, id: i64, skip_locked: bool) -> Result<Option<Wallet>> {
+/// counters and `whole` is not asked (then read only). None when `skip_locked` and the row is
+/// busy.
+fn lock_wallet(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    skip_locked: bool,
+    whole: bool,
+) -> Result<Option<Wallet>> {
     let vanished = || LedgerError::new(Kind::Internal, "wallet vanished");
-    if lanes::catalog_has_lanes() {
+    if lanes::catalog_has_lanes() && !whole {
         let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?).ok_or_else(vanished)?;
         let w = Wallet::from_row_lanes(&row, 9)?;
         if w.lanes > 1 && !w.counters() {
@@ -364,7 +388,12 @@ fn credit_capture(
                 .unwrap_or_default(),
         ]);
         spi::with(|c| {
-            let (w, a) = lock(c, id, false, None)?
+            // a capture above the held quantity spends more: the whole wallet, taken first
+            let held_quantity = spi::first(exec(c, sql::AUTH_QUANTITY, &[id.into()])?)
+                .map(|r| r.dec(1))
+                .transpose()?;
+            let whole = matches!((quantity, held_quantity), (Some(q), Some(h)) if q > h);
+            let (w, a) = lock_for(c, id, false, None, whole)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if check_open(c, &a, "capture", key, hash)?.is_none() {
                 return authorize::authorization_tuple(c, id);
@@ -414,7 +443,8 @@ fn credit_capture(
             let mut extra_plan = None;
             if actual > a.cost {
                 let more = actual - a.cost;
-                // more than the hold: a spend on every row, so the whole wallet (and pool)
+                // more than the hold: a spend on every row, so the whole wallet (and pool),
+                // taken by lock_for (a quantity known above the hold's; else here, late)
                 lanes::exclusive(c, w.id)?;
                 if let Some(pid) = w.parent_id {
                     lanes::exclusive(c, pid)?;
