@@ -212,7 +212,16 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             })
         })
         .transpose()?;
-    let mut p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+    let mut p = if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
+        // a lane that turns out unable to pay is given back before waiting for the whole
+        // wallet: holding it while waiting is how two spenders deadlock
+        crate::subxact::attempt(
+            || plan(c, &w, &rate.asset, cost, r.mode, lanes),
+            |p| !p.needs_exact,
+        )?
+    } else {
+        plan(c, &w, &rate.asset, cost, r.mode, lanes)?
+    };
     if p.needs_exact {
         // the last credits are in flight: wait for the whole wallet (and pool), then decide
         w = lock_whole(c, r.wallet)?;

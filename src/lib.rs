@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod error;
 pub mod ledger;
 pub mod spi;
+pub mod subxact;
 pub mod types;
 
 // one domain noun per module

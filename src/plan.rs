@@ -67,6 +67,13 @@ impl Wallet {
             || self.pool_limit.is_some()
     }
 
+    /// Whether a spend of it may take a lane: it has lanes, or its pool has (or may have:
+    /// the pool of a wallet with lanes is read later).
+    pub fn any_lanes(&self) -> bool {
+        self.lanes > 1
+            || (self.parent_id.is_some() && self.pool.as_ref().is_none_or(|p| p.lanes > 1))
+    }
+
     /// [`Wallet::from_row`] of a statement that has the lanes in column `col` (0.4.0 on).
     pub fn from_row_lanes(row: &impl RowExt, col: usize) -> Result<Self> {
         let mut w = Wallet::from_row(row)?;
@@ -86,7 +93,7 @@ pub enum Lanes {
 }
 
 impl Lanes {
-    fn is_fast(self) -> bool {
+    pub fn is_fast(self) -> bool {
         matches!(self, Lanes::Fast(_))
     }
 }
