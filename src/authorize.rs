@@ -212,25 +212,63 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             })
         })
         .transpose()?;
-    let mut p = if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
-        // a lane that turns out unable to pay is given back before waiting for the whole
-        // wallet: holding it while waiting is how two spenders deadlock
-        crate::subxact::attempt(
-            || plan(c, &w, &rate.asset, cost, r.mode, lanes),
-            |p| !p.needs_exact,
-        )?
-    } else {
-        plan(c, &w, &rate.asset, cost, r.mode, lanes)?
+    let ctx = Priced {
+        rate: &rate,
+        cost,
+        vendor_cost,
+        hash,
     };
-    if p.needs_exact {
-        // the last credits are in flight: wait for the whole wallet (and pool), then decide
-        w = lock_whole(c, r.wallet)?;
-        lanes = Lanes::Exact;
-        if let Some(t) = replay(c, &w, r.key, hash)? {
+    if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
+        // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
+        // turns out unable to pay is given back before waiting for the whole wallet (holding
+        // it while waiting is how two spenders deadlock). Its writes run in it too, so the
+        // rows it locked are updated by the same transaction id (no multixact).
+        let done = crate::subxact::attempt(
+            || {
+                let p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+                if p.needs_exact {
+                    return Ok(None);
+                }
+                write(c, r, &w, p, &ctx, lanes).map(Some)
+            },
+            Option::is_some,
+        )?;
+        if let Some(t) = done {
             return Ok(t);
         }
-        p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+    } else {
+        let p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+        if !p.needs_exact {
+            return write(c, r, &w, p, &ctx, lanes);
+        }
     }
+    // the last credits are in flight: wait for the whole wallet (and pool), then decide
+    let w = lock_whole(c, r.wallet)?;
+    if let Some(t) = replay(c, &w, r.key, hash)? {
+        return Ok(t);
+    }
+    let p = plan(c, &w, &rate.asset, cost, r.mode, Lanes::Exact)?;
+    write(c, r, &w, p, &ctx, Lanes::Exact)
+}
+
+/// What a request costs, priced once before any attempt to plan it.
+struct Priced<'a> {
+    rate: &'a Rate,
+    cost: Decimal,
+    vendor_cost: Option<Decimal>,
+    hash: Option<i64>,
+}
+
+/// Write a planned spend: its authorization, its movements and the lanes' hints.
+fn write(
+    c: &mut SpiClient<'_>,
+    r: &Request<'_>,
+    w: &Wallet,
+    mut p: Plan,
+    ctx: &Priced<'_>,
+    lanes: Lanes,
+) -> Result<Record> {
+    let (rate, cost, vendor_cost, hash) = (ctx.rate, ctx.cost, ctx.vendor_cost, ctx.hash);
     let approved = p.reason.is_none();
     // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
     // is settled by the unique index (the loser writes nothing and returns the winner's)
@@ -313,7 +351,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     };
     let Some(out) = spi::first(exec(c, write, &args)?) else {
         // a concurrent call with the same key won (racy writes only)
-        return replay(c, &w, r.key, hash)?.ok_or_else(|| {
+        return replay(c, w, r.key, hash)?.ok_or_else(|| {
             LedgerError::new(Kind::Internal, "authorization insert returned nothing")
         });
     };
@@ -321,10 +359,10 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     let created_at = out.col::<TimestampWithTimeZone>(2)?;
     let expires_at = out.col::<TimestampWithTimeZone>(3)?;
     if approved {
-        commit_plan(c, &w, r.wallet, &mut p, cost, Decimal::ONE)?;
+        commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
     if !hint_written {
-        lanes_after(c, &w, &p, &rate.asset, lanes)?;
+        lanes_after(c, w, &p, &rate.asset, lanes)?;
     }
     // the same values authorization_tuple() would read back, without reading them back
     let mut t = Record::new("credit_authorization");
