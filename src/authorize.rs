@@ -152,6 +152,10 @@ fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, 
         &[wallet.into()],
     )?) {
         let mut w = Wallet::from_row_lanes(&row, 10)?;
+        // Column 20 is read with the statement's snapshot, taken before the row lock: a grant
+        // committed while this call waited for the lock is not seen, and the call then draws
+        // as if it came before that grant (the pool's credits are read under their own lock)
+        w.own_grants = row.req(20)?;
         if row.col::<i64>(11)?.is_some() {
             let mut pool = Wallet::from_row_at(&row, 10)?;
             pool.lanes = row.req(19)?;
@@ -225,7 +229,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         // rows it locked are updated by the same transaction id (no multixact).
         let done = crate::subxact::attempt(
             || {
-                let p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+                let p = plan_fast(c, &w, &rate.asset, cost, r.mode, lanes)?;
                 if p.needs_exact {
                     return Ok(None);
                 }
@@ -237,7 +241,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             return Ok(t);
         }
     } else {
-        let p = plan(c, &w, &rate.asset, cost, r.mode, lanes)?;
+        let p = plan_fast(c, &w, &rate.asset, cost, r.mode, lanes)?;
         if !p.needs_exact {
             return write(c, r, &w, p, &ctx, lanes);
         }
@@ -249,6 +253,27 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     }
     let p = plan(c, &w, &rate.asset, cost, r.mode, Lanes::Exact)?;
     write(c, r, &w, p, &ctx, Lanes::Exact)
+}
+
+/// [`plan`] for the first attempt of a spend. A member whose locking statement saw no grant of
+/// its own skips its own grants; if it is then declined, a grant may have been committed while
+/// it waited for its row lock (a pool allocation to it, whose pool debit it does see): it is
+/// planned again with its own grants, so a decline never rests on that stale view.
+fn plan_fast(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    asset: &str,
+    cost: Decimal,
+    mode: Mode,
+    lanes: Lanes,
+) -> Result<Plan> {
+    let p = plan(c, w, asset, cost, mode, lanes)?;
+    if w.own_grants || p.needs_exact || p.reason.is_none() {
+        return Ok(p);
+    }
+    let mut again = w.clone();
+    again.own_grants = true;
+    plan(c, &again, asset, cost, mode, lanes)
 }
 
 /// What a request costs, priced once before any attempt to plan it.

@@ -508,7 +508,8 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = "
 SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
        w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
        p.id, p.parent_id, p.frozen, p.overdraft_limit, p.low_balance_threshold, p.spend_cap, p.pool_limit,
-       p.tracked, p.lanes
+       p.tracked, p.lanes,
+       w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)
   FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
  WHERE w.wallet = $1 AND w.lanes = 1 FOR NO KEY UPDATE OF w";
 /// A wallet with lanes, read without a lock (its spenders lock lanes, not the wallet).
@@ -554,6 +555,37 @@ SELECT l.lane FROM credit_ledger.lanes l
                     AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
  ORDER BY l.lane
  FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1";
+/// [`LANE_TAKE`] and, in the same statement, the lane's slices in consumption order (columns
+/// 3..=6, NULL when it has none), as [`LANE_LOTS_ONLY`] reads them. They are read with the
+/// statement's snapshot, taken before the lock: column 2 says whether that is the locked
+/// version of the lane row. Every change to a lane's slices rewrites its lane row in the same
+/// transaction (the hint), so when the locked version is the snapshot's, no change to the
+/// slices committed after the snapshot; otherwise the caller reads them again
+/// ([`LANE_LOTS_ONLY`], a new snapshot).
+pub const LANE_TAKE_WALK: &str = "
+WITH t AS (
+    SELECT l.lane,
+           l.ctid = (SELECT s.ctid FROM credit_ledger.lanes s
+                      WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = l.lane) AS fresh
+      FROM credit_ledger.lanes l
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4
+       AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                      WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
+                        AND g.home_id IS NOT NULL AND g.remaining > g.held
+                        AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
+     ORDER BY l.lane
+       FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
+)
+SELECT t.lane, t.fresh, g.id, g.remaining - g.held, g.priority,
+       (extract(epoch FROM g.expires_at) * 1000000)::bigint
+  FROM t LEFT JOIN LATERAL (
+       SELECT id, remaining, held, priority, expires_at, home_id
+         FROM credit_ledger.grants
+        WHERE t.fresh AND wallet_id = $1 AND asset = $2 AND lane = t.lane AND live
+          AND home_id IS NOT NULL
+          AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
+          AND remaining > held) g ON true
+ ORDER BY g.priority, g.expires_at, g.home_id";
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {

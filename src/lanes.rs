@@ -121,44 +121,64 @@ pub fn take(
 ) -> Result<Option<Taken>> {
     // from the first lane to the last, then from lane 0 to the first
     let mut found = None;
+    let mut lots = Vec::new();
+    // Without the wallet's total: the lane and its slices in one statement, read again only
+    // when the lane was rewritten after the statement's snapshot (LANE_TAKE_WALK).
+    let statement = if with_total {
+        sql::LANE_TAKE
+    } else {
+        sql::LANE_TAKE_WALK
+    };
+    let mut fresh = false;
     for (from, to) in [(start, lanes), (0, start)] {
         if from >= to {
             continue;
         }
-        found = spi::first(exec(
-            c,
-            sql::LANE_TAKE,
-            &[
-                wallet_id.into(),
-                asset.into(),
-                to.into(),
-                num(need).into(),
-                from.into(),
-            ],
-        )?);
+        let args = [
+            wallet_id.into(),
+            asset.into(),
+            to.into(),
+            num(need).into(),
+            from.into(),
+        ];
+        for r in exec(c, statement, &args)? {
+            if found.is_none() {
+                found = Some(r.req::<i32>(1)?);
+                fresh = !with_total && r.req::<bool>(2)?;
+            }
+            if fresh && r.col::<i64>(3)?.is_some() {
+                lots.push(Lot {
+                    grant_id: r.req(3)?,
+                    wallet_id,
+                    available: r.dec(4)?,
+                    priority: r.req(5)?,
+                    expires_at: r.col(6)?,
+                });
+            }
+        }
         if found.is_some() {
             break;
         }
     }
-    let Some(row) = found else {
+    let Some(lane) = found else {
         return Ok(None);
     };
-    let lane = row.req::<i32>(1)?;
-    let mut lots = Vec::new();
     let mut total = None;
-    let statement = if with_total {
-        sql::LANE_LOTS
-    } else {
-        sql::LANE_LOTS_ONLY
-    };
-    for r in exec(c, statement, &[wallet_id.into(), asset.into(), lane.into()])? {
-        if with_total && total.is_none() {
-            total = Some(spi::to_dec(
-                &r.req::<AnyNumeric>(5)?,
-                "the total of the wallet's spendable grants",
-            )?);
+    if !fresh {
+        let statement = if with_total {
+            sql::LANE_LOTS
+        } else {
+            sql::LANE_LOTS_ONLY
+        };
+        for r in exec(c, statement, &[wallet_id.into(), asset.into(), lane.into()])? {
+            if with_total && total.is_none() {
+                total = Some(spi::to_dec(
+                    &r.req::<AnyNumeric>(5)?,
+                    "the total of the wallet's spendable grants",
+                )?);
+            }
+            lots.push(lot(&r, wallet_id)?);
         }
-        lots.push(lot(&r, wallet_id)?);
     }
     let lane_total = amount::sum(lots.iter().map(|l| l.available))
         .ok_or_else(|| amount::out_of_range("the credits of a lane"))?;

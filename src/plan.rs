@@ -34,6 +34,9 @@ pub struct Wallet {
     pub lanes: i32,
     /// Its pool as read with it (a fast draw on a pool with lanes reads it no more).
     pub pool: Option<Box<Wallet>>,
+    /// False when the statement that locked it saw no live grant of its own: a pool member
+    /// without grants then draws from the pool without walking its own (empty) grants.
+    pub own_grants: bool,
 }
 
 impl Wallet {
@@ -55,6 +58,7 @@ impl Wallet {
             tracked: row.req(base + 8)?,
             lanes: 1,
             pool: None,
+            own_grants: true,
         })
     }
 
@@ -337,8 +341,10 @@ fn plan_once(
         let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true)?;
         p.own_lane = lane;
         (l, t)
-    } else {
+    } else if w.own_grants || mode == Mode::Quote {
         lots(c, w.id, asset, mode, cost)?
+    } else {
+        (Vec::new(), Decimal::ZERO)
     };
     p.own_available = own_total;
     if w.tracked {
