@@ -210,6 +210,76 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE e.id = $1
 $$;
 
+-- ---- agent runs (since 0.5.0) ----------------------------------------------------------------
+
+-- Every node of the tree of run $1 (the run, then its sub-runs at any depth), with its figures:
+-- spent (its own calls: approved debits and captured holds, less refunds), held (its open
+-- holds), remaining (what its calls can still spend), reserved (what its open sub-runs still
+-- have, at any depth), spent_tree (its calls and its sub-runs' calls), returned (given back
+-- when it closed).
+CREATE FUNCTION credit_ledger._run_nodes(root bigint)
+RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset text, status text,
+               reason text, budget numeric, spent numeric, held numeric, remaining numeric,
+               reserved numeric, spent_tree numeric, returned numeric, calls bigint,
+               created_at timestamptz, expires_at timestamptz, closed_at timestamptz, metadata jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE t AS (
+        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = $1
+        UNION ALL
+        SELECT r.id, t.depth + 1, t.path || r.id
+          FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
+    ), n AS (
+        SELECT t.id, t.depth, t.path, r.wallet_id, r.run_wallet_id, r.parent_run, r.asset, r.status, r.reason,
+               r.budget, r.returned, r.created_at, r.expires_at, r.closed_at, r.metadata,
+               coalesce((SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
+                           FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.status IN ('approved', 'captured')), 0) AS spent,
+               coalesce((SELECT count(*) FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.status <> 'declined'), 0) AS calls,
+               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g WHERE g.wallet_id = r.run_wallet_id), 0) AS held,
+               coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.live
+                            AND (g.expires_at IS NULL OR g.expires_at > now())), 0) AS remaining,
+               coalesce((SELECT sum(g.remaining) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.live), 0) AS unspent
+          FROM t JOIN credit_ledger.runs r ON r.id = t.id
+    )
+    SELECT n.id, n.depth, o.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
+           n.remaining,
+           coalesce((SELECT sum(d.unspent) FROM n d WHERE d.id <> n.id AND n.id = ANY (d.path) AND d.status = 'open'), 0),
+           (SELECT sum(d.spent) FROM n d WHERE n.id = ANY (d.path)),
+           n.returned, n.calls, n.created_at, n.expires_at, n.closed_at, n.metadata
+      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id
+     ORDER BY n.path
+$$;
+
+-- One run: its budget and what became of it (see _run_nodes). No row for an unknown id.
+CREATE FUNCTION @extschema@.credit_run(run_id bigint)
+RETURNS TABLE (run_id bigint, wallet text, parent_run bigint, asset text, status text, reason text,
+               budget numeric, spent numeric, held numeric, remaining numeric, reserved numeric,
+               spent_tree numeric, returned numeric, calls bigint, created_at timestamptz,
+               expires_at timestamptz, closed_at timestamptz, metadata jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT n.run_id, n.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
+           n.remaining, n.reserved, n.spent_tree, n.returned, n.calls, n.created_at, n.expires_at,
+           n.closed_at, n.metadata
+      FROM credit_ledger._run_nodes($1) n WHERE n.depth = 0
+$$;
+
+-- A run and its sub-runs at any depth, one row per node (depth 0 = the run), parents first.
+CREATE FUNCTION @extschema@.credit_run_tree(run_id bigint)
+RETURNS TABLE (run_id bigint, depth int, parent_run bigint, status text, budget numeric,
+               spent numeric, held numeric, remaining numeric, reserved numeric, spent_tree numeric,
+               returned numeric, calls bigint, expires_at timestamptz, closed_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT n.run_id, n.depth, n.parent_run, n.status, n.budget, n.spent, n.held, n.remaining,
+           n.reserved, n.spent_tree, n.returned, n.calls, n.expires_at, n.closed_at
+      FROM credit_ledger._run_nodes($1) n
+$$;
+
 -- ---- integrity -----------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.credit_verify()
@@ -236,7 +306,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT 'grant_conservation', 'grant ' || g.id,
            format('amount %s but grant entries total %s', g.amount, coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0))
       FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
-     WHERE g.home_id IS NULL
+     WHERE g.home_id IS NULL AND g.source_id IS NULL
      GROUP BY g.id, g.amount
     HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
     UNION ALL
@@ -256,6 +326,37 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE j.kind = 'lane'
      GROUP BY coalesce(g.home_id, g.id)
     HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a run's moves (since 0.5.0: 'run' entries, member_id = the run's wallet) create and
+    -- destroy nothing: what its slices got, their sources gave, and back
+    SELECT 'run_moves_balance', 'wallet ' || j.member_id,
+           format('run entries total %s and %s held', sum(j.amount), sum(j.held))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'run'
+     GROUP BY j.member_id
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a slice of a run belongs to a run's wallet and comes from a row of the same asset of the
+    -- run's owner, the owner's pool, or the parent run
+    SELECT 'run_slice_source', 'grant ' || g.id,
+           format('wallet %s source %s (wallet %s, asset %s); run %s of wallet %s, parent run %s',
+                  g.wallet_id, g.source_id, s.wallet_id, s.asset, r.id, r.wallet_id, r.parent_run)
+      FROM credit_ledger.grants g
+      LEFT JOIN credit_ledger.grants s ON s.id = g.source_id
+      LEFT JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
+     WHERE g.source_id IS NOT NULL
+       AND (s.id IS NULL OR r.id IS NULL OR s.asset <> g.asset OR g.asset <> r.asset
+            OR NOT (s.wallet_id = r.wallet_id
+                    OR s.wallet_id = (SELECT o.parent_id FROM credit_ledger.wallets o WHERE o.id = r.wallet_id)
+                    OR s.wallet_id = (SELECT p.run_wallet_id FROM credit_ledger.runs p WHERE p.id = r.parent_run)))
+    UNION ALL
+    -- a run that was funded has a wallet of its own, and a declined one has none
+    SELECT 'run_state', 'run ' || r.id,
+           format('status %s run wallet %s', r.status, r.run_wallet_id)
+      FROM credit_ledger.runs r
+     WHERE (r.status = 'declined') <> (r.run_wallet_id IS NULL)
+        OR (r.run_wallet_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM credit_ledger.wallets w WHERE w.id = r.run_wallet_id AND w.run_of = r.wallet_id))
     UNION ALL
     -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
     -- entries through its wallet: the journal has no index on grant_id)
@@ -313,7 +414,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
         OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
         OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
-                          'adjustment', 'overdraft', 'settlement', 'lane')
+                          'adjustment', 'overdraft', 'settlement', 'lane', 'run')
     UNION ALL
     SELECT 'authorization_references', 'authorization ' || a.id,
            format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
@@ -374,6 +475,8 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.lanes', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs_id_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
@@ -385,8 +488,8 @@ COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole ra
 COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
 COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
 COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
-COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
-COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
+COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row';
+COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint) IS 'reserve credits for work of unknown final size (streaming); capture or release later';
 COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
 COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
 COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
@@ -416,5 +519,10 @@ COMMENT ON TABLE credit_ledger.lanes IS 'spending lanes of a wallet and asset (l
 COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
+COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
+COMMENT ON FUNCTION @extschema@.credit_run_close(bigint) IS 'close an agent run and its open sub-runs; unspent credits go back to the exact grants they came from';
+COMMENT ON FUNCTION @extschema@.credit_run(bigint) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status';
+COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint) IS 'an agent run and its sub-runs at any depth, one row per node';
+COMMENT ON TABLE credit_ledger.runs IS 'agent runs: budgets reserved from a wallet or a parent run, spent by calls made with run => id';
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -5,7 +5,7 @@
 --
 -- Bundles (credit_ledger.privilege_bundles lists every privilege of each):
 --   app         spend and read: authorize, hold, capture, release, refund, quote, balances,
---               grants, wallet settings, authorizations and events of any wallet
+--               grants, wallet settings, authorizations and events of any wallet, agent runs
 --   backoffice  app, plus grants, wallets, rate cards, assets, allowances, team allocations
 --   pipeline    usage tables: EXECUTE on credit_usage_trigger (to create the trigger) and on
 --               credit_authorize (the trigger runs as the inserting role and calls it)
@@ -29,13 +29,15 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES
     ('app', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
                   'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
-                  'credit_authorization', 'credit_authorization_history', 'credit_event']),
+                  'credit_authorization', 'credit_authorization_history', 'credit_event',
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree']),
     ('backoffice', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
                   'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
                   'credit_grant', 'credit_wallet_create', 'credit_wallet_update', 'credit_rate_set',
                   'credit_rate_card_load', 'credit_rate_card_export', 'credit_asset_define',
-                  'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes']),
+                  'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes',
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
     ('cron', ARRAY['credit_tick', 'credit_expire']),
     ('reader', ARRAY['credit_verify', 'credit_event', '_period_start'])

@@ -43,6 +43,9 @@ CREATE TABLE credit_ledger.wallets (
     -- spending lanes (since 0.4.0): 1 = one spender at a time (the row lock); n > 1 = n lanes
     -- of credits that n spenders use at once (see credit_ledger.lanes and README "Lanes")
     lanes                 int NOT NULL DEFAULT 1 CHECK (lanes BETWEEN 1 AND 64),
+    -- agent runs (since 0.5.0): the wallet of a run (its budget's slices are its grants) names
+    -- the wallet that opened it; NULL for every other wallet
+    run_of                bigint REFERENCES credit_ledger.wallets (id),
     CHECK (parent_id IS DISTINCT FROM id)
 );
 CREATE INDEX wallets_parent ON credit_ledger.wallets (parent_id) WHERE parent_id IS NOT NULL;
@@ -85,6 +88,10 @@ CREATE TABLE credit_ledger.grants (
     -- journal entries). NULL for every grant of a one-lane wallet.
     lane            int,
     home_id         bigint,
+    -- Runs (since 0.5.0): a grant of a run's wallet is a slice of the row its credits came from
+    -- (a grant or lane slice of the wallet or its pool, or a slice of the parent run), which
+    -- gets them back when the run closes ('run' journal entries). NULL for every other grant.
+    source_id       bigint,
     -- One small CHECK on what debits change (PostgreSQL re-reads and compiles every CHECK of
     -- the table on every UPDATE statement, so its size is paid by every debit): the last line of
     -- defence against overspend, whatever the code above it does (held >= 0 and held <=
@@ -104,6 +111,7 @@ CREATE INDEX grants_expiring ON credit_ledger.grants (expires_at) WHERE live AND
 CREATE INDEX grants_lane_walk ON credit_ledger.grants (wallet_id, asset, lane, priority, expires_at, home_id)
     WHERE live AND home_id IS NOT NULL;
 CREATE INDEX grants_home ON credit_ledger.grants (home_id) WHERE home_id IS NOT NULL;
+CREATE INDEX grants_source ON credit_ledger.grants (source_id) WHERE source_id IS NOT NULL;
 
 -- Spending lanes of a wallet x asset (since 0.4.0; only wallets with lanes > 1 have rows). A
 -- spender locks one lane row (FOR NO KEY UPDATE SKIP LOCKED) and spends the slices of that lane
@@ -211,6 +219,32 @@ CREATE TABLE credit_ledger.refunds (
 CREATE UNIQUE INDEX refunds_idempotency ON credit_ledger.refunds (wallet_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX refunds_authorization ON credit_ledger.refunds (authorization_id);
+
+-- Agent runs (since 0.5.0): a budget envelope reserved from a wallet (or a parent run) and
+-- spent by calls made with run => id. run_wallet_id is the run's own wallet (NULL when the
+-- opening was declined); see README "Agent runs".
+CREATE TABLE credit_ledger.runs (
+    id              bigserial PRIMARY KEY,
+    wallet_id       bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    run_wallet_id   bigint  UNIQUE REFERENCES credit_ledger.wallets (id),
+    parent_run      bigint  REFERENCES credit_ledger.runs (id),
+    asset           text    NOT NULL REFERENCES credit_ledger.assets (asset),
+    budget          numeric NOT NULL,
+    status          text    NOT NULL CHECK (status IN ('open', 'closed', 'expired', 'declined')),
+    reason          text,
+    returned        numeric NOT NULL DEFAULT 0,
+    balance_after   numeric,
+    idempotency_key text,
+    request_hash    bigint,
+    metadata        jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    closed_at       timestamptz
+);
+CREATE UNIQUE INDEX runs_idempotency ON credit_ledger.runs (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_parent ON credit_ledger.runs (parent_run) WHERE parent_run IS NOT NULL;
+CREATE INDEX runs_open_expiring ON credit_ledger.runs (expires_at) WHERE status = 'open';
 
 -- Named API types (in the extension's schema).
 CREATE TYPE @extschema@.credit_wallet AS (

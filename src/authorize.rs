@@ -51,7 +51,12 @@ pub fn find_rate(
 
 /// The `credit_authorization` value of a stored authorization.
 pub fn authorization_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
-    let row = spi::first(exec(c, sql::AUTH_ROW, &[id.into()])?)
+    let statement = if crate::runs::catalog_has_runs() {
+        sql::AUTH_ROW_V5
+    } else {
+        sql::AUTH_ROW
+    };
+    let row = spi::first(exec(c, statement, &[id.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
     let mut t = Record::new("credit_authorization");
     t.push(row.col::<i64>(1)?);
@@ -86,6 +91,16 @@ pub struct Request<'a> {
     pub metadata_value: Option<serde_json::Value>,
     pub ttl: Option<Interval>,
     pub mode: Mode,
+    /// A call in an agent run (`run => id`): `wallet` is then the run's wallet, `shown` the
+    /// wallet the caller named, and `run_closed` declines the call with `run_closed`.
+    pub run: Option<RunCall<'a>>,
+}
+
+/// How a call in a run differs from a call on its wallet.
+#[derive(Clone, Copy)]
+pub struct RunCall<'a> {
+    pub shown: &'a str,
+    pub closed: bool,
 }
 
 impl<'a> Request<'a> {
@@ -114,6 +129,7 @@ impl<'a> Request<'a> {
             metadata_value,
             ttl: None,
             mode,
+            run: None,
         })
     }
 
@@ -174,7 +190,7 @@ fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, 
 }
 
 /// The whole wallet for the exact path: its row and every lane (re-read under the lock).
-fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> {
+pub(crate) fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> {
     let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
         .ok_or_else(|| wallets::wallet_missing(wallet))?;
     let w = Wallet::from_row_lanes(&row, 10)?;
@@ -294,6 +310,14 @@ fn write(
     lanes: Lanes,
 ) -> Result<Record> {
     let (rate, cost, vendor_cost, hash) = (ctx.rate, ctx.cost, ctx.vendor_cost, ctx.hash);
+    if let Some(run) = r.run {
+        // a call in a run: declined in the run's terms, never charged to the wallet
+        if run.closed {
+            p.decline("run_closed");
+        } else if let Some(reason) = crate::runs::reason_in_run(p.reason) {
+            p.decline(reason);
+        }
+    }
     let approved = p.reason.is_none();
     // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
     // is settled by the unique index (the loser writes nothing and returns the winner's)
@@ -397,7 +421,7 @@ fn write(
     t.push(Some(num(cost)));
     t.push(Some(rate.asset.clone()));
     t.push(Some(num(balance)));
-    t.push(Some(r.wallet.to_string()));
+    t.push(Some(r.run.map_or(r.wallet, |run| run.shown).to_string()));
     t.push(Some(
         (if r.mode == Mode::Hold {
             "hold"
@@ -418,6 +442,31 @@ fn write(
     t.push(r.key.map(String::from));
     t.push(created_at);
     Ok(t)
+}
+
+/// [`spend`] with `run => run`: the call spends the run's wallet (its row is the only lock),
+/// and is declined with `run_budget_exhausted` or `run_closed` where the run cannot pay.
+pub fn spend_in(c: &mut SpiClient<'_>, r: &Request<'_>, run: Option<i64>) -> Result<Record> {
+    let Some(id) = run else {
+        return spend(c, r);
+    };
+    let s = crate::runs::for_call(c, id, r.wallet)?;
+    let inner = Request {
+        wallet: &s.run_wallet,
+        action: r.action,
+        variant: r.variant,
+        quantity: r.quantity,
+        key: r.key,
+        metadata: r.metadata.clone(),
+        metadata_value: r.metadata_value.clone(),
+        ttl: r.ttl,
+        mode: r.mode,
+        run: Some(RunCall {
+            shown: r.wallet,
+            closed: s.closed,
+        }),
+    };
+    spend(c, &inner)
 }
 
 /// The first authorization of an idempotency key (None: the key is new). A key reused with
@@ -446,7 +495,7 @@ fn replay(
 
 /// After a spend on wallets with lanes: lower the hint of each lane a fast spend took, or
 /// spread the credits of a wallet held whole over its lanes again.
-fn lanes_after(
+pub(crate) fn lanes_after(
     c: &mut SpiClient<'_>,
     w: &Wallet,
     p: &Plan,
@@ -466,16 +515,18 @@ fn lanes_after(
     Ok(())
 }
 
-/// Authorize and debit credits for an action, before the work runs.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+/// Authorize and debit credits for an action, before the work runs (`run`: in an agent run).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(name = "credit_authorize", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_authorize(
+fn credit_authorize_v5(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
     variant: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
+    run: default!(Option<i64>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let r = Request::parse(
@@ -487,16 +538,40 @@ fn credit_authorize(
             metadata,
             Mode::Debit,
         )?;
-        spi::with(|c| spend(c, &r))
+        spi::with(|c| spend_in(c, &r, run))
     })())
     .build()
 }
 
+/// `credit_authorize` as versions before 0.5.0 declare it (six arguments, symbol
+/// `credit_authorize_wrapper`): their SQL keeps working with this library until `ALTER
+/// EXTENSION credit_ledger UPDATE`. Not in the 0.5.0 SQL.
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_authorize(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_authorize_v5(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        None,
+    )
+}
+
 /// Reserve credits for work of unknown final size (a streaming call); capture or release later.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "credit_hold", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_hold(
+fn credit_hold_v5(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -504,6 +579,7 @@ fn credit_hold(
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
+    run: default!(Option<i64>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let mut r = Request::parse(
@@ -515,16 +591,35 @@ fn credit_hold(
             metadata,
             Mode::Hold,
         )?;
-        let ttl = ttl.ok_or_else(|| LedgerError::invalid("ttl must not be null"))?;
-        if ttl.as_micros() <= 0 || ttl.months() < 0 || ttl.days() < 0 || ttl.micros() < 0 {
-            return Err(LedgerError::invalid(format!(
-                "ttl must be positive, got {ttl}"
-            )));
-        }
-        r.ttl = Some(ttl);
-        spi::with(|c| spend(c, &r))
+        r.ttl = Some(crate::runs::positive_ttl(ttl)?);
+        spi::with(|c| spend_in(c, &r, run))
     })())
     .build()
+}
+
+/// `credit_hold` as versions before 0.5.0 declare it (see [`credit_authorize`]).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_hold(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_hold_v5(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        ttl,
+        None,
+    )
 }
 
 /// Price an action for a wallet without side effects.

@@ -334,7 +334,16 @@ SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quanti
   LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
   JOIN credit_ledger.assets s ON s.asset = a.asset
  WHERE a.id = $1 FOR UPDATE OF a";
-/// Everything the `credit_authorization` type shows.
+/// Everything the `credit_authorization` type shows (a call in a run: the run's owner as its
+/// wallet).
+pub const AUTH_ROW_V5: &str = "
+SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
+       a.asset, a.balance_after, coalesce(o.wallet, w.wallet), a.kind, a.status, a.action, a.variant, a.quantity,
+       a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+ WHERE a.id = $1";
+/// [`AUTH_ROW_V5`] on a catalog older than 0.5.0 (no runs).
 pub const AUTH_ROW: &str = "
 SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
        a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
@@ -706,3 +715,90 @@ pub const LATCH_SET: &str =
 /// The counter row of a wallet x asset exists (its latch is taken with SKIP LOCKED).
 pub const LATCH_ENSURE: &str = "
 INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+// ---- agent runs (0.5.0 on; see crate::runs) -----------------------------------------------
+
+/// A run for a call: status, past its TTL, the owner's name, its wallet's name, its asset.
+pub const RUN_FOR_CALL: &str = "
+SELECT r.status, r.expires_at <= now(), o.wallet, rw.wallet, r.asset
+  FROM credit_ledger.runs r
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id
+  LEFT JOIN credit_ledger.wallets rw ON rw.id = r.run_wallet_id
+ WHERE r.id = $1";
+/// Whether a wallet is a run's wallet (a row when it is).
+pub const WALLET_IS_RUN: &str =
+    "SELECT 1 FROM credit_ledger.wallets WHERE id = $1 AND run_of IS NOT NULL";
+pub const RUN_BY_KEY: &str =
+    "SELECT id, request_hash FROM credit_ledger.runs WHERE wallet_id = $1 AND idempotency_key = $2";
+pub const RUN_INSERT: &str = "
+INSERT INTO credit_ledger.runs (wallet_id, parent_run, asset, budget, status, reason, idempotency_key,
+                                request_hash, metadata, expires_at, balance_after)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11)
+RETURNING id";
+/// The wallet of run `$1` (owner `$2`): named after the run, the owner's rate card; the run
+/// row points to it.
+pub const RUN_WALLET_INSERT: &str = "
+WITH w AS (
+    INSERT INTO credit_ledger.wallets (wallet, rate_card, run_of)
+    SELECT '~run.' || $1, o.rate_card, o.id FROM credit_ledger.wallets o WHERE o.id = $2
+    RETURNING id
+), r AS (
+    UPDATE credit_ledger.runs SET run_wallet_id = (SELECT id FROM w) WHERE id = $1
+)
+SELECT id FROM w";
+/// A new, empty slice of row `$2` in run wallet `$1` for `$3` credits (filled by a 'run' move).
+pub const RUN_SLICE_INSERT: &str = "
+INSERT INTO credit_ledger.grants (wallet_id, asset, category, priority, amount, remaining, held, live,
+                                  effective_at, expires_at, unit_price, source, source_id)
+SELECT $1, asset, category, priority, $3, 0, 0, false, effective_at, expires_at, unit_price, 'run', id
+  FROM credit_ledger.grants WHERE id = $2
+RETURNING id";
+/// What credit_run_open returns.
+pub const RUN_OPEN_ROW: &str = "
+SELECT id, status <> 'declined', reason, budget, balance_after, asset, status, expires_at
+  FROM credit_ledger.runs WHERE id = $1";
+/// status, owner, parent run, asset of a run.
+pub const RUN_GET: &str =
+    "SELECT status, wallet_id, parent_run, asset FROM credit_ledger.runs WHERE id = $1";
+pub const RUN_WALLET_NAME: &str = "
+SELECT w.wallet FROM credit_ledger.runs r JOIN credit_ledger.wallets w ON w.id = r.run_wallet_id
+ WHERE r.id = $1";
+/// Run `$1` and its open sub-runs at any depth, top down: (run, its wallet).
+pub const RUN_TREE: &str = "
+WITH RECURSIVE t AS (
+    SELECT id, run_wallet_id, 0 AS depth FROM credit_ledger.runs WHERE id = $1
+    UNION ALL
+    SELECT r.id, r.run_wallet_id, t.depth + 1
+      FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
+     WHERE r.status = 'open'
+)
+SELECT id, run_wallet_id FROM t ORDER BY depth, id";
+pub const WALLET_LOCK_BY_ID: &str =
+    "SELECT 1 FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+pub const RUN_OPEN_HOLDS: &str = "
+SELECT id FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status = 'held' ORDER BY id";
+/// The slices of run wallet `$1` with credits left: (slice, remaining, source, the source's
+/// wallet, whether the source has expired).
+pub const RUN_SLICES_LEFT: &str = "
+SELECT g.id, g.remaining, s.id, s.wallet_id, s.expires_at IS NOT NULL AND s.expires_at <= now()
+  FROM credit_ledger.grants g JOIN credit_ledger.grants s ON s.id = g.source_id
+ WHERE g.wallet_id = $1 AND g.remaining > 0
+ ORDER BY g.id";
+/// Close run `$1` with status `$2`, `$3` credits given back; its wallet spends no more.
+pub const RUN_CLOSE: &str = "
+WITH r AS (
+    UPDATE credit_ledger.runs SET status = $2, closed_at = now(), returned = $3
+     WHERE id = $1 RETURNING run_wallet_id
+)
+UPDATE credit_ledger.wallets SET frozen = true, updated_at = now() WHERE id = (SELECT run_wallet_id FROM r)";
+/// What credit_run_close returns.
+pub const RUN_CLOSE_ROW: &str = "
+SELECT r.id, r.status, r.budget, coalesce(u.spent, 0), r.returned, r.closed_at
+  FROM credit_ledger.runs r
+  LEFT JOIN LATERAL (SELECT sum(coalesce(a.captured, a.cost) - a.refunded) AS spent
+                       FROM credit_ledger.authorizations a
+                      WHERE a.wallet_id = r.run_wallet_id AND a.status IN ('approved', 'captured')) u ON true
+ WHERE r.id = $1";
+/// Open runs past their TTL at `$2`, oldest first, at most `$1`.
+pub const RUNS_EXPIRED: &str = "
+SELECT id FROM credit_ledger.runs WHERE status = 'open' AND expires_at <= $2 ORDER BY expires_at, id LIMIT $1";

@@ -210,7 +210,7 @@ fn release_all(c: &mut SpiClient<'_>, id: i64, wallet_id: i64) -> Result<(Vec<Mo
 }
 
 /// Undo a hold's counters by `amount` (pool part `pool`).
-fn uncount(
+pub(crate) fn uncount(
     c: &mut SpiClient<'_>,
     w: &Wallet,
     asset: &str,
@@ -304,6 +304,37 @@ pub fn expire_hold_with(
         (Decimal::ZERO, Decimal::ZERO),
     )?;
     Ok(Some(true))
+}
+
+/// Release an open hold of a run that is closing (the caller holds the run's wallet).
+pub(crate) fn release_for_run(c: &mut SpiClient<'_>, id: i64) -> Result<()> {
+    let Some((w, a)) = lock(c, id, false, None)? else {
+        return Ok(());
+    };
+    if a.status != "held" {
+        return Ok(());
+    }
+    let (moves, pool) = release_all(c, id, w.id)?;
+    ledger::apply(
+        c,
+        &moves,
+        &a.asset,
+        Some(id),
+        Some(w.id),
+        Some("run closed"),
+    )?;
+    uncount(c, &w, &a.asset, a.cost, pool)?;
+    close(
+        c,
+        &a,
+        "released",
+        None,
+        None,
+        None,
+        None,
+        Some("run_closed"),
+        (Decimal::ZERO, Decimal::ZERO),
+    )
 }
 
 /// Open holds whose TTL has passed by `as_of` (default now) that reserve grants of `wallet_id`

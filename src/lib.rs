@@ -30,6 +30,7 @@ pub mod plan;
 pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;
+pub mod runs;
 pub mod wallets;
 
 // ---- settings ------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!(
     "../sql/usage_trigger.sql",
     name = "usage_trigger",
-    requires = [authorize::credit_authorize]
+    requires = [authorize::credit_authorize_v5]
 );
 ::pgrx::extension_sql_file!(
     "../sql/pools.sql",

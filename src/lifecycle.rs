@@ -47,6 +47,11 @@ pub fn sweep(
     // rollover looks at what is unused at each boundary: process due boundaries before expiring
     let (_, busy) = crate::allowances::run_due(c, as_of, max_rows, caught_up)?;
     out.more |= busy;
+    // agent runs past their TTL give their unspent credits back before grants expire
+    if crate::runs::catalog_has_runs() {
+        let (_, busy) = crate::runs::sweep(c, as_of, max_rows)?;
+        out.more |= busy;
+    }
     let wallets: Vec<i64> = {
         let t = exec(
             c,

@@ -160,6 +160,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Decline this plan for `reason`: nothing moves.
+    pub fn decline(&mut self, reason: &'static str) {
+        self.reason = Some(reason);
+        self.moves.clear();
+        self.own_part = Decimal::ZERO;
+        self.pool_part = Decimal::ZERO;
+        self.overdraft_part = Decimal::ZERO;
+    }
+
     /// The wallet's own balance after the plan is applied.
     pub fn balance_after(&self) -> Result<Decimal> {
         amount::sub(self.own_available, self.own_part)

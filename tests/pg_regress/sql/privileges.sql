@@ -159,11 +159,11 @@ RESET ROLE;
 -- ---- revokes ------------------------------------------------------------------------------
 -- revoking app from a back office keeps everything (backoffice holds app's functions too)
 SELECT count(*) AS revoked FROM credit_ledger_revoke('cl_pb_backoffice', 'app');
-SELECT has_function_privilege('cl_pb_backoffice', 'credit_authorize(text,text,numeric,text,text,jsonb)', 'EXECUTE') AS backoffice_still_authorizes;
+SELECT has_function_privilege('cl_pb_backoffice', 'credit_authorize(text,text,numeric,text,text,jsonb,bigint)', 'EXECUTE') AS backoffice_still_authorizes;
 -- a role with app and pipeline: revoking pipeline keeps credit_authorize (app needs it)
 SELECT count(*) AS granted FROM credit_ledger_grant('cl_pb_app', 'pipeline');
 SELECT * FROM credit_ledger_revoke('cl_pb_app', 'pipeline');
-SELECT has_function_privilege('cl_pb_app', 'credit_authorize(text,text,numeric,text,text,jsonb)', 'EXECUTE') AS app_still_authorizes;
+SELECT has_function_privilege('cl_pb_app', 'credit_authorize(text,text,numeric,text,text,jsonb,bigint)', 'EXECUTE') AS app_still_authorizes;
 -- revoking backoffice takes app's privileges too (app lies inside it)
 SELECT count(*) AS revoked FROM credit_ledger_revoke('cl_pb_backoffice', 'backoffice');
 -- after revoking every bundle, no role holds anything

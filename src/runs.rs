@@ -1,0 +1,510 @@
+//! Agent runs (issue 18): budget envelopes reserved from a wallet or a parent run.
+//!
+//! A run is a wallet of its own (`wallets.run_of` = the wallet that opened it) whose grants are
+//! slices of the rows its budget came from (`grants.source_id`): opening plans the budget on
+//! the funding wallet exactly as a hold of that amount (every limit and counter) and moves the
+//! planned credits into new rows of the run's wallet ('run' journal entries). Calls made with
+//! `run => id` spend the run's wallet with the ordinary engine and lock only its row. Closing
+//! gives every slice's remaining credits back to its exact source row. See README "Agent runs".
+//!
+//! Lock order: the funder (the wallet whole, with its pool; or the parent run's wallet) before
+//! the runs of a tree, top down. A call in a run locks only the run's wallet.
+
+use crate::authorize::{self, Lanes, Mode};
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::input;
+use crate::ledger::{self, Movement};
+use crate::plan;
+use crate::spi::{self, exec, num, RowExt};
+use crate::types::JsonbText;
+use crate::wallets;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+/// Whether the catalog has runs (0.5.0 on): this library also serves an older catalog until
+/// `ALTER EXTENSION credit_ledger UPDATE` (see [`crate::lanes::catalog_has_lanes`]).
+pub fn catalog_has_runs() -> bool {
+    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
+    // syscache and return InvalidOid when the object is missing
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
+        ns != pg_sys::Oid::INVALID
+            && pg_sys::get_relname_relid(c"runs".as_ptr(), ns) != pg_sys::Oid::INVALID
+    }
+}
+
+/// The row `credit_run_open` returns.
+type OpenRow = (
+    i64,
+    bool,
+    Option<String>,
+    AnyNumeric,
+    Option<AnyNumeric>,
+    String,
+    String,
+    TimestampWithTimeZone,
+);
+
+/// A run as the spend path needs it: the name of its wallet and whether calls may still spend.
+pub struct Spendable {
+    pub run_wallet: String,
+    pub closed: bool,
+}
+
+/// Resolve `run` for a call on `wallet`: the run must exist and belong to `wallet`. A run past
+/// its TTL (not yet swept) or closed is `closed`: the call is declined with `run_closed`.
+pub fn for_call(c: &mut SpiClient<'_>, run: i64, wallet: &str) -> Result<Spendable> {
+    let row =
+        spi::first(exec(c, sql::RUN_FOR_CALL, &[run.into()])?).ok_or_else(|| run_missing(run))?;
+    let owner: String = row.req(3)?;
+    if owner != wallet {
+        return Err(LedgerError::invalid(format!(
+            "run {run} belongs to wallet \"{owner}\", not \"{wallet}\""
+        )));
+    }
+    let Some(run_wallet) = row.col::<String>(4)? else {
+        return Err(
+            LedgerError::wrong_state(format!("run {run} was declined when it was opened"))
+                .hint("open a new run"),
+        );
+    };
+    let status: String = row.req(1)?;
+    Ok(Spendable {
+        run_wallet,
+        closed: status != "open" || row.req::<bool>(2)?,
+    })
+}
+
+fn run_missing(run: i64) -> LedgerError {
+    LedgerError::not_found(format!("run {run} does not exist"))
+}
+
+/// The reason of a declined call in a run, in the run's terms.
+pub fn reason_in_run(reason: Option<&'static str>) -> Option<&'static str> {
+    match reason {
+        Some("insufficient_credits") => Some("run_budget_exhausted"),
+        Some("wallet_frozen") => Some("run_closed"),
+        other => other,
+    }
+}
+
+struct OpenRequest<'a> {
+    wallet: &'a str,
+    budget: Decimal,
+    asset: &'a str,
+    parent: Option<i64>,
+    ttl: Interval,
+    key: Option<&'a str>,
+    hash: i64,
+    metadata: Option<JsonbText>,
+}
+
+fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
+    let scale = wallets::asset_scale(c, r.asset)?;
+    amount_fits(r.budget, scale, r.asset)?;
+    // the funder: the wallet itself, or the parent run's wallet (locked whole either way)
+    let (owner_id, funder_name) = match r.parent {
+        None => {
+            let (id, _) = wallets::wallet_id(c, r.wallet)?;
+            if spi::first(exec(c, sql::WALLET_IS_RUN, &[id.into()])?).is_some() {
+                return Err(LedgerError::invalid(format!(
+                    "wallet \"{}\" is a run's wallet: open a sub-run with parent_run",
+                    r.wallet
+                )));
+            }
+            (id, r.wallet.to_string())
+        }
+        Some(p) => {
+            let s = for_call(c, p, r.wallet)?;
+            let (id, _) = wallets::wallet_id(c, r.wallet)?;
+            (id, s.run_wallet)
+        }
+    };
+    let w = authorize::lock_whole(c, &funder_name)?;
+    if let Some(k) = r.key {
+        if let Some(prev) = spi::first(exec(c, sql::RUN_BY_KEY, &[owner_id.into(), k.into()])?) {
+            if prev.col::<i64>(2)? != Some(r.hash) {
+                return Err(LedgerError::key_reused(k)
+                    .detail(format!("run {} used it first", prev.req::<i64>(1)?)));
+            }
+            return open_row(c, prev.req(1)?);
+        }
+    }
+    if let Some(p) = r.parent {
+        // under the parent's lock: a parent closed (or past its TTL) meanwhile funds nothing
+        let parent =
+            spi::first(exec(c, sql::RUN_FOR_CALL, &[p.into()])?).ok_or_else(|| run_missing(p))?;
+        if parent.req::<String>(1)? != "open" || parent.req::<bool>(2)? {
+            return declined(c, r, owner_id, "run_closed", None);
+        }
+        let parent_asset: String = parent.req(5)?;
+        if parent_asset != r.asset {
+            return Err(LedgerError::invalid(format!(
+                "run {p} is a budget of {parent_asset}, not {}",
+                r.asset
+            )));
+        }
+    }
+    let mut p = plan::plan(c, &w, r.asset, r.budget, Mode::Hold, Lanes::Exact)?;
+    if let Some(reason) = p.reason {
+        let reason = if r.parent.is_some() {
+            reason_in_run(Some(reason)).unwrap_or(reason)
+        } else {
+            reason
+        };
+        let balance = p.balance_after()?;
+        return declined(c, r, owner_id, reason, Some(balance));
+    }
+    // the run, its wallet, then its slices
+    let balance = p.balance_after()?;
+    let run = spi::first(exec(
+        c,
+        sql::RUN_INSERT,
+        &[
+            owner_id.into(),
+            r.parent.into(),
+            r.asset.into(),
+            num(r.budget).into(),
+            "open".into(),
+            None::<&str>.into(),
+            r.key.into(),
+            r.key.map(|_| r.hash).into(),
+            r.metadata.clone().into(),
+            r.ttl.into(),
+            num(balance).into(),
+        ],
+    )?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
+    let run_id: i64 = run.req(1)?;
+    let card = spi::first(exec(
+        c,
+        sql::RUN_WALLET_INSERT,
+        &[run_id.into(), owner_id.into()],
+    )?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "run wallet insert returned nothing"))?;
+    let run_wallet: i64 = card.req(1)?;
+    let mut moves = Vec::with_capacity(p.moves.len() * 2);
+    for m in &p.moves {
+        let Some(source) = m.grant_id else {
+            return Err(LedgerError::new(
+                Kind::Internal,
+                "a run's budget planned as debt",
+            ));
+        };
+        let x = m.held;
+        let slice = spi::first(exec(
+            c,
+            sql::RUN_SLICE_INSERT,
+            &[run_wallet.into(), source.into(), num(x).into()],
+        )?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "run slice insert returned nothing"))?;
+        moves.push(Movement::grant(
+            source,
+            m.wallet_id,
+            "run",
+            -x,
+            Decimal::ZERO,
+        ));
+        moves.push(Movement::grant(
+            slice.req(1)?,
+            run_wallet,
+            "run",
+            x,
+            Decimal::ZERO,
+        ));
+    }
+    let note = format!("run {run_id} opened");
+    ledger::apply(c, &moves, r.asset, None, Some(run_wallet), Some(&note))?;
+    plan::commit_plan(c, &w, &funder_name, &mut p, r.budget, Decimal::ONE)?;
+    authorize::lanes_after(c, &w, &p, r.asset, Lanes::Exact)?;
+    open_row(c, run_id)
+}
+
+fn amount_fits(budget: Decimal, scale: u32, asset: &str) -> Result<()> {
+    crate::amount::fits_scale(budget, scale, "budget", asset).map(|_| ())
+}
+
+/// Record a declined opening (a row, so that a retry with its key returns it).
+fn declined(
+    c: &mut SpiClient<'_>,
+    r: &OpenRequest<'_>,
+    owner_id: i64,
+    reason: &str,
+    balance: Option<Decimal>,
+) -> Result<OpenRow> {
+    let row = spi::first(exec(
+        c,
+        sql::RUN_INSERT,
+        &[
+            owner_id.into(),
+            r.parent.into(),
+            r.asset.into(),
+            num(r.budget).into(),
+            "declined".into(),
+            reason.into(),
+            r.key.into(),
+            r.key.map(|_| r.hash).into(),
+            r.metadata.clone().into(),
+            r.ttl.into(),
+            balance.map(num).into(),
+        ],
+    )?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
+    open_row(c, row.req(1)?)
+}
+
+fn open_row(c: &mut SpiClient<'_>, run: i64) -> Result<OpenRow> {
+    let row =
+        spi::first(exec(c, sql::RUN_OPEN_ROW, &[run.into()])?).ok_or_else(|| run_missing(run))?;
+    Ok((
+        row.req(1)?,
+        row.req(2)?,
+        row.col(3)?,
+        row.req(4)?,
+        row.col(5)?,
+        row.req(6)?,
+        row.req(7)?,
+        row.req(8)?,
+    ))
+}
+
+/// Close run `id` and its open sub-runs (`status`: closed, or expired for the sweep): release
+/// their open holds and give every slice's remaining credits back to its source row. Returns
+/// false when the run was not open (nothing done).
+pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
+    let Some(run) = spi::first(exec(c, sql::RUN_GET, &[id.into()])?) else {
+        return Err(run_missing(id));
+    };
+    if run.req::<String>(1)? != "open" {
+        return Ok(false);
+    }
+    let owner_id: i64 = run.req(2)?;
+    let parent: Option<i64> = run.col(3)?;
+    let asset: String = run.req(4)?;
+    // the funder first, then the tree from the top down
+    let owner = match parent {
+        Some(p) => {
+            let name = spi::first(exec(c, sql::RUN_WALLET_NAME, &[p.into()])?)
+                .ok_or_else(|| run_missing(p))?
+                .req::<String>(1)?;
+            authorize::lock_whole(c, &name)?;
+            None
+        }
+        None => {
+            let name = ledger::wallet_name(c, owner_id)?;
+            let w = authorize::lock_whole(c, &name)?;
+            if let Some(pid) = w.parent_id {
+                let pool = ledger::wallet_name(c, pid)?;
+                authorize::lock_whole(c, &pool)?;
+            }
+            Some(w)
+        }
+    };
+    let mut tree: Vec<(i64, i64)> = Vec::new();
+    for r in exec(c, sql::RUN_TREE, &[id.into()])? {
+        tree.push((r.req(1)?, r.req(2)?));
+    }
+    for (_, run_wallet) in &tree {
+        exec(c, sql::WALLET_LOCK_BY_ID, &[(*run_wallet).into()])?;
+    }
+    // under the locks: closed meanwhile?
+    if spi::first(exec(c, sql::RUN_GET, &[id.into()])?)
+        .map(|r| r.req::<String>(1))
+        .transpose()?
+        .as_deref()
+        != Some("open")
+    {
+        return Ok(false);
+    }
+    let mut to_owner = Decimal::ZERO;
+    let mut to_pool = Decimal::ZERO;
+    // children first: a sub-run's credits go back through its parent's slices
+    for (run, run_wallet) in tree.iter().rev() {
+        for h in exec(c, sql::RUN_OPEN_HOLDS, &[(*run_wallet).into()])? {
+            crate::holds::release_for_run(c, h.req(1)?)?;
+        }
+        let mut moves = Vec::new();
+        let mut returned = Decimal::ZERO;
+        for s in exec(c, sql::RUN_SLICES_LEFT, &[(*run_wallet).into()])? {
+            let (slice, x, source, source_wallet, expired): (i64, Decimal, i64, i64, bool) =
+                (s.req(1)?, s.dec(2)?, s.req(3)?, s.req(4)?, s.req(5)?);
+            moves.push(Movement::grant(
+                slice,
+                *run_wallet,
+                "run",
+                -x,
+                Decimal::ZERO,
+            ));
+            moves.push(Movement::grant(
+                source,
+                source_wallet,
+                "run",
+                x,
+                Decimal::ZERO,
+            ));
+            if expired {
+                // the source has expired meanwhile: the credits expire at once
+                moves.push(Movement::grant(
+                    source,
+                    source_wallet,
+                    "expiry",
+                    -x,
+                    Decimal::ZERO,
+                ));
+            }
+            returned += x;
+            if let Some(o) = owner.as_ref() {
+                if source_wallet == o.id {
+                    to_owner += x;
+                } else {
+                    to_pool += x;
+                }
+            }
+        }
+        let note = format!("run {run} closed");
+        ledger::apply(c, &moves, &asset, None, Some(*run_wallet), Some(&note))?;
+        exec(
+            c,
+            sql::RUN_CLOSE,
+            &[(*run).into(), status.into(), num(returned).into()],
+        )?;
+    }
+    if let Some(o) = owner.as_ref() {
+        // the budget was counted (spend cap, pool draw) when the run opened: what comes back
+        // is uncounted, as a released hold's credits are
+        crate::holds::uncount(c, o, &asset, to_owner + to_pool, to_pool)?;
+    }
+    Ok(true)
+}
+
+/// Open an agent run: reserve `budget` from the wallet (own grants, then its pool, within every
+/// limit, as a hold of that amount) or from `parent_run`'s remaining budget.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_run_open(
+    wallet: Option<&str>,
+    budget: Option<AnyNumeric>,
+    asset: default!(Option<&str>, "'credits'"),
+    parent_run: default!(Option<i64>, "NULL"),
+    ttl: default!(Option<Interval>, "'1 hour'"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(run_id, i64),
+        name!(approved, bool),
+        name!(reason, Option<String>),
+        name!(budget, AnyNumeric),
+        name!(balance, Option<AnyNumeric>),
+        name!(asset, String),
+        name!(status, String),
+        name!(expires_at, TimestampWithTimeZone),
+    ),
+> {
+    let row = or_raise((|| {
+        let wallet = input::name(wallet, "wallet")?;
+        let asset = input::name(asset, "asset")?;
+        let text = budget
+            .as_ref()
+            .map(|a| a.to_string())
+            .ok_or_else(|| LedgerError::invalid("budget must not be null"))?;
+        let budget = crate::amount::positive(crate::amount::parse(&text, "budget")?, "budget")?;
+        let ttl = positive_ttl(ttl)?;
+        let key = input::key(idempotency_key)?;
+        let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
+        let hash = input::fingerprint(&[
+            "run",
+            &budget.normalize().to_string(),
+            asset,
+            &parent_run.map(|p| p.to_string()).unwrap_or_default(),
+            &format!("{}/{}/{}", ttl.months(), ttl.days(), ttl.micros()),
+            &input::json_fingerprint(&metadata_value),
+        ]);
+        let r = OpenRequest {
+            wallet,
+            budget,
+            asset,
+            parent: parent_run,
+            ttl,
+            key,
+            hash,
+            metadata,
+        };
+        spi::with(|c| open(c, &r))
+    })());
+    TableIterator::once(row)
+}
+
+/// A positive interval (months, days and microseconds none negative), or 22023.
+pub fn positive_ttl(ttl: Option<Interval>) -> Result<Interval> {
+    let ttl = ttl.ok_or_else(|| LedgerError::invalid("ttl must not be null"))?;
+    if ttl.as_micros() <= 0 || ttl.months() < 0 || ttl.days() < 0 || ttl.micros() < 0 {
+        return Err(LedgerError::invalid(format!(
+            "ttl must be positive, got {ttl}"
+        )));
+    }
+    Ok(ttl)
+}
+
+/// Close an agent run and its open sub-runs; every unspent credit goes back to the exact rows
+/// it was reserved from. Closing a closed run changes nothing.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_run_close(
+    run_id: Option<i64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(run_id, i64),
+        name!(status, String),
+        name!(budget, AnyNumeric),
+        name!(spent, AnyNumeric),
+        name!(returned, AnyNumeric),
+        name!(closed_at, Option<TimestampWithTimeZone>),
+    ),
+> {
+    let row = or_raise((|| {
+        let id = run_id.ok_or_else(|| LedgerError::invalid("run_id must not be null"))?;
+        spi::with(|c| {
+            close(c, id, "closed")?;
+            let row = spi::first(exec(c, sql::RUN_CLOSE_ROW, &[id.into()])?)
+                .ok_or_else(|| run_missing(id))?;
+            Ok((
+                row.req(1)?,
+                row.req(2)?,
+                row.req(3)?,
+                row.req(4)?,
+                row.req(5)?,
+                row.col(6)?,
+            ))
+        })
+    })());
+    TableIterator::once(row)
+}
+
+/// Close the open runs past their TTL at `as_of` (status `expired`), at most `limit`.
+/// Returns how many, and whether more are due.
+pub fn sweep(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    limit: i64,
+) -> Result<(i64, bool)> {
+    let mut ids = Vec::new();
+    for r in exec(c, sql::RUNS_EXPIRED, &[limit.into(), as_of.into()])? {
+        ids.push(r.req::<i64>(1)?);
+    }
+    let mut n = 0;
+    for id in ids {
+        if close(c, id, "expired")? {
+            n += 1;
+        }
+    }
+    Ok((n, n >= limit))
+}
