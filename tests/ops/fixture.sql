@@ -144,3 +144,14 @@ SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'ch
 SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 30);  -- more than a lane: the exact path
 INSERT INTO public.ops_holds SELECT 'lanes_open', authorization_id FROM credit_hold(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 1, ttl => '1 day');
 \endif
+
+-- ---- agent runs (0.5.0 on; skipped on an older catalog)
+SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset
+\if :has_runs
+SELECT run_id AS ops_run FROM credit_run_open(wallet => 'cust_2', budget => 40, idempotency_key => 'ops-run') \gset
+SELECT run_id AS ops_sub FROM credit_run_open(wallet => 'cust_2', budget => 15, parent_run => :ops_run) \gset
+SELECT approved, cost FROM credit_authorize(wallet => 'cust_2', action => 'chat', variant => 'haiku', quantity => 1, run => :ops_sub);
+SELECT approved, cost FROM credit_authorize(wallet => 'cust_2', action => 'chat', variant => 'haiku', quantity => 1, run => :ops_run);
+SELECT run_id AS ops_closed FROM credit_run_open(wallet => 'team_l.m1', budget => 10) \gset
+SELECT status, returned FROM credit_run_close(:ops_closed);
+\endif

@@ -36,6 +36,13 @@ SELECT 'grants.lane|' || t.id || '|' || t.lane || '|' || t.home_id FROM credit_l
  WHERE t.lane IS NOT NULL OR t.home_id IS NOT NULL ORDER BY id;
 SELECT 'lanes|' || t::text FROM credit_ledger.lanes t ORDER BY wallet_id, asset, lane;
 \endif
+-- agent runs (since 0.5.0): the run columns where set, and every run
+SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset
+\if :has_runs
+SELECT 'wallets.run_of|' || t.id || '|' || t.run_of FROM credit_ledger.wallets t WHERE t.run_of IS NOT NULL ORDER BY id;
+SELECT 'grants.source|' || t.id || '|' || t.source_id FROM credit_ledger.grants t WHERE t.source_id IS NOT NULL ORDER BY id;
+SELECT 'runs|' || t::text FROM credit_ledger.runs t ORDER BY id;
+\endif
 SELECT 'wallet_assets|' || t::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
 SELECT 'rates|' || t::text FROM credit_ledger.rates t ORDER BY id;
 SELECT 'grants|' || ROW(t.id, t.wallet_id, t.asset, t.category, t.priority, t.amount, t.remaining, t.held,
