@@ -304,12 +304,24 @@ pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
             Some(w)
         }
     };
+    // Lock the tree top down, then read it again: a sub-run opened (under its parent's lock)
+    // after the first read and committed before that lock was ours is in the second read.
+    // Once every run of the tree is locked, no new sub-run can open under it.
     let mut tree: Vec<(i64, i64)> = Vec::new();
-    for r in exec(c, sql::RUN_TREE, &[id.into()])? {
-        tree.push((r.req(1)?, r.req(2)?));
-    }
-    for (_, run_wallet) in &tree {
-        exec(c, sql::WALLET_LOCK_BY_ID, &[(*run_wallet).into()])?;
+    loop {
+        let mut now: Vec<(i64, i64)> = Vec::new();
+        for r in exec(c, sql::RUN_TREE, &[id.into()])? {
+            now.push((r.req(1)?, r.req(2)?));
+        }
+        if now == tree {
+            break;
+        }
+        for node in &now {
+            if !tree.contains(node) {
+                exec(c, sql::WALLET_LOCK_BY_ID, &[node.1.into()])?;
+            }
+        }
+        tree = now;
     }
     // under the locks: closed meanwhile?
     if spi::first(exec(c, sql::RUN_GET, &[id.into()])?)
