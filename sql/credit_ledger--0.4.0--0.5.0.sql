@@ -223,7 +223,8 @@ REVOKE ALL ON FUNCTION @extschema@.credit_run_tree(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.credit_run(bigint) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status';
 COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint) IS 'an agent run and its sub-runs at any depth, one row per node';
 
--- credit_verify() knows runs: 'run' entries, run_moves_balance, run_slice_source, run_state
+-- credit_verify() knows runs: 'run' entries, run_moves_balance, run_slice_source, run_state,
+-- run_closed_empty
 CREATE OR REPLACE FUNCTION @extschema@.credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -299,6 +300,14 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
      WHERE (r.status = 'declined') <> (r.run_wallet_id IS NULL)
         OR (r.run_wallet_id IS NOT NULL AND NOT EXISTS (
                SELECT 1 FROM credit_ledger.wallets w WHERE w.id = r.run_wallet_id AND w.run_of = r.wallet_id))
+    UNION ALL
+    -- a closed run keeps nothing: every credit left (and every later refund) went back
+    SELECT 'run_closed_empty', 'run ' || r.id,
+           format('status %s but its slices keep %s', r.status, sum(g.remaining))
+      FROM credit_ledger.runs r JOIN credit_ledger.grants g ON g.wallet_id = r.run_wallet_id
+     WHERE r.status IN ('closed', 'expired')
+     GROUP BY r.id, r.status
+    HAVING sum(g.remaining) <> 0
     UNION ALL
     -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
     -- entries through its wallet: the journal has no index on grant_id)

@@ -358,6 +358,14 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR (r.run_wallet_id IS NOT NULL AND NOT EXISTS (
                SELECT 1 FROM credit_ledger.wallets w WHERE w.id = r.run_wallet_id AND w.run_of = r.wallet_id))
     UNION ALL
+    -- a closed run keeps nothing: every credit left (and every later refund) went back
+    SELECT 'run_closed_empty', 'run ' || r.id,
+           format('status %s but its slices keep %s', r.status, sum(g.remaining))
+      FROM credit_ledger.runs r JOIN credit_ledger.grants g ON g.wallet_id = r.run_wallet_id
+     WHERE r.status IN ('closed', 'expired')
+     GROUP BY r.id, r.status
+    HAVING sum(g.remaining) <> 0
+    UNION ALL
     -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
     -- entries through its wallet: the journal has no index on grant_id)
     SELECT 'journal_wallet_matches_grant', 'journal entry ' || j.id,

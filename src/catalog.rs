@@ -778,12 +778,23 @@ pub const WALLET_LOCK_BY_ID: &str =
 pub const RUN_OPEN_HOLDS: &str = "
 SELECT id FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status = 'held' ORDER BY id";
 /// The slices of run wallet `$1` with credits left: (slice, remaining, source, the source's
-/// wallet, whether the source has expired).
+/// wallet, whether the source has expired, whether the source is the pool's: a wallet that is
+/// neither the run's owner nor a run's).
 pub const RUN_SLICES_LEFT: &str = "
-SELECT g.id, g.remaining, s.id, s.wallet_id, s.expires_at IS NOT NULL AND s.expires_at <= now()
-  FROM credit_ledger.grants g JOIN credit_ledger.grants s ON s.id = g.source_id
+SELECT g.id, g.remaining, s.id, s.wallet_id, s.expires_at IS NOT NULL AND s.expires_at <= now(),
+       s.wallet_id <> r.wallet_id AND sw.run_of IS NULL
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.grants s ON s.id = g.source_id
+  JOIN credit_ledger.wallets sw ON sw.id = s.wallet_id
+  JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
  WHERE g.wallet_id = $1 AND g.remaining > 0
  ORDER BY g.id";
+/// The run of a run's wallet: id, status, owner, parent run, asset.
+pub const RUN_OF_WALLET: &str =
+    "SELECT id, status, wallet_id, parent_run, asset FROM credit_ledger.runs WHERE run_wallet_id = $1";
+pub const RUN_GET_WALLET: &str = "SELECT run_wallet_id FROM credit_ledger.runs WHERE id = $1";
+pub const RUN_RETURNED_MORE: &str =
+    "UPDATE credit_ledger.runs SET returned = returned + $2 WHERE id = $1";
 /// Close run `$1` with status `$2`, `$3` credits given back; its wallet spends no more.
 pub const RUN_CLOSE: &str = "
 WITH r AS (

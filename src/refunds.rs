@@ -180,6 +180,8 @@ fn credit_refund(
                 }
             }
             ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), reason)?;
+            // a call of a run that has closed: the credits go on to the rows the run came from
+            crate::runs::after_refund(c, w.id)?;
             if let Some(s) = state.as_mut() {
                 let less = |counter: Decimal, x: Decimal, what: &str| {
                     amount::sub(counter, x)

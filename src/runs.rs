@@ -332,65 +332,130 @@ pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
     {
         return Ok(false);
     }
-    let mut to_owner = Decimal::ZERO;
-    let mut to_pool = Decimal::ZERO;
     // children first: a sub-run's credits go back through its parent's slices
     for (run, run_wallet) in tree.iter().rev() {
         for h in exec(c, sql::RUN_OPEN_HOLDS, &[(*run_wallet).into()])? {
             crate::holds::release_for_run(c, h.req(1)?)?;
         }
-        let mut moves = Vec::new();
-        let mut returned = Decimal::ZERO;
-        for s in exec(c, sql::RUN_SLICES_LEFT, &[(*run_wallet).into()])? {
-            let (slice, x, source, source_wallet, expired): (i64, Decimal, i64, i64, bool) =
-                (s.req(1)?, s.dec(2)?, s.req(3)?, s.req(4)?, s.req(5)?);
-            moves.push(Movement::grant(
-                slice,
-                *run_wallet,
-                "run",
-                -x,
-                Decimal::ZERO,
-            ));
-            moves.push(Movement::grant(
-                source,
-                source_wallet,
-                "run",
-                x,
-                Decimal::ZERO,
-            ));
-            if expired {
-                // the source has expired meanwhile: the credits expire at once
-                moves.push(Movement::grant(
-                    source,
-                    source_wallet,
-                    "expiry",
-                    -x,
-                    Decimal::ZERO,
-                ));
-            }
-            returned += x;
-            if let Some(o) = owner.as_ref() {
-                if source_wallet == o.id {
-                    to_owner += x;
-                } else {
-                    to_pool += x;
-                }
-            }
-        }
         let note = format!("run {run} closed");
-        ledger::apply(c, &moves, &asset, None, Some(*run_wallet), Some(&note))?;
+        let (returned, to_pool) = give_back(c, *run_wallet, &asset, &note)?;
         exec(
             c,
             sql::RUN_CLOSE,
             &[(*run).into(), status.into(), num(returned).into()],
         )?;
-    }
-    if let Some(o) = owner.as_ref() {
-        // the budget was counted (spend cap, pool draw) when the run opened: what comes back
-        // is uncounted, as a released hold's credits are
-        crate::holds::uncount(c, o, &asset, to_owner + to_pool, to_pool)?;
+        if let (Some(o), true) = (owner.as_ref(), *run == id) {
+            // the budget was counted (spend cap, pool draw) when the run opened: what comes
+            // back to the wallet and its pool is uncounted, as a released hold's credits are
+            crate::holds::uncount(c, o, &asset, returned, to_pool)?;
+        }
     }
     Ok(true)
+}
+
+/// Give every credit left in the slices of run wallet `run_wallet` back to its source row (a
+/// source that has expired meanwhile expires them at once). The caller holds the run's wallet
+/// and its funder. Returns what went back, and the part of it that went to the pool's rows
+/// (a run that a pool member funded from its pool).
+fn give_back(
+    c: &mut SpiClient<'_>,
+    run_wallet: i64,
+    asset: &str,
+    note: &str,
+) -> Result<(Decimal, Decimal)> {
+    let mut moves = Vec::new();
+    let mut returned = Decimal::ZERO;
+    let mut to_pool = Decimal::ZERO;
+    for s in exec(c, sql::RUN_SLICES_LEFT, &[run_wallet.into()])? {
+        let (slice, x, source, source_wallet, expired, pool): (i64, Decimal, i64, i64, bool, bool) = (
+            s.req(1)?,
+            s.dec(2)?,
+            s.req(3)?,
+            s.req(4)?,
+            s.req(5)?,
+            s.req(6)?,
+        );
+        moves.push(Movement::grant(slice, run_wallet, "run", -x, Decimal::ZERO));
+        moves.push(Movement::grant(
+            source,
+            source_wallet,
+            "run",
+            x,
+            Decimal::ZERO,
+        ));
+        if expired {
+            // the source has expired meanwhile: the credits expire at once
+            moves.push(Movement::grant(
+                source,
+                source_wallet,
+                "expiry",
+                -x,
+                Decimal::ZERO,
+            ));
+        }
+        returned += x;
+        if pool {
+            to_pool += x;
+        }
+    }
+    ledger::apply(c, &moves, asset, None, Some(run_wallet), Some(note))?;
+    Ok((returned, to_pool))
+}
+
+/// After a refund to a call of a run that has closed: the refunded credits went back to the
+/// run's slices; they go on to the rows the run was funded from (and, through a closed parent,
+/// on up), as the close would have given them. Locks the funder after the run's wallet: a
+/// closed run's wallet is never locked by a close or a sweep, so this order meets no other.
+pub fn after_refund(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
+    if !catalog_has_runs() {
+        return Ok(());
+    }
+    let Some(run) = spi::first(exec(c, sql::RUN_OF_WALLET, &[wallet_id.into()])?) else {
+        return Ok(());
+    };
+    if run.req::<String>(2)? == "open" {
+        return Ok(());
+    }
+    let id: i64 = run.req(1)?;
+    let owner_id: i64 = run.req(3)?;
+    let parent: Option<i64> = run.col(4)?;
+    let asset: String = run.req(5)?;
+    let owner = match parent {
+        Some(p) => {
+            let name = spi::first(exec(c, sql::RUN_WALLET_NAME, &[p.into()])?)
+                .ok_or_else(|| run_missing(p))?
+                .req::<String>(1)?;
+            authorize::lock_whole(c, &name)?;
+            None
+        }
+        None => {
+            let name = ledger::wallet_name(c, owner_id)?;
+            let w = authorize::lock_whole(c, &name)?;
+            if let Some(pid) = w.parent_id {
+                let pool = ledger::wallet_name(c, pid)?;
+                authorize::lock_whole(c, &pool)?;
+            }
+            Some(w)
+        }
+    };
+    let note = format!("run {id} refund after close");
+    let (returned, to_pool) = give_back(c, wallet_id, &asset, &note)?;
+    exec(
+        c,
+        sql::RUN_RETURNED_MORE,
+        &[id.into(), num(returned).into()],
+    )?;
+    match (owner, parent) {
+        (Some(o), _) => crate::holds::uncount(c, &o, &asset, returned, to_pool),
+        (None, Some(p)) => {
+            // through a parent that has closed too: on up
+            let pw = spi::first(exec(c, sql::RUN_GET_WALLET, &[p.into()])?)
+                .ok_or_else(|| run_missing(p))?
+                .req::<i64>(1)?;
+            after_refund(c, pw)
+        }
+        (None, None) => Ok(()),
+    }
 }
 
 /// Open an agent run: reserve `budget` from the wallet (own grants, then its pool, within every

@@ -69,6 +69,11 @@ SELECT depth, status, spent, remaining, reserved, spent_tree, returned FROM cred
 SELECT id, remaining FROM credit_grants('acme');
 SELECT credit_balance('acme') AS acme_balance;
 -- 400 granted - (10 + 15 + 7 - 2 + 5) spent = 365
+-- a refund of a call of a closed run goes on to the grant the run had it from
+SELECT amount FROM credit_refund(authorization_id => :leaf_call, amount => 1);
+SELECT id, remaining FROM credit_grants('acme');
+SELECT depth, status, returned FROM credit_run_tree(:run_id);
+SELECT * FROM credit_verify();
 -- closing again changes nothing; calls and sub-runs of a closed run are declined
 SELECT run_id, status, returned FROM credit_run_close(:run_id);
 SELECT approved, reason FROM credit_authorize(wallet => 'acme', action => 'chat', run => :run_id);
@@ -104,7 +109,10 @@ SELECT approved, reason, budget FROM credit_run_open(wallet => 'team.ann', budge
 SELECT run_id AS r4, approved, balance FROM credit_run_open(wallet => 'team.ann', budget => 80) \gset
 SELECT member, pool_limit, drawn_this_period FROM credit_ledger.pool_usage WHERE member = 'team.ann';
 SELECT approved, cost FROM credit_authorize(wallet => 'team.ann', action => 'chat', quantity => 30, run => :r4);
+SELECT run_id AS r4sub FROM credit_run_open(wallet => 'team.ann', budget => 20, parent_run => :r4) \gset
+SELECT approved, cost FROM credit_authorize(wallet => 'team.ann', action => 'chat', quantity => 5, run => :r4sub);
 SELECT status, spent, returned FROM credit_run_close(:r4);
+-- drawn: 30 + 5 (the sub-run's credits went back through the run, uncounted once)
 SELECT member, pool_limit, drawn_this_period FROM credit_ledger.pool_usage WHERE member = 'team.ann';
 SELECT credit_balance('team') AS pool_balance;
 -- a pool with lanes funds runs too (its slices are the sources)
