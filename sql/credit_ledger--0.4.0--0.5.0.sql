@@ -23,6 +23,8 @@ CREATE TABLE credit_ledger.runs (
     reason          text,
     returned        numeric NOT NULL DEFAULT 0,
     balance_after   numeric,
+    max_calls       int,        -- optional: approved calls (debits and holds) at most
+    max_cost_per_call numeric,  -- optional: the cost of one call at most
     idempotency_key text,
     request_hash    bigint,
     metadata        jsonb,
@@ -112,7 +114,9 @@ CREATE FUNCTION @extschema@."credit_run_open"(
 	"parent_run" bigint DEFAULT NULL, /* Option < i64 > */
 	"ttl" interval DEFAULT '1 hour', /* Option < Interval > */
 	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
-	"metadata" jsonb DEFAULT NULL /* Option < JsonbText > */
+	"metadata" jsonb DEFAULT NULL, /* Option < JsonbText > */
+	"max_calls" INT DEFAULT NULL, /* Option < i32 > */
+	"max_cost_per_call" NUMERIC DEFAULT NULL /* Option < AnyNumeric > */
 ) RETURNS TABLE (
 	"run_id" bigint,  /* i64 */
 	"approved" bool,  /* bool */
@@ -127,8 +131,8 @@ VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'credit_run_open_wrapper';
-REVOKE ALL ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
+REVOKE ALL ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
 
 CREATE FUNCTION @extschema@."credit_run_close"(
 	"run_id" bigint /* Option < i64 > */

@@ -234,6 +234,8 @@ CREATE TABLE credit_ledger.runs (
     reason          text,
     returned        numeric NOT NULL DEFAULT 0,
     balance_after   numeric,
+    max_calls       int,        -- optional: approved calls (debits and holds) at most
+    max_cost_per_call numeric,  -- optional: the cost of one call at most
     idempotency_key text,
     request_hash    bigint,
     metadata        jsonb,

@@ -101,6 +101,8 @@ pub struct Request<'a> {
 pub struct RunCall<'a> {
     pub shown: &'a str,
     pub closed: bool,
+    pub max_calls: Option<i32>,
+    pub max_cost_per_call: Option<Decimal>,
 }
 
 impl<'a> Request<'a> {
@@ -312,10 +314,21 @@ fn write(
     let (rate, cost, vendor_cost, hash) = (ctx.rate, ctx.cost, ctx.vendor_cost, ctx.hash);
     if let Some(run) = r.run {
         // a call in a run: declined in the run's terms, never charged to the wallet
+        // (the run's wallet is locked: the count of its calls is exact)
         if run.closed {
             p.decline("run_closed");
+        } else if run.max_cost_per_call.is_some_and(|m| cost > m) {
+            p.decline("run_max_cost_per_call");
         } else if let Some(reason) = crate::runs::reason_in_run(p.reason) {
             p.decline(reason);
+        } else if let Some(n) = run.max_calls {
+            let calls = spi::first(exec(c, sql::RUN_CALLS, &[w.id.into()])?)
+                .map(|row| row.req::<i64>(1))
+                .transpose()?
+                .unwrap_or(0);
+            if calls >= i64::from(n) {
+                p.decline("run_max_calls");
+            }
         }
     }
     let approved = p.reason.is_none();
@@ -464,6 +477,8 @@ pub fn spend_in(c: &mut SpiClient<'_>, r: &Request<'_>, run: Option<i64>) -> Res
         run: Some(RunCall {
             shown: r.wallet,
             closed: s.closed,
+            max_calls: s.max_calls,
+            max_cost_per_call: s.max_cost_per_call,
         }),
     };
     spend(c, &inner)

@@ -720,7 +720,7 @@ INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CO
 
 /// A run for a call: status, past its TTL, the owner's name, its wallet's name, its asset.
 pub const RUN_FOR_CALL: &str = "
-SELECT r.status, r.expires_at <= now(), o.wallet, rw.wallet, r.asset
+SELECT r.status, r.expires_at <= now(), o.wallet, rw.wallet, r.asset, r.max_calls, r.max_cost_per_call
   FROM credit_ledger.runs r
   JOIN credit_ledger.wallets o ON o.id = r.wallet_id
   LEFT JOIN credit_ledger.wallets rw ON rw.id = r.run_wallet_id
@@ -732,9 +732,13 @@ pub const RUN_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.runs WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const RUN_INSERT: &str = "
 INSERT INTO credit_ledger.runs (wallet_id, parent_run, asset, budget, status, reason, idempotency_key,
-                                request_hash, metadata, expires_at, balance_after)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11)
+                                request_hash, metadata, expires_at, balance_after, max_calls,
+                                max_cost_per_call)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11, $12, $13)
 RETURNING id";
+/// Approved calls (debits and holds) of run wallet `$1` so far.
+pub const RUN_CALLS: &str = "
+SELECT count(*) FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status <> 'declined'";
 /// The wallet of run `$1` (owner `$2`): named after the run, the owner's rate card; the run
 /// row points to it.
 pub const RUN_WALLET_INSERT: &str = "

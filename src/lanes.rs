@@ -400,6 +400,15 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
                 .transpose()?
                 .unwrap_or(1);
             let Some(n) = lanes else { return Ok(cur) };
+            if n != 1
+                && crate::runs::catalog_has_runs()
+                && spi::first(exec(c, sql::WALLET_IS_RUN, &[id.into()])?).is_some()
+            {
+                // a run's slices must stay whole: each goes back to its source at close
+                return Err(LedgerError::invalid(format!(
+                    "wallet \"{wallet}\" is an agent run's wallet: a run has one lane"
+                )));
+            }
             exclusive(c, id)?;
             if n != cur {
                 exec(c, sql::WALLET_SET_LANES, &[id.into(), n.into()])?;

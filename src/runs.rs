@@ -53,6 +53,8 @@ type OpenRow = (
 pub struct Spendable {
     pub run_wallet: String,
     pub closed: bool,
+    pub max_calls: Option<i32>,
+    pub max_cost_per_call: Option<Decimal>,
 }
 
 /// Resolve `run` for a call on `wallet`: the run must exist and belong to `wallet`. A run past
@@ -76,6 +78,8 @@ pub fn for_call(c: &mut SpiClient<'_>, run: i64, wallet: &str) -> Result<Spendab
     Ok(Spendable {
         run_wallet,
         closed: status != "open" || row.req::<bool>(2)?,
+        max_calls: row.col(6)?,
+        max_cost_per_call: row.opt_dec(7)?,
     })
 }
 
@@ -101,6 +105,8 @@ struct OpenRequest<'a> {
     key: Option<&'a str>,
     hash: i64,
     metadata: Option<JsonbText>,
+    max_calls: Option<i32>,
+    max_cost_per_call: Option<Decimal>,
 }
 
 fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
@@ -176,6 +182,8 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
             r.metadata.clone().into(),
             r.ttl.into(),
             num(balance).into(),
+            r.max_calls.into(),
+            r.max_cost_per_call.map(num).into(),
         ],
     )?)
     .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
@@ -251,6 +259,8 @@ fn declined(
             r.metadata.clone().into(),
             r.ttl.into(),
             balance.map(num).into(),
+            r.max_calls.into(),
+            r.max_cost_per_call.map(num).into(),
         ],
     )?)
     .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
@@ -471,6 +481,8 @@ fn credit_run_open(
     ttl: default!(Option<Interval>, "'1 hour'"),
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
+    max_calls: default!(Option<i32>, "NULL"),
+    max_cost_per_call: default!(Option<AnyNumeric>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -495,6 +507,17 @@ fn credit_run_open(
         let ttl = positive_ttl(ttl)?;
         let key = input::key(idempotency_key)?;
         let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
+        if max_calls.is_some_and(|n| n < 1) {
+            return Err(LedgerError::invalid("max_calls must be at least 1"));
+        }
+        let max_cost_per_call = max_cost_per_call
+            .map(|m| {
+                crate::amount::positive(
+                    crate::amount::parse(&m.to_string(), "max_cost_per_call")?,
+                    "max_cost_per_call",
+                )
+            })
+            .transpose()?;
         let hash = input::fingerprint(&[
             "run",
             &budget.normalize().to_string(),
@@ -502,6 +525,7 @@ fn credit_run_open(
             &parent_run.map(|p| p.to_string()).unwrap_or_default(),
             &format!("{}/{}/{}", ttl.months(), ttl.days(), ttl.micros()),
             &input::json_fingerprint(&metadata_value),
+            &format!("{max_calls:?}/{max_cost_per_call:?}"),
         ]);
         let r = OpenRequest {
             wallet,
@@ -512,6 +536,8 @@ fn credit_run_open(
             key,
             hash,
             metadata,
+            max_calls,
+            max_cost_per_call,
         };
         spi::with(|c| open(c, &r))
     })());

@@ -123,6 +123,16 @@ SELECT status, spent, returned FROM credit_run_close(:r5);
 SELECT credit_balance('team') AS pool_balance;
 SELECT * FROM credit_verify();
 
+-- per-run limits: at most 2 approved calls, each at most 50 credits
+SELECT run_id AS r6 FROM credit_run_open(wallet => 'acme', budget => 200, max_calls => 2, max_cost_per_call => 50) \gset
+SELECT approved, reason, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 51, run => :r6);
+SELECT approved, reason, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 50, run => :r6);
+SELECT approved, reason, cost FROM credit_hold(wallet => 'acme', action => 'chat', quantity => 10, run => :r6);
+SELECT approved, reason, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 1, run => :r6);
+SELECT calls, spent, held FROM credit_run(:r6);
+SELECT status, returned FROM credit_run_close(:r6);
+SELECT * FROM credit_verify();
+
 -- errors: each with its SQLSTATE, and nothing changed
 \set VERBOSITY sqlstate
 SELECT count(*) AS runs_before FROM credit_ledger.runs;
@@ -138,6 +148,9 @@ SELECT * FROM credit_run_open(wallet => 'team', budget => 10, parent_run => :run
 SELECT * FROM credit_run_open(wallet => '~run.' || :run_id, budget => 10);
 SELECT * FROM credit_authorize(wallet => 'acme', action => 'chat', run => 999999);
 SELECT * FROM credit_authorize(wallet => 'team', action => 'chat', run => :run_id);
+SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, max_calls => 0);
+SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, max_cost_per_call => 0);
+SELECT credit_wallet_lanes(wallet => '~run.' || :run_id, lanes => 2);
 SELECT * FROM credit_run_close(NULL);
 SELECT * FROM credit_run_close(999999);
 SELECT * FROM credit_authorize(wallet => 'acme', action => 'chat', run => (SELECT id FROM credit_ledger.runs WHERE status = 'declined' AND wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'acme') ORDER BY id LIMIT 1));
