@@ -9,7 +9,8 @@
 # Per example: prepare its toolchain (idempotent: a venv under examples/python/.venv, npm ci
 # in examples/node, cargo build --locked of examples/rust, javac against Debian's
 # libpostgresql-jdbc-java, installed with apt when missing), CREATE DATABASE credit_ex_<lang>
-# + CREATE EXTENSION credit_ledger, run it (it asserts its own outcomes), drop the database.
+# + CREATE EXTENSION credit_ledger, run it (it asserts its own outcomes; python runs two
+# programs there, bill_image.py then agent_run.py), drop the database.
 # Prints one line per language, then `examples: N passed, M failed`; exit status 1 on a failure.
 # Logs: build/examples/<lang>.log.
 set -uo pipefail
@@ -21,7 +22,7 @@ usage: examples/run_all.sh [--only LANG[,LANG...]] [--keep-db] [-v|--verbose]
   --keep-db   keep each example's database (credit_ex_<lang>) afterwards
   --verbose   print every example's output, not only a failing one's
 Environment: PGHOST, PGPORT, PGUSER (and PGPASSWORD) of a server where the extension is
-installed; EXAMPLE_TIMEOUT (s per example, default 600).
+installed; EXAMPLE_TIMEOUT (s per example program, default 600).
 EOF
 }
 
@@ -117,14 +118,14 @@ prepare_java() {
 
 prepare_shell() { command -v psql >/dev/null; }
 
-# the command that runs one example
+# the programs of one example: each of PROGS is run as "${CMD[@]}" <prog>, one after the other
 run_cmd() {
   case "$1" in
-    python) CMD=("$HERE/python/.venv/bin/python" "$HERE/python/bill_image.py") ;;
-    node)   CMD=(node "$HERE/node/bill_image.js") ;;
-    rust)   CMD=("$HERE/rust/target/debug/bill_image") ;;
-    java)   CMD=(java -cp "$HERE/java/classes:$JDBC_JAR" BillImage) ;;
-    shell)  CMD=("$HERE/shell/bill_image.sh") ;;
+    python) CMD=("$HERE/python/.venv/bin/python") PROGS=("$HERE/python/bill_image.py" "$HERE/python/agent_run.py") ;;
+    node)   CMD=(node) PROGS=("$HERE/node/bill_image.js") ;;
+    rust)   CMD=() PROGS=("$HERE/rust/target/debug/bill_image") ;;
+    java)   CMD=(java -cp "$HERE/java/classes:$JDBC_JAR") PROGS=(BillImage) ;;
+    shell)  CMD=() PROGS=("$HERE/shell/bill_image.sh") ;;
   esac
 }
 
@@ -146,14 +147,16 @@ SQL
   then
     st=FAILED note="could not create database $db with the extension"
   else
-    echo "---- run ($db)" >>"$log"
     run_cmd "$lang"
-    PGDATABASE="$db" timeout "$TIMEOUT" "${CMD[@]}" >>"$log" 2>&1
-    rc=$?
-    if [ "$rc" -ne 0 ]; then
-      st=FAILED note="exit $rc"
-      [ "$rc" -eq 124 ] && note="timed out after ${TIMEOUT}s"
-    fi
+    for prog in "${PROGS[@]}"; do
+      echo "---- run $(basename "$prog") ($db)" >>"$log"
+      PGDATABASE="$db" timeout "$TIMEOUT" "${CMD[@]}" "$prog" >>"$log" 2>&1
+      rc=$?
+      if [ "$rc" -ne 0 ]; then
+        st=FAILED note="$(basename "$prog"): exit $rc"
+        [ "$rc" -eq 124 ] && note="$(basename "$prog"): timed out after ${TIMEOUT}s"
+      fi
+    done
     [ "$KEEP_DB" = 1 ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >>"$log" 2>&1 || true
   fi
   if [ "$st" = ok ]; then
