@@ -116,7 +116,8 @@ CREATE FUNCTION @extschema@."credit_run_open"(
 	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
 	"metadata" jsonb DEFAULT NULL, /* Option < JsonbText > */
 	"max_calls" INT DEFAULT NULL, /* Option < i32 > */
-	"max_cost_per_call" NUMERIC DEFAULT NULL /* Option < AnyNumeric > */
+	"max_cost_per_call" NUMERIC DEFAULT NULL, /* Option < AnyNumeric > */
+	"lanes" INT DEFAULT 1 /* Option < i32 > */
 ) RETURNS TABLE (
 	"run_id" bigint,  /* i64 */
 	"approved" bool,  /* bool */
@@ -131,8 +132,8 @@ VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'credit_run_open_wrapper';
-REVOKE ALL ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
+REVOKE ALL ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
 
 CREATE FUNCTION @extschema@."credit_run_close"(
 	"run_id" bigint /* Option < i64 > */
@@ -141,6 +142,7 @@ CREATE FUNCTION @extschema@."credit_run_close"(
 	"status" TEXT,  /* String */
 	"budget" NUMERIC,  /* AnyNumeric */
 	"spent" NUMERIC,  /* AnyNumeric */
+	"spent_tree" NUMERIC,  /* AnyNumeric */
 	"returned" NUMERIC,  /* AnyNumeric */
 	"closed_at" timestamp with time zone  /* Option < TimestampWithTimeZone > */
 )
@@ -391,7 +393,121 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR a.refunded > coalesce(a.captured, a.cost)
 $$;
 
--- the bundles app and backoffice include the run functions
+-- Reports: a call made in a run counts for the wallet that opened it (usage_daily,
+-- declines_daily); a run's credits are not a wallet's balance (wallet_balances) nor a grant of
+-- its own (grant_status); a member's runs draw on its pool (pool_usage); run_usage is new.
+CREATE OR REPLACE VIEW credit_ledger.wallet_balances AS
+SELECT w.wallet, g.asset,
+       sum(g.remaining - g.held) - coalesce(max(s.debt), 0) AS balance,
+       sum(g.held) AS held,
+       coalesce(max(s.debt), 0) AS debt,
+       jsonb_object_agg(g.category, g.cat_balance) AS by_category
+  FROM credit_ledger.wallets w
+  JOIN (SELECT x.wallet_id, x.asset, x.category, sum(x.remaining) AS remaining, sum(x.held) AS held,
+               sum(x.remaining - x.held) AS cat_balance
+          FROM credit_ledger.grants x
+         WHERE x.live AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
+         GROUP BY x.wallet_id, x.asset, x.category) g ON g.wallet_id = w.id
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = g.asset
+ WHERE w.run_of IS NULL   -- an agent run's credits are the run's (credit_run), not a wallet's
+ GROUP BY w.wallet, g.asset;
+CREATE OR REPLACE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN f.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND f.remaining > 0) AS expiring_soon
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
+                             g.held + coalesce(sum(x.held), 0) AS held,
+                             array_append(array_agg(x.id), g.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
+ WHERE g.home_id IS NULL AND g.source_id IS NULL
+ GROUP BY g.id, w.wallet, f.remaining, f.held;
+CREATE OR REPLACE VIEW credit_ledger.usage_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.action, a.variant, a.asset,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       count(*) AS calls,
+       sum(a.refunded) AS refunded
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY 1, 2, a.action, a.variant, a.asset;
+CREATE OR REPLACE VIEW credit_ledger.declines_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.reason, a.action, count(*) AS declines
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+ WHERE a.status = 'declined'
+ GROUP BY 1, 2, a.reason, a.action;
+CREATE OR REPLACE VIEW credit_ledger.pool_usage AS
+SELECT m.wallet AS member, t.wallet AS team, x.asset,
+       m.pool_limit,
+       CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
+            THEN s.period_pool_drawn
+            WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
+            THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                            WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
+                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
+                              AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
+            ELSE 0 END AS drawn_this_period,
+       coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                  WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
+                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')), 0) AS drawn_total
+  FROM credit_ledger.wallets m
+  JOIN credit_ledger.wallets t ON t.id = m.parent_id
+  -- who draws for the member: itself and its agent runs (a run's pool credits are drawn when it
+  -- opens, 'run' entries, and what it gives back at close returns)
+  CROSS JOIN LATERAL (SELECT array_append(array_agg(r.id), m.id) AS ids
+                        FROM credit_ledger.wallets r WHERE r.run_of = m.id) d
+  -- every asset the member has a counter for or has drawn from the pool (a member without
+  -- limits has no wallet_assets row); a member without either has one row, asset NULL
+  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id
+                     UNION
+                     SELECT j.asset FROM credit_ledger.journal j
+                      WHERE j.wallet_id = t.id AND j.member_id = ANY (d.ids)
+                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
+                      GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.asset = x.asset;
+-- Agent runs (since 0.5.0): per run, action and variant: calls, quantity, credits net of
+-- refunds, vendor cost, revenue (the credits at the unit price of the grants they came from:
+-- a run's slices carry it) and margin.
+CREATE VIEW credit_ledger.run_usage AS
+SELECT r.id AS run_id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset,
+       count(*) AS calls,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       coalesce(sum(m.revenue), 0) AS revenue,
+       coalesce(sum(m.revenue), 0) - coalesce(sum(a.vendor_cost), 0) AS margin
+  FROM credit_ledger.runs r
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id
+  JOIN credit_ledger.authorizations a ON a.wallet_id = r.run_wallet_id
+  LEFT JOIN LATERAL (SELECT sum(-j.amount * g.unit_price) AS revenue
+                       FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+                      WHERE j.authorization_id = a.id AND j.kind IN ('debit', 'capture', 'refund')) m ON true
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY r.id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset;
+COMMENT ON VIEW credit_ledger.run_usage IS
+    'per agent run, action and variant: calls, quantity, credits net of refunds, vendor cost, revenue and margin';
+
+REVOKE ALL ON TABLE credit_ledger.run_usage FROM PUBLIC;
+
+-- the bundles app and backoffice include the run functions, reader the view run_usage
 CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
 SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES
@@ -415,6 +531,6 @@ SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
 UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
-                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly']) v(name);
+                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage']) v(name);
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -47,7 +47,7 @@ SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
 UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
-                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly']) v(name);
+                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage']) v(name);
 
 -- The GRANT (or REVOKE) statements of one bundle for one role, with a flag: does the role hold
 -- the privilege now?

@@ -18,11 +18,14 @@ SELECT w.wallet, g.asset,
          WHERE x.live AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
          GROUP BY x.wallet_id, x.asset, x.category) g ON g.wallet_id = w.id
   LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = g.asset
+ WHERE w.run_of IS NULL   -- an agent run's credits are the run's (credit_run), not a wallet's
  GROUP BY w.wallet, g.asset;
 COMMENT ON VIEW credit_ledger.wallet_balances IS
     'balance (spendable own credits minus debt), held, debt and per-category balance per wallet and asset';
 
 -- A grant of a wallet with lanes is one row here: its slices (home_id = the grant) add up.
+-- The credits an agent run took from a grant are not in its remaining (they moved to the run's
+-- slices, which are not listed: see credit_run) until the run gives them back.
 CREATE VIEW credit_ledger.grant_status AS
 SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
        coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
@@ -43,13 +46,15 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.
                              array_append(array_agg(x.id), g.id) AS ids
                         FROM credit_ledger.grants x WHERE x.home_id = g.id) f
   LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
- WHERE g.home_id IS NULL
+ WHERE g.home_id IS NULL AND g.source_id IS NULL
  GROUP BY g.id, w.wallet, f.remaining, f.held;
 COMMENT ON VIEW credit_ledger.grant_status IS
     'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';
 
+-- A call made in an agent run counts for the wallet that opened the run.
 CREATE VIEW credit_ledger.usage_daily AS
-SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet, a.action, a.variant, a.asset,
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.action, a.variant, a.asset,
        sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
        sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
        sum(a.vendor_cost) AS vendor_cost,
@@ -57,8 +62,9 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet
        sum(a.refunded) AS refunded
   FROM credit_ledger.authorizations a
   JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
  WHERE a.status IN ('approved', 'captured')
- GROUP BY 1, w.wallet, a.action, a.variant, a.asset;
+ GROUP BY 1, 2, a.action, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.usage_daily IS
     'approved usage per UTC day, wallet, action and variant: quantity, credits net of refunds, vendor cost';
 
@@ -103,12 +109,13 @@ COMMENT ON VIEW credit_ledger.breakage IS
     'expired credits per month, asset and category, and their value at the grants'' unit price';
 
 CREATE VIEW credit_ledger.declines_daily AS
-SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, w.wallet, a.reason, a.action,
-       count(*) AS declines
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.reason, a.action, count(*) AS declines
   FROM credit_ledger.authorizations a
   JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
  WHERE a.status = 'declined'
- GROUP BY 1, w.wallet, a.reason, a.action;
+ GROUP BY 1, 2, a.reason, a.action;
 COMMENT ON VIEW credit_ledger.declines_daily IS 'declined calls per UTC day, wallet, reason and action';
 
 CREATE VIEW credit_ledger.pool_usage AS
@@ -118,22 +125,26 @@ SELECT m.wallet AS member, t.wallet AS team, x.asset,
             THEN s.period_pool_drawn
             WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
             THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
-                            WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
-                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                            WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
+                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
                               AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
             ELSE 0 END AS drawn_this_period,
        coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
-                  WHERE j.member_id = m.id AND j.wallet_id = t.id AND j.asset = x.asset
-                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')), 0) AS drawn_total
+                  WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
+                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')), 0) AS drawn_total
   FROM credit_ledger.wallets m
   JOIN credit_ledger.wallets t ON t.id = m.parent_id
+  -- who draws for the member: itself and its agent runs (a run's pool credits are drawn when it
+  -- opens, 'run' entries, and what it gives back at close returns)
+  CROSS JOIN LATERAL (SELECT array_append(array_agg(r.id), m.id) AS ids
+                        FROM credit_ledger.wallets r WHERE r.run_of = m.id) d
   -- every asset the member has a counter for or has drawn from the pool (a member without
   -- limits has no wallet_assets row); a member without either has one row, asset NULL
   LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id
                      UNION
                      SELECT j.asset FROM credit_ledger.journal j
-                      WHERE j.wallet_id = t.id AND j.member_id = m.id
-                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund')
+                      WHERE j.wallet_id = t.id AND j.member_id = ANY (d.ids)
+                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
                       GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
   LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.asset = x.asset;
 COMMENT ON VIEW credit_ledger.pool_usage IS
@@ -152,6 +163,28 @@ SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset,
  GROUP BY 1, j.asset;
 COMMENT ON VIEW credit_ledger.revenue_monthly IS
     'revenue recognized per UTC month and asset: credits used net of refunds and credits that settled overdraft debt, at the paying grants'' unit price';
+
+-- Agent runs (since 0.5.0): per run, action and variant: calls, quantity, credits net of
+-- refunds, vendor cost, revenue (the credits at the unit price of the grants they came from:
+-- a run's slices carry it) and margin.
+CREATE VIEW credit_ledger.run_usage AS
+SELECT r.id AS run_id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset,
+       count(*) AS calls,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       coalesce(sum(m.revenue), 0) AS revenue,
+       coalesce(sum(m.revenue), 0) - coalesce(sum(a.vendor_cost), 0) AS margin
+  FROM credit_ledger.runs r
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id
+  JOIN credit_ledger.authorizations a ON a.wallet_id = r.run_wallet_id
+  LEFT JOIN LATERAL (SELECT sum(-j.amount * g.unit_price) AS revenue
+                       FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+                      WHERE j.authorization_id = a.id AND j.kind IN ('debit', 'capture', 'refund')) m ON true
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY r.id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset;
+COMMENT ON VIEW credit_ledger.run_usage IS
+    'per agent run, action and variant: calls, quantity, credits net of refunds, vendor cost, revenue and margin';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;
 

@@ -212,7 +212,9 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         w.lanes,
         crate::lanes::session(),
     ));
-    if w.lanes > 1 && (locked || w.counters()) {
+    // a run with max_calls counts its calls under its whole lock
+    let counted = r.run.is_some_and(|run| run.max_calls.is_some());
+    if w.lanes > 1 && (locked || w.counters() || counted) {
         w = lock_whole(c, r.wallet)?;
         lanes = Lanes::Exact;
     }

@@ -781,14 +781,16 @@ pub const WALLET_LOCK_BY_ID: &str =
     "SELECT 1 FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
 pub const RUN_OPEN_HOLDS: &str = "
 SELECT id FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status = 'held' ORDER BY id";
-/// The slices of run wallet `$1` with credits left: (slice, remaining, source, the source's
+/// The slices of run wallet `$1` (and their lanes' slices) with credits left: (slice, remaining, source, the source's
 /// wallet, whether the source has expired, whether the source is the pool's: a wallet that is
 /// neither the run's owner nor a run's).
 pub const RUN_SLICES_LEFT: &str = "
 SELECT g.id, g.remaining, s.id, s.wallet_id, s.expires_at IS NOT NULL AND s.expires_at <= now(),
        s.wallet_id <> r.wallet_id AND sw.run_of IS NULL
   FROM credit_ledger.grants g
-  JOIN credit_ledger.grants s ON s.id = g.source_id
+  -- a run with lanes: a lane's slice gives back to the source of the slice it belongs to
+  JOIN credit_ledger.grants h ON h.id = coalesce(g.home_id, g.id)
+  JOIN credit_ledger.grants s ON s.id = h.source_id
   JOIN credit_ledger.wallets sw ON sw.id = s.wallet_id
   JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
  WHERE g.wallet_id = $1 AND g.remaining > 0
@@ -806,14 +808,10 @@ WITH r AS (
      WHERE id = $1 RETURNING run_wallet_id
 )
 UPDATE credit_ledger.wallets SET frozen = true, updated_at = now() WHERE id = (SELECT run_wallet_id FROM r)";
-/// What credit_run_close returns.
+/// What credit_run_close returns (see credit_ledger._run_nodes).
 pub const RUN_CLOSE_ROW: &str = "
-SELECT r.id, r.status, r.budget, coalesce(u.spent, 0), r.returned, r.closed_at
-  FROM credit_ledger.runs r
-  LEFT JOIN LATERAL (SELECT sum(coalesce(a.captured, a.cost) - a.refunded) AS spent
-                       FROM credit_ledger.authorizations a
-                      WHERE a.wallet_id = r.run_wallet_id AND a.status IN ('approved', 'captured')) u ON true
- WHERE r.id = $1";
+SELECT n.run_id, n.status, n.budget, n.spent, n.spent_tree, n.returned, n.closed_at
+  FROM credit_ledger._run_nodes($1) n WHERE n.depth = 0";
 /// Open runs past their TTL at `$2`, oldest first, at most `$1`.
 pub const RUNS_EXPIRED: &str = "
 SELECT id FROM credit_ledger.runs WHERE status = 'open' AND expires_at <= $2 ORDER BY expires_at, id LIMIT $1";

@@ -400,13 +400,12 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
                 .transpose()?
                 .unwrap_or(1);
             let Some(n) = lanes else { return Ok(cur) };
-            if n != 1
-                && crate::runs::catalog_has_runs()
+            if crate::runs::catalog_has_runs()
                 && spi::first(exec(c, sql::WALLET_IS_RUN, &[id.into()])?).is_some()
             {
-                // a run's slices must stay whole: each goes back to its source at close
+                // a run's lanes are set when it opens (credit_run_open(lanes => n))
                 return Err(LedgerError::invalid(format!(
-                    "wallet \"{wallet}\" is an agent run's wallet: a run has one lane"
+                    "wallet \"{wallet}\" is an agent run's wallet: its lanes are set by credit_run_open"
                 )));
             }
             exclusive(c, id)?;

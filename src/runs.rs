@@ -107,6 +107,7 @@ struct OpenRequest<'a> {
     metadata: Option<JsonbText>,
     max_calls: Option<i32>,
     max_cost_per_call: Option<Decimal>,
+    lanes: i32,
 }
 
 fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
@@ -227,6 +228,16 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
     }
     let note = format!("run {run_id} opened");
     ledger::apply(c, &moves, r.asset, None, Some(run_wallet), Some(&note))?;
+    if r.lanes > 1 {
+        // parallel calls of the run that do not wait for each other (issue 17's rule inside
+        // the run): its slices are spread over its lanes
+        exec(
+            c,
+            sql::WALLET_SET_LANES,
+            &[run_wallet.into(), r.lanes.into()],
+        )?;
+        crate::lanes::spread(c, run_wallet, r.asset, r.lanes, None)?;
+    }
     plan::commit_plan(c, &w, &funder_name, &mut p, r.budget, Decimal::ONE)?;
     authorize::lanes_after(c, &w, &p, r.asset, Lanes::Exact)?;
     open_row(c, run_id)
@@ -286,34 +297,67 @@ fn open_row(c: &mut SpiClient<'_>, run: i64) -> Result<OpenRow> {
 /// their open holds and give every slice's remaining credits back to its source row. Returns
 /// false when the run was not open (nothing done).
 pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
+    Ok(close_with(c, id, status, false)?.unwrap_or(false))
+}
+
+/// [`close`]; with `skip_locked` (the sweep) a funder or run that another transaction holds
+/// is not waited for: None, and the next sweep closes it. A sweep closes many runs in one
+/// transaction, so it would otherwise wait for a member while holding the pool an earlier
+/// close took, against a spender of that member waiting for the pool: a deadlock.
+fn close_with(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    status: &str,
+    skip_locked: bool,
+) -> Result<Option<bool>> {
     let Some(run) = spi::first(exec(c, sql::RUN_GET, &[id.into()])?) else {
         return Err(run_missing(id));
     };
     if run.req::<String>(1)? != "open" {
-        return Ok(false);
+        return Ok(Some(false));
     }
     let owner_id: i64 = run.req(2)?;
     let parent: Option<i64> = run.col(3)?;
     let asset: String = run.req(4)?;
+    let busy = |c: &mut SpiClient<'_>, wallet_id: i64| -> Result<bool> {
+        Ok(skip_locked
+            && spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none())
+    };
     // the funder first, then the tree from the top down
     let owner = match parent {
         Some(p) => {
-            let name = spi::first(exec(c, sql::RUN_WALLET_NAME, &[p.into()])?)
+            let funder = spi::first(exec(c, sql::RUN_GET_WALLET, &[p.into()])?)
                 .ok_or_else(|| run_missing(p))?
-                .req::<String>(1)?;
+                .req::<i64>(1)?;
+            if busy(c, funder)? {
+                return Ok(None);
+            }
+            let name = ledger::wallet_name(c, funder)?;
             authorize::lock_whole(c, &name)?;
             None
         }
         None => {
+            if busy(c, owner_id)? {
+                return Ok(None);
+            }
             let name = ledger::wallet_name(c, owner_id)?;
             let w = authorize::lock_whole(c, &name)?;
             if let Some(pid) = w.parent_id {
+                if busy(c, pid)? {
+                    return Ok(None);
+                }
                 let pool = ledger::wallet_name(c, pid)?;
                 authorize::lock_whole(c, &pool)?;
             }
             Some(w)
         }
     };
+    if let Some(rw) = spi::first(exec(c, sql::RUN_GET_WALLET, &[id.into()])?) {
+        if busy(c, rw.req::<i64>(1)?)? {
+            // a call of the run is open: it is closed when that call's transaction has ended
+            return Ok(None);
+        }
+    }
     // Lock the tree top down, then read it again: a sub-run opened (under its parent's lock)
     // after the first read and committed before that lock was ours is in the second read.
     // Once every run of the tree is locked, no new sub-run can open under it.
@@ -329,6 +373,8 @@ pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
         for node in &now {
             if !tree.contains(node) {
                 exec(c, sql::WALLET_LOCK_BY_ID, &[node.1.into()])?;
+                // a run with lanes: wait for its open calls, lane by lane
+                crate::lanes::exclusive(c, node.1)?;
             }
         }
         tree = now;
@@ -340,7 +386,7 @@ pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
         .as_deref()
         != Some("open")
     {
-        return Ok(false);
+        return Ok(Some(false));
     }
     // children first: a sub-run's credits go back through its parent's slices
     for (run, run_wallet) in tree.iter().rev() {
@@ -360,7 +406,7 @@ pub fn close(c: &mut SpiClient<'_>, id: i64, status: &str) -> Result<bool> {
             crate::holds::uncount(c, o, &asset, returned, to_pool)?;
         }
     }
-    Ok(true)
+    Ok(Some(true))
 }
 
 /// Give every credit left in the slices of run wallet `run_wallet` back to its source row (a
@@ -483,6 +529,7 @@ fn credit_run_open(
     metadata: default!(Option<JsonbText>, "NULL"),
     max_calls: default!(Option<i32>, "NULL"),
     max_cost_per_call: default!(Option<AnyNumeric>, "NULL"),
+    lanes: default!(Option<i32>, 1),
 ) -> TableIterator<
     'static,
     (
@@ -507,6 +554,13 @@ fn credit_run_open(
         let ttl = positive_ttl(ttl)?;
         let key = input::key(idempotency_key)?;
         let metadata_value = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
+        let lanes = lanes.unwrap_or(1);
+        if !(1..=crate::lanes::MAX_LANES).contains(&lanes) {
+            return Err(LedgerError::invalid(format!(
+                "lanes must be between 1 and {}, got {lanes}",
+                crate::lanes::MAX_LANES
+            )));
+        }
         if max_calls.is_some_and(|n| n < 1) {
             return Err(LedgerError::invalid("max_calls must be at least 1"));
         }
@@ -525,7 +579,7 @@ fn credit_run_open(
             &parent_run.map(|p| p.to_string()).unwrap_or_default(),
             &format!("{}/{}/{}", ttl.months(), ttl.days(), ttl.micros()),
             &input::json_fingerprint(&metadata_value),
-            &format!("{max_calls:?}/{max_cost_per_call:?}"),
+            &format!("{max_calls:?}/{max_cost_per_call:?}/{lanes}"),
         ]);
         let r = OpenRequest {
             wallet,
@@ -538,6 +592,7 @@ fn credit_run_open(
             metadata,
             max_calls,
             max_cost_per_call,
+            lanes,
         };
         spi::with(|c| open(c, &r))
     })());
@@ -569,6 +624,7 @@ fn credit_run_close(
         name!(status, String),
         name!(budget, AnyNumeric),
         name!(spent, AnyNumeric),
+        name!(spent_tree, AnyNumeric),
         name!(returned, AnyNumeric),
         name!(closed_at, Option<TimestampWithTimeZone>),
     ),
@@ -585,7 +641,8 @@ fn credit_run_close(
                 row.req(3)?,
                 row.req(4)?,
                 row.req(5)?,
-                row.col(6)?,
+                row.req(6)?,
+                row.col(7)?,
             ))
         })
     })());
@@ -604,10 +661,13 @@ pub fn sweep(
         ids.push(r.req::<i64>(1)?);
     }
     let mut n = 0;
+    let mut more = ids.len() as i64 >= limit;
     for id in ids {
-        if close(c, id, "expired")? {
-            n += 1;
+        match close_with(c, id, "expired", true)? {
+            Some(true) => n += 1,
+            Some(false) => {}
+            None => more = true, // busy: the next sweep closes it
         }
     }
-    Ok((n, n >= limit))
+    Ok((n, more))
 }

@@ -54,14 +54,14 @@ def parse_args():
         a.rounds = a.rounds or 1
         a.duration = a.duration or 3
         a.clients = a.clients or "1,8"
-        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W7,W8"
+        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W7,W8,W9"
         a.memory_calls = 50_000 if a.memory_calls is None else a.memory_calls
         a.stack_wallets = a.stack_wallets or 100
     else:
         a.rounds = a.rounds or 3
         a.duration = a.duration or 5
         a.clients = a.clients or "1,8,16"
-        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W6,W7,W8"
+        a.workloads = a.workloads or "W1,W2,W3,W4,W5,W6,W7,W8,W9"
         a.memory_calls = 1_000_000 if a.memory_calls is None else a.memory_calls
         a.stack_wallets = a.stack_wallets or 1000
     a.sync = a.sync or "on,off"
@@ -265,6 +265,12 @@ def workloads(ns, w6):
     W["W8"] = ("long transactions: 32 clients on one pool, authorize + 0.2 s + commit",
                [("pool", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "plm"})}, 1),
                 ("pool1", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "p1m"})}, 1)])
+    # issue 18: 16 members each call inside its own agent run (funded from a pool) vs the same
+    # calls made directly against a pool with lanes (W7's 'pool'), interleaved in every round
+    W["W9"] = ("agent runs: client i calls inside member i's run vs directly on the pool",
+               [("run", "bench", {"EXT": ("run_EXT", {"nm": 16, "pfx": "r9m"})}, 1),
+                ("shared run", "bench", {"EXT": ("run_shared_EXT", {})}, 1),
+                ("pool", "bench", {"EXT": ("pool_EXT", {"nm": 16, "pfx": "plm"})}, 1)])
     return W
 
 
@@ -477,11 +483,13 @@ def main():
     pgv = scalar("postgres", "SELECT version()")
 
     # ---- load
-    need_small = any(w in A.workloads for w in ("W1", "W2", "W3", "W4", "W5", "W7", "W8")) or A.memory_calls
+    need_small = any(w in A.workloads for w in ("W1", "W2", "W3", "W4", "W5", "W7", "W8", "W9")) or A.memory_calls
     if need_small:
         load_db("bench", 10000, True, A.stack_wallets)
-        if ("W7" in A.workloads or "W8" in A.workloads) and "EXT" in A.peers:
+        if any(w in A.workloads for w in ("W7", "W8", "W9")) and "EXT" in A.peers:
             psql("bench", file=os.path.join(BENCH, "sql", "load_pool.sql"))
+            if "W9" in A.workloads:
+                psql("bench", file=os.path.join(BENCH, "sql", "load_runs.sql"))
             psql("bench", "VACUUM (ANALYZE)")
     if A.old_ext and "W1" in A.workloads:
         load_db("bench_old", 10000, False, 0, ext=A.old_ext)
@@ -712,6 +720,15 @@ def targets(med):
                      f"{tps('W8', 'pool', 'on', W8_CLIENTS, 'EXT'):6.1f}  target >= 100  "
                      f"{'PASS' if tps('W8', 'pool', 'on', W8_CLIENTS, 'EXT') >= 100 else 'FAIL'}"
                      f"   (one lane: {fmt(tps('W8', 'pool1', 'on', W8_CLIENTS, 'EXT'), 1)}/s; ideal 160/s)")
+    # issue 18: a call inside an agent run costs less than the same call on the pool
+    for sync in ("on", "off"):
+        c9 = 16 if tps("W9", "run", sync, 16, "EXT") else top
+        if tps("W9", "run", sync, c9, "EXT") is None:
+            continue
+        check(f"W9 sync {sync:<3} {c9} cl: in a run / directly on the pool (interleaved)",
+              ratio(tps("W9", "run", sync, c9, "EXT"), tps("W9", "pool", sync, c9, "EXT")), ">=", 1.0,
+              f"   (one shared run, 32 lanes / pool = "
+              f"{fmt(ratio(tps('W9', 'shared run', sync, c9, 'EXT'), tps('W9', 'pool', sync, c9, 'EXT')))})")
     # cost per call = 1 / TPS at 1 client, sync off (CPU view)
     for var in ("s100", "frag"):
         check(f"W3 sync off, 1 cl: cost per call {var} / s1",

@@ -133,6 +133,20 @@ SELECT calls, spent, held FROM credit_run(:r6);
 SELECT status, returned FROM credit_run_close(:r6);
 SELECT * FROM credit_verify();
 
+-- a run with lanes: its parallel calls do not wait for each other (isolation spec runs_race);
+-- its slices are spread over its lanes, and closing gives each lane's credits back to the source
+SELECT run_id AS r7, approved, budget FROM credit_run_open(wallet => 'acme', budget => 80, lanes => 4) \gset
+SELECT credit_wallet_lanes(wallet => '~run.' || :r7) AS run_lanes;
+SELECT lane, remaining FROM credit_ledger.grants g JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
+ WHERE r.id = :r7 AND g.home_id IS NOT NULL ORDER BY lane;
+SELECT approved, cost, balance FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 15, run => :r7);
+SELECT approved, reason, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 30, run => :r7);
+SELECT run_id AS r7sub, approved FROM credit_run_open(wallet => 'acme', budget => 10, parent_run => :r7) \gset
+SELECT approved, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 4, run => :r7sub);
+SELECT run_id, status, budget, spent, spent_tree, returned FROM credit_run_close(:r7);
+SELECT credit_balance('acme') AS acme_balance;
+SELECT * FROM credit_verify();
+
 -- errors: each with its SQLSTATE, and nothing changed
 \set VERBOSITY sqlstate
 SELECT count(*) AS runs_before FROM credit_ledger.runs;
@@ -151,6 +165,8 @@ SELECT * FROM credit_authorize(wallet => 'team', action => 'chat', run => :run_i
 SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, max_calls => 0);
 SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, max_cost_per_call => 0);
 SELECT credit_wallet_lanes(wallet => '~run.' || :run_id, lanes => 2);
+SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, lanes => 0);
+SELECT * FROM credit_run_open(wallet => 'acme', budget => 10, lanes => 65);
 SELECT * FROM credit_run_close(NULL);
 SELECT * FROM credit_run_close(999999);
 SELECT * FROM credit_authorize(wallet => 'acme', action => 'chat', run => (SELECT id FROM credit_ledger.runs WHERE status = 'declined' AND wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'acme') ORDER BY id LIMIT 1));

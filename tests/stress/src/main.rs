@@ -1,6 +1,6 @@
 //! Concurrency stress test for the credit_ledger extension.
 //!
-//! Four scenarios against one throwaway database (dropped and re-created at start):
+//! Five scenarios against one throwaway database (dropped and re-created at start):
 //!
 //! * `authorize` — `--sessions` sessions × `--calls` calls of
 //!   `credit_authorize(wallet => 'stress', action => 'stress.call')` (1 credit each) on one wallet
@@ -43,6 +43,36 @@
 //!   the server, no rolled-back one is; no hold open after the final releases; lane hints
 //!   exact; `credit_verify()` empty. Spend calls slower than 30 ms are counted (waits of the
 //!   exact path).
+//! * `runs` — agent runs (budget envelopes) three levels deep: a team pool `runs.team` (one grant)
+//!   with `--sessions` members `runs.mNN` without own grants (`runs.m00` with a pool limit,
+//!   `--runs-limit`) and a standalone wallet `runs.solo`. Session N runs episodes until it has
+//!   opened its share of `--runs` runs (at most 3× as many openings tried): a root run as member
+//!   N (3 in 4) or on `runs.solo`, budget 10–50 (1 in 10 asks 1,000,000: declined), 1 in 7 with a
+//!   TTL of 100–300 ms ("doomed": left to the sweep); then 3–10 steps in its tree: sub-runs and
+//!   sub-sub-runs (budget up to half the parent's, 1 in 6 more than the parent has: declined; 1 in
+//!   8 with a short TTL), debits in a run, holds (captured at most the held amount or released in
+//!   the same transaction, by a later one, or left to the run's close), debits on the wallet
+//!   itself, refunds of any earlier call of the session (its run open, closed or expired), closes
+//!   at a random level (a parent with open children, or a child alone); 1 in 15 calls or sub-run
+//!   openings goes to a run the session closed, when there is one (must be declined
+//!   `run_closed`); 19 in 20 roots are closed at the end of their episode, the others stay
+//!   open. Every transaction is
+//!   `BEGIN; <one operation>; [pg_sleep 2–15 ms]; COMMIT|ROLLBACK` (25 % sleep, 15 % roll back).
+//!   One more session runs `credit_expire()` in a loop. The client's model keeps what committed
+//!   (runs with parent, budget, doomed/closed; approved calls with state, cost, refunds). Then,
+//!   after a last sweep, every run still open is closed. Asserts: no error at all (a 40P01 fails
+//!   the run and says whether the sweep session was in the cycle); every answer as expected
+//!   (statuses, costs, decline reasons in the expected set for where it was made); no overspend
+//!   (no grants row below 0 or holding more than it has, no debt, for every run `spent_tree` <=
+//!   budget on the server and in the model, runs.m00 within its pool limit); per run the
+//!   server's status, budget, spent and spent_tree = the model's, returned = budget − spent_tree;
+//!   per call the server's status, amount and refunded = the model's; closed/expired runs keep
+//!   nothing in their slices (before and after the final close); conservation per group before
+//!   the final close (granted − net spend − expired = Σ remaining over every row, run slices
+//!   included) and after it (`credit_balance` = granted − Σ committed approved costs + refunds −
+//!   expired, runs.m00's pool draw = its net spend); no hold left open; every committed key on
+//!   the server, no rolled-back one, no row of a rolled-back opening; `credit_verify()` empty.
+//!   `--runs-secs` (default 40) bounds the transactions (reported as cut_short).
 //!
 //! Each scenario prints one machine-readable line
 //! `stress scenario=<name> key=value ... result=pass|fail`.
@@ -61,7 +91,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: credit_ledger_stress [options]
-  --scenario all|authorize|holds|pool|lanes   (default all)
+  --scenario all|authorize|holds|pool|lanes|runs   (default all)
   --sessions N        concurrent sessions (default 16)
   --calls N           credit_authorize calls per session (default 500)
   --grant N           credits granted to 'stress' (default sessions*calls/2)
@@ -83,6 +113,12 @@ usage: credit_ledger_stress [options]
                       the others are closed by a later transaction of the same session)
   --lanes-secs N      time budget of the lanes transactions: sessions start no new one after it
                       (default 60; reported as cut_short, not a failure)
+  --runs N            runs (and sub-runs) to open in the runs scenario, all sessions together
+                      (default 1000; each session stops after 3x its share of openings tried)
+  --runs-pool-grant N credits granted to the pool 'runs.team' (default 6*runs)
+  --runs-solo-grant N credits granted to 'runs.solo' (default 2*runs)
+  --runs-limit N      pool limit of member runs.m00 (default 150)
+  --runs-secs N       time budget of the runs transactions (default 40; reported as cut_short)
   --database NAME     database to (re)create (default credit_ledger_stress)
   --keep              keep the database afterwards
   --timeout-secs N    overall deadline (default 600)
@@ -110,6 +146,11 @@ struct Opts {
     lanes_member_limit: u64,
     lanes_same_tx: u64,
     lanes_budget: Duration,
+    runs: usize,
+    runs_pool_grant: Option<u64>,
+    runs_solo_grant: Option<u64>,
+    runs_member_limit: u64,
+    runs_budget: Duration,
     database: String,
     keep: bool,
     timeout: Duration,
@@ -137,6 +178,11 @@ fn parse_opts() -> Result<Opts, String> {
         lanes_member_limit: 30,
         lanes_same_tx: 30,
         lanes_budget: Duration::from_secs(60),
+        runs: 1000,
+        runs_pool_grant: None,
+        runs_solo_grant: None,
+        runs_member_limit: 150,
+        runs_budget: Duration::from_secs(40),
         database: "credit_ledger_stress".into(),
         keep: false,
         timeout: Duration::from_secs(600),
@@ -176,6 +222,17 @@ fn parse_opts() -> Result<Opts, String> {
                 o.lanes_budget = Duration::from_secs(num("--lanes-secs", val("--lanes-secs")?)?)
             }
             "--lanes-limit" => o.lanes_member_limit = num("--lanes-limit", val("--lanes-limit")?)?,
+            "--runs" => o.runs = num("--runs", val("--runs")?)?,
+            "--runs-pool-grant" => {
+                o.runs_pool_grant = Some(num("--runs-pool-grant", val("--runs-pool-grant")?)?)
+            }
+            "--runs-solo-grant" => {
+                o.runs_solo_grant = Some(num("--runs-solo-grant", val("--runs-solo-grant")?)?)
+            }
+            "--runs-limit" => o.runs_member_limit = num("--runs-limit", val("--runs-limit")?)?,
+            "--runs-secs" => {
+                o.runs_budget = Duration::from_secs(num("--runs-secs", val("--runs-secs")?)?)
+            }
             "--database" => o.database = val("--database")?,
             "--keep" => o.keep = true,
             "--timeout-secs" => {
@@ -188,7 +245,7 @@ fn parse_opts() -> Result<Opts, String> {
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if !["all", "authorize", "holds", "pool", "lanes"].contains(&o.scenario.as_str()) {
+    if !["all", "authorize", "holds", "pool", "lanes", "runs"].contains(&o.scenario.as_str()) {
         return Err(format!("bad --scenario {}", o.scenario));
     }
     if !(2..=64).contains(&o.lanes_pool) || !(2..=64).contains(&o.lanes_solo) {
@@ -2152,6 +2209,1570 @@ fn scenario_lanes(base: &Config, o: &Opts, deadline: Instant) -> Result<Verdict,
     Ok(Verdict { line, pass, notes })
 }
 
+// ---------------------------------------------------------------- scenario 5: runs
+
+/// A run the session's model knows (its opening committed).
+#[derive(Clone, Debug)]
+struct RunM {
+    id: i64,
+    parent: Option<i64>,
+    depth: u32,
+    budget: u64,
+    owner: String,
+    /// a short TTL on it or on a run above it: the sweep may close it at any moment
+    doomed: bool,
+    /// closed by this session (itself, or with a run above it)
+    closed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CallState {
+    Debit,
+    Held,
+    Captured,
+    Released,
+}
+
+/// An approved call (a debit or a hold) of a committed transaction, in a run or on the wallet.
+#[derive(Clone, Debug)]
+struct CallM {
+    id: i64,
+    run: Option<i64>,
+    owner: String,
+    state: CallState,
+    /// credits debited, held, or (once captured) captured
+    cost: u64,
+    refunded: u64,
+}
+
+/// A change to the model, applied only once COMMIT returned.
+enum RunEff {
+    Opened(RunM),
+    Call(CallM),
+    Captured(i64, u64),
+    Released(i64),
+    Refunded(i64, u64),
+    Closed(i64),
+}
+
+/// Decline reasons a spend or an opening may give.
+const ROOT_OK: &[&str] = &["insufficient_credits", "pool_limit_reached"];
+const RUN_OK: &[&str] = &["run_budget_exhausted"];
+const DOOMED_OK: &[&str] = &["run_budget_exhausted", "run_closed"];
+const CLOSED_OK: &[&str] = &["run_closed"];
+
+/// One operation; every choice is made before its transaction starts.
+#[derive(Clone, Debug)]
+enum RunOp {
+    /// open a run of `owner` (a root run when `parent` is None), maybe with a first debit in it
+    Open {
+        owner: String,
+        parent: Option<i64>,
+        depth: u32,
+        budget: u64,
+        ttl_ms: Option<u64>,
+        doomed: bool,
+        first_call: Option<u64>,
+        ok: &'static [&'static str],
+    },
+    /// a debit or a hold in run `run` (None: on the wallet itself); `finish`: a hold closed in
+    /// the same transaction (Some(Some(q)): captured at q, Some(None): released)
+    Call {
+        owner: String,
+        run: Option<i64>,
+        q: u64,
+        hold: bool,
+        finish: Option<Option<u64>>,
+        ok: &'static [&'static str],
+    },
+    /// capture (Some) or release (None) a hold of an earlier transaction
+    Finish {
+        hold: i64,
+        capture: Option<u64>,
+    },
+    Refund {
+        call: i64,
+        amount: u64,
+        after_close: bool,
+    },
+    Close {
+        run: i64,
+        children: bool,
+        sub: bool,
+    },
+}
+
+/// What one transaction did.
+#[derive(Default)]
+struct RunTx {
+    effs: Vec<RunEff>,
+    keys: Vec<String>,
+    /// keys of declined calls (a declined call may or may not leave a row): gone if undone
+    soft_keys: Vec<String>,
+    /// ids of the runs rows it wrote (openings, declined ones too)
+    opened: Vec<i64>,
+    reasons: Vec<String>,
+    n: BTreeMap<&'static str, u64>,
+}
+
+impl RunTx {
+    fn count(&mut self, what: &'static str) {
+        *self.n.entry(what).or_default() += 1;
+    }
+}
+
+/// A session's tally and model.
+#[derive(Default)]
+struct RunsTally {
+    n: BTreeMap<&'static str, u64>,
+    reasons: BTreeMap<String, u64>,
+    committed_keys: Vec<String>,
+    rolled_keys: Vec<String>,
+    rolled_runs: Vec<i64>,
+    max_call_ms: f64,
+    runs: BTreeMap<i64, RunM>,
+    calls: BTreeMap<i64, CallM>,
+}
+
+impl RunsTally {
+    fn add(&mut self, what: &'static str, k: u64) {
+        *self.n.entry(what).or_default() += k;
+    }
+    fn get(&self, what: &str) -> u64 {
+        self.n.get(what).copied().unwrap_or(0)
+    }
+}
+
+/// Mark run `id` and its sub-runs still open closed in the model; their open holds were released.
+fn runs_model_close(runs: &mut BTreeMap<i64, RunM>, calls: &mut BTreeMap<i64, CallM>, id: i64) {
+    if runs.get(&id).is_none_or(|r| r.closed) {
+        return;
+    }
+    let mut closing = vec![id];
+    loop {
+        let more: Vec<i64> = runs
+            .values()
+            .filter(|r| !r.closed && !closing.contains(&r.id))
+            .filter(|r| r.parent.is_some_and(|p| closing.contains(&p)))
+            .map(|r| r.id)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        closing.extend(more);
+    }
+    for x in &closing {
+        if let Some(r) = runs.get_mut(x) {
+            r.closed = true;
+        }
+    }
+    for call in calls.values_mut() {
+        if call.state == CallState::Held && call.run.is_some_and(|r| closing.contains(&r)) {
+            call.state = CallState::Released;
+        }
+    }
+}
+
+struct RunsStmts {
+    open: Statement,
+    close: Statement,
+    auth: Statement,
+    hold: Statement,
+    capture: Statement,
+    release: Statement,
+    refund: Statement,
+    sleep: Statement,
+}
+
+fn runs_prepare(c: &mut Client) -> Result<RunsStmts, postgres::Error> {
+    Ok(RunsStmts {
+        open: c.prepare(
+            "SELECT j->>'run_id', j->>'approved', j->>'reason', j->>'status' \
+             FROM (SELECT to_jsonb(r) AS j FROM credit_run_open(wallet => $1, \
+                     budget => ($2::text)::numeric, parent_run => ($3::text)::bigint, \
+                     ttl => ($4::text)::interval, idempotency_key => $5) r) s",
+        )?,
+        close: c.prepare(
+            "SELECT j->>'status' FROM (SELECT to_jsonb(r) AS j \
+               FROM credit_run_close(run_id => ($1::text)::bigint) r) s",
+        )?,
+        auth: c.prepare(&auth_sql(
+            "credit_authorize(wallet => $1, action => 'stress.call', quantity => ($2::text)::numeric, \
+             idempotency_key => $3, run => ($4::text)::bigint)",
+        ))?,
+        hold: c.prepare(&auth_sql(
+            "credit_hold(wallet => $1, action => 'stress.call', quantity => ($2::text)::numeric, \
+             idempotency_key => $3, run => ($4::text)::bigint)",
+        ))?,
+        capture: c.prepare(&auth_sql(
+            "credit_capture(authorization_id => ($1::text)::bigint, \
+             quantity => ($2::text)::numeric, idempotency_key => $3)",
+        ))?,
+        release: c.prepare(&auth_sql(
+            "credit_release(authorization_id => ($1::text)::bigint, idempotency_key => $2)",
+        ))?,
+        refund: c.prepare(
+            "SELECT j->>'amount' FROM (SELECT to_jsonb(r) AS j \
+               FROM credit_refund(authorization_id => ($1::text)::bigint, \
+                                  amount => ($2::text)::numeric, idempotency_key => $3) r) s",
+        )?,
+        sleep: c.prepare("SELECT pg_sleep(($1::text)::float8 / 1000)")?,
+    })
+}
+
+/// A debit or a hold (and the same-transaction close of the hold), checked against `ok`.
+#[allow(clippy::too_many_arguments)]
+fn runs_call(
+    c: &mut Client,
+    s: &RunsStmts,
+    eff: &mut RunTx,
+    key: &mut dyn FnMut(&str) -> String,
+    wrong: &mut Vec<String>,
+    (owner, run, q, hold): (&str, Option<i64>, u64, bool),
+    finish: Option<Option<u64>>,
+    ok: &'static [&'static str],
+) -> Result<(), postgres::Error> {
+    let k = key(if hold { "hold" } else { "call" });
+    let run_s = run.map(|r| r.to_string());
+    let st = if hold { &s.hold } else { &s.auth };
+    let a = run_auth(c, st, &[&owner, &q.to_string(), &k, &run_s])?;
+    let what = match (run.is_some(), hold) {
+        (true, true) => "hold_run",
+        (true, false) => "call_run",
+        (false, _) => "call_direct",
+    };
+    if !a.approved {
+        eff.count("calls_declined");
+        let reason = a.reason.clone().unwrap_or_else(|| "<null>".into());
+        if !ok.contains(&reason.as_str()) {
+            wrong.push(format!(
+                "{what} of {q} on {owner} run {run:?} declined with {reason:?}, expected one of {ok:?}: {a:?}"
+            ));
+        }
+        eff.reasons.push(format!("{what}:{reason}"));
+        eff.soft_keys.push(k);
+        return Ok(());
+    }
+    eff.keys.push(k);
+    if ok == CLOSED_OK {
+        wrong.push(format!(
+            "{what} of {q} in run {run:?}, closed by this session, approved: {a:?}"
+        ));
+    }
+    let want_status = if hold { "held" } else { "approved" };
+    let cost = dec(a.cost.as_deref(), "cost").ok();
+    let Some(id) = a.id else {
+        wrong.push(format!(
+            "{what}: approved without an authorization_id: {a:?}"
+        ));
+        return Ok(());
+    };
+    if cost != Some(Decimal::from(q)) || a.status.as_deref() != Some(want_status) {
+        wrong.push(format!("{what} of {q} on {owner} run {run:?}: {a:?}"));
+    }
+    eff.count(match (run.is_some(), hold) {
+        (true, true) => "holds",
+        (true, false) => "run_calls",
+        (false, _) => "direct_calls",
+    });
+    eff.effs.push(RunEff::Call(CallM {
+        id,
+        run,
+        owner: owner.to_string(),
+        state: if hold {
+            CallState::Held
+        } else {
+            CallState::Debit
+        },
+        cost: q,
+        refunded: 0,
+    }));
+    if let (true, Some(capture)) = (hold, finish) {
+        runs_finish(c, s, eff, key, wrong, id, capture)?;
+    }
+    Ok(())
+}
+
+/// Capture (at `capture`) or release an open hold; the answer must say exactly that.
+fn runs_finish(
+    c: &mut Client,
+    s: &RunsStmts,
+    eff: &mut RunTx,
+    key: &mut dyn FnMut(&str) -> String,
+    wrong: &mut Vec<String>,
+    id: i64,
+    capture: Option<u64>,
+) -> Result<(), postgres::Error> {
+    let id_s = id.to_string();
+    match capture {
+        Some(q2) => {
+            let k = key("capture");
+            let a = run_auth(c, &s.capture, &[&id_s, &q2.to_string(), &k])?;
+            eff.keys.push(k);
+            let cost = dec(a.cost.as_deref(), "capture cost").ok();
+            if a.status.as_deref() != Some("captured") || cost != Some(Decimal::from(q2)) {
+                wrong.push(format!("capture of {q2} of hold {id}: {a:?}"));
+            }
+            eff.count("captures");
+            eff.effs.push(RunEff::Captured(id, q2));
+        }
+        None => {
+            let k = key("release");
+            let a = run_auth(c, &s.release, &[&id_s, &k])?;
+            eff.keys.push(k);
+            if a.status.as_deref() != Some("released") {
+                wrong.push(format!("release of hold {id}: {a:?}"));
+            }
+            eff.count("releases");
+            eff.effs.push(RunEff::Released(id));
+        }
+    }
+    Ok(())
+}
+
+/// Run one operation (inside the caller's transaction).
+fn runs_exec(
+    c: &mut Client,
+    s: &RunsStmts,
+    op: &RunOp,
+    eff: &mut RunTx,
+    key: &mut dyn FnMut(&str) -> String,
+    wrong: &mut Vec<String>,
+) -> Result<(), postgres::Error> {
+    match op {
+        RunOp::Open {
+            owner,
+            parent,
+            depth,
+            budget,
+            ttl_ms,
+            doomed,
+            first_call,
+            ok,
+        } => {
+            let k = key("open");
+            eff.keys.push(k.clone());
+            let parent_s = parent.map(|p| p.to_string());
+            let ttl = ttl_ms
+                .map(|ms| format!("{ms} milliseconds"))
+                .unwrap_or_else(|| "1 hour".into());
+            let rows = c.query(&s.open, &[owner, &budget.to_string(), &parent_s, &ttl, &k])?;
+            let what = if parent.is_some() {
+                "open_sub"
+            } else {
+                "open_root"
+            };
+            let Some(r) = rows.first() else {
+                wrong.push(format!("{what}: credit_run_open returned no row"));
+                return Ok(());
+            };
+            let id: Option<i64> = r.get::<_, Option<String>>(0).and_then(|v| v.parse().ok());
+            let approved = r.get::<_, Option<String>>(1).as_deref() == Some("true");
+            let reason: Option<String> = r.get(2);
+            let status: Option<String> = r.get(3);
+            let Some(id) = id else {
+                wrong.push(format!(
+                    "{what}: no run_id ({approved}, {reason:?}, {status:?})"
+                ));
+                return Ok(());
+            };
+            eff.opened.push(id);
+            if !approved {
+                eff.count("open_declined");
+                let reason = reason.unwrap_or_else(|| "<null>".into());
+                if !ok.contains(&reason.as_str()) || status.as_deref() != Some("declined") {
+                    wrong.push(format!(
+                        "{what} of {budget} for {owner} under {parent:?}: declined with {reason:?} (status {status:?}), expected one of {ok:?}"
+                    ));
+                }
+                eff.reasons.push(format!("{what}:{reason}"));
+                return Ok(());
+            }
+            if *ok == CLOSED_OK {
+                wrong.push(format!(
+                    "{what} of {budget} under run {parent:?}, closed by this session, approved: run {id}"
+                ));
+            }
+            if status.as_deref() != Some("open") {
+                wrong.push(format!("{what}: approved run {id} with status {status:?}"));
+            }
+            eff.count(if parent.is_some() {
+                "sub_runs"
+            } else {
+                "roots"
+            });
+            if *doomed {
+                eff.count("doomed");
+            }
+            eff.effs.push(RunEff::Opened(RunM {
+                id,
+                parent: *parent,
+                depth: *depth,
+                budget: *budget,
+                owner: owner.clone(),
+                doomed: *doomed,
+                closed: false,
+            }));
+            if let Some(q) = first_call {
+                // in the transaction that opened it: now() has not moved, the run is open
+                runs_call(
+                    c,
+                    s,
+                    eff,
+                    key,
+                    wrong,
+                    (owner, Some(id), *q, false),
+                    None,
+                    RUN_OK,
+                )?;
+            }
+        }
+        RunOp::Call {
+            owner,
+            run,
+            q,
+            hold,
+            finish,
+            ok,
+        } => runs_call(c, s, eff, key, wrong, (owner, *run, *q, *hold), *finish, ok)?,
+        RunOp::Finish { hold, capture } => runs_finish(c, s, eff, key, wrong, *hold, *capture)?,
+        RunOp::Refund {
+            call,
+            amount,
+            after_close,
+        } => {
+            let k = key("refund");
+            let rows = c.query(&s.refund, &[&call.to_string(), &amount.to_string(), &k])?;
+            eff.keys.push(k);
+            let got = rows
+                .first()
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .and_then(|v| Decimal::from_str(&v).ok());
+            if got != Some(Decimal::from(*amount)) {
+                wrong.push(format!("refund of {amount} on call {call}: amount {got:?}"));
+            }
+            eff.count("refunds");
+            if *after_close {
+                eff.count("refunds_after_close");
+            }
+            eff.effs.push(RunEff::Refunded(*call, *amount));
+        }
+        RunOp::Close { run, children, sub } => {
+            let rows = c.query(&s.close, &[&run.to_string()])?;
+            let status = rows.first().and_then(|r| r.get::<_, Option<String>>(0));
+            if status.as_deref() != Some("closed") {
+                wrong.push(format!(
+                    "credit_run_close({run}): status {status:?}, expected closed"
+                ));
+            }
+            eff.count("closes");
+            if *children {
+                eff.count("closes_with_children");
+            }
+            if *sub {
+                eff.count("closes_child_alone");
+            }
+            eff.effs.push(RunEff::Closed(*run));
+        }
+    }
+    Ok(())
+}
+
+/// Where a session stands after one transaction.
+enum RunsTxEnd {
+    /// committed: the ids of the runs rows it wrote
+    Committed(Vec<i64>),
+    Undone,
+    /// the deadline or the time budget: start nothing more
+    Stop,
+}
+
+/// What a session needs besides its connection.
+struct RunsCtx {
+    i: usize,
+    deadline: Instant,
+    budget: Instant,
+    problems: Arc<Mutex<Problems>>,
+    deadlocks: Arc<Mutex<Problems>>,
+    wrong: Arc<Mutex<Problems>>,
+    cut: Arc<std::sync::atomic::AtomicUsize>,
+    /// the backend of the credit_expire() session, and the deadlocks whose cycle includes it
+    sweep_pid: i32,
+    with_sweep: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One transaction `BEGIN; <op>; [pg_sleep]; COMMIT|ROLLBACK`, its effects applied to the model
+/// only when COMMIT returned.
+fn runs_tx(
+    c: &mut Client,
+    s: &RunsStmts,
+    x: &RunsCtx,
+    t: &mut RunsTally,
+    rng: &mut u64,
+    seq: &mut u64,
+    op: RunOp,
+) -> RunsTxEnd {
+    if Instant::now() > x.deadline {
+        x.problems
+            .lock()
+            .unwrap()
+            .add(format!("session {}: deadline reached", x.i));
+        return RunsTxEnd::Stop;
+    }
+    if Instant::now() > x.budget {
+        // the scenario's time budget (--runs-secs): reported, not a failure
+        x.cut.fetch_add(1, Ordering::Relaxed);
+        return RunsTxEnd::Stop;
+    }
+    t.add("tx", 1);
+    let sleep_ms = if xorshift(rng) % 100 < 25 {
+        Some(2 + xorshift(rng) % 14)
+    } else {
+        None
+    };
+    let rollback = xorshift(rng) % 100 < 15;
+    let mut eff = RunTx::default();
+    let mut wrong = Vec::new();
+    let i = x.i;
+    let t0 = Instant::now();
+    let res = (|| -> Result<(), postgres::Error> {
+        c.batch_execute("BEGIN")?;
+        let mut key = |what: &str| {
+            *seq += 1;
+            format!("runs-s{i}-{seq}-{what}")
+        };
+        runs_exec(c, s, &op, &mut eff, &mut key, &mut wrong)?;
+        if let Some(ms) = sleep_ms {
+            c.query(&s.sleep, &[&ms.to_string()])?;
+        }
+        c.batch_execute(if rollback { "ROLLBACK" } else { "COMMIT" })?;
+        Ok(())
+    })();
+    let ms = t0.elapsed().as_secs_f64() * 1000.0 - sleep_ms.unwrap_or(0) as f64;
+    t.max_call_ms = t.max_call_ms.max(ms);
+    if let Some(ms) = sleep_ms {
+        t.add("slept", 1);
+        t.add("sleep_ms", ms);
+    }
+    if !wrong.is_empty() {
+        let mut w = x.wrong.lock().unwrap();
+        for m in wrong {
+            w.add(format!("session {i}: {m} [{op:?}]"));
+        }
+    }
+    match res {
+        Ok(()) if rollback => {
+            t.add("rolled_back", 1);
+            t.rolled_keys.extend(eff.keys);
+            t.rolled_keys.extend(eff.soft_keys);
+            t.rolled_runs.extend(eff.opened);
+            RunsTxEnd::Undone
+        }
+        Ok(()) => {
+            t.add("committed", 1);
+            for (k, v) in eff.n {
+                t.add(k, v);
+            }
+            for r in eff.reasons {
+                *t.reasons.entry(r).or_default() += 1;
+            }
+            t.committed_keys.extend(eff.keys);
+            for e in eff.effs {
+                match e {
+                    RunEff::Opened(r) => {
+                        t.runs.insert(r.id, r);
+                    }
+                    RunEff::Call(call) => {
+                        t.calls.insert(call.id, call);
+                    }
+                    RunEff::Captured(id, q2) => {
+                        if let Some(call) = t.calls.get_mut(&id) {
+                            call.state = CallState::Captured;
+                            call.cost = q2;
+                        }
+                    }
+                    RunEff::Released(id) => {
+                        if let Some(call) = t.calls.get_mut(&id) {
+                            call.state = CallState::Released;
+                        }
+                    }
+                    RunEff::Refunded(id, a) => {
+                        if let Some(call) = t.calls.get_mut(&id) {
+                            call.refunded += a;
+                        }
+                    }
+                    RunEff::Closed(id) => runs_model_close(&mut t.runs, &mut t.calls, id),
+                }
+            }
+            RunsTxEnd::Committed(eff.opened)
+        }
+        Err(e) => {
+            t.add("failed_tx", 1);
+            let _ = c.batch_execute("ROLLBACK");
+            let msg = format!("session {i}: {} in {op:?}", err_text(&e));
+            if sqlstate(&e) == "40P01" {
+                t.add("deadlocks", 1);
+                let lower = msg.to_lowercase();
+                let pat = format!("process {}", x.sweep_pid);
+                if lower.match_indices(&pat).any(|(at, _)| {
+                    !lower[at + pat.len()..].starts_with(|ch: char| ch.is_ascii_digit())
+                }) {
+                    x.with_sweep.fetch_add(1, Ordering::Relaxed);
+                }
+                x.deadlocks.lock().unwrap().add(msg);
+            } else {
+                x.problems.lock().unwrap().add(msg);
+            }
+            // what a failed transaction wrote is gone like a rolled-back one's
+            t.rolled_keys.extend(eff.keys);
+            t.rolled_keys.extend(eff.soft_keys);
+            t.rolled_runs.extend(eff.opened);
+            RunsTxEnd::Undone
+        }
+    }
+}
+
+/// A random element of a non-empty slice.
+fn pick<T: Clone>(v: &[T], rng: &mut u64) -> T {
+    v[(xorshift(rng) % v.len() as u64) as usize].clone()
+}
+
+/// One session of the runs scenario: episodes (a root run, sub-runs and calls in its tree,
+/// closes at random levels) until it has opened `quota` runs (at most 3 × `quota` tries).
+fn runs_session(
+    c: &mut Client,
+    s: &RunsStmts,
+    x: &RunsCtx,
+    member: &str,
+    quota: usize,
+    mut rng: u64,
+) -> RunsTally {
+    let mut t = RunsTally::default();
+    let mut seq = 0u64;
+    let mut attempts = 0usize;
+    let opened = |t: &RunsTally| (t.get("roots") + t.get("sub_runs")) as usize;
+    'episodes: while opened(&t) < quota && attempts < 3 * quota {
+        // the root: on the member (3 in 4, funded by the pool) or on the standalone wallet
+        let owner = if xorshift(&mut rng).is_multiple_of(4) {
+            "runs.solo".to_string()
+        } else {
+            member.to_string()
+        };
+        let huge = xorshift(&mut rng).is_multiple_of(10);
+        let budget = if huge {
+            1_000_000
+        } else {
+            10 + xorshift(&mut rng) % 41
+        };
+        let doomed = !huge && xorshift(&mut rng).is_multiple_of(7);
+        let ttl_ms = doomed.then(|| 100 + xorshift(&mut rng) % 200);
+        let first_call = xorshift(&mut rng)
+            .is_multiple_of(2)
+            .then(|| 1 + xorshift(&mut rng) % 3);
+        attempts += 1;
+        let op = RunOp::Open {
+            owner: owner.clone(),
+            parent: None,
+            depth: 0,
+            budget,
+            ttl_ms,
+            doomed,
+            first_call,
+            ok: ROOT_OK,
+        };
+        let root = match runs_tx(c, s, x, &mut t, &mut rng, &mut seq, op) {
+            RunsTxEnd::Stop => break 'episodes,
+            RunsTxEnd::Undone => continue,
+            RunsTxEnd::Committed(ids) => match ids.first() {
+                Some(id) if t.runs.contains_key(id) => *id,
+                _ => continue,
+            },
+        };
+        let mut tree = vec![root];
+        let steps = 3 + xorshift(&mut rng) % 8;
+        for _ in 0..steps {
+            let runs_of = |f: &dyn Fn(&RunM) -> bool| -> Vec<RunM> {
+                tree.iter()
+                    .filter_map(|id| t.runs.get(id))
+                    .filter(|r| f(r))
+                    .cloned()
+                    .collect()
+            };
+            let live = runs_of(&|r| !r.closed);
+            if live.is_empty() {
+                break;
+            }
+            // runs this session closed (never doomed ones: those may be closed or not)
+            let dead = runs_of(&|r| r.closed && !r.doomed);
+            let probe = !dead.is_empty() && xorshift(&mut rng).is_multiple_of(15);
+            let roll = xorshift(&mut rng) % 100;
+            let mut op = None;
+            if roll < 18 && opened(&t) < quota {
+                // a sub-run (3 levels at most), 1 in 6 asking more than the parent has
+                let parents: Vec<RunM> = if probe {
+                    dead.iter().filter(|r| r.depth < 2).cloned().collect()
+                } else {
+                    live.iter().filter(|r| r.depth < 2).cloned().collect()
+                };
+                if !parents.is_empty() {
+                    let p = pick(&parents, &mut rng);
+                    let budget = if xorshift(&mut rng).is_multiple_of(6) {
+                        p.budget + 1
+                    } else {
+                        1 + xorshift(&mut rng) % (p.budget / 2).max(1)
+                    };
+                    let own_ttl = !p.doomed && xorshift(&mut rng).is_multiple_of(8);
+                    attempts += 1;
+                    op = Some(RunOp::Open {
+                        owner: owner.clone(),
+                        parent: Some(p.id),
+                        depth: p.depth + 1,
+                        budget,
+                        ttl_ms: own_ttl.then(|| 100 + xorshift(&mut rng) % 200),
+                        doomed: p.doomed || own_ttl,
+                        first_call: xorshift(&mut rng)
+                            .is_multiple_of(2)
+                            .then(|| 1 + xorshift(&mut rng) % 3),
+                        ok: if probe {
+                            CLOSED_OK
+                        } else if p.doomed {
+                            DOOMED_OK
+                        } else {
+                            RUN_OK
+                        },
+                    });
+                }
+            } else if (52..66).contains(&roll) {
+                // a hold: closed in the same transaction (2 in 5, never in a doomed run) or left
+                let r = pick(&live, &mut rng);
+                let q = 1 + xorshift(&mut rng) % 5;
+                let finish = (!r.doomed && xorshift(&mut rng) % 5 < 2)
+                    .then(|| (xorshift(&mut rng) % 5 < 3).then(|| 1 + xorshift(&mut rng) % q));
+                op = Some(RunOp::Call {
+                    owner: owner.clone(),
+                    run: Some(r.id),
+                    q,
+                    hold: true,
+                    finish,
+                    ok: if r.doomed { DOOMED_OK } else { RUN_OK },
+                });
+            } else if (66..74).contains(&roll) {
+                // finish a hold left open by an earlier transaction (its run open, not doomed)
+                let open: Vec<i64> = t
+                    .calls
+                    .values()
+                    .filter(|h| h.state == CallState::Held)
+                    .filter(|h| {
+                        h.run
+                            .and_then(|r| t.runs.get(&r))
+                            .is_some_and(|r| !r.closed && !r.doomed)
+                    })
+                    .map(|h| h.id)
+                    .collect();
+                if !open.is_empty() {
+                    let h = pick(&open, &mut rng);
+                    let q = t.calls.get(&h).map_or(1, |h| h.cost);
+                    let capture = (xorshift(&mut rng) % 5 < 3).then(|| 1 + xorshift(&mut rng) % q);
+                    op = Some(RunOp::Finish { hold: h, capture });
+                }
+            } else if (74..80).contains(&roll) {
+                // a debit on the wallet itself, beside its runs
+                op = Some(RunOp::Call {
+                    owner: owner.clone(),
+                    run: None,
+                    q: 1 + xorshift(&mut rng) % 3,
+                    hold: false,
+                    finish: None,
+                    ok: ROOT_OK,
+                });
+            } else if (80..88).contains(&roll) {
+                // a refund of any earlier call of the session (its run may have closed since)
+                let can: Vec<i64> = t
+                    .calls
+                    .values()
+                    .filter(|c| matches!(c.state, CallState::Debit | CallState::Captured))
+                    .filter(|c| c.cost > c.refunded)
+                    .map(|c| c.id)
+                    .collect();
+                if !can.is_empty() {
+                    let id = pick(&can, &mut rng);
+                    if let Some(call) = t.calls.get(&id) {
+                        let after_close = call
+                            .run
+                            .and_then(|r| t.runs.get(&r))
+                            .is_some_and(|r| r.closed);
+                        op = Some(RunOp::Refund {
+                            call: id,
+                            amount: 1 + xorshift(&mut rng) % (call.cost - call.refunded),
+                            after_close,
+                        });
+                    }
+                }
+            } else if roll >= 88 {
+                // close a run at a random level (not a doomed one: the sweep's)
+                let can: Vec<RunM> = live.iter().filter(|r| !r.doomed).cloned().collect();
+                if !can.is_empty() {
+                    let r = pick(&can, &mut rng);
+                    let children = t.runs.values().any(|c| c.parent == Some(r.id) && !c.closed);
+                    op = Some(RunOp::Close {
+                        run: r.id,
+                        children,
+                        sub: r.parent.is_some(),
+                    });
+                }
+            }
+            // otherwise (and when the choice above had nothing to act on): a debit in a run,
+            // 1 in 15 in a run this session closed (must be declined run_closed)
+            let op = op.unwrap_or_else(|| {
+                let (r, ok) = if probe {
+                    (pick(&dead, &mut rng), CLOSED_OK)
+                } else {
+                    let r = pick(&live, &mut rng);
+                    let ok = if r.doomed { DOOMED_OK } else { RUN_OK };
+                    (r, ok)
+                };
+                RunOp::Call {
+                    owner: owner.clone(),
+                    run: Some(r.id),
+                    q: 1 + xorshift(&mut rng) % 4,
+                    hold: false,
+                    finish: None,
+                    ok,
+                }
+            });
+            match runs_tx(c, s, x, &mut t, &mut rng, &mut seq, op) {
+                RunsTxEnd::Stop => break 'episodes,
+                RunsTxEnd::Undone => {}
+                RunsTxEnd::Committed(ids) => {
+                    tree.extend(ids.iter().filter(|id| t.runs.contains_key(id)))
+                }
+            }
+            if t.runs.get(&root).is_some_and(|r| r.closed) {
+                break;
+            }
+        }
+        // the end of the episode: the root closed (19 in 20) or left open until the end
+        if let Some(r) = t.runs.get(&root).cloned() {
+            if !r.closed && !r.doomed && xorshift(&mut rng) % 20 < 19 {
+                let children = t.runs.values().any(|c| c.parent == Some(root) && !c.closed);
+                let op = RunOp::Close {
+                    run: root,
+                    children,
+                    sub: false,
+                };
+                if let RunsTxEnd::Stop = runs_tx(c, s, x, &mut t, &mut rng, &mut seq, op) {
+                    break 'episodes;
+                }
+            }
+        }
+    }
+    t.add("attempts", attempts as u64);
+    t
+}
+
+fn scenario_runs(base: &Config, o: &Opts, deadline: Instant) -> Result<Verdict, String> {
+    let sessions = o.sessions;
+    let quota = o.runs.div_ceil(sessions).max(1);
+    let pool_grant = o.runs_pool_grant.unwrap_or((o.runs as u64 * 6).max(1));
+    let solo_grant = o.runs_solo_grant.unwrap_or((o.runs as u64 * 2).max(1));
+    let m0_limit = o.runs_member_limit;
+    let member_name = |i: usize| format!("runs.m{i:02}");
+    {
+        let mut c = connect(base, &o.database)?;
+        // members without own grants (runs.m00 with a pool limit over a fixed 100-year period)
+        let mut sql = format!(
+            "SELECT credit_wallet_create(wallet => 'runs.team'); \
+             SELECT credit_grant(wallet => 'runs.team', amount => {pool_grant}); \
+             SELECT credit_wallet_create(wallet => 'runs.solo'); \
+             SELECT credit_grant(wallet => 'runs.solo', amount => {solo_grant});"
+        );
+        for i in 0..sessions {
+            let m = member_name(i);
+            if i == 0 {
+                sql.push_str(&format!(
+                    " SELECT credit_wallet_create(wallet => '{m}', parent => 'runs.team', \
+                       pool_limit => {m0_limit}, period => '100 years', \
+                       period_anchor => '2000-01-01 00:00:00+00');"
+                ));
+            } else {
+                sql.push_str(&format!(
+                    " SELECT credit_wallet_create(wallet => '{m}', parent => 'runs.team');"
+                ));
+            }
+        }
+        c.batch_execute(&sql)
+            .map_err(|e| format!("setup of the runs wallets: {}", err_text(&e)))?;
+    }
+
+    let problems = Arc::new(Mutex::new(Problems::default()));
+    let deadlocks = Arc::new(Mutex::new(Problems::default()));
+    let wrong = Arc::new(Mutex::new(Problems::default()));
+    let tallies = Arc::new(Mutex::new(Vec::<RunsTally>::new()));
+    let barrier = Arc::new(Barrier::new(sessions + 1));
+    let done = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..sessions {
+        clients.push(connect(base, &o.database)?);
+    }
+    let mut sweeper = connect(base, &o.database)?;
+    let sweep_pid: i32 = sweeper
+        .query_one("SELECT pg_backend_pid()", &[])
+        .map_err(|e| err_text(&e))?
+        .get(0);
+    let with_sweep = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    // the sweep session: credit_expire() in a loop (closes the runs past their TTL)
+    let sweep_handle = {
+        let (done, barrier, problems, deadlocks, with_sweep) = (
+            done.clone(),
+            barrier.clone(),
+            problems.clone(),
+            deadlocks.clone(),
+            with_sweep.clone(),
+        );
+        thread::spawn(move || -> u64 {
+            barrier.wait();
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if let Err(e) = sweeper.query("SELECT * FROM credit_expire()", &[]) {
+                    let msg = format!("sweeper: credit_expire(): {}", err_text(&e));
+                    if sqlstate(&e) == "40P01" {
+                        with_sweep.fetch_add(1, Ordering::Relaxed);
+                        deadlocks.lock().unwrap().add(msg);
+                    } else {
+                        problems.lock().unwrap().add(msg);
+                    }
+                }
+                n += 1;
+                thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let x = RunsCtx {
+            i,
+            deadline,
+            budget: started + o.runs_budget,
+            problems: problems.clone(),
+            deadlocks: deadlocks.clone(),
+            wrong: wrong.clone(),
+            cut: cut.clone(),
+            sweep_pid,
+            with_sweep: with_sweep.clone(),
+        };
+        let (tallies, barrier) = (tallies.clone(), barrier.clone());
+        let member = member_name(i);
+        let rng = o
+            .seed
+            .wrapping_mul(0xA076_1D64_78BD_642F)
+            .wrapping_add(i as u64 * 1_000_003 + 17)
+            | 1;
+        handles.push(thread::spawn(move || {
+            let s = match runs_prepare(&mut c) {
+                Ok(s) => s,
+                Err(e) => {
+                    x.problems
+                        .lock()
+                        .unwrap()
+                        .add(format!("session {i}: prepare: {}", err_text(&e)));
+                    barrier.wait();
+                    return;
+                }
+            };
+            barrier.wait();
+            let t = runs_session(&mut c, &s, &x, &member, quota, rng);
+            tallies.lock().unwrap().push(t);
+        }));
+    }
+    let mut panicked = false;
+    for h in handles {
+        panicked |= h.join().is_err();
+    }
+    done.store(true, Ordering::Relaxed);
+    let sweeps = sweep_handle.join();
+    panicked |= sweeps.is_err();
+    if panicked {
+        return Err("a session thread panicked".into());
+    }
+    let sweeps = sweeps.unwrap_or(0);
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // one model: every session's runs and calls (ids are unique), counters added up
+    let mut t = RunsTally::default();
+    for s in std::mem::take(&mut *tallies.lock().unwrap()) {
+        for (k, v) in s.n {
+            t.add(k, v);
+        }
+        for (k, v) in s.reasons {
+            *t.reasons.entry(k).or_default() += v;
+        }
+        t.committed_keys.extend(s.committed_keys);
+        t.rolled_keys.extend(s.rolled_keys);
+        t.rolled_runs.extend(s.rolled_runs);
+        t.max_call_ms = t.max_call_ms.max(s.max_call_ms);
+        t.runs.extend(s.runs);
+        t.calls.extend(s.calls);
+    }
+
+    let mut c = connect(base, &o.database)?;
+    let mut notes = Vec::new();
+    let q = |c: &mut Client, sql: &str, what: &str| text_rows(c, sql, what);
+    let d = |v: &Option<String>| text_dec(v, "figure");
+
+    // the system is quiet: every short TTL has passed; one sweep (bounded) closes what is due
+    thread::sleep(Duration::from_millis(400));
+    for _ in 0..20 {
+        let more = c
+            .query_one("SELECT more FROM credit_expire()", &[])
+            .map_err(|e| format!("final credit_expire(): {}", err_text(&e)))?
+            .get::<_, bool>(0);
+        if !more {
+            break;
+        }
+    }
+
+    // group figures: the team (pool and members) and the standalone wallet, each with the
+    // wallets of its runs (run_of = the owner)
+    let groups_sql = "
+        WITH w AS (SELECT w.id, w.run_of IS NOT NULL AS is_run,
+                          CASE WHEN coalesce(o.wallet, w.wallet) = 'runs.solo' THEN 'solo' ELSE 'team' END AS grp
+                     FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+                    WHERE coalesce(o.wallet, w.wallet) LIKE 'runs.%')
+        SELECT g.grp,
+               (SELECT coalesce(sum(x.remaining), 0) FROM credit_ledger.grants x
+                 WHERE x.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp))::text,
+               (SELECT coalesce(sum(x.held), 0) FROM credit_ledger.grants x
+                 WHERE x.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp))::text,
+               (SELECT coalesce(sum(x.remaining), 0) FROM credit_ledger.grants x
+                 WHERE x.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp AND w.is_run))::text,
+               (SELECT coalesce(sum(coalesce(a.captured, a.cost) - a.refunded), 0) FROM credit_ledger.authorizations a
+                 WHERE a.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp) AND a.status IN ('approved', 'captured'))::text,
+               (SELECT coalesce(-sum(j.amount), 0) FROM credit_ledger.journal j
+                 WHERE j.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp) AND j.kind = 'expiry')::text,
+               (SELECT coalesce(sum(s.debt), 0) FROM credit_ledger.wallet_assets s
+                 WHERE s.wallet_id IN (SELECT id FROM w WHERE w.grp = g.grp))::text
+          FROM (SELECT DISTINCT grp FROM w) g ORDER BY g.grp";
+    // the model's net spend (approved debits + captures - refunds) per owner and per group
+    let mut net_owner: BTreeMap<String, u64> = BTreeMap::new();
+    for call in t.calls.values() {
+        if matches!(call.state, CallState::Debit | CallState::Captured) {
+            *net_owner.entry(call.owner.clone()).or_default() += call.cost - call.refunded;
+        }
+    }
+    let net_solo = net_owner.get("runs.solo").copied().unwrap_or(0);
+    let net_team: u64 = net_owner
+        .iter()
+        .filter(|(k, _)| k.as_str() != "runs.solo")
+        .map(|(_, v)| *v)
+        .sum();
+    let conservation = |c: &mut Client,
+                        when: &str,
+                        notes: &mut Vec<String>|
+     -> Result<BTreeMap<String, Vec<Decimal>>, String> {
+        let mut out = BTreeMap::new();
+        for r in q(c, groups_sql, "group figures")? {
+            let g = r[0].clone().unwrap_or_default();
+            let v: Vec<Decimal> = (1..r.len()).map(|k| d(&r[k])).collect::<Result<_, _>>()?;
+            let (granted, net) = if g == "solo" {
+                (solo_grant, net_solo)
+            } else {
+                (pool_grant, net_team)
+            };
+            let (remaining, net_db, expired, debt) = (v[0], v[3], v[4], v[5]);
+            if net_db != Decimal::from(net) {
+                notes.push(format!(
+                    "{when}: {g}: net spend of the committed calls (client model) {net} != authorizations {net_db}"
+                ));
+            }
+            if remaining != Decimal::from(granted) - net_db - expired || debt != Decimal::ZERO {
+                notes.push(format!(
+                    "CONSERVATION {when}: {g}: granted {granted} - net spend {net_db} - expired {expired} != Σ remaining over every row, runs' slices included, {remaining} (debt {debt})"
+                ));
+            }
+            out.insert(g, v);
+        }
+        Ok(out)
+    };
+
+    // before the final close: runs closed or expired have nothing left in their slices, and the
+    // credits are all somewhere (wallets, pool, open runs' slices)
+    conservation(&mut c, "before the final close", &mut notes)?;
+    let left = q(
+        &mut c,
+        "SELECT r.id::text, r.status, coalesce(sum(g.remaining), 0)::text, coalesce(sum(g.held), 0)::text
+           FROM credit_ledger.runs r JOIN credit_ledger.grants g ON g.wallet_id = r.run_wallet_id
+          WHERE r.status IN ('closed', 'expired')
+          GROUP BY r.id, r.status HAVING sum(g.remaining) <> 0 OR sum(g.held) <> 0 ORDER BY r.id",
+        "slices of closed runs",
+    )?;
+    let mut stranded = Decimal::ZERO;
+    for r in &left {
+        stranded += d(&r[2])?;
+    }
+    if !left.is_empty() {
+        notes.push(format!(
+            "STRANDED: {} closed/expired runs still have credits in their slices (run, status, remaining, held): {:?}",
+            left.len(),
+            left.iter().take(8).collect::<Vec<_>>()
+        ));
+    }
+    let closed_before: i64 = c
+        .query_one(
+            "SELECT count(*) FROM credit_ledger.runs WHERE status = 'closed'",
+            &[],
+        )
+        .map_err(|e| err_text(&e))?
+        .get(0);
+
+    // every run still open is closed now (top down: a sub-run may go with its parent)
+    let mut to_close: Vec<(u32, i64)> = t
+        .runs
+        .values()
+        .filter(|r| !r.closed && !r.doomed)
+        .map(|r| (r.depth, r.id))
+        .collect();
+    to_close.sort();
+    let st_close = c
+        .prepare(
+            "SELECT j->>'status' FROM (SELECT to_jsonb(r) AS j \
+               FROM credit_run_close(run_id => ($1::text)::bigint) r) s",
+        )
+        .map_err(|e| err_text(&e))?;
+    let mut final_closed = 0u64;
+    for (_, id) in &to_close {
+        match c.query(&st_close, &[&id.to_string()]) {
+            Ok(rows) => {
+                let st = rows.first().and_then(|r| r.get::<_, Option<String>>(0));
+                if st.as_deref() != Some("closed") {
+                    notes.push(format!("final close of run {id}: status {st:?}"));
+                }
+                final_closed += 1;
+            }
+            Err(e) => notes.push(format!("final close of run {id}: {}", err_text(&e))),
+        }
+    }
+    let ids: Vec<i64> = t.runs.keys().copied().collect();
+    for id in ids {
+        if t.runs.get(&id).is_some_and(|r| !r.doomed) {
+            runs_model_close(&mut t.runs, &mut t.calls, id);
+        }
+    }
+    let still_open: i64 = c
+        .query_one(
+            "SELECT count(*) FROM credit_ledger.runs WHERE status = 'open'",
+            &[],
+        )
+        .map_err(|e| err_text(&e))?
+        .get(0);
+    if still_open != 0 {
+        notes.push(format!(
+            "{still_open} runs still open after the final close"
+        ));
+    }
+
+    // every run: the model's status, spend and budget; spent_tree <= budget; what came back
+    let server = q(
+        &mut c,
+        "SELECT r.id::text, r.status, x.budget::text, x.spent::text, x.spent_tree::text, x.returned::text,
+                (SELECT coalesce(sum(g.remaining), 0) FROM credit_ledger.grants g WHERE g.wallet_id = r.run_wallet_id)::text,
+                (SELECT coalesce(sum(g.held), 0) FROM credit_ledger.grants g WHERE g.wallet_id = r.run_wallet_id)::text
+           FROM credit_ledger.runs r CROSS JOIN LATERAL credit_run(r.id) x
+          WHERE r.status <> 'declined'
+            AND r.wallet_id IN (SELECT id FROM credit_ledger.wallets WHERE wallet LIKE 'runs.%')",
+        "runs",
+    )?;
+    // the model's spend per run and per tree
+    let mut spent_m: BTreeMap<i64, u64> = BTreeMap::new();
+    for call in t.calls.values() {
+        if let (Some(r), CallState::Debit | CallState::Captured) = (call.run, call.state) {
+            *spent_m.entry(r).or_default() += call.cost - call.refunded;
+        }
+    }
+    let mut tree_m: BTreeMap<i64, u64> = BTreeMap::new();
+    for r in t.runs.values() {
+        let own = spent_m.get(&r.id).copied().unwrap_or(0);
+        let mut at = Some(r.id);
+        let mut hops = 0;
+        while let (Some(id), true) = (at, hops < 8) {
+            *tree_m.entry(id).or_default() += own;
+            at = t.runs.get(&id).and_then(|x| x.parent);
+            hops += 1;
+        }
+    }
+    let mut overspend = 0u64;
+    let mut expired = 0u64;
+    let mut run_notes = Problems::default();
+    let mut seen = std::collections::HashSet::new();
+    for r in &server {
+        let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+        let status = r[1].clone().unwrap_or_default();
+        let (budget, spent, spent_tree, returned, slices, held) = (
+            d(&r[2])?,
+            d(&r[3])?,
+            d(&r[4])?,
+            d(&r[5])?,
+            d(&r[6])?,
+            d(&r[7])?,
+        );
+        seen.insert(id);
+        if status == "expired" {
+            expired += 1;
+        }
+        if spent_tree > budget {
+            overspend += 1;
+            run_notes.add(format!(
+                "OVERSPEND: run {id} spent_tree {spent_tree} > budget {budget}"
+            ));
+        }
+        if slices != Decimal::ZERO || held != Decimal::ZERO {
+            stranded += slices;
+            run_notes.add(format!(
+                "STRANDED: run {id} ({status}) keeps {slices} in its slices ({held} held) after the final close"
+            ));
+        }
+        if returned != budget - spent_tree {
+            run_notes.add(format!(
+                "run {id} ({status}): returned {returned} != budget {budget} - spent_tree {spent_tree}"
+            ));
+        }
+        let Some(m) = t.runs.get(&id) else {
+            run_notes.add(format!(
+                "run {id} ({status}, budget {budget}) on the server, not in the model"
+            ));
+            continue;
+        };
+        let ok_status = if !m.doomed {
+            status == "closed"
+        } else if m.closed {
+            status == "closed" || status == "expired"
+        } else {
+            status == "expired"
+        };
+        if !ok_status {
+            run_notes.add(format!(
+                "run {id} of {} (depth {}, doomed {}, closed by its session {}): status {status}",
+                m.owner, m.depth, m.doomed, m.closed
+            ));
+        }
+        let ms = Decimal::from(spent_m.get(&id).copied().unwrap_or(0));
+        let mt = tree_m.get(&id).copied().unwrap_or(0);
+        if budget != Decimal::from(m.budget) || spent != ms || spent_tree != Decimal::from(mt) {
+            run_notes.add(format!(
+                "run {id}: server budget {budget} spent {spent} spent_tree {spent_tree}; model {} {ms} {mt}",
+                m.budget
+            ));
+        }
+        if mt > m.budget {
+            overspend += 1;
+            run_notes.add(format!(
+                "OVERSPEND (model): run {id} spent_tree {mt} > budget {}",
+                m.budget
+            ));
+        }
+    }
+    let missing: Vec<_> = t.runs.keys().filter(|id| !seen.contains(*id)).collect();
+    if !missing.is_empty() {
+        run_notes.add(format!(
+            "{} committed runs not on the server, e.g. {:?}",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if run_notes.count > 0 {
+        notes.push(format!(
+            "{} run findings; first: {:?}",
+            run_notes.count, run_notes.first
+        ));
+    }
+    let declined_db: i64 = c
+        .query_one(
+            "SELECT count(*) FROM credit_ledger.runs r JOIN credit_ledger.wallets w ON w.id = r.wallet_id
+              WHERE r.status = 'declined' AND w.wallet LIKE 'runs.%'",
+            &[],
+        )
+        .map_err(|e| err_text(&e))?
+        .get(0);
+    if declined_db as u64 != t.get("open_declined") {
+        notes.push(format!(
+            "declined openings: {} committed (client model), {declined_db} on the server",
+            t.get("open_declined")
+        ));
+    }
+
+    // every approved call of the model, as the server has it
+    let ids: Vec<i64> = t.calls.keys().copied().collect();
+    let rows = c
+        .query(
+            "SELECT id, status, coalesce(captured, cost)::text, refunded::text
+               FROM credit_ledger.authorizations WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .map_err(|e| format!("calls: {}", err_text(&e)))?;
+    let mut call_notes = Problems::default();
+    let mut found = 0usize;
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let status: String = r.get(1);
+        let amount = dec(r.get::<_, Option<&str>>(2), "amount")?;
+        let refunded = dec(r.get::<_, Option<&str>>(3), "refunded")?;
+        let Some(m) = t.calls.get(&id) else { continue };
+        found += 1;
+        let (want, amount_ok) = match m.state {
+            CallState::Debit => ("approved", amount == Decimal::from(m.cost)),
+            CallState::Captured => ("captured", amount == Decimal::from(m.cost)),
+            CallState::Held | CallState::Released => ("released", true),
+        };
+        if status != want || !amount_ok || refunded != Decimal::from(m.refunded) {
+            call_notes.add(format!(
+                "call {id} (run {:?}): server {status} {amount} refunded {refunded}; model {:?} {} refunded {}",
+                m.run, m.state, m.cost, m.refunded
+            ));
+        }
+    }
+    if found != t.calls.len() {
+        call_notes.add(format!(
+            "{} committed calls missing on the server",
+            t.calls.len() - found
+        ));
+    }
+    if call_notes.count > 0 {
+        notes.push(format!(
+            "{} call findings; first: {:?}",
+            call_notes.count, call_notes.first
+        ));
+    }
+
+    // after the final close: nothing in any run's slices, the wallets hold the rest
+    let groups = conservation(&mut c, "after the final close", &mut notes)?;
+    let bal_team = balance(&mut c, "runs.team")?;
+    let bal_solo = balance(&mut c, "runs.solo")?;
+    for (g, granted, net, bal) in [
+        ("team", pool_grant, net_team, bal_team),
+        ("solo", solo_grant, net_solo, bal_solo),
+    ] {
+        let Some(v) = groups.get(g) else {
+            notes.push(format!("{g}: no wallets found"));
+            continue;
+        };
+        let (held, in_runs, expired_credits) = (v[1], v[2], v[4]);
+        if in_runs != Decimal::ZERO {
+            notes.push(format!(
+                "STRANDED: {g}: {in_runs} credits left in the slices of closed runs"
+            ));
+        }
+        if held != Decimal::ZERO {
+            notes.push(format!("{g}: {held} still held after every run closed"));
+        }
+        let want = Decimal::from(granted) - Decimal::from(net) - expired_credits;
+        if bal != want {
+            notes.push(format!(
+                "CONSERVATION: {g}: credit_balance {bal} != granted {granted} - net spend {net} (client model) - expired {expired_credits}"
+            ));
+        }
+        if bal < Decimal::ZERO {
+            overspend += 1;
+            notes.push(format!("OVERSPEND: {g} balance {bal}"));
+        }
+    }
+    // no grants row below zero, none holding more than it has; no debt
+    let bad_rows = q(
+        &mut c,
+        "WITH w AS (SELECT w.id FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+                     WHERE coalesce(o.wallet, w.wallet) LIKE 'runs.%')
+         SELECT count(*) FILTER (WHERE remaining < 0 OR held < 0 OR held > remaining)::text,
+                (SELECT count(*) FROM credit_ledger.wallet_assets WHERE debt <> 0
+                    AND wallet_id IN (SELECT id FROM w))::text
+           FROM credit_ledger.grants WHERE wallet_id IN (SELECT id FROM w)",
+        "grant bounds",
+    )?;
+    let neg_rows = d(&bad_rows[0][0])?;
+    let debts = d(&bad_rows[0][1])?;
+    if neg_rows != Decimal::ZERO || debts != Decimal::ZERO {
+        overspend += 1;
+        notes.push(format!(
+            "OVERSPEND: {neg_rows} grants rows below zero or holding more than they have; {debts} wallets in debt"
+        ));
+    }
+    // the member with a pool limit: drew at most its limit; with every run closed, its draw is
+    // its net spend
+    let draw = q(
+        &mut c,
+        "SELECT drawn_this_period::text FROM credit_ledger.pool_usage
+          WHERE member = 'runs.m00' AND asset = 'credits'",
+        "pool draw of runs.m00",
+    )?;
+    let m0_draw = draw
+        .first()
+        .map(|r| d(&r[0]))
+        .transpose()?
+        .unwrap_or_default();
+    let m0_net = net_owner.get("runs.m00").copied().unwrap_or(0);
+    if m0_draw > Decimal::from(m0_limit) {
+        overspend += 1;
+        notes.push(format!(
+            "POOL LIMIT EXCEEDED: runs.m00 drew {m0_draw} with limit {m0_limit}"
+        ));
+    }
+    if m0_draw != Decimal::from(m0_net) {
+        notes.push(format!(
+            "runs.m00: pool_usage drawn_this_period {m0_draw} != its net spend {m0_net} (client model) with every run closed"
+        ));
+    }
+    let open_holds: i64 = c
+        .query_one(
+            "SELECT count(*) FROM credit_ledger.authorizations a
+               JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+               LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+              WHERE a.status = 'held' AND coalesce(o.wallet, w.wallet) LIKE 'runs.%'",
+            &[],
+        )
+        .map_err(|e| format!("open holds: {}", err_text(&e)))?
+        .get(0);
+    if open_holds != 0 {
+        notes.push(format!("{open_holds} holds still open at the end"));
+    }
+
+    // keys: every committed one is on the server, no rolled-back one is; no rolled-back run
+    let keys = q(
+        &mut c,
+        "SELECT k FROM (SELECT idempotency_key AS k FROM credit_ledger.authorizations
+                         UNION ALL SELECT close_key FROM credit_ledger.authorizations
+                         UNION ALL SELECT idempotency_key FROM credit_ledger.runs
+                         UNION ALL SELECT idempotency_key FROM credit_ledger.refunds) s
+          WHERE k LIKE 'runs-%'",
+        "keys",
+    )?;
+    let on_server: std::collections::HashSet<String> =
+        keys.into_iter().filter_map(|r| r[0].clone()).collect();
+    let missing: Vec<_> = t
+        .committed_keys
+        .iter()
+        .filter(|k| !on_server.contains(*k))
+        .collect();
+    let leaked: Vec<_> = t
+        .rolled_keys
+        .iter()
+        .filter(|k| on_server.contains(*k))
+        .collect();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} keys of committed transactions missing on the server, e.g. {:?}",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if !leaked.is_empty() {
+        notes.push(format!(
+            "{} keys of rolled-back transactions on the server, e.g. {:?}",
+            leaked.len(),
+            leaked.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    let names: Vec<String> = t
+        .rolled_runs
+        .iter()
+        .map(|id| format!("~run.{id}"))
+        .collect();
+    let ghost = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM credit_ledger.runs WHERE id = ANY($1))
+                  + (SELECT count(*) FROM credit_ledger.wallets WHERE wallet = ANY($2))",
+            &[&t.rolled_runs, &names],
+        )
+        .map_err(|e| format!("rolled-back runs: {}", err_text(&e)))?
+        .get::<_, i64>(0);
+    if ghost != 0 {
+        notes.push(format!(
+            "{ghost} runs rows or run wallets of rolled-back openings on the server"
+        ));
+    }
+
+    let verify = verify_rows(&mut c)?;
+    if !verify.is_empty() {
+        notes.push(format!(
+            "credit_verify() returned {} rows: {:?}",
+            verify.len(),
+            verify.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
+    let p = problems.lock().unwrap();
+    let dl = deadlocks.lock().unwrap();
+    let w = wrong.lock().unwrap();
+    if p.count > 0 {
+        notes.push(format!("{} errors; first: {:?}", p.count, p.first));
+    }
+    // a 40P01 fails the run: every transaction here is one call (a call and the close of its
+    // hold, an opening and a first call in the new run), in the documented lock order
+    if dl.count > 0 {
+        notes.push(format!(
+            "{} transactions aborted with 40P01 (deadlock), {} of them with the credit_expire() session (backend {sweep_pid}) in the cycle; first: {:?}",
+            dl.count,
+            with_sweep.load(Ordering::Relaxed),
+            dl.first
+        ));
+    }
+    if w.count > 0 {
+        notes.push(format!("{} wrong answers; first: {:?}", w.count, w.first));
+    }
+    if overspend > 0 && !notes.iter().any(|n| n.contains("OVERSPEND")) {
+        notes.push(format!("{overspend} overspend findings"));
+    }
+    let cut_short = cut.load(Ordering::Relaxed);
+    if cut_short == 0 && o.runs >= 200 && (expired == 0 || t.get("refunds_after_close") == 0) {
+        notes.push(format!(
+            "the scenario did not exercise what it should: {expired} runs expired, {} refunds after close",
+            t.get("refunds_after_close")
+        ));
+    }
+
+    let pass = notes.is_empty();
+    let reasons: Vec<String> = t.reasons.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    let line = format!(
+        "stress scenario=runs sessions={sessions} runs={} roots={} sub_runs={} doomed={} attempts={} calls={} run_calls={} holds={} captures={} releases={} direct_calls={} declined={} calls_declined={} declines={} closed={closed_before} closes={} closes_with_children={} closes_child_alone={} final_closed={final_closed} expired={expired} transactions={} committed={} rolled_back={} failed={} slept={} refunds={} refunds_after_close={} deadlocks={} errors={} wrong={} pool_granted={pool_grant} solo_granted={solo_grant} net_team={net_team} net_solo={net_solo} team_balance={} solo_balance={} m00_draw={}/{m0_limit} overspend={overspend} stranded={} sweeps={sweeps} cut_short={cut_short} max_tx_ms={:.0} verify_rows={} elapsed_s={:.2} result={}",
+        t.get("roots") + t.get("sub_runs"),
+        t.get("roots"),
+        t.get("sub_runs"),
+        t.get("doomed"),
+        t.get("attempts"),
+        t.get("run_calls") + t.get("holds") + t.get("direct_calls"),
+        t.get("run_calls"),
+        t.get("holds"),
+        t.get("captures"),
+        t.get("releases"),
+        t.get("direct_calls"),
+        t.get("open_declined"),
+        t.get("calls_declined"),
+        if reasons.is_empty() { "none".to_string() } else { reasons.join(",") },
+        t.get("closes"),
+        t.get("closes_with_children"),
+        t.get("closes_child_alone"),
+        t.get("tx"),
+        t.get("committed"),
+        t.get("rolled_back"),
+        t.get("failed_tx"),
+        t.get("slept"),
+        t.get("refunds"),
+        t.get("refunds_after_close"),
+        dl.count,
+        p.count,
+        w.count,
+        bal_team.normalize(),
+        bal_solo.normalize(),
+        m0_draw.normalize(),
+        stranded.normalize(),
+        t.max_call_ms,
+        verify.len(),
+        elapsed,
+        if pass { "pass" } else { "fail" }
+    );
+    Ok(Verdict { line, pass, notes })
+}
+
 fn main() {
     let o = match parse_opts() {
         Ok(o) => o,
@@ -2180,6 +3801,7 @@ fn main() {
         ("holds", scenario_holds),
         ("pool", scenario_pool),
         ("lanes", scenario_lanes),
+        ("runs", scenario_runs),
     ];
     for (name, f) in scenarios {
         if o.scenario != "all" && o.scenario != name {
