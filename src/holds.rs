@@ -282,28 +282,35 @@ pub fn expire_hold_with(
     if a.status != "held" || !a.ttl_passed {
         return Ok(Some(false));
     }
-    let (moves, pool) = release_all(c, id, w.id)?;
-    ledger::apply(
-        c,
-        &moves,
-        &a.asset,
-        Some(id),
-        Some(w.id),
-        Some("hold ttl passed"),
-    )?;
-    uncount(c, &w, &a.asset, a.cost, pool)?;
+    end_hold(c, &w, &a, "expired", None, Some("hold ttl passed"), None)?;
+    Ok(Some(true))
+}
+
+/// Give everything an open hold reserves back to its grants, undo its counters and close it
+/// with `status` (`reason`; `closing`: the key and fingerprint of the call that closed it).
+fn end_hold(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    a: &Auth,
+    status: &str,
+    reason: Option<&str>,
+    note: Option<&str>,
+    closing: Option<(Option<&str>, i64)>,
+) -> Result<()> {
+    let (moves, pool) = release_all(c, a.id, w.id)?;
+    ledger::apply(c, &moves, &a.asset, Some(a.id), Some(w.id), note)?;
+    uncount(c, w, &a.asset, a.cost, pool)?;
     close(
         c,
-        &a,
-        "expired",
+        a,
+        status,
         None,
         None,
-        None,
-        None,
-        None,
+        closing.and_then(|(k, _)| k),
+        closing.map(|(_, h)| h),
+        reason,
         (Decimal::ZERO, Decimal::ZERO),
-    )?;
-    Ok(Some(true))
+    )
 }
 
 /// Release an open hold of a run that is closing (the caller holds the run's wallet).
@@ -314,26 +321,14 @@ pub(crate) fn release_for_run(c: &mut SpiClient<'_>, id: i64) -> Result<()> {
     if a.status != "held" {
         return Ok(());
     }
-    let (moves, pool) = release_all(c, id, w.id)?;
-    ledger::apply(
+    end_hold(
         c,
-        &moves,
-        &a.asset,
-        Some(id),
-        Some(w.id),
-        Some("run closed"),
-    )?;
-    uncount(c, &w, &a.asset, a.cost, pool)?;
-    close(
-        c,
+        &w,
         &a,
         "released",
-        None,
-        None,
-        None,
-        None,
         Some("run_closed"),
-        (Decimal::ZERO, Decimal::ZERO),
+        Some("run closed"),
+        None,
     )
 }
 
@@ -551,20 +546,7 @@ fn credit_release(
             if check_open(c, &a, "release", key, hash)?.is_none() {
                 return authorize::authorization_tuple(c, id);
             }
-            let (moves, pool) = release_all(c, id, w.id)?;
-            ledger::apply(c, &moves, &a.asset, Some(id), Some(w.id), None)?;
-            uncount(c, &w, &a.asset, a.cost, pool)?;
-            close(
-                c,
-                &a,
-                "released",
-                None,
-                None,
-                key,
-                Some(hash),
-                None,
-                (Decimal::ZERO, Decimal::ZERO),
-            )?;
+            end_hold(c, &w, &a, "released", None, None, Some((key, hash)))?;
             authorize::authorization_tuple(c, id)
         })
     })())

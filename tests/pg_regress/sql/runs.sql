@@ -147,6 +147,12 @@ SELECT run_id, status, budget, spent, spent_tree, returned FROM credit_run_close
 SELECT credit_balance('acme') AS acme_balance;
 SELECT * FROM credit_verify();
 
+-- cost, vendor cost and margin per run: one query (run_usage); usage_daily counts the calls of
+-- runs for the wallet that opened them
+SELECT run_id, wallet, action, calls, quantity, credits FROM credit_ledger.run_usage WHERE run_id IN (:run_id, :sub_id, :leaf_id) ORDER BY run_id;
+SELECT wallet, action, calls, credits FROM credit_ledger.usage_daily WHERE wallet = 'acme';
+SELECT count(*) AS run_wallets_in_wallet_balances FROM credit_ledger.wallet_balances WHERE wallet LIKE '~run.%';
+
 -- errors: each with its SQLSTATE, and nothing changed
 \set VERBOSITY sqlstate
 SELECT count(*) AS runs_before FROM credit_ledger.runs;
