@@ -146,7 +146,8 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
         let parent =
             spi::first(exec(c, sql::RUN_FOR_CALL, &[p.into()])?).ok_or_else(|| run_missing(p))?;
         if parent.req::<String>(1)? != "open" || parent.req::<bool>(2)? {
-            return declined(c, r, owner_id, "run_closed", None);
+            let left = ledger::balance(c, w.id, r.asset)?;
+            return declined(c, r, owner_id, "run_closed", Some(left));
         }
         let parent_asset: String = parent.req(5)?;
         if parent_asset != r.asset {
@@ -168,27 +169,7 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
     }
     // the run, its wallet, then its slices
     let balance = p.balance_after()?;
-    let run = spi::first(exec(
-        c,
-        sql::RUN_INSERT,
-        &[
-            owner_id.into(),
-            r.parent.into(),
-            r.asset.into(),
-            num(r.budget).into(),
-            "open".into(),
-            None::<&str>.into(),
-            r.key.into(),
-            r.key.map(|_| r.hash).into(),
-            r.metadata.clone().into(),
-            r.ttl.into(),
-            num(balance).into(),
-            r.max_calls.into(),
-            r.max_cost_per_call.map(num).into(),
-        ],
-    )?)
-    .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
-    let run_id: i64 = run.req(1)?;
+    let run_id = insert_run(c, r, owner_id, None, Some(balance))?;
     let card = spi::first(exec(
         c,
         sql::RUN_WALLET_INSERT,
@@ -255,7 +236,20 @@ fn declined(
     reason: &str,
     balance: Option<Decimal>,
 ) -> Result<OpenRow> {
-    let row = spi::first(exec(
+    let id = insert_run(c, r, owner_id, Some(reason), balance)?;
+    open_row(c, id)
+}
+
+/// The row of a run: open, or declined with `reason`. Returns its id.
+fn insert_run(
+    c: &mut SpiClient<'_>,
+    r: &OpenRequest<'_>,
+    owner_id: i64,
+    reason: Option<&str>,
+    balance: Option<Decimal>,
+) -> Result<i64> {
+    let status = if reason.is_some() { "declined" } else { "open" };
+    spi::first(exec(
         c,
         sql::RUN_INSERT,
         &[
@@ -263,7 +257,7 @@ fn declined(
             r.parent.into(),
             r.asset.into(),
             num(r.budget).into(),
-            "declined".into(),
+            status.into(),
             reason.into(),
             r.key.into(),
             r.key.map(|_| r.hash).into(),
@@ -274,8 +268,8 @@ fn declined(
             r.max_cost_per_call.map(num).into(),
         ],
     )?)
-    .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?;
-    open_row(c, row.req(1)?)
+    .ok_or_else(|| LedgerError::new(Kind::Internal, "run insert returned nothing"))?
+    .req(1)
 }
 
 fn open_row(c: &mut SpiClient<'_>, run: i64) -> Result<OpenRow> {

@@ -39,7 +39,15 @@ SELECT credit_balance('acme') AS acme_balance;
 -- a hold in the run, captured below what it held
 SELECT authorization_id AS hold_id, status, cost FROM credit_hold(wallet => 'acme', action => 'chat', quantity => 20, run => :run_id) \gset
 SELECT :hold_id > 0 AS held, :'status' AS status, :cost AS cost;
-SELECT status, cost FROM credit_capture(authorization_id => :hold_id, quantity => 15);
+SELECT status, cost FROM credit_capture(authorization_id => :hold_id, quantity => 15, idempotency_key => 'cap-1');
+-- retries: the same capture again, a hold in the run with a key twice (one hold)
+SELECT status, cost FROM credit_capture(authorization_id => :hold_id, quantity => 15, idempotency_key => 'cap-1');
+SELECT authorization_id AS h1 FROM credit_hold(wallet => 'acme', action => 'chat', quantity => 20,
+                                               run => :run_id, idempotency_key => 'hold-1') \gset
+SELECT authorization_id = :h1 AS same_hold, status FROM credit_hold(wallet => 'acme', action => 'chat', quantity => 20,
+                                                                    run => :run_id, idempotency_key => 'hold-1');
+SELECT status FROM credit_release(authorization_id => :h1, idempotency_key => 'rel-1');
+SELECT status FROM credit_release(authorization_id => :h1, idempotency_key => 'rel-1');
 SELECT run_id, status, budget, spent, held, remaining, reserved, spent_tree, calls FROM credit_run(:run_id);
 SELECT * FROM credit_verify();
 
@@ -55,7 +63,8 @@ SELECT approved, reason, cost, balance FROM credit_authorize(wallet => 'acme', a
 -- a refund of a call inside an open run goes back to the run
 SELECT a.id AS leaf_call FROM credit_ledger.authorizations a
   JOIN credit_ledger.runs r ON r.run_wallet_id = a.wallet_id WHERE r.id = :leaf_id \gset
-SELECT amount FROM credit_refund(authorization_id => :leaf_call, amount => 2);
+SELECT amount FROM credit_refund(authorization_id => :leaf_call, amount => 2, idempotency_key => 'ref-1');
+SELECT amount, refunded_total FROM credit_refund(authorization_id => :leaf_call, amount => 2, idempotency_key => 'ref-1');
 SELECT depth, status, budget, spent, held, remaining, reserved, spent_tree, returned, calls
   FROM credit_run_tree(:run_id);
 SELECT * FROM credit_verify();
