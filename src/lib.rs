@@ -13,6 +13,7 @@ pub mod period;
 
 // the SQL boundary
 pub mod catalog;
+pub mod catalog_runs;
 pub mod error;
 pub mod ledger;
 pub mod spi;
