@@ -92,10 +92,13 @@ $$;
 -- Every journal entry of one authorization: its whole life (hold, capture, release, refund, expiry).
 CREATE FUNCTION @extschema@.credit_authorization_history(authorization_id bigint)
 RETURNS TABLE (entry_id bigint, at timestamptz, kind text, wallet text, grant_id bigint,
-               category text, amount numeric, held numeric, note text)
+               category text, amount numeric, held numeric, note text,
+               actor text, db_user text, db_session_user text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    SELECT j.id, j.at, j.kind, w.wallet, j.grant_id, g.category, j.amount, j.held, j.note
+    -- who (since 0.6.0): the application's actor, the caller's current_user and session_user
+    SELECT j.id, j.at, j.kind, w.wallet, j.grant_id, g.category, j.amount, j.held, j.note,
+           j.actor, j.db_user, j.db_session_user
       FROM credit_ledger.journal j
       JOIN credit_ledger.wallets w ON w.id = j.wallet_id
       LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
@@ -134,7 +137,9 @@ BEGIN
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
          WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_balance.asset
            AND (j.at <= as_of OR j.kind = 'grant')
-           AND j.kind NOT IN ('expiry', 'rollover')
+           -- the sweep's expiry and rollover entries take effect at expires_at; those of a
+           -- wallet close (since 0.6.0: they name the operation) when they are written
+           AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
            AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
      + coalesce((
         SELECT sum(j.amount) FROM credit_ledger.journal j
@@ -303,12 +308,58 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR g.amount <= 0 OR g.unit_price < 0 OR g.expires_at <= g.effective_at
     UNION ALL
     -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
+    -- (a grant a transfer created, since 0.6.0, is filled by one 'transfer' entry)
     SELECT 'grant_conservation', 'grant ' || g.id,
-           format('amount %s but grant entries total %s', g.amount, coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0))
+           format('amount %s but grant entries total %s', g.amount,
+                  coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0))
       FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
      WHERE g.home_id IS NULL AND g.source_id IS NULL
-     GROUP BY g.id, g.amount
-    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0) <> g.amount
+     GROUP BY g.id, g.amount, g.transfer_of
+    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0) <> g.amount
+    UNION ALL
+    -- transfers and closes (since 0.6.0) move credits, they create and destroy none; a grant a
+    -- transfer created keeps its source's asset, category, priority, expiry and unit price
+    SELECT 'transfer_moves_balance', 'operation ' || j.operation_id,
+           format('transfer entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'transfer'
+     GROUP BY j.operation_id
+    HAVING sum(j.amount) <> 0 OR j.operation_id IS NULL
+    UNION ALL
+    SELECT 'transfer_provenance', 'grant ' || g.id,
+           format('transfer of grant %s: asset %s/%s category %s/%s priority %s/%s expires_at %s/%s unit_price %s/%s',
+                  g.transfer_of, g.asset, s.asset, g.category, s.category, g.priority, s.priority,
+                  g.expires_at, s.expires_at, g.unit_price, s.unit_price)
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.grants s ON s.id = g.transfer_of
+     WHERE g.transfer_of IS NOT NULL
+       AND (s.id IS NULL OR s.asset <> g.asset OR s.category <> g.category OR s.priority <> g.priority
+            OR s.expires_at IS DISTINCT FROM g.expires_at OR s.unit_price <> g.unit_price)
+    UNION ALL
+    -- an operation did what it says: a void voided `done` (no more than requested), an
+    -- adjustment moved `amount`, a transfer moved `done`, all through entries that name it
+    SELECT 'operation_matches_journal', 'operation ' || o.id,
+           format('%s amount %s done %s pending %s; journal %s', o.kind, o.amount, o.done, o.pending, x.moved)
+      FROM credit_ledger.operations o
+      CROSS JOIN LATERAL (
+          SELECT coalesce(sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0)
+                 + coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)
+                 - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.wallet_id = o.wallet_id), 0) AS moved
+            FROM credit_ledger.journal j WHERE j.operation_id = o.id) x
+     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0))
+        OR (o.kind = 'adjust' AND (x.moved <> o.amount OR o.done <> o.amount))
+        OR (o.kind = 'transfer' AND (x.moved <> o.done OR o.done <> o.amount))
+    UNION ALL
+    -- a closed wallet keeps no credit and no open hold or run
+    SELECT 'closed_wallet_empty', 'wallet ' || w.wallet,
+           format('closed at %s but it keeps %s credits, %s open holds, %s open runs', w.closed_at,
+                  (SELECT sum(g.remaining) FROM credit_ledger.grants g WHERE g.wallet_id = w.id),
+                  (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held'),
+                  (SELECT count(*) FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
+      FROM credit_ledger.wallets w
+     WHERE w.closed_at IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.remaining > 0)
+            OR EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held')
+            OR EXISTS (SELECT 1 FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
     UNION ALL
     -- a slice (lanes, since 0.4.0) is a row of a grant of its wallet and asset, with its amount
     SELECT 'slice_matches_grant', 'grant ' || s.id,
@@ -422,7 +473,8 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
         OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
         OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
         OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
-                          'adjustment', 'overdraft', 'settlement', 'lane', 'run')
+                          'adjustment', 'overdraft', 'settlement', 'lane', 'run', 'transfer')
+        OR (j.operation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.operations o WHERE o.id = j.operation_id))
     UNION ALL
     SELECT 'authorization_references', 'authorization ' || a.id,
            format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
@@ -485,6 +537,10 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.lanes', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.event_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
@@ -532,5 +588,15 @@ COMMENT ON FUNCTION @extschema@.credit_run_close(bigint) IS 'close an agent run 
 COMMENT ON FUNCTION @extschema@.credit_run(bigint) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status';
 COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint) IS 'an agent run and its sub-runs at any depth, one row per node';
 COMMENT ON TABLE credit_ledger.runs IS 'agent runs: budgets reserved from a wallet or a parent run, spent by calls made with run => id';
+-- (since 0.6.0, also in credit_ledger--0.5.0--0.6.0.sql)
+COMMENT ON FUNCTION @extschema@.credit_grant_void(bigint, numeric, text, text) IS 'take back the unspent part of a grant (all by default); credits held by open holds are voided when the holds end';
+COMMENT ON FUNCTION @extschema@.credit_adjust(text, numeric, text, text, text, jsonb) IS 'a signed manual correction: positive adds an adjustment grant, negative takes credits in consumption order';
+COMMENT ON FUNCTION @extschema@.credit_transfer(text, text, numeric, text, text, text, jsonb) IS 'move credits between wallets exactly, keeping category, priority, expiry and unit price';
+COMMENT ON FUNCTION @extschema@.credit_wallet_close(text, text, text, text, text) IS 'close a wallet: release holds, close runs, expire or transfer the credits left; nothing more is accepted';
+COMMENT ON FUNCTION @extschema@.credit_events(bigint, integer, text) IS 'committed events in stream order (seq) after a position or after a consumer''s acknowledgement';
+COMMENT ON FUNCTION @extschema@.credit_events_ack(text, bigint) IS 'record that a consumer processed every event up to a seq';
+COMMENT ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) IS 'a wallet''s statement: opening balance, every change with its cause, closing balance';
+COMMENT ON TABLE credit_ledger.operations IS 'voids, adjustments, transfers and wallet closes, with their keys, reasons and actors';
+COMMENT ON TABLE credit_ledger.event_consumers IS 'per consumer: the last event seq it acknowledged';
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

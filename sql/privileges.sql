@@ -5,11 +5,13 @@
 --
 -- Bundles (credit_ledger.privilege_bundles lists every privilege of each):
 --   app         spend and read: authorize, hold, capture, release, refund, quote, balances,
---               grants, wallet settings, authorizations and events of any wallet, agent runs
---   backoffice  app, plus grants, wallets, rate cards, assets, allowances, team allocations
+--               grants, wallet settings, authorizations and events of any wallet, agent runs,
+--               statements
+--   backoffice  app, plus grants, wallets, rate cards, assets, allowances, team allocations,
+--               voids, adjustments, transfers, wallet closes, the event stream
 --   pipeline    usage tables: EXECUTE on credit_usage_trigger (to create the trigger) and on
 --               credit_authorize (the trigger runs as the inserting role and calls it)
---   cron        lifecycle: credit_tick, credit_expire
+--   cron        lifecycle: credit_tick, credit_expire; the event stream (a webhook consumer)
 --   reader      reports: USAGE on schema credit_ledger, SELECT on its report views,
 --               credit_verify, credit_event, and the pure helper the views call
 -- No bundle gives a privilege on a ledger table: tables are written only through the
@@ -30,24 +32,27 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
     ('app', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
                   'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
-                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree']),
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement']),
     ('backoffice', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
                   'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
                   'credit_grant', 'credit_wallet_create', 'credit_wallet_update', 'credit_rate_set',
                   'credit_rate_card_load', 'credit_rate_card_export', 'credit_asset_define',
                   'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes',
-                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree']),
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement',
+                  'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
+                  'credit_events', 'credit_events_ack']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
-    ('cron', ARRAY['credit_tick', 'credit_expire']),
-    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start'])
+    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack']),
+    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
 UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
-                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage']) v(name);
+                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
+                    'reversals', 'operation_log']) v(name);
 
 -- The GRANT (or REVOKE) statements of one bundle for one role, with a flag: does the role hold
 -- the privilege now?

@@ -38,7 +38,10 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.
             WHEN f.remaining = 0 THEN 'exhausted'
             ELSE 'active' END AS status,
        (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
-        AND f.remaining > 0) AS expiring_soon
+        AND f.remaining > 0) AS expiring_soon,
+       -- since 0.6.0: taken back by voids and negative adjustments, moved out by transfers
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0) AS voided,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0) AS transferred_out
   FROM credit_ledger.grants g
   JOIN credit_ledger.wallets w ON w.id = g.wallet_id
   CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
@@ -73,11 +76,11 @@ SELECT a.action, a.variant, a.asset,
        sum(-j.amount) AS credits,
        sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue,
        coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
-                  WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant
+                  WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
                     AND x.status IN ('approved', 'captured')), 0) AS vendor_cost,
        sum(-j.amount * coalesce(g.unit_price, 0))
          - coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
-                      WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant
+                      WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
                         AND x.status IN ('approved', 'captured')), 0) AS margin
   FROM credit_ledger.journal j
   JOIN credit_ledger.authorizations a ON a.id = j.authorization_id

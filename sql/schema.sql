@@ -325,4 +325,73 @@ CREATE TABLE credit_ledger.events (
     payload   jsonb NOT NULL
 );
 
+-- ---- corrections, transfers, wallet close, who did what, events (since 0.6.0) ----------------
+
+-- Who did it: the role the session acts as outside this extension's SECURITY DEFINER functions
+-- (current_user as the caller saw it), in src/corrections.rs.
+CREATE FUNCTION credit_ledger._db_user() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'db_user_wrapper';
+
+-- Every journal entry and authorization records who did it: the caller's current_user, its
+-- session_user and the application's actor (SET credit_ledger.actor = 'user:123'). Column
+-- defaults, so every statement that writes them records it; NULL on rows written before 0.6.0.
+ALTER TABLE credit_ledger.journal
+    ADD COLUMN operation_id bigint,      -- the correction, transfer or close that wrote it
+    ADD COLUMN actor text DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    ADD COLUMN db_user text DEFAULT credit_ledger._db_user(),
+    ADD COLUMN db_session_user text DEFAULT session_user;
+ALTER TABLE credit_ledger.authorizations
+    ADD COLUMN actor text DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    ADD COLUMN db_user text DEFAULT credit_ledger._db_user(),
+    ADD COLUMN db_session_user text DEFAULT session_user;
+-- A closed wallet (credit_wallet_close) accepts nothing more and keeps its history.
+ALTER TABLE credit_ledger.wallets ADD COLUMN closed_at timestamptz;
+-- A grant a transfer created: the grant its credits came from (category, priority, expiry and
+-- unit price are that grant's). NULL for every other grant.
+ALTER TABLE credit_ledger.grants ADD COLUMN transfer_of bigint;
+
+-- Voids, adjustments, transfers and wallet closes: one row each, with its idempotency key
+-- (per wallet: the grant's wallet for a void, from_wallet for a transfer). A void of credits
+-- that open holds reserve stays open (pending) until they come back; a void of a whole grant
+-- (amount NULL) stays open for good: credits a refund or release gives back are voided too.
+CREATE TABLE credit_ledger.operations (
+    id              bigserial PRIMARY KEY,
+    kind            text    NOT NULL CHECK (kind IN ('void', 'adjust', 'transfer', 'close')),
+    wallet_id       bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    to_wallet_id    bigint  REFERENCES credit_ledger.wallets (id),
+    grant_id        bigint  REFERENCES credit_ledger.grants (id),
+    asset           text    REFERENCES credit_ledger.assets (asset),
+    amount          numeric,             -- requested (a whole void: NULL)
+    done            numeric NOT NULL DEFAULT 0,   -- moved (voided, adjusted, transferred, expired)
+    pending         numeric NOT NULL DEFAULT 0,   -- a void: held credits still to void
+    open            boolean NOT NULL DEFAULT false,
+    disposition     text,                -- a close: expire or transfer
+    reason          text,
+    idempotency_key text,
+    request_hash    bigint,
+    metadata        jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    actor           text DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    db_user         text DEFAULT credit_ledger._db_user(),
+    db_session_user text DEFAULT session_user
+);
+CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX operations_open_voids ON credit_ledger.operations (wallet_id) WHERE open;
+CREATE INDEX operations_wallet ON credit_ledger.operations (wallet_id, created_at);
+
+-- Durable events: more kinds, an index for readers, and per-consumer acknowledgements.
+-- seq: the event's place in the stream, given when a reader first sees it committed
+-- (credit_events); asset NULL: an event of the whole wallet (wallet_closed, wallet_frozen).
+ALTER TABLE credit_ledger.events ALTER COLUMN asset DROP NOT NULL, ADD COLUMN seq bigint;
+CREATE SEQUENCE credit_ledger.events_seq;
+CREATE UNIQUE INDEX events_seq_key ON credit_ledger.events (seq);
+CREATE INDEX events_unnumbered ON credit_ledger.events (id) WHERE seq IS NULL;
+CREATE INDEX events_wallet_kind ON credit_ledger.events (wallet_id, kind, at);
+CREATE TABLE credit_ledger.event_consumers (
+    consumer   text PRIMARY KEY,
+    acked_up_to bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -86,7 +86,7 @@ fn grant_period(
     start: TimestampWithTimeZone,
     end: TimestampWithTimeZone,
 ) -> Result<i64> {
-    grants::insert(
+    let id = grants::insert(
         c,
         NewGrant {
             wallet_id,
@@ -102,7 +102,18 @@ fn grant_period(
             metadata: None,
             source: "allowance",
         },
-    )
+    )?;
+    let payload = serde_json::json!({
+        "event": "allowance_granted",
+        "wallet": crate::ledger::wallet_name(c, wallet_id)?,
+        "asset": asset,
+        "grant_id": id,
+        "amount": amount.to_string(),
+        "effective_at": start.to_string(),
+        "expires_at": end.to_string(),
+    });
+    crate::events::emit(c, "allowance_granted", wallet_id, Some(asset), &payload)?;
+    Ok(id)
 }
 
 /// Process one due boundary of allowance row `row` (wallet locked by the caller).
@@ -393,6 +404,7 @@ fn allowance_set(
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id: i64 = w.req(1)?;
             crate::lanes::exclusive(c, wallet_id)?;
+            crate::corrections::refuse_closed(c, wallet_id, wallet)?;
             let scale = wallets::asset_scale(c, asset)?;
             let amount = amount::fits_scale(amount, scale, "amount", asset)?;
             let id = match spi::first(exec(

@@ -205,6 +205,10 @@ pub(crate) fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> 
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     let (mut w, card, locked) = spend_wallet(c, r.wallet)?;
+    if w.frozen {
+        // a closed wallet is frozen for good, and a spend is an error rather than a decline
+        crate::corrections::refuse_closed(c, w.id, r.wallet)?;
+    }
     // A wallet with lanes spends fast (one free lane, no wait) unless its counters (spend cap,
     // pool limit, overdraft, alert) are one row, or its row is locked (its lanes just changed).
     let mut lanes = Lanes::Fast(crate::lanes::first_lane(
@@ -422,6 +426,10 @@ fn write(
     let id = out.req::<i64>(1)?;
     let created_at = out.col::<TimestampWithTimeZone>(2)?;
     let expires_at = out.col::<TimestampWithTimeZone>(3)?;
+    if let Some(reason @ ("spend_cap_reached" | "pool_limit_reached")) = p.reason {
+        // once per wallet, asset and period (events since 0.6.0)
+        crate::events::limit_reached(c, w.id, r.wallet, &rate.asset, reason, id)?;
+    }
     if approved {
         commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }

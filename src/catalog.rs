@@ -719,3 +719,6 @@ INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CO
 // ---- agent runs (0.5.0 on; see crate::runs): in catalog_runs.rs ---------------------------
 
 pub use crate::catalog_runs::*;
+
+// ---- corrections, transfers, closes (0.6.0 on; see crate::corrections) -----------------------
+pub use crate::catalog_corrections::*;

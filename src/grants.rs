@@ -78,7 +78,18 @@ pub struct NewGrant<'a> {
 /// Insert a grant (the caller holds the wallet lock), journal it and settle debt.
 /// Returns the grant id.
 pub fn insert(c: &mut SpiClient<'_>, g: NewGrant<'_>) -> Result<i64> {
-    let args: Vec<DatumWithOid> = vec![
+    insert_as(c, g, "grant", None)
+}
+
+/// [`insert`] filled by a `fill` entry (`grant`, or `transfer` for a grant a transfer creates
+/// from grant `transfer_of`).
+pub fn insert_as(
+    c: &mut SpiClient<'_>,
+    g: NewGrant<'_>,
+    fill: &'static str,
+    transfer_of: Option<i64>,
+) -> Result<i64> {
+    let mut args: Vec<DatumWithOid> = vec![
         g.wallet_id.into(),
         g.asset.into(),
         g.category.into(),
@@ -92,7 +103,14 @@ pub fn insert(c: &mut SpiClient<'_>, g: NewGrant<'_>) -> Result<i64> {
         g.metadata.into(),
         g.source.into(),
     ];
-    let row = spi::first(exec(c, sql::GRANT_INSERT, &args)?).ok_or_else(|| {
+    let statement = match transfer_of {
+        Some(t) => {
+            args.push(t.into());
+            sql::GRANT_INSERT_TRANSFER
+        }
+        None => sql::GRANT_INSERT,
+    };
+    let row = spi::first(exec(c, statement, &args)?).ok_or_else(|| {
         LedgerError::new(
             crate::error::Kind::Internal,
             "grant insert returned nothing",
@@ -103,7 +121,7 @@ pub fn insert(c: &mut SpiClient<'_>, g: NewGrant<'_>) -> Result<i64> {
     let mut moves = vec![Movement::grant(
         id,
         g.wallet_id,
-        "grant",
+        fill,
         g.amount,
         Decimal::ZERO,
     )];
@@ -212,6 +230,7 @@ fn credit_grant(
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id = w.req::<i64>(1)?;
             crate::lanes::exclusive(c, wallet_id)?;
+            crate::corrections::refuse_closed(c, wallet_id, wallet)?;
             if let (Some(k), Some(h)) = (key, hash) {
                 if let Some(row) =
                     spi::first(exec(c, sql::GRANT_BY_KEY, &[wallet_id.into(), k.into()])?)

@@ -315,21 +315,24 @@ fn end_hold(
 
 /// Release an open hold of a run that is closing (the caller holds the run's wallet).
 pub(crate) fn release_for_run(c: &mut SpiClient<'_>, id: i64) -> Result<()> {
+    release_closing(c, id, "run_closed", "run closed")
+}
+
+/// Release an open hold because what it belongs to closes (`reason`: run_closed,
+/// wallet_closed). The caller holds the hold's wallet.
+pub(crate) fn release_closing(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    reason: &str,
+    note: &str,
+) -> Result<()> {
     let Some((w, a)) = lock(c, id, false, None)? else {
         return Ok(());
     };
     if a.status != "held" {
         return Ok(());
     }
-    end_hold(
-        c,
-        &w,
-        &a,
-        "released",
-        Some("run_closed"),
-        Some("run closed"),
-        None,
-    )
+    end_hold(c, &w, &a, "released", Some(reason), Some(note), None)
 }
 
 /// Open holds whose TTL has passed by `as_of` (default now) that reserve grants of `wallet_id`

@@ -400,6 +400,7 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
                 .transpose()?
                 .unwrap_or(1);
             let Some(n) = lanes else { return Ok(cur) };
+            crate::corrections::refuse_closed(c, id, wallet)?;
             if crate::runs::catalog_has_runs()
                 && spi::first(exec(c, sql::WALLET_IS_RUN, &[id.into()])?).is_some()
             {

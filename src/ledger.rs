@@ -82,6 +82,18 @@ pub fn apply(
         return Ok(());
     }
     apply_moves(c, moves, asset, authorization_id, member_id, note)?;
+    // credits given back to a grant with an open void (0.6.0 on) are voided
+    if moves
+        .iter()
+        .any(|m| matches!(m.kind, "release" | "refund" | "run"))
+        && crate::corrections::catalog_has_operations()
+    {
+        let mut wallets: Vec<i64> = moves.iter().map(|m| m.wallet_id).collect();
+        wallets.sort_unstable();
+        wallets.dedup();
+        let rows: Vec<i64> = moves.iter().filter_map(|m| m.grant_id).collect();
+        crate::corrections::void_returned(c, &wallets, &rows)?;
+    }
     // the hints of the lanes whose slices moved (none for one-lane wallets); the caller
     // holds those lanes
     if crate::lanes::catalog_has_lanes() {
@@ -115,6 +127,27 @@ pub fn apply_moves(
     note: Option<&str>,
 ) -> Result<()> {
     if moves.is_empty() {
+        return Ok(());
+    }
+    if let Some(op) = crate::corrections::current_operation() {
+        // the entries of a correction, transfer or close name it
+        let [a, b, k, d, e] = arrays(moves);
+        exec(
+            c,
+            sql::APPLY_OP,
+            &[
+                a,
+                b,
+                k,
+                d,
+                e,
+                asset.into(),
+                authorization_id.into(),
+                member_id.into(),
+                note.into(),
+                op.into(),
+            ],
+        )?;
         return Ok(());
     }
     // one grant moves (a full capture, a release, most refunds and expiries): single-row

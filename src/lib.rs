@@ -13,6 +13,7 @@ pub mod period;
 
 // the SQL boundary
 pub mod catalog;
+pub mod catalog_corrections;
 pub mod catalog_runs;
 pub mod error;
 pub mod ledger;
@@ -23,6 +24,8 @@ pub mod types;
 // one domain noun per module
 pub mod allowances;
 pub mod authorize;
+pub mod corrections;
+pub mod events;
 pub mod grants;
 pub mod holds;
 pub mod lanes;
@@ -72,13 +75,20 @@ pub extern "C-unwind" fn _PG_init() {
     requires = ["schema", lifecycle::period_start]
 );
 ::pgrx::extension_sql_file!(
+    "../sql/operations.sql",
+    name = "operations",
+    requires = ["reports"]
+);
+::pgrx::extension_sql_file!(
     "../sql/privileges.sql",
     name = "privileges",
     requires = [
         "usage_trigger",
         "pools",
         "reports",
-        lanes::credit_wallet_lanes
+        "operations",
+        lanes::credit_wallet_lanes,
+        corrections::credit_wallet_close
     ]
 );
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

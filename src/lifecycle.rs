@@ -92,6 +92,7 @@ pub fn sweep(
         }
         for (asset, moves) in by_asset {
             ledger::apply(c, &moves, &asset, None, None, Some("grant expired"))?;
+            crate::events::grants_expired(c, &moves)?;
         }
     }
     let holds_due: Vec<i64> = {
@@ -183,6 +184,9 @@ fn credit_tick(
         spi::with(|c| {
             let mut caught_up = CatchUp::default();
             let (b, _) = crate::allowances::run_due(c, as_of, i64::MAX, &mut caught_up)?;
+            // events (0.6.0 on): grants about to expire, and retention of old events
+            crate::events::grants_expiring(c, as_of)?;
+            crate::events::trim(c)?;
             let mut total = Swept {
                 grants: 0,
                 credits: AnyNumeric::default(),

@@ -132,6 +132,7 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
         }
     };
     let w = authorize::lock_whole(c, &funder_name)?;
+    crate::corrections::refuse_closed(c, w.id, &funder_name)?;
     if let Some(k) = r.key {
         if let Some(prev) = spi::first(exec(c, sql::RUN_BY_KEY, &[owner_id.into(), k.into()])?) {
             if prev.col::<i64>(2)? != Some(r.hash) {
@@ -398,6 +399,17 @@ fn close_with(
             // the budget was counted (spend cap, pool draw) when the run opened: what comes
             // back to the wallet and its pool is uncounted, as a released hold's credits are
             crate::holds::uncount(c, o, &asset, returned, to_pool)?;
+        }
+        if *run == id {
+            let payload = serde_json::json!({
+                "event": "run_closed",
+                "wallet": ledger::wallet_name(c, owner_id)?,
+                "run_id": id,
+                "status": status,
+                "asset": asset,
+                "returned": returned.to_string(),
+            });
+            crate::events::emit(c, "run_closed", owner_id, Some(&asset), &payload)?;
         }
     }
     Ok(Some(true))

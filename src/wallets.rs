@@ -338,6 +338,7 @@ fn credit_wallet_update(
                 .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
             crate::lanes::exclusive(c, id)?;
+            crate::corrections::refuse_closed(c, id, wallet)?;
             let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;
             let old_parent = row.col::<String>(2)?;
@@ -386,7 +387,8 @@ fn credit_wallet_update(
             } else {
                 row.col::<TimestampWithTimeZone>(12)?
             };
-            let frozen = frozen.unwrap_or(row.req::<bool>(9)?);
+            let was_frozen = row.req::<bool>(9)?;
+            let frozen = frozen.unwrap_or(was_frozen);
             let metadata = match metadata {
                 Some(m) => m,
                 None => row.req::<JsonbText>(10)?,
@@ -405,6 +407,10 @@ fn credit_wallet_update(
                 anchor.into(),
             ];
             exec(c, sql::WALLET_UPDATE, &args)?;
+            if frozen && !was_frozen {
+                let payload = serde_json::json!({"event": "wallet_frozen", "wallet": wallet});
+                crate::events::emit(c, "wallet_frozen", id, None, &payload)?;
+            }
             wallet_tuple(c, wallet)
         })
     })())

@@ -7,11 +7,11 @@ SET TIME ZONE 'UTC';
 SET extra_float_digits = 3;
 
 SELECT 'journal.summary|' || count(*) || '|' || coalesce(sum(amount), 0) || '|' || coalesce(sum(held), 0)
-       || '|' || md5(coalesce(string_agg(j::text, E'\n' ORDER BY j.id), ''))
+       || '|' || md5(coalesce(string_agg(ROW(j.id, j.at, j.wallet_id, j.grant_id, j.asset, j.kind, j.amount, j.held, j.authorization_id, j.member_id, j.note)::text, E'\n' ORDER BY j.id), ''))
   FROM credit_ledger.journal j;
 SELECT 'journal.by_kind|' || kind || '|' || asset || '|' || count(*) || '|' || sum(amount) || '|' || sum(held)
   FROM credit_ledger.journal GROUP BY kind, asset ORDER BY kind, asset;
-SELECT 'authorizations.summary|' || count(*) || '|' || md5(coalesce(string_agg(a::text, E'\n' ORDER BY a.id), ''))
+SELECT 'authorizations.summary|' || count(*) || '|' || md5(coalesce(string_agg(ROW(a.id, a.wallet_id, a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.rate_id, a.asset, a.cost, a.vendor_cost, a.pool_amount, a.overdraft_amount, a.captured, a.captured_quantity, a.refunded, a.balance_after, a.idempotency_key, a.request_hash, a.close_key, a.close_hash, a.metadata, a.created_at, a.expires_at, a.closed_at)::text, E'\n' ORDER BY a.id), ''))
   FROM credit_ledger.authorizations a;
 
 -- the built-in rows (asset credits, rate card default) are made by CREATE EXTENSION, not
@@ -49,14 +49,30 @@ SELECT 'grants|' || ROW(t.id, t.wallet_id, t.asset, t.category, t.priority, t.am
                         t.live, t.effective_at, t.expires_at, t.unit_price, t.idempotency_key,
                         t.request_hash, t.metadata, t.source, t.created_at)::text
   FROM credit_ledger.grants t ORDER BY id;
-SELECT 'authorizations|' || t::text FROM credit_ledger.authorizations t ORDER BY id;
-SELECT 'journal|' || t::text FROM credit_ledger.journal t ORDER BY id;
+-- authorizations and journal: the columns of 0.5.0 on one line (who wrote a row, since
+-- 0.6.0, on lines of their own below)
+SELECT 'authorizations|' || ROW(a.id, a.wallet_id, a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.rate_id, a.asset, a.cost, a.vendor_cost, a.pool_amount, a.overdraft_amount, a.captured, a.captured_quantity, a.refunded, a.balance_after, a.idempotency_key, a.request_hash, a.close_key, a.close_hash, a.metadata, a.created_at, a.expires_at, a.closed_at)::text FROM credit_ledger.authorizations a ORDER BY id;
+SELECT 'journal|' || ROW(j.id, j.at, j.wallet_id, j.grant_id, j.asset, j.kind, j.amount, j.held, j.authorization_id, j.member_id, j.note)::text FROM credit_ledger.journal j ORDER BY id;
 SELECT 'refunds|' || t::text FROM credit_ledger.refunds t ORDER BY id;
 SELECT 'allowances|' || t::text FROM credit_ledger.allowances t ORDER BY id;
 -- events (since 0.3.0)
 SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL AS has_events \gset
 \if :has_events
-SELECT 'events|' || t::text FROM credit_ledger.events t ORDER BY id;
+SELECT 'events|' || ROW(t.id, t.at, t.kind, t.wallet_id, t.asset, t.payload)::text FROM credit_ledger.events t ORDER BY id;
+\endif
+-- corrections, transfers, closes, who, event stream (since 0.6.0): the new columns where set
+-- (an updated catalog looks like the old one until they are used), and the new tables
+SELECT pg_catalog.to_regclass('credit_ledger.operations') IS NOT NULL AS has_operations \gset
+\if :has_operations
+SELECT 'journal.who|' || j.id || '|' || ROW(j.operation_id, j.actor, j.db_user, j.db_session_user)::text
+  FROM credit_ledger.journal j WHERE num_nonnulls(j.operation_id, j.actor, j.db_user, j.db_session_user) > 0 ORDER BY id;
+SELECT 'authorizations.who|' || a.id || '|' || ROW(a.actor, a.db_user, a.db_session_user)::text
+  FROM credit_ledger.authorizations a WHERE num_nonnulls(a.actor, a.db_user, a.db_session_user) > 0 ORDER BY id;
+SELECT 'wallets.closed|' || t.id || '|' || t.closed_at FROM credit_ledger.wallets t WHERE t.closed_at IS NOT NULL ORDER BY id;
+SELECT 'grants.transfer_of|' || t.id || '|' || t.transfer_of FROM credit_ledger.grants t WHERE t.transfer_of IS NOT NULL ORDER BY id;
+SELECT 'events.seq|' || t.id || '|' || t.seq FROM credit_ledger.events t WHERE t.seq IS DISTINCT FROM t.id ORDER BY id;
+SELECT 'operations|' || t::text FROM credit_ledger.operations t ORDER BY id;
+SELECT 'event_consumers|' || t::text FROM credit_ledger.event_consumers t ORDER BY consumer;
 \endif
 
 -- sequences of the extension's schema (owned by its tables)
@@ -80,7 +96,17 @@ SELECT 'balance_detail|' || w.wallet || '|' || s.asset || '|' || d::text
 
 -- reports
 SELECT 'report.wallet_balances|' || t::text FROM credit_ledger.wallet_balances t ORDER BY t::text;
-SELECT 'report.grant_status|' || t::text FROM credit_ledger.grant_status t ORDER BY t::text;
+-- grant_status: its columns of 0.5.0 (voided and transferred_out, since 0.6.0, where not 0)
+SELECT 'report.grant_status|' || ROW(t.grant_id, t.wallet, t.asset, t.category, t.priority, t.amount, t.remaining,
+                                     t.held, t.spent, t.expired, t.rolled_over, t.unit_price, t.effective_at,
+                                     t.expires_at, t.status, t.expiring_soon)::text
+  FROM credit_ledger.grant_status t ORDER BY 1;
+SELECT pg_catalog.to_regclass('credit_ledger.operations') IS NOT NULL AS has_operations \gset
+\if :has_operations
+SELECT 'report.grant_status.moved|' || t.grant_id || '|' || t.voided || '|' || t.transferred_out
+  FROM credit_ledger.grant_status t WHERE t.voided <> 0 OR t.transferred_out <> 0 ORDER BY t.grant_id;
+SELECT 'report.reversals|' || t::text FROM credit_ledger.reversals t ORDER BY t::text;
+\endif
 SELECT 'report.usage_daily|' || t::text FROM credit_ledger.usage_daily t ORDER BY t::text;
 SELECT 'report.margin_by_action|' || t::text FROM credit_ledger.margin_by_action t ORDER BY t::text;
 SELECT 'report.liability|' || t::text FROM credit_ledger.liability t ORDER BY t::text;

@@ -1,0 +1,771 @@
+-- credit_ledger 0.5.0 -> 0.6.0 (frozen once released).
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- Issue 19: corrections, transfers, wallet close, who did what, durable events, statements.
+-- Columns with a default that names the caller are added without it first, so the rows
+-- written before 0.6.0 keep NULL (nobody recorded who wrote them), then get the default.
+CREATE FUNCTION credit_ledger._db_user() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'db_user_wrapper';
+ALTER TABLE credit_ledger.journal
+    ADD COLUMN operation_id bigint,
+    ADD COLUMN actor text,
+    ADD COLUMN db_user text,
+    ADD COLUMN db_session_user text;
+ALTER TABLE credit_ledger.journal
+    ALTER COLUMN actor SET DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    ALTER COLUMN db_user SET DEFAULT credit_ledger._db_user(),
+    ALTER COLUMN db_session_user SET DEFAULT session_user;
+ALTER TABLE credit_ledger.authorizations
+    ADD COLUMN actor text,
+    ADD COLUMN db_user text,
+    ADD COLUMN db_session_user text;
+ALTER TABLE credit_ledger.authorizations
+    ALTER COLUMN actor SET DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    ALTER COLUMN db_user SET DEFAULT credit_ledger._db_user(),
+    ALTER COLUMN db_session_user SET DEFAULT session_user;
+ALTER TABLE credit_ledger.wallets ADD COLUMN closed_at timestamptz;
+ALTER TABLE credit_ledger.grants ADD COLUMN transfer_of bigint;
+-- Voids, adjustments, transfers and wallet closes: one row each, with its idempotency key
+-- (per wallet: the grant's wallet for a void, from_wallet for a transfer). A void of credits
+-- that open holds reserve stays open (pending) until they come back; a void of a whole grant
+-- (amount NULL) stays open for good: credits a refund or release gives back are voided too.
+CREATE TABLE credit_ledger.operations (
+    id              bigserial PRIMARY KEY,
+    kind            text    NOT NULL CHECK (kind IN ('void', 'adjust', 'transfer', 'close')),
+    wallet_id       bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    to_wallet_id    bigint  REFERENCES credit_ledger.wallets (id),
+    grant_id        bigint  REFERENCES credit_ledger.grants (id),
+    asset           text    REFERENCES credit_ledger.assets (asset),
+    amount          numeric,             -- requested (a whole void: NULL)
+    done            numeric NOT NULL DEFAULT 0,   -- moved (voided, adjusted, transferred, expired)
+    pending         numeric NOT NULL DEFAULT 0,   -- a void: held credits still to void
+    open            boolean NOT NULL DEFAULT false,
+    disposition     text,                -- a close: expire or transfer
+    reason          text,
+    idempotency_key text,
+    request_hash    bigint,
+    metadata        jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    actor           text DEFAULT nullif(current_setting('credit_ledger.actor', true), ''),
+    db_user         text DEFAULT credit_ledger._db_user(),
+    db_session_user text DEFAULT session_user
+);
+CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX operations_open_voids ON credit_ledger.operations (wallet_id) WHERE open;
+CREATE INDEX operations_wallet ON credit_ledger.operations (wallet_id, created_at);
+
+-- Durable events: more kinds, an index for readers, and per-consumer acknowledgements.
+-- seq: the event's place in the stream, given when a reader first sees it committed
+-- (credit_events); asset NULL: an event of the whole wallet (wallet_closed, wallet_frozen).
+ALTER TABLE credit_ledger.events ALTER COLUMN asset DROP NOT NULL, ADD COLUMN seq bigint;
+CREATE SEQUENCE credit_ledger.events_seq;
+-- the events written before 0.6.0 are committed: their place in the stream is their id
+UPDATE credit_ledger.events SET seq = id;
+SELECT pg_catalog.setval('credit_ledger.events_seq', coalesce((SELECT pg_catalog.max(id) FROM credit_ledger.events), 0) + 1, false);
+CREATE UNIQUE INDEX events_seq_key ON credit_ledger.events (seq);
+CREATE INDEX events_unnumbered ON credit_ledger.events (id) WHERE seq IS NULL;
+CREATE INDEX events_wallet_kind ON credit_ledger.events (wallet_id, kind, at);
+CREATE TABLE credit_ledger.event_consumers (
+    consumer   text PRIMARY KEY,
+    acked_up_to bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON TABLE credit_ledger.operations, credit_ledger.event_consumers FROM PUBLIC;
+REVOKE ALL ON SEQUENCE credit_ledger.operations_id_seq, credit_ledger.events_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION credit_ledger._db_user() FROM PUBLIC;
+
+-- corrections, transfers and closes (Rust: src/corrections.rs)
+CREATE FUNCTION @extschema@."credit_grant_void"(
+	"grant_id" bigint, /* Option < i64 > */
+	"amount" NUMERIC DEFAULT NULL, /* Option < AnyNumeric > */
+	"reason" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"operation_id" bigint,  /* i64 */
+	"kind" TEXT,  /* String */
+	"wallet" TEXT,  /* String */
+	"to_wallet" TEXT,  /* Option < String > */
+	"grant_id" bigint,  /* Option < i64 > */
+	"asset" TEXT,  /* Option < String > */
+	"amount" NUMERIC,  /* Option < AnyNumeric > */
+	"done" NUMERIC,  /* AnyNumeric */
+	"pending" NUMERIC,  /* AnyNumeric */
+	"balance" NUMERIC,  /* Option < AnyNumeric > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_grant_void_wrapper';
+
+CREATE FUNCTION @extschema@."credit_adjust"(
+	"wallet" TEXT, /* Option < & str > */
+	"amount" NUMERIC, /* Option < AnyNumeric > */
+	"asset" TEXT DEFAULT 'credits', /* Option < & str > */
+	"reason" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
+	"metadata" jsonb DEFAULT NULL /* Option < JsonbText > */
+) RETURNS TABLE (
+	"operation_id" bigint,  /* i64 */
+	"kind" TEXT,  /* String */
+	"wallet" TEXT,  /* String */
+	"to_wallet" TEXT,  /* Option < String > */
+	"grant_id" bigint,  /* Option < i64 > */
+	"asset" TEXT,  /* Option < String > */
+	"amount" NUMERIC,  /* Option < AnyNumeric > */
+	"done" NUMERIC,  /* AnyNumeric */
+	"pending" NUMERIC,  /* AnyNumeric */
+	"balance" NUMERIC,  /* Option < AnyNumeric > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_adjust_wrapper';
+
+CREATE FUNCTION @extschema@."credit_transfer"(
+	"from_wallet" TEXT, /* Option < & str > */
+	"to_wallet" TEXT, /* Option < & str > */
+	"amount" NUMERIC, /* Option < AnyNumeric > */
+	"asset" TEXT DEFAULT 'credits', /* Option < & str > */
+	"reason" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
+	"metadata" jsonb DEFAULT NULL /* Option < JsonbText > */
+) RETURNS TABLE (
+	"operation_id" bigint,  /* i64 */
+	"kind" TEXT,  /* String */
+	"wallet" TEXT,  /* String */
+	"to_wallet" TEXT,  /* Option < String > */
+	"grant_id" bigint,  /* Option < i64 > */
+	"asset" TEXT,  /* Option < String > */
+	"amount" NUMERIC,  /* Option < AnyNumeric > */
+	"done" NUMERIC,  /* AnyNumeric */
+	"pending" NUMERIC,  /* AnyNumeric */
+	"balance" NUMERIC,  /* Option < AnyNumeric > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_transfer_wrapper';
+
+CREATE FUNCTION @extschema@."credit_wallet_close"(
+	"wallet" TEXT, /* Option < & str > */
+	"disposition" TEXT DEFAULT 'expire', /* Option < & str > */
+	"to_wallet" TEXT DEFAULT NULL, /* Option < & str > */
+	"reason" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"operation_id" bigint,  /* i64 */
+	"kind" TEXT,  /* String */
+	"wallet" TEXT,  /* String */
+	"to_wallet" TEXT,  /* Option < String > */
+	"grant_id" bigint,  /* Option < i64 > */
+	"asset" TEXT,  /* Option < String > */
+	"amount" NUMERIC,  /* Option < AnyNumeric > */
+	"done" NUMERIC,  /* AnyNumeric */
+	"pending" NUMERIC,  /* AnyNumeric */
+	"balance" NUMERIC,  /* Option < AnyNumeric > */
+	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_wallet_close_wrapper';
+
+REVOKE ALL ON FUNCTION @extschema@.credit_grant_void(bigint, numeric, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_adjust(text, numeric, text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_transfer(text, text, numeric, text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_wallet_close(text, text, text, text, text) FROM PUBLIC;
+
+-- events, statements and reversals (sql/operations.sql)
+
+-- ---- events ----------------------------------------------------------------------------------
+-- An event gets its id when it is written (the NOTIFY carries it) and its place in the stream,
+-- `seq`, when a reader first sees it committed: credit_events numbers the committed events
+-- that have no seq yet, in id order, one reader at a time (a transaction-scoped advisory lock).
+-- So an event committed after a reader passed seq N always gets a seq above N: a consumer that
+-- resumes after its last acknowledged seq misses nothing, even when a transaction that wrote
+-- an event with a lower id commits late. Call it in a transaction of its own (autocommit): a
+-- reader holds the numbering lock until it commits.
+
+CREATE FUNCTION @extschema@.credit_events(after_id bigint DEFAULT NULL, max_rows int DEFAULT 100,
+                                          consumer text DEFAULT NULL)
+RETURNS TABLE (seq bigint, event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    start bigint := after_id;
+    e record;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF consumer IS NOT NULL AND (consumer = '' OR length(consumer) > 255) THEN
+        RAISE EXCEPTION 'consumer must be 1 to 255 characters' USING ERRCODE = '22023';
+    END IF;
+    IF start IS NULL THEN
+        -- after what the consumer acknowledged (0: from the first event kept)
+        SELECT c.acked_up_to INTO start FROM credit_ledger.event_consumers c WHERE c.consumer = credit_events.consumer;
+        start := coalesce(start, 0);
+    END IF;
+    PERFORM pg_advisory_xact_lock(8245617337100211);   -- 'credit_ledger.events' numbering
+    FOR e IN SELECT x.id FROM credit_ledger.events x WHERE x.seq IS NULL ORDER BY x.id LOOP
+        UPDATE credit_ledger.events x SET seq = nextval('credit_ledger.events_seq') WHERE x.id = e.id;
+    END LOOP;
+    RETURN QUERY
+    SELECT x.seq, x.id, x.at, x.kind, w.wallet, x.asset, x.payload
+      FROM credit_ledger.events x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
+     WHERE x.seq > start
+     ORDER BY x.seq
+     LIMIT max_rows;
+END $$;
+
+-- A consumer has processed every event up to seq `up_to`. Acknowledgements only move forward;
+-- returns the consumer's position.
+CREATE FUNCTION @extschema@.credit_events_ack(consumer text, up_to bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    pos bigint;
+BEGIN
+    IF consumer IS NULL OR consumer = '' OR length(consumer) > 255 THEN
+        RAISE EXCEPTION 'consumer must be 1 to 255 characters' USING ERRCODE = '22023';
+    END IF;
+    IF up_to IS NULL OR up_to < 0 THEN
+        RAISE EXCEPTION 'up_to must be a seq of credit_events (0 or more), got %', coalesce(up_to::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF up_to > coalesce((SELECT max(x.seq) FROM credit_ledger.events x), 0) THEN
+        RAISE EXCEPTION 'up_to % is beyond the last event read (%)', up_to,
+            coalesce((SELECT max(x.seq) FROM credit_ledger.events x), 0)
+            USING ERRCODE = '22023', HINT = 'acknowledge a seq that credit_events returned';
+    END IF;
+    INSERT INTO credit_ledger.event_consumers AS c (consumer, acked_up_to) VALUES (credit_events_ack.consumer, up_to)
+    ON CONFLICT ON CONSTRAINT event_consumers_pkey
+    DO UPDATE SET acked_up_to = greatest(c.acked_up_to, excluded.acked_up_to), updated_at = now()
+    RETURNING c.acked_up_to INTO pos;
+    RETURN pos;
+END $$;
+
+-- Retention (credit_tick calls it): events older than credit_ledger.event_retention (an
+-- interval, default 7 days) that every consumer has acknowledged are deleted. A consumer that
+-- never acknowledges keeps every event from its position on: drop it from
+-- credit_ledger.event_consumers when it is gone for good.
+CREATE FUNCTION credit_ledger._events_trim() RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    WITH d AS (
+        DELETE FROM credit_ledger.events x
+         WHERE x.seq IS NOT NULL
+           AND x.at < now() - coalesce(nullif(current_setting('credit_ledger.event_retention', true), ''), '7 days')::interval
+           AND x.seq <= coalesce((SELECT min(c.acked_up_to) FROM credit_ledger.event_consumers c), x.seq)
+        RETURNING 1)
+    SELECT count(*) FROM d
+$$;
+
+-- ---- statements ----------------------------------------------------------------------------
+-- A wallet's statement for (from_at, to_at]: the opening balance, every change of its balance
+-- with its cause, and the closing balance; opening and closing are credit_balance(as_of => ...)
+-- and the lines add up from one to the other. A journal entry changes the balance when it is
+-- written and when its grant is in effect; a grant's credits leave the balance when it expires
+-- (line kind 'expiry', at expires_at, whenever the sweep wrote it), a hold's reservation when
+-- its TTL passes ('hold_expired'). Lane moves (between rows of one grant) net to nothing and
+-- are not shown.
+CREATE FUNCTION @extschema@.credit_statement(wallet text, from_at timestamptz, to_at timestamptz,
+                                             asset text DEFAULT 'credits')
+RETURNS TABLE (line int, at timestamptz, kind text, authorization_id bigint, operation_id bigint,
+               grant_id bigint, action text, amount numeric, balance numeric, actor text, note text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    wid bigint;
+    opening numeric;
+BEGIN
+    PERFORM credit_ledger._check_wallet_asset(credit_statement.wallet, credit_statement.asset);
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_statement.wallet;
+    IF wid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_statement.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    IF from_at IS NULL OR to_at IS NULL OR NOT isfinite(from_at) OR NOT isfinite(to_at) OR to_at < from_at THEN
+        RAISE EXCEPTION 'from_at and to_at must be finite with from_at <= to_at'
+            USING ERRCODE = '22023', DETAIL = format('from_at %s, to_at %s', from_at, to_at);
+    END IF;
+    opening := @extschema@.credit_balance(credit_statement.wallet, credit_statement.asset, from_at);
+    RETURN QUERY
+    WITH e AS (
+        -- every entry on the wallet's grants that counts in credit_balance(as_of): an expiry
+        -- or rollover entry of the sweep does not (the credits leave at expires_at), one of a
+        -- wallet close does
+        SELECT j.id, j.kind, j.authorization_id, j.operation_id, coalesce(g.home_id, g.id) AS grant_id,
+               j.amount, j.held, j.actor, j.note, g.expires_at AS exp, a.expires_at AS ttl, a.action,
+               CASE WHEN j.kind = 'grant' THEN g.effective_at ELSE greatest(j.at, g.effective_at) END AS t0
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+          LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_statement.asset
+           AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
+    ), ev AS (
+        -- the entry comes into the balance
+        SELECT e.t0 AS t, e.kind, e.authorization_id, e.operation_id,
+               CASE WHEN e.authorization_id IS NULL AND e.operation_id IS NULL THEN e.grant_id END AS grant_id,
+               e.action, e.actor, e.note,
+               CASE WHEN e.exp IS NULL OR e.t0 < e.exp THEN e.amount ELSE 0 END
+               - CASE WHEN (e.exp IS NULL OR e.t0 < e.exp) AND (e.ttl IS NULL OR e.t0 < e.ttl) THEN e.held ELSE 0 END AS x,
+               e.id AS ord
+          FROM e
+        UNION ALL
+        -- a hold's TTL passes before its grant expires: its reservation leaves
+        SELECT e.ttl, 'hold_expired', e.authorization_id, NULL, NULL, e.action, NULL, NULL, e.held, e.id
+          FROM e WHERE e.held <> 0 AND e.ttl IS NOT NULL AND e.t0 < e.ttl AND (e.exp IS NULL OR e.ttl < e.exp)
+        UNION ALL
+        -- the grant expires: what the entry left in the balance leaves it
+        SELECT e.exp, 'expiry', NULL, NULL, e.grant_id, NULL, NULL, NULL,
+               -(e.amount - CASE WHEN e.ttl IS NULL OR e.exp <= e.ttl THEN e.held ELSE 0 END), e.id
+          FROM e WHERE e.exp IS NOT NULL AND e.t0 < e.exp
+        UNION ALL
+        -- overdraft debt taken and settled
+        SELECT j.at, j.kind, j.authorization_id, j.operation_id, NULL, a.action, j.actor, j.note, j.amount, j.id
+          FROM credit_ledger.journal j LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+         WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_statement.asset
+    ), lines AS (
+        SELECT ev.t, ev.kind, ev.authorization_id, ev.operation_id, ev.grant_id, max(ev.action) AS action,
+               sum(ev.x) AS x, max(ev.actor) AS actor, max(ev.note) AS note, min(ev.ord) AS ord
+          FROM ev
+         WHERE ev.t > from_at AND ev.t <= to_at AND ev.kind <> 'lane'
+         GROUP BY ev.t, ev.kind, ev.authorization_id, ev.operation_id, ev.grant_id
+        HAVING sum(ev.x) <> 0
+    ), numbered AS (
+        SELECT l.*, row_number() OVER (ORDER BY l.t, l.ord, l.kind) AS n FROM lines l
+    )
+    SELECT 0, from_at, 'opening'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::numeric,
+           opening, NULL::text, NULL::text
+    UNION ALL
+    SELECT n.n::int, n.t, n.kind, n.authorization_id, n.operation_id, n.grant_id, n.action, n.x,
+           opening + sum(n.x) OVER (ORDER BY n.n), n.actor, n.note
+      FROM numbered n
+    UNION ALL
+    SELECT (SELECT count(*) FROM numbered)::int + 1, to_at, 'closing', NULL, NULL, NULL, NULL, NULL,
+           @extschema@.credit_balance(credit_statement.wallet, credit_statement.asset, to_at), NULL, NULL
+    ORDER BY 1;
+END $$;
+
+-- ---- reversals -----------------------------------------------------------------------------
+-- Credits taken back by voids and negative adjustments (journal kind 'adjustment'), per month,
+-- asset and category, and the liability they reversed (at the grants' unit price): not revenue,
+-- not breakage. Paid credits sold = liability + revenue recognized + breakage + reversed.
+CREATE VIEW credit_ledger.reversals AS
+SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
+       sum(-j.amount) AS credits_reversed,
+       sum(-j.amount * g.unit_price) AS liability_reversed
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.kind = 'adjustment'
+ GROUP BY 1, j.asset, g.category;
+COMMENT ON VIEW credit_ledger.reversals IS
+    'credits taken back by voids and negative adjustments per UTC month, asset and category, and the liability reversed';
+
+-- Who did what: every operation (void, adjustment, transfer, close) with its actor.
+CREATE VIEW credit_ledger.operation_log AS
+SELECT o.id AS operation_id, o.created_at, o.kind, w.wallet, t.wallet AS to_wallet, o.grant_id, o.asset,
+       o.amount, o.done, o.pending, o.open, o.disposition, o.reason, o.actor, o.db_user, o.db_session_user,
+       o.metadata
+  FROM credit_ledger.operations o
+  JOIN credit_ledger.wallets w ON w.id = o.wallet_id
+  LEFT JOIN credit_ledger.wallets t ON t.id = o.to_wallet_id;
+COMMENT ON VIEW credit_ledger.operation_log IS
+    'every void, adjustment, transfer and wallet close: amounts, reason and who did it';
+
+REVOKE ALL ON FUNCTION @extschema@.credit_events(bigint, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_events_ack(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION credit_ledger._events_trim() FROM PUBLIC;
+REVOKE ALL ON TABLE credit_ledger.reversals, credit_ledger.operation_log FROM PUBLIC;
+
+-- credit_authorization_history shows who (three more columns): dropped and created again,
+-- with the EXECUTE privileges granted on the old one granted on the new one
+SELECT pg_catalog.set_config('credit_ledger_upgrade.acl', coalesce((
+    SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+               'grantee', a.grantee::pg_catalog.regrole::text, 'grantable', a.is_grantable))::text
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE n.nspname = '@extschema@' AND p.proname = 'credit_authorization_history'
+       AND a.grantee <> p.proowner AND a.grantee <> 0 AND a.privilege_type = 'EXECUTE'), '[]'), true);
+DROP FUNCTION @extschema@.credit_authorization_history(bigint);
+CREATE FUNCTION @extschema@.credit_authorization_history(authorization_id bigint)
+RETURNS TABLE (entry_id bigint, at timestamptz, kind text, wallet text, grant_id bigint,
+               category text, amount numeric, held numeric, note text,
+               actor text, db_user text, db_session_user text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    -- who (since 0.6.0): the application's actor, the caller's current_user and session_user
+    SELECT j.id, j.at, j.kind, w.wallet, j.grant_id, g.category, j.amount, j.held, j.note,
+           j.actor, j.db_user, j.db_session_user
+      FROM credit_ledger.journal j
+      JOIN credit_ledger.wallets w ON w.id = j.wallet_id
+      LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.authorization_id = $1
+     ORDER BY j.id
+$$;
+REVOKE ALL ON FUNCTION @extschema@.credit_authorization_history(bigint) FROM PUBLIC;
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('credit_ledger_upgrade.acl')::pg_catalog.json)
+             AS x(grantee text, grantable boolean) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.credit_authorization_history(bigint) TO %s%s',
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every journal entry of one authorization';
+
+-- a close's expiry entries count from when they are written (credit_balance as_of)
+CREATE OR REPLACE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+RETURNS numeric
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    wid bigint;
+BEGIN
+    PERFORM credit_ledger._check_wallet_asset(credit_balance.wallet, credit_balance.asset);
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet;
+    IF wid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_balance.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    IF as_of IS NULL THEN
+        RETURN credit_ledger._balance(wid, asset);
+    END IF;
+    -- as of a past instant, from the journal alone. A grant's expiry and rollover entries take
+    -- effect at its expires_at, which is after as_of for a grant in effect then, whenever the
+    -- sweep or tick wrote them (credit_tick(as_of) in the future, or a late scheduler); a
+    -- grant's own entry takes effect at its effective_at, so an allowance period that a late
+    -- tick granted afterwards shows in the balances of that period
+    RETURN coalesce((
+        SELECT sum(j.amount) - coalesce(sum(j.held) FILTER (WHERE a.expires_at IS NULL OR a.expires_at > as_of), 0)
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.grants g ON g.id = j.grant_id
+          LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_balance.asset
+           AND (j.at <= as_of OR j.kind = 'grant')
+           -- the sweep's expiry and rollover entries take effect at expires_at; those of a
+           -- wallet close (since 0.6.0: they name the operation) when they are written
+           AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
+           AND g.effective_at <= as_of AND (g.expires_at IS NULL OR g.expires_at > as_of)), 0)
+     + coalesce((
+        SELECT sum(j.amount) FROM credit_ledger.journal j
+         WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_balance.asset
+           AND j.at <= as_of), 0);
+END $$;
+
+-- the new kinds, operations and closed wallets in the integrity checks
+CREATE OR REPLACE FUNCTION @extschema@.credit_verify()
+RETURNS TABLE (check_name text, subject text, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    -- cached grant amounts equal the journal
+    SELECT 'grant_matches_journal', 'grant ' || g.id,
+           format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
+      FROM credit_ledger.grants g
+      LEFT JOIN (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+                   FROM credit_ledger.journal WHERE grant_id IS NOT NULL GROUP BY grant_id) j ON j.grant_id = g.id
+     WHERE g.remaining IS DISTINCT FROM coalesce(j.amount, 0) OR g.held IS DISTINCT FROM coalesce(j.held, 0)
+    UNION ALL
+    -- bounds and the live flag
+    SELECT 'grant_bounds', 'grant ' || g.id,
+           format('amount %s remaining %s held %s live %s unit_price %s effective_at %s expires_at %s',
+                  g.amount, g.remaining, g.held, g.live, g.unit_price, g.effective_at, g.expires_at)
+      FROM credit_ledger.grants g
+     WHERE g.remaining < 0 OR g.remaining > g.amount OR g.held < 0 OR g.held > g.remaining OR g.live <> (g.remaining > 0)
+        OR g.amount <= 0 OR g.unit_price < 0 OR g.expires_at <= g.effective_at
+    UNION ALL
+    -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
+    -- (a grant a transfer created, since 0.6.0, is filled by one 'transfer' entry)
+    SELECT 'grant_conservation', 'grant ' || g.id,
+           format('amount %s but grant entries total %s', g.amount,
+                  coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0))
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+     WHERE g.home_id IS NULL AND g.source_id IS NULL
+     GROUP BY g.id, g.amount, g.transfer_of
+    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0) <> g.amount
+    UNION ALL
+    -- transfers and closes (since 0.6.0) move credits, they create and destroy none; a grant a
+    -- transfer created keeps its source's asset, category, priority, expiry and unit price
+    SELECT 'transfer_moves_balance', 'operation ' || j.operation_id,
+           format('transfer entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'transfer'
+     GROUP BY j.operation_id
+    HAVING sum(j.amount) <> 0 OR j.operation_id IS NULL
+    UNION ALL
+    SELECT 'transfer_provenance', 'grant ' || g.id,
+           format('transfer of grant %s: asset %s/%s category %s/%s priority %s/%s expires_at %s/%s unit_price %s/%s',
+                  g.transfer_of, g.asset, s.asset, g.category, s.category, g.priority, s.priority,
+                  g.expires_at, s.expires_at, g.unit_price, s.unit_price)
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.grants s ON s.id = g.transfer_of
+     WHERE g.transfer_of IS NOT NULL
+       AND (s.id IS NULL OR s.asset <> g.asset OR s.category <> g.category OR s.priority <> g.priority
+            OR s.expires_at IS DISTINCT FROM g.expires_at OR s.unit_price <> g.unit_price)
+    UNION ALL
+    -- an operation did what it says: a void voided `done` (no more than requested), an
+    -- adjustment moved `amount`, a transfer moved `done`, all through entries that name it
+    SELECT 'operation_matches_journal', 'operation ' || o.id,
+           format('%s amount %s done %s pending %s; journal %s', o.kind, o.amount, o.done, o.pending, x.moved)
+      FROM credit_ledger.operations o
+      CROSS JOIN LATERAL (
+          SELECT coalesce(sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0)
+                 + coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)
+                 - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.wallet_id = o.wallet_id), 0) AS moved
+            FROM credit_ledger.journal j WHERE j.operation_id = o.id) x
+     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0))
+        OR (o.kind = 'adjust' AND (x.moved <> o.amount OR o.done <> o.amount))
+        OR (o.kind = 'transfer' AND (x.moved <> o.done OR o.done <> o.amount))
+    UNION ALL
+    -- a closed wallet keeps no credit and no open hold or run
+    SELECT 'closed_wallet_empty', 'wallet ' || w.wallet,
+           format('closed at %s but it keeps %s credits, %s open holds, %s open runs', w.closed_at,
+                  (SELECT sum(g.remaining) FROM credit_ledger.grants g WHERE g.wallet_id = w.id),
+                  (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held'),
+                  (SELECT count(*) FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
+      FROM credit_ledger.wallets w
+     WHERE w.closed_at IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.remaining > 0)
+            OR EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held')
+            OR EXISTS (SELECT 1 FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
+    UNION ALL
+    -- a slice (lanes, since 0.4.0) is a row of a grant of its wallet and asset, with its amount
+    SELECT 'slice_matches_grant', 'grant ' || s.id,
+           format('slice of grant %s in lane %s: wallet_id %s asset %s amount %s; the grant: wallet_id %s asset %s amount %s',
+                  s.home_id, s.lane, s.wallet_id, s.asset, s.amount, h.wallet_id, h.asset, h.amount)
+      FROM credit_ledger.grants s LEFT JOIN credit_ledger.grants h ON h.id = s.home_id
+     WHERE (s.home_id IS NOT NULL OR s.lane IS NOT NULL)
+       AND (h.id IS NULL OR h.home_id IS NOT NULL OR s.lane IS NULL OR s.lane < 0
+            OR s.wallet_id <> h.wallet_id OR s.asset <> h.asset OR s.amount <> h.amount)
+    UNION ALL
+    -- moves between the rows of one grant ('lane' entries) create and destroy nothing
+    SELECT 'lane_moves_balance', 'grant ' || coalesce(g.home_id, g.id),
+           format('lane entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.kind = 'lane'
+     GROUP BY coalesce(g.home_id, g.id)
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a run's moves (since 0.5.0: 'run' entries, member_id = the run's wallet) create and
+    -- destroy nothing: what its slices got, their sources gave, and back
+    SELECT 'run_moves_balance', 'wallet ' || j.member_id,
+           format('run entries total %s and %s held', sum(j.amount), sum(j.held))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'run'
+     GROUP BY j.member_id
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a slice of a run belongs to a run's wallet and comes from a row of the same asset of the
+    -- run's owner, the owner's pool, or the parent run
+    SELECT 'run_slice_source', 'grant ' || g.id,
+           format('wallet %s source %s (wallet %s, asset %s); run %s of wallet %s, parent run %s',
+                  g.wallet_id, g.source_id, s.wallet_id, s.asset, r.id, r.wallet_id, r.parent_run)
+      FROM credit_ledger.grants g
+      LEFT JOIN credit_ledger.grants s ON s.id = g.source_id
+      LEFT JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
+     WHERE g.source_id IS NOT NULL
+       AND (s.id IS NULL OR r.id IS NULL OR s.asset <> g.asset OR g.asset <> r.asset
+            OR NOT (s.wallet_id = r.wallet_id
+                    OR s.wallet_id = (SELECT o.parent_id FROM credit_ledger.wallets o WHERE o.id = r.wallet_id)
+                    OR s.wallet_id = (SELECT p.run_wallet_id FROM credit_ledger.runs p WHERE p.id = r.parent_run)))
+    UNION ALL
+    -- a run that was funded has a wallet of its own, and a declined one has none
+    SELECT 'run_state', 'run ' || r.id,
+           format('status %s run wallet %s', r.status, r.run_wallet_id)
+      FROM credit_ledger.runs r
+     WHERE (r.status = 'declined') <> (r.run_wallet_id IS NULL)
+        OR (r.run_wallet_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM credit_ledger.wallets w WHERE w.id = r.run_wallet_id AND w.run_of = r.wallet_id))
+    UNION ALL
+    -- a closed run keeps nothing: every credit left (and every later refund) went back
+    SELECT 'run_closed_empty', 'run ' || r.id,
+           format('status %s but its slices keep %s', r.status, sum(g.remaining))
+      FROM credit_ledger.runs r JOIN credit_ledger.grants g ON g.wallet_id = r.run_wallet_id
+     WHERE r.status IN ('closed', 'expired')
+     GROUP BY r.id, r.status
+    HAVING sum(g.remaining) <> 0
+    UNION ALL
+    -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
+    -- entries through its wallet: the journal has no index on grant_id)
+    SELECT 'journal_wallet_matches_grant', 'journal entry ' || j.id,
+           format('wallet_id %s but grant %s belongs to wallet %s', j.wallet_id, g.id, g.wallet_id)
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.wallet_id <> g.wallet_id
+    UNION ALL
+    -- overdraft debt equals its journal line
+    SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,
+           format('debt %s, journal says %s', s.debt, coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0))
+      FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+     WHERE s.debt <> coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0)
+    UNION ALL
+    -- per asset: what the grants say equals what the journal says
+    SELECT 'asset_conservation', 'asset ' || x.asset, format('grants remaining %s, journal %s', x.rem, x.jr)
+      FROM (SELECT a.asset,
+                   coalesce((SELECT sum(remaining) FROM credit_ledger.grants g WHERE g.asset = a.asset), 0) AS rem,
+                   coalesce((SELECT sum(amount) FROM credit_ledger.journal j WHERE j.asset = a.asset AND j.grant_id IS NOT NULL), 0) AS jr
+              FROM credit_ledger.assets a) x
+     WHERE x.rem <> x.jr
+    UNION ALL
+    -- holds: an open hold reserves exactly its cost; a closed hold reserves nothing;
+    -- a captured hold spent exactly `captured`
+    SELECT 'hold_consistency', 'authorization ' || a.id,
+           format('status %s cost %s captured %s; journal held %s spent %s', a.status, a.cost, a.captured,
+                  coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'hold'
+     GROUP BY a.id
+    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> a.cost)
+        OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
+        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> a.captured)
+        OR (a.status IN ('released', 'expired', 'declined') AND coalesce(sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> 0)
+    UNION ALL
+    -- debits: an approved debit took exactly its cost; a declined one took nothing
+    SELECT 'debit_consistency', 'authorization ' || a.id,
+           format('status %s cost %s; journal debited %s', a.status, a.cost,
+                  coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'debit'
+     GROUP BY a.id
+    HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
+           <> CASE WHEN a.status = 'approved' THEN a.cost ELSE 0 END
+    UNION ALL
+    -- references and vocabularies of the hot tables (they carry no FKs or CHECKs)
+    SELECT 'journal_references', 'journal entry ' || j.id,
+           format('wallet %s grant %s authorization %s member %s kind %s', j.wallet_id, j.grant_id,
+                  j.authorization_id, j.member_id, j.kind)
+      FROM credit_ledger.journal j
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.wallet_id)
+        OR (j.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.id = j.grant_id))
+        OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
+        OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
+        OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
+                          'adjustment', 'overdraft', 'settlement', 'lane', 'run', 'transfer')
+        OR (j.operation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.operations o WHERE o.id = j.operation_id))
+    UNION ALL
+    SELECT 'authorization_references', 'authorization ' || a.id,
+           format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
+      FROM credit_ledger.authorizations a
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = a.wallet_id)
+        OR (a.rate_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.rates r WHERE r.id = a.rate_id))
+        OR a.kind NOT IN ('debit', 'hold')
+        OR a.status NOT IN ('approved', 'declined', 'held', 'captured', 'released', 'expired')
+        OR (a.kind = 'debit' AND a.status NOT IN ('approved', 'declined'))
+        OR a.refunded < 0
+    UNION ALL
+    -- refunds: never more than was debited; the totals agree
+    SELECT 'refund_consistency', 'authorization ' || a.id,
+           format('refunded %s, refunds %s, debited %s', a.refunded,
+                  coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0),
+                  coalesce(a.captured, a.cost))
+      FROM credit_ledger.authorizations a
+     WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
+        OR a.refunded > coalesce(a.captured, a.cost)
+$$;
+
+-- grant_status: voided and transferred out; margin_by_action: vendor cost per asset
+CREATE OR REPLACE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN f.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND f.remaining > 0) AS expiring_soon,
+       -- since 0.6.0: taken back by voids and negative adjustments, moved out by transfers
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0) AS voided,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0) AS transferred_out
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
+                             g.held + coalesce(sum(x.held), 0) AS held,
+                             array_append(array_agg(x.id), g.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
+ WHERE g.home_id IS NULL AND g.source_id IS NULL
+ GROUP BY g.id, w.wallet, f.remaining, f.held;
+
+CREATE OR REPLACE VIEW credit_ledger.margin_by_action AS
+SELECT a.action, a.variant, a.asset,
+       sum(-j.amount) AS credits,
+       sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue,
+       coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
+                  WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
+                    AND x.status IN ('approved', 'captured')), 0) AS vendor_cost,
+       sum(-j.amount * coalesce(g.unit_price, 0))
+         - coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
+                      WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
+                        AND x.status IN ('approved', 'captured')), 0) AS margin
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+  LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+ GROUP BY a.action, a.variant, a.asset;
+
+-- the bundles name the new functions and views
+CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
+SELECT b.bundle, 'EXECUTE', 'function', f.name
+  FROM (VALUES
+    ('app', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
+                  'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
+                  'credit_authorization', 'credit_authorization_history', 'credit_event',
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement']),
+    ('backoffice', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
+                  'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
+                  'credit_authorization', 'credit_authorization_history', 'credit_event',
+                  'credit_grant', 'credit_wallet_create', 'credit_wallet_update', 'credit_rate_set',
+                  'credit_rate_card_load', 'credit_rate_card_export', 'credit_asset_define',
+                  'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes',
+                  'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement',
+                  'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
+                  'credit_events', 'credit_events_ack']),
+    ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
+    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack']),
+    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement'])
+  ) b(bundle, names), unnest(b.names) f(name)
+UNION ALL
+SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
+UNION ALL
+SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
+  FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
+                    'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
+                    'reversals', 'operation_log']) v(name);
+
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.event_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_seq', '');
+COMMENT ON FUNCTION @extschema@.credit_grant_void(bigint, numeric, text, text) IS 'take back the unspent part of a grant (all by default); credits held by open holds are voided when the holds end';
+COMMENT ON FUNCTION @extschema@.credit_adjust(text, numeric, text, text, text, jsonb) IS 'a signed manual correction: positive adds an adjustment grant, negative takes credits in consumption order';
+COMMENT ON FUNCTION @extschema@.credit_transfer(text, text, numeric, text, text, text, jsonb) IS 'move credits between wallets exactly, keeping category, priority, expiry and unit price';
+COMMENT ON FUNCTION @extschema@.credit_wallet_close(text, text, text, text, text) IS 'close a wallet: release holds, close runs, expire or transfer the credits left; nothing more is accepted';
+COMMENT ON FUNCTION @extschema@.credit_events(bigint, integer, text) IS 'committed events in stream order (seq) after a position or after a consumer''s acknowledgement';
+COMMENT ON FUNCTION @extschema@.credit_events_ack(text, bigint) IS 'record that a consumer processed every event up to a seq';
+COMMENT ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) IS 'a wallet''s statement: opening balance, every change with its cause, closing balance';
+COMMENT ON TABLE credit_ledger.operations IS 'voids, adjustments, transfers and wallet closes, with their keys, reasons and actors';
+COMMENT ON TABLE credit_ledger.event_consumers IS 'per consumer: the last event seq it acknowledged';
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -1,0 +1,975 @@
+//! Corrections (since 0.6.0): `credit_grant_void`, `credit_adjust`, `credit_transfer` and
+//! `credit_wallet_close`, and who did what (`credit_ledger._db_user`).
+//!
+//! Each is one row of `credit_ledger.operations` (its idempotency key, reason and metadata) and
+//! journal entries that name it (`operation_id`). They hold the whole wallet (its row and
+//! every lane), like a grant:
+//!
+//! - a **void** takes unspent credits of a grant back (`adjustment` entries). Credits that open
+//!   holds reserve are voided when the holds give them back: the void stays open (`pending`).
+//!   A void of the whole grant stays open for good: a later refund or release to the grant is
+//!   voided too. Reports treat it as a reversal of liability (view `reversals`).
+//! - an **adjustment** is signed: positive, a grant of category `adjustment` (free credits);
+//!   negative, credits taken in consumption order (`adjustment` entries), below zero only as
+//!   far as the overdraft limit allows (the rest becomes debt).
+//! - a **transfer** moves spendable credits in consumption order: each source grant gives
+//!   (`transfer` entry) and a new grant of the receiver with the same category, priority,
+//!   expiry and unit price (`grants.transfer_of`) gets them (a `transfer` entry fills it).
+//!   The two wallets are locked member before pool, otherwise in id order, so transfers in
+//!   both directions never wait for each other in a cycle.
+//! - a **close** releases open holds, closes open runs, then expires (breakage) or transfers
+//!   every credit left; the wallet is then frozen and closed for good (55000 on any write).
+
+use crate::allocation::{self, Lot};
+use crate::amount;
+use crate::authorize;
+use crate::catalog as sql;
+use crate::error::{or_raise, Kind, LedgerError, Result};
+use crate::grants::{self, NewGrant};
+use crate::input;
+use crate::ledger::{self, Movement};
+use crate::spi::{self, exec, num, opt_num, RowExt};
+use crate::types::JsonbText;
+use crate::wallets;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+use std::cell::Cell;
+
+/// Whether the catalog has operations (0.6.0 on): see [`crate::lanes::catalog_has_lanes`].
+pub fn catalog_has_operations() -> bool {
+    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
+    // syscache and return InvalidOid when the object is missing
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
+        ns != pg_sys::Oid::INVALID
+            && pg_sys::get_relname_relid(c"operations".as_ptr(), ns) != pg_sys::Oid::INVALID
+    }
+}
+
+thread_local! {
+    static OPERATION: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// The operation whose journal entries are being written, if any ([`ledger::apply_moves`]
+/// names it in every entry).
+pub fn current_operation() -> Option<i64> {
+    OPERATION.with(|o| o.get())
+}
+
+/// Names operation `id` in the entries written while it lives (also when an error unwinds).
+struct Naming(Option<i64>);
+
+impl Naming {
+    fn new(id: i64) -> Self {
+        Naming(OPERATION.with(|o| o.replace(Some(id))))
+    }
+}
+
+impl Drop for Naming {
+    fn drop(&mut self) {
+        OPERATION.with(|o| o.set(self.0));
+    }
+}
+
+/// The role the session acts as outside any SECURITY DEFINER function: `current_user` as the
+/// caller of this extension's functions sees it (they run as the extension's owner).
+#[pg_extern(sql = false, stable, parallel_safe)]
+fn db_user() -> Option<String> {
+    // SAFETY: GetOuterUserId reads a backend global; GetUserNameFromId with noerr returns NULL
+    // for a dropped role, else a palloc'd NUL-terminated name
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), true);
+        if p.is_null() {
+            None
+        } else {
+            Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// 55000 for a closed wallet.
+pub fn closed_error(wallet: &str) -> LedgerError {
+    LedgerError::wrong_state(format!("wallet \"{wallet}\" is closed"))
+        .hint("a closed wallet accepts no spend, grant, transfer or setting; its history stays")
+}
+
+/// Refuse a write to a closed wallet (the caller holds its row). A no-op before 0.6.0.
+pub fn refuse_closed(c: &mut SpiClient<'_>, wallet_id: i64, wallet: &str) -> Result<()> {
+    if !catalog_has_operations() {
+        return Ok(());
+    }
+    let closed = spi::first(exec(c, sql::WALLET_CLOSED, &[wallet_id.into()])?)
+        .map(|r| r.req::<bool>(1))
+        .transpose()?
+        .unwrap_or(false);
+    if closed {
+        return Err(closed_error(wallet));
+    }
+    Ok(())
+}
+
+/// The row every operation returns (one per asset it moved).
+type OpRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<AnyNumeric>,
+    AnyNumeric,
+    AnyNumeric,
+    Option<AnyNumeric>,
+    TimestampWithTimeZone,
+);
+
+fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<OpRow>> {
+    let mut out = Vec::new();
+    for r in exec(c, sql::OP_ROWS, &[id.into()])? {
+        out.push((
+            r.req(1)?,
+            r.req(2)?,
+            r.req(3)?,
+            r.col(4)?,
+            r.col(5)?,
+            r.col(6)?,
+            r.col(7)?,
+            r.col::<AnyNumeric>(8)?
+                .unwrap_or_else(|| num(Decimal::ZERO)),
+            r.req(9)?,
+            r.col(10)?,
+            r.req(11)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// A repeat of an operation with the same key: its first result (same arguments), 23505
+/// (other arguments) or None (a new key).
+fn replay(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    key: Option<&str>,
+    hash: i64,
+) -> Result<Option<i64>> {
+    let Some(k) = key else { return Ok(None) };
+    match spi::first(exec(c, sql::OP_BY_KEY, &[wallet_id.into(), k.into()])?) {
+        Some(r) if r.col::<i64>(2)? == Some(hash) => Ok(Some(r.req(1)?)),
+        Some(_) => Err(LedgerError::key_reused(k)),
+        None => Ok(None),
+    }
+}
+
+/// A new operation row.
+struct NewOp<'a> {
+    kind: &'a str,
+    wallet_id: i64,
+    to_wallet_id: Option<i64>,
+    grant_id: Option<i64>,
+    asset: Option<&'a str>,
+    amount: Option<Decimal>,
+    disposition: Option<&'a str>,
+    reason: Option<&'a str>,
+    key: Option<&'a str>,
+    hash: i64,
+    metadata: Option<&'a serde_json::Value>,
+}
+
+fn insert_op(c: &mut SpiClient<'_>, o: &NewOp<'_>) -> Result<i64> {
+    let meta = o.metadata.map(|m| m.to_string());
+    let args = [
+        o.kind.into(),
+        o.wallet_id.into(),
+        o.to_wallet_id.into(),
+        o.grant_id.into(),
+        o.asset.into(),
+        opt_num(o.amount).into(),
+        num(Decimal::ZERO).into(),
+        num(Decimal::ZERO).into(),
+        false.into(),
+        o.disposition.into(),
+        o.reason.into(),
+        o.key.into(),
+        Some(o.hash).into(),
+        meta.into(),
+    ];
+    spi::first(exec(c, sql::OP_INSERT, &args)?)
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "operation insert returned nothing"))?
+        .req(1)
+}
+
+fn op_done(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    done: Decimal,
+    pending: Decimal,
+    open: bool,
+) -> Result<()> {
+    exec(
+        c,
+        sql::OP_DONE,
+        &[
+            id.into(),
+            num(done).into(),
+            num(pending).into(),
+            open.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A wallet as read before locking it: id, pool, whether it is a run's, whether closed.
+struct Peek {
+    id: i64,
+    parent: Option<i64>,
+    run: bool,
+}
+
+fn peek(c: &mut SpiClient<'_>, wallet: &str) -> Result<Peek> {
+    let r = spi::first(exec(c, sql::WALLET_PEEK, &[wallet.into()])?)
+        .ok_or_else(|| wallets::wallet_missing(wallet))?;
+    let p = Peek {
+        id: r.req(1)?,
+        parent: r.col(2)?,
+        run: r.req(3)?,
+    };
+    if p.run {
+        return Err(
+            LedgerError::invalid(format!("wallet \"{wallet}\" is an agent run's wallet")).hint(
+                "close the run with credit_run_close: its credits go back to where they came from",
+            ),
+        );
+    }
+    Ok(p)
+}
+
+/// Lock two wallets whole without a cycle: a member before its pool (the order of every
+/// spend), otherwise the lower id first.
+fn lock_pair(c: &mut SpiClient<'_>, a: (&str, &Peek), b: (&str, &Peek)) -> Result<()> {
+    let a_first = if a.1.parent == Some(b.1.id) {
+        true
+    } else if b.1.parent == Some(a.1.id) {
+        false
+    } else {
+        a.1.id < b.1.id
+    };
+    let (x, y) = if a_first { (a.0, b.0) } else { (b.0, a.0) };
+    authorize::lock_whole(c, x)?;
+    authorize::lock_whole(c, y)?;
+    Ok(())
+}
+
+/// A wallet's spendable rows of an asset in consumption order: (lot, home grant).
+fn spendable(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<(Vec<Lot>, Vec<i64>)> {
+    let mut lots = Vec::new();
+    let mut homes = Vec::new();
+    for r in exec(c, sql::SPENDABLE_ROWS, &[wallet_id.into(), asset.into()])? {
+        lots.push(Lot {
+            grant_id: r.req(1)?,
+            wallet_id,
+            available: r.dec(2)?,
+            priority: 0,
+            expires_at: None,
+        });
+        homes.push(r.req(3)?);
+    }
+    Ok((lots, homes))
+}
+
+/// Move `rows` (row, home grant, credits) of wallet `from` to wallet `to`: each home grant's
+/// part becomes one new grant of `to` with its category, priority, expiry and unit price
+/// (`keep_effective`: and its effective_at, if later than now). Returns what moved.
+fn move_rows(
+    c: &mut SpiClient<'_>,
+    from: i64,
+    to: i64,
+    asset: &str,
+    rows: &[(i64, i64, Decimal)],
+    keep_effective: bool,
+    note: Option<&str>,
+) -> Result<Decimal> {
+    let moves: Vec<Movement> = rows
+        .iter()
+        .filter(|r| r.2 > Decimal::ZERO)
+        .map(|r| Movement::grant(r.0, from, "transfer", -r.2, Decimal::ZERO))
+        .collect();
+    ledger::apply(c, &moves, asset, None, Some(from), note)?;
+    let mut homes: Vec<(i64, Decimal)> = Vec::new();
+    for (_, home, x) in rows.iter().filter(|r| r.2 > Decimal::ZERO) {
+        match homes.iter_mut().find(|h| h.0 == *home) {
+            Some(h) => h.1 += *x,
+            None => homes.push((*home, *x)),
+        }
+    }
+    let mut total = Decimal::ZERO;
+    for (home, x) in homes {
+        let p = spi::first(exec(c, sql::GRANT_PROVENANCE, &[home.into()])?)
+            .ok_or_else(|| LedgerError::new(Kind::Internal, format!("grant {home} vanished")))?;
+        let category: String = p.req(1)?;
+        let effective: TimestampWithTimeZone = p.req(6)?;
+        let effective_at = (keep_effective && effective.into_inner() > spi::transaction_start())
+            .then_some(effective);
+        grants::insert_as(
+            c,
+            NewGrant {
+                wallet_id: to,
+                asset,
+                category: &category,
+                priority: p.req(2)?,
+                amount: x,
+                effective_at,
+                expires_at: p.col(3)?,
+                unit_price: p.dec(4)?,
+                key: None,
+                hash: None,
+                metadata: p.col::<JsonbText>(5)?,
+                source: "transfer",
+            },
+            "transfer",
+            Some(home),
+        )?;
+        total += x;
+    }
+    Ok(total)
+}
+
+/// Void what returns to grants with an open void: the rows `rows` just got credits back (a
+/// release, refund or run close). The caller holds their wallets.
+pub fn void_returned(c: &mut SpiClient<'_>, wallets: &[i64], rows: &[i64]) -> Result<()> {
+    let mut voids = Vec::new();
+    for r in exec(
+        c,
+        sql::OPEN_VOIDS,
+        &[wallets.to_vec().into(), rows.to_vec().into()],
+    )? {
+        voids.push((
+            r.req::<i64>(1)?,
+            r.req::<i64>(2)?,
+            r.dec(3)?,
+            r.req::<bool>(4)?,
+            r.req::<String>(5)?,
+            r.req::<i64>(6)?,
+        ));
+    }
+    for (op, grant, pending, whole, asset, wallet_id) in voids {
+        let _naming = Naming::new(op);
+        let (moves, voided, held) = void_moves(c, grant, wallet_id, (!whole).then_some(pending))?;
+        ledger::apply(c, &moves, &asset, None, Some(wallet_id), Some("void"))?;
+        let pending = if whole { held } else { pending - voided };
+        exec(
+            c,
+            sql::OP_DONE_ADD,
+            &[
+                op.into(),
+                num(voided).into(),
+                num(pending).into(),
+                (whole || pending > Decimal::ZERO).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The `adjustment` moves voiding up to `want` (None: all) of grant `grant`'s free credits:
+/// (moves, voided, credits still held).
+fn void_moves(
+    c: &mut SpiClient<'_>,
+    grant: i64,
+    wallet_id: i64,
+    want: Option<Decimal>,
+) -> Result<(Vec<Movement>, Decimal, Decimal)> {
+    let mut left = want;
+    let mut moves = Vec::new();
+    let mut voided = Decimal::ZERO;
+    let mut held = Decimal::ZERO;
+    for r in exec(c, sql::GRANT_ROWS, &[grant.into()])? {
+        let (row, free, h): (i64, Decimal, Decimal) = (r.req(1)?, r.dec(2)?, r.dec(3)?);
+        held += h;
+        let x = match left {
+            Some(l) => free.min(l),
+            None => free,
+        };
+        if x > Decimal::ZERO {
+            moves.push(Movement::grant(
+                row,
+                wallet_id,
+                "adjustment",
+                -x,
+                Decimal::ZERO,
+            ));
+            voided += x;
+            left = left.map(|l| l - x);
+        }
+    }
+    Ok((moves, voided, held))
+}
+
+fn reason_of<'a>(reason: Option<&'a str>) -> Result<Option<&'a str>> {
+    input::text(reason, "reason")
+}
+
+/// Take back the unspent part of a grant: all of it by default (and whatever comes back to
+/// it later), or `amount`. Credits that open holds reserve are voided when those holds end.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_grant_void(
+    grant_id: Option<i64>,
+    amount: default!(Option<AnyNumeric>, "NULL"),
+    reason: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(operation_id, i64),
+        name!(kind, String),
+        name!(wallet, String),
+        name!(to_wallet, Option<String>),
+        name!(grant_id, Option<i64>),
+        name!(asset, Option<String>),
+        name!(amount, Option<AnyNumeric>),
+        name!(done, AnyNumeric),
+        name!(pending, AnyNumeric),
+        name!(balance, Option<AnyNumeric>),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows = or_raise((|| {
+        let grant = grant_id.ok_or_else(|| LedgerError::invalid("grant_id must not be null"))?;
+        let amount = amount
+            .map(|a| amount::positive(amount::parse(&a.to_string(), "amount")?, "amount"))
+            .transpose()?;
+        let reason = reason_of(reason)?;
+        let key = input::key(idempotency_key)?;
+        let hash = input::fingerprint(&[
+            "void",
+            &grant.to_string(),
+            &amount
+                .map(|a| a.normalize().to_string())
+                .unwrap_or_default(),
+            reason.unwrap_or("\u{1}"),
+        ]);
+        spi::with(|c| {
+            let g = spi::first(exec(c, sql::VOID_GRANT, &[grant.into()])?)
+                .ok_or_else(|| LedgerError::not_found(format!("grant {grant} does not exist")))?;
+            let (wallet_id, asset, home, source, expired, wallet, run): (
+                i64,
+                String,
+                Option<i64>,
+                Option<i64>,
+                bool,
+                String,
+                bool,
+            ) = (
+                g.req(1)?,
+                g.req(2)?,
+                g.col(3)?,
+                g.col(4)?,
+                g.req(5)?,
+                g.req(6)?,
+                g.req(7)?,
+            );
+            if let Some(h) = home {
+                return Err(LedgerError::invalid(format!(
+                    "grant {grant} is a lane slice of grant {h}"
+                ))
+                .hint(format!("void grant {h}")));
+            }
+            if source.is_some() || run {
+                return Err(LedgerError::invalid(format!(
+                    "grant {grant} is a slice of an agent run's budget"
+                ))
+                .hint("void the grant the run's budget came from"));
+            }
+            authorize::lock_whole(c, &wallet)?;
+            if let Some(id) = replay(c, wallet_id, key, hash)? {
+                return op_rows(c, id);
+            }
+            refuse_closed(c, wallet_id, &wallet)?;
+            if expired {
+                return Err(
+                    LedgerError::wrong_state(format!("grant {grant} has expired"))
+                        .detail("its unspent credits are breakage (credit_expire), not a void"),
+                );
+            }
+            if let Some(a) = amount {
+                let scale = wallets::asset_scale(c, &asset)?;
+                amount::fits_scale(a, scale, "amount", &asset)?;
+            }
+            let (moves, voided, held) = void_moves(c, grant, wallet_id, amount)?;
+            if let Some(a) = amount {
+                if a > voided + held {
+                    return Err(LedgerError::invalid(format!(
+                        "amount {a} is more than the {} unspent credits of grant {grant}",
+                        voided + held
+                    ))
+                    .detail(format!("{voided} free, {held} held by open holds")));
+                }
+            }
+            let id = insert_op(
+                c,
+                &NewOp {
+                    kind: "void",
+                    wallet_id,
+                    to_wallet_id: None,
+                    grant_id: Some(grant),
+                    asset: Some(&asset),
+                    amount,
+                    disposition: None,
+                    reason,
+                    key,
+                    hash,
+                    metadata: None,
+                },
+            )?;
+            let naming = Naming::new(id);
+            ledger::apply(
+                c,
+                &moves,
+                &asset,
+                None,
+                Some(wallet_id),
+                reason.or(Some("void")),
+            )?;
+            drop(naming);
+            let pending = match amount {
+                Some(a) => a - voided,
+                None => held,
+            };
+            op_done(
+                c,
+                id,
+                voided,
+                pending,
+                amount.is_none() || pending > Decimal::ZERO,
+            )?;
+            op_rows(c, id)
+        })
+    })());
+    TableIterator::new(rows)
+}
+
+/// A signed manual correction: positive, a grant of category `adjustment`; negative, credits
+/// taken in consumption order, below zero only as far as the overdraft limit allows.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_adjust(
+    wallet: Option<&str>,
+    amount: Option<AnyNumeric>,
+    asset: default!(Option<&str>, "'credits'"),
+    reason: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(operation_id, i64),
+        name!(kind, String),
+        name!(wallet, String),
+        name!(to_wallet, Option<String>),
+        name!(grant_id, Option<i64>),
+        name!(asset, Option<String>),
+        name!(amount, Option<AnyNumeric>),
+        name!(done, AnyNumeric),
+        name!(pending, AnyNumeric),
+        name!(balance, Option<AnyNumeric>),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows = or_raise((|| {
+        let wallet = input::name(wallet, "wallet")?;
+        let asset = input::name(asset, "asset")?;
+        let text = amount
+            .as_ref()
+            .map(|a| a.to_string())
+            .ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
+        let amount = amount::parse(&text, "amount")?;
+        if amount.is_zero() {
+            return Err(LedgerError::invalid("amount must not be zero")
+                .hint("a positive amount adds credits, a negative one takes them"));
+        }
+        let reason = reason_of(reason)?.ok_or_else(|| {
+            LedgerError::invalid("reason must not be null")
+                .hint("an adjustment says why it was made")
+        })?;
+        let key = input::key(idempotency_key)?;
+        let meta = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
+        let hash = input::fingerprint(&[
+            "adjust",
+            &amount.normalize().to_string(),
+            asset,
+            reason,
+            &input::json_fingerprint(&meta),
+        ]);
+        spi::with(|c| {
+            let p = peek(c, wallet)?;
+            let w = authorize::lock_whole(c, wallet)?;
+            if let Some(id) = replay(c, p.id, key, hash)? {
+                return op_rows(c, id);
+            }
+            refuse_closed(c, p.id, wallet)?;
+            let scale = wallets::asset_scale(c, asset)?;
+            let amount = amount::fits_scale(amount, scale, "amount", asset)?;
+            let id = insert_op(
+                c,
+                &NewOp {
+                    kind: "adjust",
+                    wallet_id: p.id,
+                    to_wallet_id: None,
+                    grant_id: None,
+                    asset: Some(asset),
+                    amount: Some(amount),
+                    disposition: None,
+                    reason: Some(reason),
+                    key,
+                    hash,
+                    metadata: meta.as_ref(),
+                },
+            )?;
+            let _naming = Naming::new(id);
+            if amount > Decimal::ZERO {
+                grants::insert(
+                    c,
+                    NewGrant {
+                        wallet_id: p.id,
+                        asset,
+                        category: "adjustment",
+                        priority: grants::default_priority("adjustment"),
+                        amount,
+                        effective_at: None,
+                        expires_at: None,
+                        unit_price: Decimal::ZERO,
+                        key: None,
+                        hash: None,
+                        metadata: metadata.clone(),
+                        source: "adjustment",
+                    },
+                )?;
+            } else {
+                let need = -amount;
+                let (lots, _) = spendable(c, p.id, asset)?;
+                let (takes, short) = allocation::allocate(&lots, need);
+                let mut state = ledger::WalletState::load(c, p.id, asset)?;
+                let room = w.overdraft_limit - state.debt;
+                if short > room.max(Decimal::ZERO) {
+                    return Err(LedgerError::new(
+                        Kind::Declined,
+                        format!(
+                            "wallet \"{wallet}\" has {} spendable {asset}, less than the {need} to take",
+                            need - short
+                        ),
+                    )
+                    .detail(format!(
+                        "its overdraft room is {}",
+                        room.max(Decimal::ZERO)
+                    ))
+                    .hint("take less, or raise the wallet's overdraft_limit"));
+                }
+                let mut moves: Vec<Movement> = takes
+                    .iter()
+                    .map(|t| {
+                        Movement::grant(t.grant_id, p.id, "adjustment", -t.amount, Decimal::ZERO)
+                    })
+                    .collect();
+                if short > Decimal::ZERO {
+                    moves.push(Movement::debt(p.id, "adjustment", -short));
+                    state.debt += short;
+                }
+                ledger::apply(c, &moves, asset, None, Some(p.id), Some(reason))?;
+                state.save(c)?;
+            }
+            op_done(c, id, amount, Decimal::ZERO, false)?;
+            op_rows(c, id)
+        })
+    })());
+    TableIterator::new(rows)
+}
+
+/// Move credits from one wallet to another, exactly, keeping their provenance (category,
+/// priority, expiry, unit price).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_transfer(
+    from_wallet: Option<&str>,
+    to_wallet: Option<&str>,
+    amount: Option<AnyNumeric>,
+    asset: default!(Option<&str>, "'credits'"),
+    reason: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(operation_id, i64),
+        name!(kind, String),
+        name!(wallet, String),
+        name!(to_wallet, Option<String>),
+        name!(grant_id, Option<i64>),
+        name!(asset, Option<String>),
+        name!(amount, Option<AnyNumeric>),
+        name!(done, AnyNumeric),
+        name!(pending, AnyNumeric),
+        name!(balance, Option<AnyNumeric>),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows = or_raise((|| {
+        let from = input::name(from_wallet, "from_wallet")?;
+        let to = input::name(to_wallet, "to_wallet")?;
+        let asset = input::name(asset, "asset")?;
+        let text = amount
+            .as_ref()
+            .map(|a| a.to_string())
+            .ok_or_else(|| LedgerError::invalid("amount must not be null"))?;
+        let amount = amount::positive(amount::parse(&text, "amount")?, "amount")?;
+        let reason = reason_of(reason)?;
+        let key = input::key(idempotency_key)?;
+        let meta = input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
+        if from == to {
+            return Err(LedgerError::invalid(format!(
+                "from_wallet and to_wallet are both \"{from}\""
+            )));
+        }
+        let hash = input::fingerprint(&[
+            "transfer",
+            to,
+            &amount.normalize().to_string(),
+            asset,
+            reason.unwrap_or("\u{1}"),
+            &input::json_fingerprint(&meta),
+        ]);
+        spi::with(|c| {
+            let pf = peek(c, from)?;
+            let pt = peek(c, to)?;
+            lock_pair(c, (from, &pf), (to, &pt))?;
+            if let Some(id) = replay(c, pf.id, key, hash)? {
+                return op_rows(c, id);
+            }
+            refuse_closed(c, pf.id, from)?;
+            refuse_closed(c, pt.id, to)?;
+            let scale = wallets::asset_scale(c, asset)?;
+            let amount = amount::fits_scale(amount, scale, "amount", asset)?;
+            let (lots, homes) = spendable(c, pf.id, asset)?;
+            let (takes, short) = allocation::allocate(&lots, amount);
+            if short > Decimal::ZERO {
+                return Err(LedgerError::new(
+                    Kind::Declined,
+                    format!(
+                        "wallet \"{from}\" has {} spendable {asset}, less than the {amount} to transfer",
+                        amount - short
+                    ),
+                )
+                .hint("held, expired and not yet effective credits do not move"));
+            }
+            let id = insert_op(
+                c,
+                &NewOp {
+                    kind: "transfer",
+                    wallet_id: pf.id,
+                    to_wallet_id: Some(pt.id),
+                    grant_id: None,
+                    asset: Some(asset),
+                    amount: Some(amount),
+                    disposition: None,
+                    reason,
+                    key,
+                    hash,
+                    metadata: meta.as_ref(),
+                },
+            )?;
+            let _naming = Naming::new(id);
+            let rows: Vec<(i64, i64, Decimal)> = takes
+                .iter()
+                .map(|t| {
+                    let i = lots
+                        .iter()
+                        .position(|l| l.grant_id == t.grant_id)
+                        .unwrap_or(0);
+                    (
+                        t.grant_id,
+                        homes.get(i).copied().unwrap_or(t.grant_id),
+                        t.amount,
+                    )
+                })
+                .collect();
+            let moved = move_rows(
+                c,
+                pf.id,
+                pt.id,
+                asset,
+                &rows,
+                false,
+                reason.or(Some("transfer")),
+            )?;
+            op_done(c, id, moved, Decimal::ZERO, false)?;
+            op_rows(c, id)
+        })
+    })());
+    TableIterator::new(rows)
+}
+
+/// Close a wallet: release its open holds, close its open runs, then expire (breakage) or
+/// transfer every credit left; it accepts nothing more and keeps its history.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_wallet_close(
+    wallet: Option<&str>,
+    disposition: default!(Option<&str>, "'expire'"),
+    to_wallet: default!(Option<&str>, "NULL"),
+    reason: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(operation_id, i64),
+        name!(kind, String),
+        name!(wallet, String),
+        name!(to_wallet, Option<String>),
+        name!(grant_id, Option<i64>),
+        name!(asset, Option<String>),
+        name!(amount, Option<AnyNumeric>),
+        name!(done, AnyNumeric),
+        name!(pending, AnyNumeric),
+        name!(balance, Option<AnyNumeric>),
+        name!(created_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows = or_raise((|| {
+        let wallet = input::name(wallet, "wallet")?;
+        let disposition = input::name(disposition, "disposition")?;
+        let to = input::opt_name(to_wallet, "to_wallet")?;
+        let reason = reason_of(reason)?;
+        let key = input::key(idempotency_key)?;
+        match (disposition, to) {
+            ("expire", None) | ("transfer", Some(_)) => {}
+            ("expire", Some(_)) => {
+                return Err(LedgerError::invalid(
+                    "to_wallet is only for disposition 'transfer'",
+                ))
+            }
+            ("transfer", None) => {
+                return Err(LedgerError::invalid(
+                    "disposition 'transfer' needs a to_wallet",
+                ))
+            }
+            (d, _) => {
+                return Err(
+                    LedgerError::invalid(format!("disposition \"{d}\" is not known"))
+                        .hint("use 'expire' (the credits left are breakage) or 'transfer'"),
+                )
+            }
+        }
+        if to == Some(wallet) {
+            return Err(LedgerError::invalid(format!(
+                "wallet and to_wallet are both \"{wallet}\""
+            )));
+        }
+        let hash = input::fingerprint(&[
+            "close",
+            disposition,
+            to.unwrap_or("\u{1}"),
+            reason.unwrap_or("\u{1}"),
+        ]);
+        spi::with(|c| {
+            let pw = peek(c, wallet)?;
+            let pt = to.map(|t| peek(c, t).map(|p| (t, p))).transpose()?;
+            match &pt {
+                Some((t, p)) => lock_pair(c, (wallet, &pw), (t, p))?,
+                None => {
+                    authorize::lock_whole(c, wallet)?;
+                }
+            }
+            if let Some(id) = replay(c, pw.id, key, hash)? {
+                return op_rows(c, id);
+            }
+            refuse_closed(c, pw.id, wallet)?;
+            if let Some((t, p)) = &pt {
+                refuse_closed(c, p.id, t)?;
+            }
+            let members: Vec<String> = exec(c, sql::OPEN_MEMBERS, &[pw.id.into()])?
+                .into_iter()
+                .map(|r| r.req::<String>(1))
+                .collect::<Result<_>>()?;
+            if !members.is_empty() {
+                return Err(LedgerError::wrong_state(format!(
+                    "wallet \"{wallet}\" has members that are not closed"
+                ))
+                .detail(format!("members: {}", members.join(", ")))
+                .hint("close the members first (their credits may go to this pool)"));
+            }
+            // what is still in flight ends first: runs give their budgets back, holds release
+            let runs: Vec<i64> = exec(c, sql::OPEN_RUNS_OF, &[pw.id.into()])?
+                .into_iter()
+                .map(|r| r.req::<i64>(1))
+                .collect::<Result<_>>()?;
+            for run in runs {
+                crate::runs::close(c, run, "closed")?;
+            }
+            let holds: Vec<i64> = exec(c, sql::OPEN_HOLDS_OF, &[pw.id.into()])?
+                .into_iter()
+                .map(|r| r.req::<i64>(1))
+                .collect::<Result<_>>()?;
+            for h in holds {
+                crate::holds::release_closing(c, h, "wallet_closed", "wallet closed")?;
+            }
+            let id = insert_op(
+                c,
+                &NewOp {
+                    kind: "close",
+                    wallet_id: pw.id,
+                    to_wallet_id: pt.as_ref().map(|p| p.1.id),
+                    grant_id: None,
+                    asset: None,
+                    amount: None,
+                    disposition: Some(disposition),
+                    reason,
+                    key,
+                    hash,
+                    metadata: None,
+                },
+            )?;
+            let naming = Naming::new(id);
+            let mut by_asset: Vec<(String, Vec<(i64, i64, Decimal, bool)>)> = Vec::new();
+            for r in exec(c, sql::CLOSE_ROWS, &[pw.id.into()])? {
+                let asset: String = r.req(3)?;
+                let free = r.dec(4)? - r.dec(5)?;
+                let row = (r.req::<i64>(1)?, r.req::<i64>(2)?, free, r.req::<bool>(6)?);
+                match by_asset.iter_mut().find(|a| a.0 == asset) {
+                    Some(a) => a.1.push(row),
+                    None => by_asset.push((asset, vec![row])),
+                }
+            }
+            let note = reason.or(Some("wallet closed"));
+            for (asset, rows) in &by_asset {
+                let (expire, keep): (Vec<&(i64, i64, Decimal, bool)>, Vec<_>) = rows
+                    .iter()
+                    .filter(|r| r.2 > Decimal::ZERO)
+                    .partition(|r| r.3 || pt.is_none());
+                let moves: Vec<Movement> = expire
+                    .iter()
+                    .map(|r| Movement::grant(r.0, pw.id, "expiry", -r.2, Decimal::ZERO))
+                    .collect();
+                ledger::apply(c, &moves, asset, None, Some(pw.id), note)?;
+                if let Some((_, p)) = &pt {
+                    let rows: Vec<(i64, i64, Decimal)> =
+                        keep.iter().map(|r| (r.0, r.1, r.2)).collect();
+                    move_rows(c, pw.id, p.id, asset, &rows, true, note)?;
+                }
+            }
+            drop(naming);
+            exec(c, sql::WALLET_CLOSE, &[pw.id.into()])?;
+            exec(c, sql::ALLOWANCES_DROP, &[pw.id.into()])?;
+            let payload = serde_json::json!({
+                "event": "wallet_closed",
+                "wallet": wallet,
+                "disposition": disposition,
+                "to_wallet": to,
+                "operation_id": id,
+            });
+            crate::events::emit(c, "wallet_closed", pw.id, None, &payload)?;
+            op_rows(c, id)
+        })
+    })());
+    TableIterator::new(rows)
+}
