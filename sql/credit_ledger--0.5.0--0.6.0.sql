@@ -725,6 +725,117 @@ SELECT a.action, a.variant, a.asset,
  WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
  GROUP BY a.action, a.variant, a.asset;
 
+-- the usage trigger keeps a row it cannot bill with on_decline=mark
+CREATE OR REPLACE FUNCTION @extschema@.credit_usage_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    arg text;
+    k text;
+    v text;
+    cfg jsonb := '{}'::jsonb;
+    rec jsonb;
+    w text; act text; qty numeric; var text; idem text;
+    a @extschema@.credit_authorization;
+BEGIN
+    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'BEFORE' THEN
+        RAISE EXCEPTION 'credit_usage_trigger must be a BEFORE INSERT FOR EACH ROW trigger'
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH arg IN ARRAY coalesce(TG_ARGV, '{}'::text[]) LOOP
+        k := btrim(split_part(arg, '=', 1));
+        v := btrim(substr(arg, length(split_part(arg, '=', 1)) + 2));
+        IF position('=' IN arg) = 0 OR v = '' THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is not name=column', arg
+                USING ERRCODE = '22023', HINT = 'for example ''wallet=customer_id''';
+        END IF;
+        IF k NOT IN ('wallet', 'action', 'action_value', 'quantity', 'variant', 'variant_value',
+                     'idempotency_key', 'authorization_id', 'on_decline', 'decline_reason') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
+                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id, on_decline, decline_reason';
+        END IF;
+        IF k = 'on_decline' AND v NOT IN ('error', 'mark') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument on_decline must be error or mark, not "%"', v
+                USING ERRCODE = '22023';
+        END IF;
+        IF cfg ? k THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument "%" is given twice', k USING ERRCODE = '22023';
+        END IF;
+        cfg := cfg || jsonb_build_object(k, v);
+    END LOOP;
+    IF cfg ? 'action' AND cfg ? 'action_value' OR cfg ? 'variant' AND cfg ? 'variant_value' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" takes a column or a literal, not both', TG_TABLE_NAME
+            USING ERRCODE = '22023', HINT = 'give either action=<column> or action_value=<literal> (and the same for variant)';
+    END IF;
+    IF NOT cfg ? 'wallet' THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs a wallet=<column> argument', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(cfg ->> 'on_decline' = 'mark', false) <> (cfg ? 'decline_reason') THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%": on_decline=mark and decline_reason=<column> go together', TG_TABLE_NAME
+            USING ERRCODE = '22023', HINT = 'for example ''on_decline=mark'', ''decline_reason=billing_error''';
+    END IF;
+    IF NOT (cfg ? 'action' OR cfg ? 'action_value') THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%" needs action=<column> or action_value=<literal>', TG_TABLE_NAME
+            USING ERRCODE = '22023';
+    END IF;
+    rec := to_jsonb(NEW);
+    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value', 'on_decline') LOOP
+        IF NOT rec ? (cfg ->> k) THEN
+            RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument % does not exist in "%"',
+                cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
+        END IF;
+    END LOOP;
+    -- the authorization id is written into a bigint column (any other type either fails on
+    -- some id or, for a column that is never NULL, would make every row look already billed)
+    IF cfg ? 'authorization_id' AND (SELECT t.atttypid FROM pg_attribute t
+                                      WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id'
+                                        AND t.attnum > 0 AND NOT t.attisdropped) <> 'int8'::regtype THEN
+        RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument authorization_id must be bigint, not %',
+            cfg ->> 'authorization_id',
+            (SELECT format_type(t.atttypid, t.atttypmod) FROM pg_attribute t
+              WHERE t.attrelid = TG_RELID AND t.attname = cfg ->> 'authorization_id' AND t.attnum > 0 AND NOT t.attisdropped)
+            USING ERRCODE = '22023';
+    END IF;
+    IF cfg ? 'authorization_id' AND rec ->> (cfg ->> 'authorization_id') IS NOT NULL THEN
+        -- already billed (a pg_dump restore, or the app authorized itself): never bill again.
+        -- Not validated against credit_ledger.authorizations: a restore may load this table first.
+        RETURN NEW;
+    END IF;
+    w := rec ->> (cfg ->> 'wallet');
+    act := coalesce(cfg ->> 'action_value', rec ->> (cfg ->> 'action'));
+    var := coalesce(cfg ->> 'variant_value', rec ->> (cfg ->> 'variant'));
+    idem := rec ->> (cfg ->> 'idempotency_key');
+    BEGIN
+        qty := CASE WHEN cfg ? 'quantity' THEN (rec ->> (cfg ->> 'quantity'))::numeric ELSE 1 END;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'column "%" does not hold a number', cfg ->> 'quantity' USING ERRCODE = '22023';
+    END;
+    a := @extschema@.credit_authorize(wallet => w, action => act, quantity => qty, variant => var,
+                                       idempotency_key => idem,
+                                       metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME));
+    IF NOT a.approved AND cfg ->> 'on_decline' = 'mark' THEN
+        -- keep the row, unbilled, with the reason (and the declined authorization's id)
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'decline_reason', a.reason)
+                                          || CASE WHEN cfg ? 'authorization_id'
+                                                  THEN jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id)
+                                                  ELSE '{}'::jsonb END);
+        RETURN NEW;
+    END IF;
+    IF NOT a.approved THEN
+        RAISE EXCEPTION 'wallet "%" cannot pay for "%": %', w, act, a.reason
+            USING ERRCODE = '53400',
+                  DETAIL = format('authorization %s declined; balance %s', a.authorization_id, a.balance),
+                  HINT = 'grant credits to the wallet or raise its limits';
+    END IF;
+    IF cfg ? 'authorization_id' THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id));
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION @extschema@.credit_usage_trigger() IS
+    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id, on_decline, decline_reason)';
+
 -- the bundles name the new functions and views
 CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
 SELECT b.bundle, 'EXECUTE', 'function', f.name

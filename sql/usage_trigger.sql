@@ -13,6 +13,13 @@
 -- a literal for the same thing, an authorization_id column that is not bigint) raise 22023,
 -- an unknown column 42703, at the first insert.
 --
+-- Declines (since 0.6.0): on_decline=error (the default) fails the statement as above;
+-- on_decline=mark keeps the row and records the decline in it: decline_reason=<column> (a text
+-- column, required with mark) gets the reason (insufficient_credits, spend_cap_reached, ...) and
+-- the authorization_id column, if mapped, the declined authorization's id. A pipeline that
+-- must not lose rows (a batch load, COPY) then finds the unbilled ones with
+-- WHERE <decline_reason column> IS NOT NULL. A billed row gets NULL in that column.
+--
 -- Restore safety: a row that already carries an authorization id (mapped authorization_id
 -- column not NULL, as in a pg_dump restore) is not billed again; with an idempotency_key
 -- column a re-inserted row returns the first authorization.
@@ -51,9 +58,13 @@ BEGIN
                 USING ERRCODE = '22023', HINT = 'for example ''wallet=customer_id''';
         END IF;
         IF k NOT IN ('wallet', 'action', 'action_value', 'quantity', 'variant', 'variant_value',
-                     'idempotency_key', 'authorization_id') THEN
+                     'idempotency_key', 'authorization_id', 'on_decline', 'decline_reason') THEN
             RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
-                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id';
+                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id, on_decline, decline_reason';
+        END IF;
+        IF k = 'on_decline' AND v NOT IN ('error', 'mark') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument on_decline must be error or mark, not "%"', v
+                USING ERRCODE = '22023';
         END IF;
         IF cfg ? k THEN
             RAISE EXCEPTION 'credit_usage_trigger argument "%" is given twice', k USING ERRCODE = '22023';
@@ -68,12 +79,16 @@ BEGIN
         RAISE EXCEPTION 'credit_usage_trigger on "%" needs a wallet=<column> argument', TG_TABLE_NAME
             USING ERRCODE = '22023';
     END IF;
+    IF coalesce(cfg ->> 'on_decline' = 'mark', false) <> (cfg ? 'decline_reason') THEN
+        RAISE EXCEPTION 'credit_usage_trigger on "%": on_decline=mark and decline_reason=<column> go together', TG_TABLE_NAME
+            USING ERRCODE = '22023', HINT = 'for example ''on_decline=mark'', ''decline_reason=billing_error''';
+    END IF;
     IF NOT (cfg ? 'action' OR cfg ? 'action_value') THEN
         RAISE EXCEPTION 'credit_usage_trigger on "%" needs action=<column> or action_value=<literal>', TG_TABLE_NAME
             USING ERRCODE = '22023';
     END IF;
     rec := to_jsonb(NEW);
-    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value') LOOP
+    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value', 'on_decline') LOOP
         IF NOT rec ? (cfg ->> k) THEN
             RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument % does not exist in "%"',
                 cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
@@ -107,6 +122,14 @@ BEGIN
     a := @extschema@.credit_authorize(wallet => w, action => act, quantity => qty, variant => var,
                                        idempotency_key => idem,
                                        metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME));
+    IF NOT a.approved AND cfg ->> 'on_decline' = 'mark' THEN
+        -- keep the row, unbilled, with the reason (and the declined authorization's id)
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'decline_reason', a.reason)
+                                          || CASE WHEN cfg ? 'authorization_id'
+                                                  THEN jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id)
+                                                  ELSE '{}'::jsonb END);
+        RETURN NEW;
+    END IF;
     IF NOT a.approved THEN
         RAISE EXCEPTION 'wallet "%" cannot pay for "%": %', w, act, a.reason
             USING ERRCODE = '53400',
@@ -120,6 +143,6 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION @extschema@.credit_usage_trigger() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.credit_usage_trigger() IS
-    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id)';
+    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id, on_decline, decline_reason)';
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -75,6 +75,10 @@ SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// The wallets of a transfer, unlocked: (id, parent, run_of, closed).
 pub const WALLET_PEEK: &str = "
 SELECT id, parent_id, run_of IS NOT NULL, closed_at IS NOT NULL FROM credit_ledger.wallets WHERE wallet = $1";
+/// The name of wallet `$1`, or of the wallet whose run it is, when that one is closed.
+pub const WALLET_OR_OWNER_CLOSED: &str = "
+SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)
+ WHERE x.id = $1 AND o.closed_at IS NOT NULL";
 pub const WALLET_CLOSED: &str =
     "SELECT closed_at IS NOT NULL FROM credit_ledger.wallets WHERE id = $1";
 /// The attributes a transferred lot keeps, of the grant (home row) `$1`.

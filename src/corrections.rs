@@ -110,6 +110,18 @@ pub fn refuse_closed(c: &mut SpiClient<'_>, wallet_id: i64, wallet: &str) -> Res
     Ok(())
 }
 
+/// Refuse a write that would give credits to wallet `wallet_id` when it, or the wallet whose
+/// agent run it is, is closed (a refund). A no-op before 0.6.0.
+pub fn refuse_closed_owner(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
+    if !catalog_has_operations() {
+        return Ok(());
+    }
+    if let Some(r) = spi::first(exec(c, sql::WALLET_OR_OWNER_CLOSED, &[wallet_id.into()])?) {
+        return Err(closed_error(&r.req::<String>(1)?));
+    }
+    Ok(())
+}
+
 /// The row every operation returns (one per asset it moved).
 type OpRow = (
     i64,
@@ -941,6 +953,7 @@ fn credit_wallet_close(
                 }
             }
             let note = reason.or(Some("wallet closed"));
+            let mut moved = Decimal::ZERO;
             for (asset, rows) in &by_asset {
                 let (expire, keep): (Vec<&(i64, i64, Decimal, bool)>, Vec<_>) = rows
                     .iter()
@@ -951,12 +964,16 @@ fn credit_wallet_close(
                     .map(|r| Movement::grant(r.0, pw.id, "expiry", -r.2, Decimal::ZERO))
                     .collect();
                 ledger::apply(c, &moves, asset, None, Some(pw.id), note)?;
+                moved += expire.iter().map(|r| r.2).sum::<Decimal>();
                 if let Some((_, p)) = &pt {
                     let rows: Vec<(i64, i64, Decimal)> =
                         keep.iter().map(|r| (r.0, r.1, r.2)).collect();
-                    move_rows(c, pw.id, p.id, asset, &rows, true, note)?;
+                    moved += move_rows(c, pw.id, p.id, asset, &rows, true, note)?;
                 }
             }
+            // done: what left the wallet, summed over its assets (credit_wallet_close returns
+            // it per asset)
+            op_done(c, id, moved, Decimal::ZERO, false)?;
             drop(naming);
             exec(c, sql::WALLET_CLOSE, &[pw.id.into()])?;
             exec(c, sql::ALLOWANCES_DROP, &[pw.id.into()])?;

@@ -87,6 +87,8 @@ fn credit_refund(
                     ));
                 }
             }
+            // credits never go back into a closed wallet (nor through a run of one)
+            crate::corrections::refuse_closed_owner(c, w.id)?;
             let refundable_state = matches!(
                 (a.kind.as_str(), a.status.as_str()),
                 ("debit", "approved") | ("hold", "captured")
