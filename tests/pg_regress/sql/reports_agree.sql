@@ -90,6 +90,23 @@ SELECT grants_expired, credits_expired FROM credit_expire(as_of => now() + inter
 SELECT amount, refunded_total FROM credit_refund(auth('a1'), 15);
 -- a hold that stays open (made after the simulated expiry run, which would have expired it)
 INSERT INTO calls VALUES ('h5', credit_hold('beta', 'embed', 10));
+-- corrections (0.6.0): part of a paid grant voided, paid credits taken back by a negative
+-- adjustment, a free goodwill adjustment, paid credits transferred (they keep their price) and
+-- spent in their new wallet, a pool's credits moved to a member, a wallet closed with its paid
+-- credits expiring (breakage), one closed into another wallet (transferred)
+SELECT kind, done FROM credit_grant_void((SELECT min(g.id) FROM credit_ledger.grants g JOIN credit_ledger.wallets w
+        ON w.id = g.wallet_id WHERE w.wallet = 'beta' AND g.unit_price > 0), 50, reason => 'chargeback');
+SELECT kind, done FROM credit_adjust('acme', -20, reason => 'double top-up');
+SELECT kind, done FROM credit_adjust('beta', 15, reason => 'goodwill');
+SELECT count(*) AS wallets FROM (SELECT credit_wallet_create(wallet => 'gamma')
+                                 UNION ALL SELECT credit_wallet_create(wallet => 'delta')) w;
+SELECT count(*) AS grants FROM (SELECT credit_grant(wallet => 'gamma', amount => 80, unit_price => 0.015)
+                                UNION ALL SELECT credit_grant(wallet => 'delta', amount => 60, unit_price => 0.02)) g;
+SELECT kind, done FROM credit_transfer('acme', 'gamma', 100, reason => 'merge');
+INSERT INTO calls VALUES ('g1', credit_authorize('gamma', 'image.generate', 3));   -- 120: 80 own, 40 moved
+SELECT kind, done FROM credit_transfer('team', 'team.bob', 25);
+SELECT asset, done FROM credit_wallet_close('delta', reason => 'account deleted');
+SELECT asset, done FROM credit_wallet_close('gamma', 'transfer', 'beta');
 
 -- ======================================================= the checks: ok, then the numbers
 -- 1. Usage. Definition: credits consumed by approved debits and captured holds, net of refunds
@@ -128,17 +145,24 @@ SELECT u.credits = m.credits AND u.vendor_cost = m.vendor_cost AND u.calls = c.c
 -- 2. Money, per asset: paid credits sold (amount x unit price of every grant with a price)
 -- = liability (deferred revenue) + revenue recognized (revenue_monthly: usage net of refunds,
 -- and overdraft debt settled later by paid grants) + breakage (revenue recognized from expiry).
+-- Voids and negative adjustments reverse liability (reversals): sold = liability + recognized
+-- + breakage + reversed. A grant a transfer created is not a sale (its credits were sold once,
+-- in the grant they came from, whose price they keep).
 WITH sold AS (SELECT asset, sum(amount) AS credits, sum(amount * unit_price) AS money
-                FROM credit_ledger.grants WHERE unit_price > 0 GROUP BY asset),
+                FROM credit_ledger.grants
+               WHERE unit_price > 0 AND transfer_of IS NULL AND home_id IS NULL AND source_id IS NULL
+               GROUP BY asset),
+     v AS (SELECT asset, sum(liability_reversed) AS money FROM credit_ledger.reversals GROUP BY asset),
      l AS (SELECT asset, sum(credits_outstanding) AS credits, sum(deferred_revenue) AS money
              FROM credit_ledger.liability GROUP BY asset),
      r AS (SELECT asset, sum(revenue_recognized) AS money FROM credit_ledger.revenue_monthly GROUP BY asset),
      b AS (SELECT asset, sum(credits_expired) AS credits, sum(revenue_recognized) AS money
              FROM credit_ledger.breakage GROUP BY asset)
 SELECT sold.asset,
-       sold.money = l.money + r.money + b.money AS ok,
-       sold.money AS sold, l.money AS liability, r.money AS recognized, b.money AS breakage
-  FROM sold JOIN l USING (asset) JOIN r USING (asset) JOIN b USING (asset) ORDER BY 1;
+       sold.money = l.money + r.money + b.money + coalesce(v.money, 0) AS ok,
+       sold.money AS sold, l.money AS liability, r.money AS recognized, b.money AS breakage,
+       coalesce(v.money, 0) AS reversed
+  FROM sold JOIN l USING (asset) JOIN r USING (asset) JOIN b USING (asset) LEFT JOIN v USING (asset) ORDER BY 1;
 -- revenue_monthly's usage revenue is margin_by_action's revenue; its settlement revenue is the
 -- journal's settlements at the settling grants' price (margin_by_action values the part of a
 -- debit taken as overdraft at 0: no grant paid it then)
@@ -158,11 +182,13 @@ SELECT asset, sum(credits_used) AS credits_used, sum(usage_revenue) AS usage_rev
        sum(revenue_recognized) AS revenue_recognized
   FROM credit_ledger.revenue_monthly GROUP BY asset ORDER BY asset;
 -- the same in credits: paid credits sold = outstanding (liability) + spent + expired (grant_status)
-WITH g AS (SELECT g.asset, sum(g.amount) AS sold, sum(s.spent) AS spent, sum(s.expired) AS expired
+-- (+ voided + transferred out; the grants transfers created count here as the credits they got)
+WITH g AS (SELECT g.asset, sum(g.amount) AS sold, sum(s.spent) AS spent, sum(s.expired) AS expired,
+                  sum(s.voided) AS voided, sum(s.transferred_out) AS transferred_out
              FROM credit_ledger.grants g JOIN credit_ledger.grant_status s ON s.grant_id = g.id
             WHERE g.unit_price > 0 GROUP BY g.asset)
-SELECT g.asset, g.sold = l.credits + g.spent + g.expired AS ok,
-       g.sold, l.credits AS liability, g.spent, g.expired
+SELECT g.asset, g.sold = l.credits + g.spent + g.expired + g.voided + g.transferred_out AS ok,
+       g.sold, l.credits AS liability, g.spent, g.expired, g.voided, g.transferred_out
   FROM g JOIN (SELECT asset, sum(credits_outstanding) AS credits FROM credit_ledger.liability GROUP BY asset) l USING (asset)
  ORDER BY 1;
 -- breakage = the expiry entries of the journal = what grant_status shows expired
@@ -173,7 +199,7 @@ SELECT b.credits = j.credits AND j.credits = s.credits AS ok, b.credits AS break
        (SELECT sum(expired) AS credits FROM credit_ledger.grant_status) s;
 -- every grant: amount = remaining + spent + expired + rolled over; spent on grants = usage
 -- minus the part still or once taken as overdraft debt plus the debt settled from grants
-SELECT count(*) FILTER (WHERE amount <> remaining + spent + expired + rolled_over) = 0
+SELECT count(*) FILTER (WHERE amount <> remaining + spent + expired + rolled_over + voided + transferred_out) = 0
        AND sum(spent) = (SELECT sum(credits) FROM credit_ledger.usage_daily)
                         - (SELECT -sum(amount) FROM credit_ledger.journal WHERE grant_id IS NULL AND kind <> 'settlement')
                         + (SELECT sum(amount) FROM credit_ledger.journal WHERE grant_id IS NULL AND kind = 'settlement') AS ok,
