@@ -155,3 +155,24 @@ SELECT approved, cost FROM credit_authorize(wallet => 'cust_2', action => 'chat'
 SELECT run_id AS ops_closed FROM credit_run_open(wallet => 'team_l.m1', budget => 10) \gset
 SELECT status, returned FROM credit_run_close(:ops_closed);
 \endif
+
+-- ---- corrections, transfers, closes, who, the event stream (0.6.0 on; skipped on an older catalog)
+SELECT pg_catalog.to_regclass('credit_ledger.operations') IS NOT NULL AS has_operations \gset
+\if :has_operations
+SET credit_ledger.actor = 'ops:fixture';
+SELECT credit_wallet_create(wallet => 'corr_a');
+SELECT credit_wallet_create(wallet => 'corr_b');
+SELECT id AS corr_grant FROM credit_grant(wallet => 'corr_a', amount => 300, unit_price => 0.01) \gset
+SELECT credit_grant(wallet => 'corr_a', amount => 50, category => 'promo', expires_at => now() + interval '20 days');
+SELECT kind, done FROM credit_transfer('corr_a', 'corr_b', 120, reason => 'ops', idempotency_key => 'ops-transfer');
+SELECT kind, done FROM credit_adjust('corr_b', -10, reason => 'ops correction');
+SELECT kind, done FROM credit_adjust('corr_b', 7, reason => 'ops goodwill');
+INSERT INTO public.ops_holds SELECT 'corr_open', authorization_id FROM credit_hold(wallet => 'corr_a', action => 'chat', variant => 'haiku', quantity => 3, ttl => '1 day');
+SELECT kind, done, pending FROM credit_grant_void(:corr_grant, reason => 'ops void');  -- pending: the open hold's credits
+SELECT credit_wallet_create(wallet => 'corr_gone');
+SELECT credit_grant(wallet => 'corr_gone', amount => 25, unit_price => 0.02);
+SELECT asset, done FROM credit_wallet_close('corr_gone', 'transfer', 'corr_b');
+SELECT count(*) AS events FROM credit_events(max_rows => 3);
+SELECT credit_events_ack('ops', 2);
+RESET credit_ledger.actor;
+\endif
