@@ -418,12 +418,13 @@ fn void_moves(
     Ok((moves, voided, held))
 }
 
-fn reason_of<'a>(reason: Option<&'a str>) -> Result<Option<&'a str>> {
+fn reason_of(reason: Option<&str>) -> Result<Option<&str>> {
     input::text(reason, "reason")
 }
 
 /// Take back the unspent part of a grant: all of it by default (and whatever comes back to
 /// it later), or `amount`. Credits that open holds reserve are voided when those holds end.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_grant_void(
@@ -564,6 +565,7 @@ fn credit_grant_void(
 
 /// A signed manual correction: positive, a grant of category `adjustment`; negative, credits
 /// taken in consumption order, below zero only as far as the overdraft limit allows.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_adjust(
@@ -700,6 +702,7 @@ fn credit_adjust(
 
 /// Move credits from one wallet to another, exactly, keeping their provenance (category,
 /// priority, expiry, unit price).
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_transfer(
@@ -823,6 +826,7 @@ fn credit_transfer(
 
 /// Close a wallet: release its open holds, close its open runs, then expire (breakage) or
 /// transfer every credit left; it accepts nothing more and keeps its history.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_wallet_close(
