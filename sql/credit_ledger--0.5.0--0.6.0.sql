@@ -373,6 +373,20 @@ SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.c
 COMMENT ON VIEW credit_ledger.reversals IS
     'credits taken back by voids and negative adjustments per UTC month, asset and category, and the liability reversed';
 
+-- Who spent: approved calls per UTC day, wallet and actor (the application's actor and the
+-- database role), since 0.6.0 (calls from before have NULL who).
+CREATE VIEW credit_ledger.usage_by_actor AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.actor, a.db_user, a.asset, count(*) AS calls,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY 1, 2, a.actor, a.db_user, a.asset;
+COMMENT ON VIEW credit_ledger.usage_by_actor IS
+    'approved usage per UTC day, wallet, actor and database role: calls and credits net of refunds';
+
 -- Who did what: every operation (void, adjustment, transfer, close) with its actor.
 CREATE VIEW credit_ledger.operation_log AS
 SELECT o.id AS operation_id, o.created_at, o.kind, w.wallet, t.wallet AS to_wallet, o.grant_id, o.asset,
@@ -388,7 +402,7 @@ REVOKE ALL ON FUNCTION @extschema@.credit_events(bigint, integer, text) FROM PUB
 REVOKE ALL ON FUNCTION @extschema@.credit_events_ack(text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION credit_ledger._events_trim() FROM PUBLIC;
-REVOKE ALL ON TABLE credit_ledger.reversals, credit_ledger.operation_log FROM PUBLIC;
+REVOKE ALL ON TABLE credit_ledger.reversals, credit_ledger.operation_log, credit_ledger.usage_by_actor FROM PUBLIC;
 
 -- credit_authorization_history shows who (three more columns): dropped and created again,
 -- with the EXECUTE privileges granted on the old one granted on the new one
@@ -863,7 +877,7 @@ UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
                     'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
-                    'reversals', 'operation_log']) v(name);
+                    'reversals', 'operation_log', 'usage_by_actor']) v(name);
 
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');

@@ -52,7 +52,7 @@ UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
                     'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
-                    'reversals', 'operation_log']) v(name);
+                    'reversals', 'operation_log', 'usage_by_actor']) v(name);
 
 -- The GRANT (or REVOKE) statements of one bundle for one role, with a flag: does the role hold
 -- the privilege now?

@@ -76,6 +76,7 @@ SELECT a.cost, a.actor, a.db_user, a.db_session_user = session_user AS session_u
   FROM credit_ledger.authorizations a ORDER BY a.id;
 SELECT h.kind, h.amount, h.actor, h.db_user
   FROM credit_ledger.authorizations a, credit_authorization_history(a.id) h ORDER BY a.id, h.entry_id;
+SELECT wallet, actor, db_user, calls, credits FROM credit_ledger.usage_by_actor ORDER BY actor NULLS LAST;
 
 -- ============================================================ credit_adjust
 -- positive: a free grant of category adjustment; negative: taken in consumption order
