@@ -9,8 +9,8 @@
 # Per example: prepare its toolchain (idempotent: a venv under examples/python/.venv, npm ci
 # in examples/node, cargo build --locked of examples/rust, javac against Debian's
 # libpostgresql-jdbc-java, installed with apt when missing), CREATE DATABASE credit_ex_<lang>
-# + CREATE EXTENSION credit_ledger, run it (it asserts its own outcomes; python runs two
-# programs there, bill_image.py then agent_run.py), drop the database.
+# + CREATE EXTENSION credit_ledger, run it (it asserts its own outcomes; python runs three
+# programs there, bill_image.py, agent_run.py then event_webhook.py), drop the database.
 # Prints one line per language, then `examples: N passed, M failed`; exit status 1 on a failure.
 # Logs: build/examples/<lang>.log.
 set -uo pipefail
@@ -121,7 +121,8 @@ prepare_shell() { command -v psql >/dev/null; }
 # the programs of one example: each of PROGS is run as "${CMD[@]}" <prog>, one after the other
 run_cmd() {
   case "$1" in
-    python) CMD=("$HERE/python/.venv/bin/python") PROGS=("$HERE/python/bill_image.py" "$HERE/python/agent_run.py") ;;
+    python) CMD=("$HERE/python/.venv/bin/python")
+            PROGS=("$HERE/python/bill_image.py" "$HERE/python/agent_run.py" "$HERE/python/event_webhook.py") ;;
     node)   CMD=(node) PROGS=("$HERE/node/bill_image.js") ;;
     rust)   CMD=() PROGS=("$HERE/rust/target/debug/bill_image") ;;
     java)   CMD=(java -cp "$HERE/java/classes:$JDBC_JAR") PROGS=(BillImage) ;;
