@@ -1,6 +1,6 @@
 //! Concurrency stress test for the credit_ledger extension.
 //!
-//! Five scenarios against one throwaway database (dropped and re-created at start):
+//! Six scenarios against one throwaway database (dropped and re-created at start):
 //!
 //! * `authorize` — `--sessions` sessions × `--calls` calls of
 //!   `credit_authorize(wallet => 'stress', action => 'stress.call')` (1 credit each) on one wallet
@@ -73,6 +73,47 @@
 //!   expired, runs.m00's pool draw = its net spend); no hold left open; every committed key on
 //!   the server, no rolled-back one, no row of a rolled-back opening; `credit_verify()` empty.
 //!   `--runs-secs` (default 40) bounds the transactions (reported as cut_short).
+//! * `corrections` — voids, adjustments, transfers and wallet closes among spends: a team pool
+//!   `corr.team` (1,600 paid + 200 promotional credits) with members `corr.w00`..`corr.w03`
+//!   (120 + 40 each) and standalone wallets `corr.w04`..`corr.w11` (400 + 100 each;
+//!   `corr.w04` with 4 lanes); the odd wallets' promotional grants expire 1.5 s after the setup,
+//!   the others' in 30 days; T = 6,440 granted. Session N runs `--corr-tx` transactions
+//!   `BEGIN; <one operation>; [pg_sleep 2–15 ms]; COMMIT|ROLLBACK` (25 % sleep, 20 % roll back):
+//!   `credit_transfer` of 1–25 credits (27 %: a member and its pool, both directions of two
+//!   fixed pairs — one with the lanes wallet —, two members, any two wallets; each in a random
+//!   direction), `credit_authorize` of 1–5 (18 %), `credit_hold` of 1–5 (12 %; captured at most
+//!   the held amount or released in the same transaction, or left open) or the close of one of
+//!   the session's open holds (8 %), `credit_refund` of part or all of one of its committed
+//!   debits or captures (7 %), `credit_grant_void` of part (6 %; 1–10 of what a grant of the
+//!   wallet had left, which may be less by the time the void holds it) or of all of a grant
+//!   (2 %), `credit_adjust` of +1..20 (8 %) or −1..20 (9 %), the retry of one of its committed
+//!   corrections with the same idempotency key (3 %: same operation, nothing written). One more
+//!   session runs `credit_expire()` every 50 ms; another one, once 70 % of the transactions have
+//!   started, closes `corr.w03` (transfer to its pool), `corr.w10` (expire) and `corr.w11`
+//!   (transfer to `corr.w04`), one by one, each close kept open 20 ms, then retries it with its
+//!   key, while the sessions still hit them. Expected refusals, counted and checked, not
+//!   failures: 55000 naming a closed wallet of the operation, 55000 for the close of a hold the
+//!   wallet's close released, 55000 for a void of an expired grant, 53400 for a transfer or
+//!   negative adjustment larger than the wallet's spendable credits (the message's figures
+//!   agree), 22023 for a partial void larger than what the grant still had. Asserts: no other
+//!   error (a 40P01 fails the run: one call per transaction, pairs locked in a fixed order); a
+//!   transaction that began after a close committed and touches that wallet fails with 55000
+//!   (never approved, declined or written); declines only `insufficient_credits`; every answer as
+//!   asked (a transfer or adjustment did its amount, a partial void's done + pending = amount, a
+//!   retry returns the same operation); after releasing the holds still open: conservation over
+//!   every grant row (slices included), Σ remaining = T + positive adjustments − negative
+//!   adjustments − voided − spent (debits + captures − refunds) − expired, each term from the
+//!   journal by kind and operation kind, checked against the committed transactions (granted =
+//!   T + positive adjustments, negative adjustments, net spend, transfers; voided >= what the
+//!   voids returned at once; `credit_expire()`'s total = its expiry entries); every operation's
+//!   journal entries match its kind and done (transfers create and destroy nothing, a close's
+//!   expiry + transfers out = its done); the operations on the server are the committed ones; no
+//!   hold held, no debt, every balance >= 0 and = its grants' free credits; transferred grants
+//!   keep their source's category, priority, price and expiry; each closed wallet is closed and
+//!   frozen, keeps nothing and got no journal entry, authorization, operation or refund after its
+//!   close; the holds it had are released with reason `wallet_closed`; every committed key on
+//!   the server, no rolled-back one; `credit_verify()` empty. `--corr-secs` (default 30) bounds
+//!   the transactions (reported as cut_short).
 //!
 //! Each scenario prints one machine-readable line
 //! `stress scenario=<name> key=value ... result=pass|fail`.
@@ -91,7 +132,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: credit_ledger_stress [options]
-  --scenario all|authorize|holds|pool|lanes|runs   (default all)
+  --scenario all|authorize|holds|pool|lanes|runs|corrections   (default all)
   --sessions N        concurrent sessions (default 16)
   --calls N           credit_authorize calls per session (default 500)
   --grant N           credits granted to 'stress' (default sessions*calls/2)
@@ -119,6 +160,8 @@ usage: credit_ledger_stress [options]
   --runs-solo-grant N credits granted to 'runs.solo' (default 2*runs)
   --runs-limit N      pool limit of member runs.m00 (default 150)
   --runs-secs N       time budget of the runs transactions (default 40; reported as cut_short)
+  --corr-tx N         transactions per session in the corrections scenario (default 150)
+  --corr-secs N       time budget of the corrections transactions (default 30; reported as cut_short)
   --database NAME     database to (re)create (default credit_ledger_stress)
   --keep              keep the database afterwards
   --timeout-secs N    overall deadline (default 600)
@@ -151,6 +194,8 @@ struct Opts {
     runs_solo_grant: Option<u64>,
     runs_member_limit: u64,
     runs_budget: Duration,
+    corr_tx: usize,
+    corr_budget: Duration,
     database: String,
     keep: bool,
     timeout: Duration,
@@ -183,6 +228,8 @@ fn parse_opts() -> Result<Opts, String> {
         runs_solo_grant: None,
         runs_member_limit: 150,
         runs_budget: Duration::from_secs(40),
+        corr_tx: 150,
+        corr_budget: Duration::from_secs(30),
         database: "credit_ledger_stress".into(),
         keep: false,
         timeout: Duration::from_secs(600),
@@ -233,6 +280,10 @@ fn parse_opts() -> Result<Opts, String> {
             "--runs-secs" => {
                 o.runs_budget = Duration::from_secs(num("--runs-secs", val("--runs-secs")?)?)
             }
+            "--corr-tx" => o.corr_tx = num("--corr-tx", val("--corr-tx")?)?,
+            "--corr-secs" => {
+                o.corr_budget = Duration::from_secs(num("--corr-secs", val("--corr-secs")?)?)
+            }
             "--database" => o.database = val("--database")?,
             "--keep" => o.keep = true,
             "--timeout-secs" => {
@@ -245,7 +296,17 @@ fn parse_opts() -> Result<Opts, String> {
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if !["all", "authorize", "holds", "pool", "lanes", "runs"].contains(&o.scenario.as_str()) {
+    if ![
+        "all",
+        "authorize",
+        "holds",
+        "pool",
+        "lanes",
+        "runs",
+        "corrections",
+    ]
+    .contains(&o.scenario.as_str())
+    {
         return Err(format!("bad --scenario {}", o.scenario));
     }
     if !(2..=64).contains(&o.lanes_pool) || !(2..=64).contains(&o.lanes_solo) {
@@ -3773,6 +3834,1893 @@ fn scenario_runs(base: &Config, o: &Opts, deadline: Instant) -> Result<Verdict, 
     Ok(Verdict { line, pass, notes })
 }
 
+// ---------------------------------------------------------------- scenario 6: corrections
+
+/// The team pool of the corrections scenario; corr.w00..corr.w03 are its members.
+const CORR_POOL: &str = "corr.team";
+const CORR_MEMBERS: usize = 4;
+/// corr.w00..corr.w11: the members, then standalone wallets (corr.w04 with 4 lanes).
+const CORR_WALLETS: usize = 12;
+const CORR_LANES_WALLET: &str = "corr.w04";
+/// The wallets the closing session closes near the end: (wallet, None: disposition expire,
+/// Some(to): disposition transfer to `to`). A member into its pool, a standalone wallet whose
+/// credits expire, a standalone wallet into the wallet with lanes.
+const CORR_CLOSES: [(&str, Option<&str>); 3] = [
+    ("corr.w03", Some(CORR_POOL)),
+    ("corr.w10", None),
+    ("corr.w11", Some(CORR_LANES_WALLET)),
+];
+/// When the short-lived promotional grants expire, in ms after the setup.
+const CORR_SHORT_EXPIRY_MS: u64 = 1500;
+
+fn corr_wallet(i: usize) -> String {
+    format!("corr.w{i:02}")
+}
+
+/// Every wallet of the scenario: the pool, then corr.w00..corr.w11.
+fn corr_all() -> Vec<String> {
+    let mut v = vec![CORR_POOL.to_string()];
+    v.extend((0..CORR_WALLETS).map(corr_wallet));
+    v
+}
+
+fn corr_closing(w: &str) -> bool {
+    CORR_CLOSES.iter().any(|(c, _)| *c == w)
+}
+
+/// The grants of the setup: (wallet, amount, promotional, expires a few seconds in).
+fn corr_setup_grants() -> Vec<(String, u64, bool, bool)> {
+    let mut v = vec![
+        (CORR_POOL.to_string(), 1600, false, false),
+        (CORR_POOL.to_string(), 200, true, false),
+    ];
+    for i in 0..CORR_WALLETS {
+        let (paid, promo) = if i < CORR_MEMBERS {
+            (120, 40)
+        } else {
+            (400, 100)
+        };
+        v.push((corr_wallet(i), paid, false, false));
+        v.push((corr_wallet(i), promo, true, i % 2 == 1));
+    }
+    v
+}
+
+/// A hold the session's model believes open.
+#[derive(Clone, Debug)]
+struct CorrHold {
+    id: i64,
+    wallet: String,
+    qty: u64,
+}
+
+/// An approved debit or a captured hold of a committed transaction (refundable).
+#[derive(Clone, Debug)]
+struct CorrSpend {
+    id: i64,
+    wallet: String,
+    amount: u64,
+    refunded: u64,
+}
+
+/// A correction call, as made (kept to retry it with the same key).
+#[derive(Clone, Debug)]
+enum CorrCall {
+    Transfer {
+        from: String,
+        to: String,
+        amount: u64,
+    },
+    Adjust {
+        wallet: String,
+        amount: i64,
+    },
+    Void {
+        grant: i64,
+        amount: Option<u64>,
+    },
+}
+
+/// A committed correction: its call, key, operation id and what it did at once.
+#[derive(Clone, Debug)]
+struct CorrDone {
+    call: CorrCall,
+    key: String,
+    op_id: i64,
+    done: Decimal,
+}
+
+/// One transaction's operation; chosen before the transaction starts (a void picks its grant
+/// inside it, from what the wallet has then).
+#[derive(Clone, Debug)]
+enum CorrOp {
+    Transfer {
+        from: String,
+        to: String,
+        amount: u64,
+    },
+    Debit {
+        wallet: String,
+        q: u64,
+    },
+    /// `finish`: closed in the same transaction (Some(Some(q)): captured at q; Some(None):
+    /// released) or left open for a later transaction (None)
+    Hold {
+        wallet: String,
+        q: u64,
+        finish: Option<Option<u64>>,
+    },
+    Finish {
+        hold: CorrHold,
+        capture: Option<u64>,
+    },
+    Refund {
+        spend: CorrSpend,
+        amount: u64,
+    },
+    Void {
+        wallet: String,
+        whole: bool,
+    },
+    Adjust {
+        wallet: String,
+        amount: i64,
+    },
+    /// the same call with the same idempotency key: the first result, nothing written
+    Retry {
+        prev: CorrDone,
+    },
+}
+
+impl CorrOp {
+    /// The wallets it writes to (a retry writes nothing).
+    fn wallets(&self) -> Vec<&str> {
+        match self {
+            CorrOp::Transfer { from, to, .. } => vec![from, to],
+            CorrOp::Debit { wallet, .. }
+            | CorrOp::Hold { wallet, .. }
+            | CorrOp::Void { wallet, .. }
+            | CorrOp::Adjust { wallet, .. } => vec![wallet],
+            CorrOp::Finish { hold, .. } => vec![&hold.wallet],
+            CorrOp::Refund { spend, .. } => vec![&spend.wallet],
+            CorrOp::Retry { .. } => vec![],
+        }
+    }
+}
+
+/// What one transaction did, applied to the session's tally only when COMMIT returned.
+#[derive(Default)]
+struct CorrTx {
+    n: BTreeMap<&'static str, u64>,
+    sums: BTreeMap<&'static str, Decimal>,
+    new_holds: Vec<CorrHold>,
+    closed_holds: Vec<i64>,
+    new_spends: Vec<CorrSpend>,
+    refunded: Vec<(i64, u64)>,
+    done: Vec<CorrDone>,
+    /// voids: (operation id, amount asked (None: whole), done and pending at once)
+    voids: Vec<(i64, Option<u64>, Decimal, Decimal)>,
+    keys: Vec<String>,
+    reasons: Vec<String>,
+    /// the grant a void picked
+    void_grant: Option<i64>,
+}
+
+impl CorrTx {
+    fn count(&mut self, what: &'static str) {
+        *self.n.entry(what).or_default() += 1;
+    }
+    fn sum(&mut self, what: &'static str, x: Decimal) {
+        *self.sums.entry(what).or_default() += x;
+    }
+}
+
+/// A session's tally and model.
+#[derive(Default)]
+struct CorrTally {
+    n: BTreeMap<&'static str, u64>,
+    sums: BTreeMap<&'static str, Decimal>,
+    reasons: BTreeMap<String, u64>,
+    committed_keys: Vec<String>,
+    rolled_keys: Vec<String>,
+    holds: Vec<CorrHold>,
+    spends: Vec<CorrSpend>,
+    done: Vec<CorrDone>,
+    voids: Vec<(i64, Option<u64>, Decimal, Decimal)>,
+    /// holds whose capture or release said "it was released" (by a close)
+    gone_holds: Vec<i64>,
+    /// grants whose void said "has expired"
+    expired_grants: Vec<i64>,
+    /// wallets a 55000 said were closed
+    closed_hits: Vec<String>,
+    max_tx_ms: f64,
+}
+
+impl CorrTally {
+    fn add(&mut self, what: &'static str, k: u64) {
+        *self.n.entry(what).or_default() += k;
+    }
+    fn get(&self, what: &str) -> u64 {
+        self.n.get(what).copied().unwrap_or(0)
+    }
+    fn sum(&self, what: &str) -> Decimal {
+        self.sums.get(what).copied().unwrap_or_default()
+    }
+}
+
+/// What the sessions share.
+#[derive(Default)]
+struct CorrShared {
+    /// wallets whose close has committed (set by the closing session after its COMMIT)
+    closed: Mutex<std::collections::BTreeSet<String>>,
+    /// transactions started by all sessions
+    progress: std::sync::atomic::AtomicUsize,
+    cut: std::sync::atomic::AtomicUsize,
+    problems: Mutex<Problems>,
+    deadlocks: Mutex<Problems>,
+    wrong: Mutex<Problems>,
+}
+
+struct CorrStmts {
+    transfer: Statement,
+    adjust: Statement,
+    void: Statement,
+    auth: Statement,
+    hold: Statement,
+    capture: Statement,
+    release: Statement,
+    refund: Statement,
+    grants: Statement,
+    sleep: Statement,
+}
+
+/// The rows of a correction function, read by column name (numerics as exact text).
+fn op_sql(call: &str) -> String {
+    format!(
+        "SELECT j->>'operation_id', j->>'kind', j->>'asset', j->>'amount', j->>'done', j->>'pending' \
+         FROM (SELECT to_jsonb(r) AS j FROM {call} r) s"
+    )
+}
+
+#[derive(Clone, Debug, Default)]
+struct OpRow {
+    id: Option<i64>,
+    kind: Option<String>,
+    asset: Option<String>,
+    amount: Option<Decimal>,
+    done: Option<Decimal>,
+    pending: Option<Decimal>,
+}
+
+fn run_op(
+    c: &mut Client,
+    st: &Statement,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<OpRow>, postgres::Error> {
+    let rows = c.query(st, params)?;
+    let d = |s: Option<String>| s.and_then(|v| Decimal::from_str(&v).ok());
+    Ok(rows
+        .iter()
+        .map(|r| OpRow {
+            id: r.get::<_, Option<String>>(0).and_then(|v| v.parse().ok()),
+            kind: r.get(1),
+            asset: r.get(2),
+            amount: d(r.get(3)),
+            done: d(r.get(4)),
+            pending: d(r.get(5)),
+        })
+        .collect())
+}
+
+/// The one row of an operation on credits: (operation id, done, pending); a wrong answer
+/// otherwise.
+fn one_op(rows: &[OpRow], kind: &str, wrong: &mut Vec<String>) -> Option<(i64, Decimal, Decimal)> {
+    match rows {
+        [r] if r.kind.as_deref() == Some(kind) && r.asset.as_deref() == Some("credits") => {
+            match (r.id, r.done, r.pending) {
+                (Some(id), Some(done), Some(pending)) => Some((id, done, pending)),
+                _ => {
+                    wrong.push(format!("{kind}: incomplete row {r:?}"));
+                    None
+                }
+            }
+        }
+        _ => {
+            wrong.push(format!("{kind}: expected one row on credits, got {rows:?}"));
+            None
+        }
+    }
+}
+
+fn corr_prepare(c: &mut Client) -> Result<CorrStmts, postgres::Error> {
+    Ok(CorrStmts {
+        transfer: c.prepare(&op_sql(
+            "credit_transfer(from_wallet => $1, to_wallet => $2, amount => ($3::text)::numeric, \
+             reason => 'stress transfer', idempotency_key => $4)",
+        ))?,
+        adjust: c.prepare(&op_sql(
+            "credit_adjust(wallet => $1, amount => ($2::text)::numeric, \
+             reason => 'stress adjustment', idempotency_key => $3)",
+        ))?,
+        void: c.prepare(&op_sql(
+            "credit_grant_void(grant_id => ($1::text)::bigint, amount => ($2::text)::numeric, \
+             reason => 'stress void', idempotency_key => $3)",
+        ))?,
+        auth: c.prepare(&auth_sql(
+            "credit_authorize(wallet => $1, action => 'stress.call', \
+             quantity => ($2::text)::numeric, idempotency_key => $3)",
+        ))?,
+        hold: c.prepare(&auth_sql(
+            "credit_hold(wallet => $1, action => 'stress.call', \
+             quantity => ($2::text)::numeric, idempotency_key => $3)",
+        ))?,
+        capture: c.prepare(&auth_sql(
+            "credit_capture(authorization_id => ($1::text)::bigint, \
+             quantity => ($2::text)::numeric, idempotency_key => $3)",
+        ))?,
+        release: c.prepare(&auth_sql(
+            "credit_release(authorization_id => ($1::text)::bigint, idempotency_key => $2)",
+        ))?,
+        refund: c.prepare(
+            "SELECT j->>'amount' FROM (SELECT to_jsonb(r) AS j \
+               FROM credit_refund(authorization_id => ($1::text)::bigint, \
+                                  amount => ($2::text)::numeric, idempotency_key => $3) r) s",
+        )?,
+        // a wallet's grants a void may name (not lane slices), with their unspent credits
+        // (slices included; held credits count: they are voided when the holds end)
+        grants: c.prepare(
+            "SELECT g.id::text, floor(g.remaining + coalesce((SELECT sum(x.remaining) \
+                    FROM credit_ledger.grants x WHERE x.home_id = g.id), 0))::text \
+               FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id \
+              WHERE w.wallet = $1 AND g.home_id IS NULL AND g.source_id IS NULL ORDER BY g.id",
+        )?,
+        sleep: c.prepare("SELECT pg_sleep(($1::text)::float8 / 1000)")?,
+    })
+}
+
+/// Capture (`Some(q2)`) or release (None) hold `h` inside the caller's transaction.
+fn corr_finish(
+    c: &mut Client,
+    s: &CorrStmts,
+    eff: &mut CorrTx,
+    key: &mut dyn FnMut(&str) -> String,
+    wrong: &mut Vec<String>,
+    h: &CorrHold,
+    capture: Option<u64>,
+) -> Result<(), postgres::Error> {
+    let id_s = h.id.to_string();
+    match capture {
+        Some(q2) => {
+            let k = key("capture");
+            eff.keys.push(k.clone());
+            let a = run_auth(c, &s.capture, &[&id_s, &q2.to_string(), &k])?;
+            let cost = dec(a.cost.as_deref(), "capture cost").ok();
+            if a.status.as_deref() != Some("captured") || cost != Some(Decimal::from(q2)) {
+                wrong.push(format!(
+                    "capture of {q2} of hold {} ({} held): {a:?}",
+                    h.id, h.qty
+                ));
+            }
+            eff.count("captures");
+            eff.sum("captured", Decimal::from(q2));
+            eff.new_spends.push(CorrSpend {
+                id: h.id,
+                wallet: h.wallet.clone(),
+                amount: q2,
+                refunded: 0,
+            });
+        }
+        None => {
+            let k = key("release");
+            eff.keys.push(k.clone());
+            let a = run_auth(c, &s.release, &[&id_s, &k])?;
+            if a.status.as_deref() != Some("released") {
+                wrong.push(format!("release of hold {}: {a:?}", h.id));
+            }
+            eff.count("releases");
+        }
+    }
+    eff.closed_holds.push(h.id);
+    Ok(())
+}
+
+/// Run one operation inside the caller's transaction; answers are checked into `wrong`.
+fn corr_exec(
+    c: &mut Client,
+    s: &CorrStmts,
+    op: &CorrOp,
+    eff: &mut CorrTx,
+    key: &mut dyn FnMut(&str) -> String,
+    rng: &mut u64,
+    wrong: &mut Vec<String>,
+) -> Result<(), postgres::Error> {
+    match op {
+        CorrOp::Transfer { from, to, amount } => {
+            let k = key("transfer");
+            eff.keys.push(k.clone());
+            let rows = run_op(c, &s.transfer, &[from, to, &amount.to_string(), &k])?;
+            if let Some((id, done, _)) = one_op(&rows, "transfer", wrong) {
+                if done != Decimal::from(*amount) {
+                    wrong.push(format!(
+                        "transfer of {amount} from {from} to {to}: done {done}"
+                    ));
+                }
+                eff.count("transfers");
+                eff.sum("transferred", done);
+                eff.done.push(CorrDone {
+                    call: CorrCall::Transfer {
+                        from: from.clone(),
+                        to: to.clone(),
+                        amount: *amount,
+                    },
+                    key: k,
+                    op_id: id,
+                    done,
+                });
+            }
+        }
+        CorrOp::Adjust { wallet, amount } => {
+            let k = key("adjust");
+            eff.keys.push(k.clone());
+            let rows = run_op(c, &s.adjust, &[wallet, &amount.to_string(), &k])?;
+            if let Some((id, done, _)) = one_op(&rows, "adjust", wrong) {
+                if done != Decimal::from(*amount) {
+                    wrong.push(format!("adjustment of {amount} on {wallet}: done {done}"));
+                }
+                if *amount > 0 {
+                    eff.count("adjust_pos");
+                    eff.sum("adjusted_pos", done);
+                } else {
+                    eff.count("adjust_neg");
+                    eff.sum("adjusted_neg", -done);
+                }
+                eff.done.push(CorrDone {
+                    call: CorrCall::Adjust {
+                        wallet: wallet.clone(),
+                        amount: *amount,
+                    },
+                    key: k,
+                    op_id: id,
+                    done,
+                });
+            }
+        }
+        CorrOp::Void { wallet, whole } => {
+            let grants: Vec<(i64, u64)> = c
+                .query(&s.grants, &[wallet])?
+                .iter()
+                .map(|r| {
+                    let id: Option<String> = r.get(0);
+                    let u: Option<String> = r.get(1);
+                    (
+                        id.and_then(|v| v.parse().ok()).unwrap_or(-1),
+                        u.and_then(|v| v.parse().ok()).unwrap_or(0),
+                    )
+                })
+                .collect();
+            if grants.is_empty() {
+                wrong.push(format!("void: {wallet} has no grants"));
+                return Ok(());
+            }
+            // mostly a grant with credits left (a drained one is refused or voids nothing)
+            let with_credits: Vec<(i64, u64)> =
+                grants.iter().copied().filter(|g| g.1 > 0).collect();
+            let (grant, unspent) = if !with_credits.is_empty() && xorshift(rng) % 100 < 80 {
+                pick(&with_credits, rng)
+            } else {
+                pick(&grants, rng)
+            };
+            eff.void_grant = Some(grant);
+            // a part: at most what it had unspent a moment ago (it may have less by the time
+            // the void holds the wallet: 22023, counted); nothing left: ask 1-3 anyway
+            let amount = (!whole).then(|| {
+                if unspent == 0 {
+                    1 + xorshift(rng) % 3
+                } else {
+                    1 + xorshift(rng) % unspent.min(10)
+                }
+            });
+            let k = key("void");
+            eff.keys.push(k.clone());
+            let rows = run_op(
+                c,
+                &s.void,
+                &[&grant.to_string(), &amount.map(|a| a.to_string()), &k],
+            )?;
+            if let Some((id, done, pending)) = one_op(&rows, "void", wrong) {
+                let ok = match amount {
+                    Some(a) => {
+                        done >= Decimal::ZERO
+                            && pending >= Decimal::ZERO
+                            && done + pending == Decimal::from(a)
+                    }
+                    None => done >= Decimal::ZERO && pending >= Decimal::ZERO,
+                };
+                if !ok || rows[0].amount != amount.map(Decimal::from) {
+                    wrong.push(format!(
+                        "void of {amount:?} of grant {grant}: {:?}",
+                        rows[0]
+                    ));
+                }
+                eff.count(if *whole { "voids_whole" } else { "voids_part" });
+                if pending > Decimal::ZERO {
+                    eff.count("voids_pending");
+                }
+                eff.sum("voided_at_once", done);
+                eff.voids.push((id, amount, done, pending));
+                eff.done.push(CorrDone {
+                    call: CorrCall::Void { grant, amount },
+                    key: k,
+                    op_id: id,
+                    done,
+                });
+            }
+        }
+        CorrOp::Debit { wallet, q } | CorrOp::Hold { wallet, q, .. } => {
+            let hold = matches!(op, CorrOp::Hold { .. });
+            let k = key(if hold { "hold" } else { "debit" });
+            eff.keys.push(k.clone());
+            let st = if hold { &s.hold } else { &s.auth };
+            let a = run_auth(c, st, &[wallet, &q.to_string(), &k])?;
+            if !a.approved {
+                let reason = a.reason.clone().unwrap_or_else(|| "<null>".into());
+                if reason != "insufficient_credits" {
+                    wrong.push(format!(
+                        "{} of {q} on {wallet} declined: {a:?}",
+                        if hold { "hold" } else { "debit" }
+                    ));
+                }
+                eff.count("declines");
+                eff.reasons.push(reason);
+                return Ok(());
+            }
+            let cost = dec(a.cost.as_deref(), "cost").ok();
+            let want = if hold { "held" } else { "approved" };
+            let Some(id) = a.id else {
+                wrong.push(format!("approved without an authorization_id: {a:?}"));
+                return Ok(());
+            };
+            if cost != Some(Decimal::from(*q)) || a.status.as_deref() != Some(want) {
+                wrong.push(format!("{want} {q} on {wallet}: {a:?}"));
+            }
+            let h = CorrHold {
+                id,
+                wallet: wallet.clone(),
+                qty: *q,
+            };
+            if !hold {
+                eff.count("debits");
+                eff.sum("debited", Decimal::from(*q));
+                eff.new_spends.push(CorrSpend {
+                    id,
+                    wallet: wallet.clone(),
+                    amount: *q,
+                    refunded: 0,
+                });
+            } else if let CorrOp::Hold {
+                finish: Some(capture),
+                ..
+            } = op
+            {
+                eff.count("holds");
+                eff.count("same_tx_closes");
+                corr_finish(c, s, eff, key, wrong, &h, *capture)?;
+            } else {
+                eff.count("holds");
+                eff.new_holds.push(h);
+            }
+        }
+        CorrOp::Finish { hold, capture } => {
+            eff.count("later_closes");
+            corr_finish(c, s, eff, key, wrong, hold, *capture)?;
+        }
+        CorrOp::Refund { spend, amount } => {
+            let k = key("refund");
+            eff.keys.push(k.clone());
+            let rows = c.query(&s.refund, &[&spend.id.to_string(), &amount.to_string(), &k])?;
+            let got = rows
+                .first()
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .and_then(|v| Decimal::from_str(&v).ok());
+            if got != Some(Decimal::from(*amount)) {
+                wrong.push(format!(
+                    "refund of {amount} of authorization {}: {got:?}",
+                    spend.id
+                ));
+            }
+            eff.count("refunds");
+            eff.sum("refunded", Decimal::from(*amount));
+            eff.refunded.push((spend.id, *amount));
+        }
+        CorrOp::Retry { prev } => {
+            let rows = match &prev.call {
+                CorrCall::Transfer { from, to, amount } => {
+                    run_op(c, &s.transfer, &[from, to, &amount.to_string(), &prev.key])?
+                }
+                CorrCall::Adjust { wallet, amount } => {
+                    run_op(c, &s.adjust, &[wallet, &amount.to_string(), &prev.key])?
+                }
+                CorrCall::Void { grant, amount } => run_op(
+                    c,
+                    &s.void,
+                    &[
+                        &grant.to_string(),
+                        &amount.map(|a| a.to_string()),
+                        &prev.key,
+                    ],
+                )?,
+            };
+            let kind = match prev.call {
+                CorrCall::Transfer { .. } => "transfer",
+                CorrCall::Adjust { .. } => "adjust",
+                CorrCall::Void { .. } => "void",
+            };
+            if let Some((id, done, _)) = one_op(&rows, kind, wrong) {
+                // a void's done may have grown since (credits given back to its grant)
+                let same = match prev.call {
+                    CorrCall::Void { .. } => done >= prev.done,
+                    _ => done == prev.done,
+                };
+                if id != prev.op_id || !same {
+                    wrong.push(format!(
+                        "retry of operation {} ({kind}, done {}) returned operation {id}, done {done}",
+                        prev.op_id, prev.done
+                    ));
+                }
+            }
+            eff.count("retries");
+        }
+    }
+    Ok(())
+}
+
+/// The number after `pat` in `msg`.
+fn num_after(msg: &str, pat: &str) -> Option<Decimal> {
+    let at = msg.find(pat)? + pat.len();
+    let n: String = msg[at..]
+        .chars()
+        .take_while(|ch| ch.is_ascii_digit() || *ch == '.' || *ch == '-')
+        .collect();
+    Decimal::from_str(n.trim_end_matches('.')).ok()
+}
+
+/// An error that the scenario expects for `op`.
+enum CorrRefusal {
+    /// 55000: a wallet of the operation is closed
+    Closed(String),
+    /// 55000: the hold was released by its wallet's close
+    HoldGone(i64),
+    /// 55000: a void of an expired grant
+    GrantExpired(i64),
+    /// 53400: a transfer or a negative adjustment larger than what the wallet can spend
+    Short,
+    /// 22023: a partial void larger than what the grant had left when the void got the wallet
+    VoidShort,
+}
+
+fn corr_classify(e: &postgres::Error, op: &CorrOp, void_grant: Option<i64>) -> Option<CorrRefusal> {
+    let db = e.as_db_error()?;
+    let msg = db.message();
+    match db.code().code() {
+        "55000" => {
+            if let Some(rest) = msg.strip_prefix("wallet \"") {
+                let w = rest.strip_suffix("\" is closed")?;
+                return (corr_closing(w) && op.wallets().contains(&w))
+                    .then(|| CorrRefusal::Closed(w.to_string()));
+            }
+            if let CorrOp::Finish { hold, .. } = op {
+                let ok = (msg.starts_with("cannot capture hold")
+                    || msg.starts_with("cannot release hold"))
+                    && msg.ends_with("it was released")
+                    && corr_closing(&hold.wallet);
+                return ok.then_some(CorrRefusal::HoldGone(hold.id));
+            }
+            if let (CorrOp::Void { .. }, Some(g)) = (op, void_grant) {
+                return (msg == format!("grant {g} has expired"))
+                    .then_some(CorrRefusal::GrantExpired(g));
+            }
+            None
+        }
+        "53400" => {
+            let applies = match op {
+                CorrOp::Transfer { .. } => msg.ends_with(" to transfer"),
+                CorrOp::Adjust { amount, .. } => *amount < 0 && msg.ends_with(" to take"),
+                _ => false,
+            };
+            let has = num_after(msg, "\" has ")?;
+            let want = num_after(msg, "less than the ")?;
+            (applies && has < want).then_some(CorrRefusal::Short)
+        }
+        "22023" => {
+            let CorrOp::Void { whole: false, .. } = op else {
+                return None;
+            };
+            let a = num_after(msg, "amount ")?;
+            let u = num_after(msg, "more than the ")?;
+            (msg.contains("unspent credits of grant") && u < a).then_some(CorrRefusal::VoidShort)
+        }
+        _ => None,
+    }
+}
+
+/// What a session needs besides its connection.
+struct CorrCtx {
+    i: usize,
+    deadline: Instant,
+    budget: Instant,
+    sh: Arc<CorrShared>,
+}
+
+/// One transaction `BEGIN; <op>; [pg_sleep]; COMMIT|ROLLBACK`, its effects applied to the model
+/// only when COMMIT returned. False: start nothing more (deadline or time budget).
+fn corr_tx(
+    c: &mut Client,
+    s: &CorrStmts,
+    x: &CorrCtx,
+    t: &mut CorrTally,
+    rng: &mut u64,
+    seq: &mut u64,
+    op: CorrOp,
+) -> bool {
+    if Instant::now() > x.deadline {
+        x.sh.problems
+            .lock()
+            .unwrap()
+            .add(format!("session {}: deadline reached", x.i));
+        return false;
+    }
+    if Instant::now() > x.budget {
+        // the scenario's time budget (--corr-secs): reported, not a failure
+        x.sh.cut.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    x.sh.progress.fetch_add(1, Ordering::Relaxed);
+    t.add("tx", 1);
+    // the wallets of this operation whose close had committed before it began: it must fail
+    // with 55000 (a retry writes nothing and names no wallet)
+    let closed_before: Vec<String> = {
+        let closed = x.sh.closed.lock().unwrap();
+        op.wallets()
+            .into_iter()
+            .filter(|w| closed.contains(*w))
+            .map(str::to_string)
+            .collect()
+    };
+    let sleep_ms = if xorshift(rng) % 100 < 25 {
+        Some(2 + xorshift(rng) % 14)
+    } else {
+        None
+    };
+    let rollback = xorshift(rng) % 100 < 20;
+    let mut eff = CorrTx::default();
+    let mut wrong = Vec::new();
+    let i = x.i;
+    let t0 = Instant::now();
+    let res = (|| -> Result<(), postgres::Error> {
+        c.batch_execute("BEGIN")?;
+        let mut key = |what: &str| {
+            *seq += 1;
+            format!("corr-s{i}-{seq}-{what}")
+        };
+        corr_exec(c, s, &op, &mut eff, &mut key, rng, &mut wrong)?;
+        if let Some(ms) = sleep_ms {
+            c.query(&s.sleep, &[&ms.to_string()])?;
+        }
+        c.batch_execute(if rollback { "ROLLBACK" } else { "COMMIT" })?;
+        Ok(())
+    })();
+    let ms = t0.elapsed().as_secs_f64() * 1000.0 - sleep_ms.unwrap_or(0) as f64;
+    t.max_tx_ms = t.max_tx_ms.max(ms);
+    if let Some(ms) = sleep_ms {
+        t.add("slept", 1);
+        t.add("sleep_ms", ms);
+    }
+    let retry = matches!(op, CorrOp::Retry { .. });
+    match res {
+        Ok(()) => {
+            if !closed_before.is_empty() {
+                wrong.push(format!(
+                    "accepted (no 55000) although {closed_before:?} had been closed before the transaction began"
+                ));
+            }
+            if rollback {
+                t.add("rolled_back", 1);
+                if !retry {
+                    t.rolled_keys.extend(eff.keys);
+                }
+            } else {
+                t.add("committed", 1);
+                for (k, v) in eff.n {
+                    t.add(k, v);
+                }
+                for (k, v) in eff.sums {
+                    *t.sums.entry(k).or_default() += v;
+                }
+                for r in eff.reasons {
+                    *t.reasons.entry(r).or_default() += 1;
+                }
+                if !retry {
+                    t.committed_keys.extend(eff.keys);
+                }
+                t.holds.retain(|h| !eff.closed_holds.contains(&h.id));
+                t.holds.extend(eff.new_holds);
+                t.spends.extend(eff.new_spends);
+                for (id, a) in eff.refunded {
+                    if let Some(sp) = t.spends.iter_mut().find(|sp| sp.id == id) {
+                        sp.refunded += a;
+                    }
+                }
+                t.done.extend(eff.done);
+                t.voids.extend(eff.voids);
+            }
+        }
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            if !retry {
+                t.rolled_keys.extend(eff.keys);
+            }
+            let refusal = corr_classify(&e, &op, eff.void_grant);
+            if !closed_before.is_empty()
+                && !matches!(
+                    refusal,
+                    Some(CorrRefusal::Closed(_) | CorrRefusal::HoldGone(_))
+                )
+            {
+                wrong.push(format!(
+                    "{} although {closed_before:?} had been closed before the transaction began (55000 expected)",
+                    err_text(&e)
+                ));
+            }
+            match refusal {
+                Some(CorrRefusal::Closed(w)) => {
+                    t.add("refused_closed", 1);
+                    // a refund or a later close of a hold of a closed wallet: no use trying again
+                    if let CorrOp::Refund { spend, .. } = &op {
+                        t.spends.retain(|sp| sp.id != spend.id);
+                    }
+                    if let CorrOp::Finish { hold, .. } = &op {
+                        t.holds.retain(|h| h.id != hold.id);
+                        t.gone_holds.push(hold.id);
+                    }
+                    t.closed_hits.push(w);
+                }
+                Some(CorrRefusal::HoldGone(id)) => {
+                    t.add("refused_released", 1);
+                    t.holds.retain(|h| h.id != id);
+                    t.gone_holds.push(id);
+                }
+                Some(CorrRefusal::GrantExpired(g)) => {
+                    t.add("refused_expired", 1);
+                    t.expired_grants.push(g);
+                }
+                Some(CorrRefusal::Short) => t.add("refused_short", 1),
+                Some(CorrRefusal::VoidShort) => t.add("refused_void_short", 1),
+                None => {
+                    t.add("failed_tx", 1);
+                    let msg = format!("session {i}: {} in {op:?}", err_text(&e));
+                    if sqlstate(&e) == "40P01" {
+                        t.add("deadlocks", 1);
+                        x.sh.deadlocks.lock().unwrap().add(msg);
+                    } else {
+                        x.sh.problems.lock().unwrap().add(msg);
+                    }
+                }
+            }
+        }
+    }
+    if !wrong.is_empty() {
+        let mut w = x.sh.wrong.lock().unwrap();
+        for m in wrong {
+            w.add(format!("session {i}: {m} [{op:?}]"));
+        }
+    }
+    true
+}
+
+/// Two distinct wallets for a transfer, in a random direction: a member and its pool (20 %),
+/// one of two fixed pairs (30 %: both directions between the same wallets, one pair with the
+/// lanes wallet), two members (10 %), any two (40 %).
+fn corr_pair(rng: &mut u64, all: &[String]) -> (String, String) {
+    let r = xorshift(rng) % 100;
+    let two = |rng: &mut u64, v: &[String]| {
+        let a = pick(v, rng);
+        let mut b = pick(v, rng);
+        while b == a {
+            b = pick(v, rng);
+        }
+        (a, b)
+    };
+    let (a, b) = match r {
+        0..=19 => (
+            corr_wallet((xorshift(rng) % CORR_MEMBERS as u64) as usize),
+            CORR_POOL.to_string(),
+        ),
+        20..=34 => ("corr.w05".to_string(), "corr.w06".to_string()),
+        35..=49 => (CORR_LANES_WALLET.to_string(), "corr.w07".to_string()),
+        50..=59 => {
+            let members: Vec<String> = (0..CORR_MEMBERS).map(corr_wallet).collect();
+            two(rng, &members)
+        }
+        _ => two(rng, all),
+    };
+    if xorshift(rng).is_multiple_of(2) {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// The next operation of a session, from its model.
+fn corr_pick(rng: &mut u64, t: &CorrTally, all: &[String]) -> CorrOp {
+    let roll = xorshift(rng) % 100;
+    let wallet = pick(all, rng);
+    let q = 1 + xorshift(rng) % 5;
+    let refundable: Vec<&CorrSpend> = t
+        .spends
+        .iter()
+        .filter(|sp| sp.refunded < sp.amount)
+        .collect();
+    match roll {
+        0..=26 => {
+            let (from, to) = corr_pair(rng, all);
+            CorrOp::Transfer {
+                from,
+                to,
+                amount: 1 + xorshift(rng) % 25,
+            }
+        }
+        27..=44 => CorrOp::Debit { wallet, q },
+        45..=56 => {
+            let finish = (xorshift(rng) % 100 < 40)
+                .then(|| (xorshift(rng) % 100 < 60).then(|| 1 + xorshift(rng) % q));
+            CorrOp::Hold { wallet, q, finish }
+        }
+        57..=64 if !t.holds.is_empty() => {
+            let hold = pick(&t.holds, rng);
+            let capture = (xorshift(rng) % 100 < 60).then(|| 1 + xorshift(rng) % hold.qty);
+            CorrOp::Finish { hold, capture }
+        }
+        65..=71 if !refundable.is_empty() => {
+            let spend = refundable[(xorshift(rng) % refundable.len() as u64) as usize].clone();
+            let left = spend.amount - spend.refunded;
+            let amount = if xorshift(rng).is_multiple_of(2) {
+                left
+            } else {
+                1 + xorshift(rng) % left
+            };
+            CorrOp::Refund { spend, amount }
+        }
+        72..=77 => CorrOp::Void {
+            wallet,
+            whole: false,
+        },
+        78..=79 => CorrOp::Void {
+            wallet,
+            whole: true,
+        },
+        80..=87 => CorrOp::Adjust {
+            wallet,
+            amount: 1 + (xorshift(rng) % 20) as i64,
+        },
+        88..=96 => CorrOp::Adjust {
+            wallet,
+            amount: -1 - (xorshift(rng) % 20) as i64,
+        },
+        97..=99 if !t.done.is_empty() => CorrOp::Retry {
+            prev: pick(&t.done, rng),
+        },
+        _ => CorrOp::Debit { wallet, q },
+    }
+}
+
+/// A close made by the closing session: what it returned, and the last ids of the journal,
+/// authorizations, operations and refunds once it had committed.
+#[derive(Clone, Debug)]
+struct CorrClose {
+    wallet: String,
+    to: Option<String>,
+    op_id: i64,
+    done: Decimal,
+    after: [i64; 4],
+}
+
+fn scenario_corrections(base: &Config, o: &Opts, deadline: Instant) -> Result<Verdict, String> {
+    let sessions = o.sessions;
+    let txs = o.corr_tx;
+    let all = corr_all();
+    let grants = corr_setup_grants();
+    let granted: u64 = grants.iter().map(|g| g.1).sum();
+    {
+        let mut c = connect(base, &o.database)?;
+        let mut sql = format!("SELECT credit_wallet_create(wallet => '{CORR_POOL}');");
+        for i in 0..CORR_WALLETS {
+            let w = corr_wallet(i);
+            if i < CORR_MEMBERS {
+                sql.push_str(&format!(
+                    " SELECT credit_wallet_create(wallet => '{w}', parent => '{CORR_POOL}');"
+                ));
+            } else {
+                sql.push_str(&format!(" SELECT credit_wallet_create(wallet => '{w}');"));
+            }
+        }
+        sql.push_str(&format!(
+            " SELECT credit_wallet_lanes(wallet => '{CORR_LANES_WALLET}', lanes => 4);"
+        ));
+        for (w, amount, promo, short) in &grants {
+            if *promo {
+                let expiry = if *short {
+                    format!("now() + interval '{CORR_SHORT_EXPIRY_MS} milliseconds'")
+                } else {
+                    "now() + interval '30 days'".to_string()
+                };
+                sql.push_str(&format!(
+                    " SELECT credit_grant(wallet => '{w}', amount => {amount}, \
+                       category => 'promotional', expires_at => {expiry});"
+                ));
+            } else {
+                sql.push_str(&format!(
+                    " SELECT credit_grant(wallet => '{w}', amount => {amount}, unit_price => 0.01);"
+                ));
+            }
+        }
+        c.batch_execute(&sql)
+            .map_err(|e| format!("setup of the corrections wallets: {}", err_text(&e)))?;
+    }
+
+    let sh = Arc::new(CorrShared::default());
+    let tallies = Arc::new(Mutex::new(Vec::<CorrTally>::new()));
+    let barrier = Arc::new(Barrier::new(sessions + 2));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..sessions {
+        clients.push(connect(base, &o.database)?);
+    }
+    let mut sweeper = connect(base, &o.database)?;
+    let mut closer = connect(base, &o.database)?;
+
+    // the sweep session: credit_expire() in a loop; what it expired, summed
+    let sweep_handle = {
+        let (done, barrier, sh) = (done.clone(), barrier.clone(), sh.clone());
+        thread::spawn(move || -> (u64, Decimal) {
+            barrier.wait();
+            let mut n = 0u64;
+            let mut expired = Decimal::ZERO;
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match sweeper.query("SELECT credits_expired::text FROM credit_expire()", &[]) {
+                    Ok(rows) => {
+                        for r in rows {
+                            let v: Option<String> = r.get(0);
+                            expired += v
+                                .and_then(|v| Decimal::from_str(&v).ok())
+                                .unwrap_or_default();
+                        }
+                    }
+                    Err(e) => {
+                        let msg = format!("sweeper: credit_expire(): {}", err_text(&e));
+                        if sqlstate(&e) == "40P01" {
+                            sh.deadlocks.lock().unwrap().add(msg);
+                        } else {
+                            sh.problems.lock().unwrap().add(msg);
+                        }
+                    }
+                }
+                n += 1;
+                thread::sleep(Duration::from_millis(50));
+            }
+            (n, expired)
+        })
+    };
+
+    // the closing session: once 70 % of the transactions have started (or the sessions are
+    // done), closes the wallets of CORR_CLOSES one by one, each in a transaction kept open
+    // 20 ms, while the other sessions still hit them
+    let close_handle = {
+        let (done, barrier, sh) = (done.clone(), barrier.clone(), sh.clone());
+        let target = sessions * txs * 7 / 10;
+        thread::spawn(move || -> Vec<CorrClose> {
+            let mut out = Vec::new();
+            barrier.wait();
+            while sh.progress.load(Ordering::Relaxed) < target
+                && !done.load(Ordering::Relaxed)
+                && Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(5));
+            }
+            let st = match closer.prepare(&op_sql(
+                "credit_wallet_close(wallet => $1, disposition => $2, to_wallet => $3, \
+                 reason => 'stress close', idempotency_key => $4)",
+            )) {
+                Ok(st) => st,
+                Err(e) => {
+                    sh.problems
+                        .lock()
+                        .unwrap()
+                        .add(format!("closer: prepare: {}", err_text(&e)));
+                    return out;
+                }
+            };
+            for (n, (w, to)) in CORR_CLOSES.iter().enumerate() {
+                let key = format!("corr-close-{n}");
+                let disposition = if to.is_some() { "transfer" } else { "expire" };
+                let to_s = to.map(str::to_string);
+                let res = (|| -> Result<Vec<OpRow>, postgres::Error> {
+                    closer.batch_execute("BEGIN")?;
+                    let rows = run_op(&mut closer, &st, &[w, &disposition, &to_s, &key])?;
+                    closer.batch_execute("SELECT pg_sleep(0.02); COMMIT")?;
+                    Ok(rows)
+                })();
+                let rows = match res {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        let _ = closer.batch_execute("ROLLBACK");
+                        let msg = format!("closer: close of {w}: {}", err_text(&e));
+                        if sqlstate(&e) == "40P01" {
+                            sh.deadlocks.lock().unwrap().add(msg);
+                        } else {
+                            sh.problems.lock().unwrap().add(msg);
+                        }
+                        continue;
+                    }
+                };
+                let mut wrong = Vec::new();
+                let Some((op_id, done_c, _)) = one_op(&rows, "close", &mut wrong) else {
+                    for m in wrong {
+                        sh.wrong.lock().unwrap().add(format!("closer: {w}: {m}"));
+                    }
+                    continue;
+                };
+                let after = closer.query_one(
+                    "SELECT (SELECT coalesce(max(id), 0) FROM credit_ledger.journal),
+                            (SELECT coalesce(max(id), 0) FROM credit_ledger.authorizations),
+                            (SELECT coalesce(max(id), 0) FROM credit_ledger.operations),
+                            (SELECT coalesce(max(id), 0) FROM credit_ledger.refunds)",
+                    &[],
+                );
+                let after = match after {
+                    Ok(r) => [r.get(0), r.get(1), r.get(2), r.get(3)],
+                    Err(e) => {
+                        sh.problems
+                            .lock()
+                            .unwrap()
+                            .add(format!("closer: last ids: {}", err_text(&e)));
+                        [i64::MAX; 4]
+                    }
+                };
+                sh.closed.lock().unwrap().insert(w.to_string());
+                // the same close again with its key: the first result, nothing written
+                match run_op(&mut closer, &st, &[w, &disposition, &to_s, &key]) {
+                    Ok(again) => {
+                        if again.len() != 1
+                            || again[0].id != Some(op_id)
+                            || again[0].done != Some(done_c)
+                        {
+                            sh.wrong.lock().unwrap().add(format!(
+                                "closer: the retry of the close of {w} (operation {op_id}, done {done_c}) returned {again:?}"
+                            ));
+                        }
+                    }
+                    Err(e) => sh.wrong.lock().unwrap().add(format!(
+                        "closer: the retry of the close of {w}: {}",
+                        err_text(&e)
+                    )),
+                }
+                out.push(CorrClose {
+                    wallet: w.to_string(),
+                    to: to_s,
+                    op_id,
+                    done: done_c,
+                    after,
+                });
+                thread::sleep(Duration::from_millis(150));
+            }
+            out
+        })
+    };
+
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let x = CorrCtx {
+            i,
+            deadline,
+            budget: started + o.corr_budget,
+            sh: sh.clone(),
+        };
+        let (tallies, barrier, all) = (tallies.clone(), barrier.clone(), all.clone());
+        let mut rng = o
+            .seed
+            .wrapping_mul(0xE703_7ED1_A0B4_28DB)
+            .wrapping_add(i as u64 * 2_654_435_761 + 23)
+            | 1;
+        handles.push(thread::spawn(move || {
+            let s = match corr_prepare(&mut c) {
+                Ok(s) => s,
+                Err(e) => {
+                    x.sh.problems
+                        .lock()
+                        .unwrap()
+                        .add(format!("session {i}: prepare: {}", err_text(&e)));
+                    barrier.wait();
+                    return;
+                }
+            };
+            let mut t = CorrTally::default();
+            let mut seq = 0u64;
+            barrier.wait();
+            for _ in 0..txs {
+                let op = corr_pick(&mut rng, &t, &all);
+                if !corr_tx(&mut c, &s, &x, &mut t, &mut rng, &mut seq, op) {
+                    break;
+                }
+            }
+            tallies.lock().unwrap().push(t);
+        }));
+    }
+    let mut panicked = false;
+    for h in handles {
+        panicked |= h.join().is_err();
+    }
+    done.store(true, Ordering::Relaxed);
+    let closes = close_handle.join();
+    let sweeps = sweep_handle.join();
+    panicked |= closes.is_err() || sweeps.is_err();
+    if panicked {
+        return Err("a session thread panicked".into());
+    }
+    let closes = closes.unwrap_or_default();
+    let (sweeps, mut swept) = sweeps.unwrap_or_default();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // one model: the sessions' tallies added up
+    let mut t = CorrTally::default();
+    for s in std::mem::take(&mut *tallies.lock().unwrap()) {
+        for (k, v) in s.n {
+            t.add(k, v);
+        }
+        for (k, v) in s.sums {
+            *t.sums.entry(k).or_default() += v;
+        }
+        for (k, v) in s.reasons {
+            *t.reasons.entry(k).or_default() += v;
+        }
+        t.committed_keys.extend(s.committed_keys);
+        t.rolled_keys.extend(s.rolled_keys);
+        t.holds.extend(s.holds);
+        t.spends.extend(s.spends);
+        t.done.extend(s.done);
+        t.voids.extend(s.voids);
+        t.gone_holds.extend(s.gone_holds);
+        t.expired_grants.extend(s.expired_grants);
+        t.closed_hits.extend(s.closed_hits);
+        t.max_tx_ms = t.max_tx_ms.max(s.max_tx_ms);
+    }
+
+    let mut c = connect(base, &o.database)?;
+    let mut notes = Vec::new();
+    let q = |c: &mut Client, sql: &str, what: &str| text_rows(c, sql, what);
+    let d = |v: &Option<String>| text_dec(v, "figure");
+    let closed: Vec<String> = closes.iter().map(|x| x.wallet.clone()).collect();
+    if closed.len() != CORR_CLOSES.len() {
+        notes.push(format!(
+            "only {} of the {} closes went through: {closed:?}",
+            closed.len(),
+            CORR_CLOSES.len()
+        ));
+    }
+
+    // the system is quiet: release every hold the model believes open (those of a closed
+    // wallet were released by the close: checked below with the holds whose finish said so)
+    let st_release = c
+        .prepare(&auth_sql(
+            "credit_release(authorization_id => ($1::text)::bigint)",
+        ))
+        .map_err(|e| err_text(&e))?;
+    let mut final_released = 0u64;
+    let mut gone = std::mem::take(&mut t.gone_holds);
+    for h in &t.holds {
+        if closed.contains(&h.wallet) {
+            gone.push(h.id);
+            continue;
+        }
+        match run_auth(&mut c, &st_release, &[&h.id.to_string()]) {
+            Ok(a) if a.status.as_deref() == Some("released") => final_released += 1,
+            Ok(a) => notes.push(format!("final release of hold {}: {a:?}", h.id)),
+            Err(e) => notes.push(format!("final release of hold {}: {}", h.id, err_text(&e))),
+        }
+    }
+    if !gone.is_empty() {
+        let ids: Vec<String> = gone.iter().map(|x| x.to_string()).collect();
+        let bad = q(
+            &mut c,
+            &format!(
+                "SELECT a.id::text, a.status, a.reason FROM credit_ledger.authorizations a
+                  WHERE a.id IN ({}) AND (a.status <> 'released' OR a.reason IS DISTINCT FROM 'wallet_closed')
+                  ORDER BY a.id",
+                ids.join(",")
+            ),
+            "holds released by a close",
+        )?;
+        if !bad.is_empty() {
+            notes.push(format!(
+                "{} holds of closed wallets not released by the close (id, status, reason): {:?}",
+                bad.len(),
+                bad.iter().take(8).collect::<Vec<_>>()
+            ));
+        }
+    }
+    // the 55000s: the wallets named were closed, the grants named had expired
+    for w in &t.closed_hits {
+        if !closed.contains(w) {
+            notes.push(format!("a 55000 said {w} was closed; it was never closed"));
+            break;
+        }
+    }
+    if !t.expired_grants.is_empty() {
+        let ids: Vec<String> = t.expired_grants.iter().map(|x| x.to_string()).collect();
+        let bad = q(
+            &mut c,
+            &format!(
+                "SELECT g.id::text FROM credit_ledger.grants g
+                  WHERE g.id IN ({}) AND (g.expires_at IS NULL OR g.expires_at > now())",
+                ids.join(",")
+            ),
+            "expired grants",
+        )?;
+        if !bad.is_empty() {
+            notes.push(format!(
+                "voids refused with 'has expired' on grants that have not expired: {bad:?}"
+            ));
+        }
+    }
+    // a last sweep (bounded): what has expired by now is breakage
+    for _ in 0..20 {
+        let r = c
+            .query_one(
+                "SELECT coalesce(sum(credits_expired), 0)::text, bool_or(more) FROM credit_expire()",
+                &[],
+            )
+            .map_err(|e| format!("final credit_expire(): {}", err_text(&e)))?;
+        swept += text_dec(&r.get::<_, Option<String>>(0), "credits_expired")?;
+        if r.get::<_, Option<bool>>(1) != Some(true) {
+            break;
+        }
+    }
+
+    let wallets_sql = "(SELECT id FROM credit_ledger.wallets WHERE wallet LIKE 'corr.%')";
+    // the journal of the scenario's wallets by kind, by the kind of operation that wrote it
+    // and whether an authorization did
+    let journal = q(
+        &mut c,
+        &format!(
+            "SELECT j.kind, coalesce(o.kind, '-'), CASE WHEN j.authorization_id IS NULL THEN '-' ELSE 'a' END,
+                    sum(j.amount)::text, sum(j.held)::text, count(*)::text,
+                    count(*) FILTER (WHERE j.grant_id IS NULL)::text
+               FROM credit_ledger.journal j LEFT JOIN credit_ledger.operations o ON o.id = j.operation_id
+              WHERE j.wallet_id IN {wallets_sql}
+              GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
+        "journal by kind",
+    )?;
+    let mut jsum: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
+    let mut debt_rows = 0u64;
+    let mut j_total = Decimal::ZERO;
+    let mut j_held = Decimal::ZERO;
+    for r in &journal {
+        let k = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+            r[2].clone().unwrap_or_default(),
+        );
+        let amount = d(&r[3])?;
+        j_total += amount;
+        j_held += d(&r[4])?;
+        debt_rows += r[6].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        jsum.insert(k, amount);
+    }
+    let js = |kind: &str, op: Option<&str>, auth: Option<&str>| -> Decimal {
+        jsum.iter()
+            .filter(|((k, o, a), _)| {
+                k == kind && op.is_none_or(|x| x == o) && auth.is_none_or(|x| x == a)
+            })
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    let known = [
+        "grant",
+        "debit",
+        "hold",
+        "capture",
+        "release",
+        "refund",
+        "adjustment",
+        "expiry",
+        "transfer",
+        "lane",
+    ];
+    let odd: Vec<_> = jsum
+        .iter()
+        .filter(|((k, _, _), v)| !known.contains(&k.as_str()) && **v != Decimal::ZERO)
+        .collect();
+    if !odd.is_empty() {
+        notes.push(format!("journal entries of unexpected kinds: {odd:?}"));
+    }
+    if debt_rows != 0 {
+        notes.push(format!(
+            "{debt_rows} journal entries without a grant (debt): no wallet has an overdraft"
+        ));
+    }
+    let j_grant = js("grant", None, None);
+    let j_grant_adj = js("grant", Some("adjust"), None);
+    let j_spent = -(js("debit", None, None) + js("capture", None, None) + js("refund", None, None));
+    let j_adj_neg = -js("adjustment", Some("adjust"), None);
+    let j_void = -js("adjustment", Some("void"), None);
+    let j_adj_other = js("adjustment", None, None) + j_adj_neg + j_void;
+    let j_expired = -js("expiry", None, None);
+    let j_exp_close = -js("expiry", Some("close"), None);
+    let j_exp_sweep = -js("expiry", Some("-"), Some("-"));
+    let j_exp_holds = -js("expiry", Some("-"), Some("a"));
+    let j_transfer = js("transfer", None, None);
+    let j_lane = js("lane", None, None);
+
+    // grants: Σ remaining and held over every row (lane slices included)
+    let g = q(
+        &mut c,
+        &format!(
+            "SELECT coalesce(sum(remaining), 0)::text, coalesce(sum(held), 0)::text, count(*)::text,
+                    count(*) FILTER (WHERE transfer_of IS NOT NULL)::text,
+                    (SELECT coalesce(sum(debt), 0) FROM credit_ledger.wallet_assets WHERE wallet_id IN {wallets_sql})::text,
+                    (SELECT min(credit_balance(wallet)) FROM credit_ledger.wallets WHERE wallet LIKE 'corr.%')::text
+               FROM credit_ledger.grants WHERE wallet_id IN {wallets_sql}"
+        ),
+        "grants",
+    )?;
+    let remaining = d(&g[0][0])?;
+    let held = d(&g[0][1])?;
+    let grant_rows = g[0][2].clone().unwrap_or_default();
+    let transfer_grants = g[0][3].clone().unwrap_or_default();
+    let debt = d(&g[0][4])?;
+    let min_balance = d(&g[0][5])?;
+
+    // the client's figures (committed transactions only)
+    let granted_d = Decimal::from(granted);
+    let adj_pos = t.sum("adjusted_pos");
+    let adj_neg = t.sum("adjusted_neg");
+    let spent = t.sum("debited") + t.sum("captured") - t.sum("refunded");
+    let voided_at_once = t.sum("voided_at_once");
+
+    if remaining != j_total {
+        notes.push(format!(
+            "Σ remaining over every grant row {remaining} != Σ of the journal's amounts {j_total}"
+        ));
+    }
+    if held != Decimal::ZERO || j_held != Decimal::ZERO {
+        notes.push(format!(
+            "{held} still held ({j_held} by the journal) after every hold was released"
+        ));
+    }
+    if debt != Decimal::ZERO || min_balance < Decimal::ZERO {
+        notes.push(format!(
+            "OVERSPEND: debt {debt}, lowest balance {min_balance}"
+        ));
+    }
+    if j_grant != granted_d + adj_pos || j_grant_adj != adj_pos {
+        notes.push(format!(
+            "granted by the journal {j_grant} ({j_grant_adj} by adjustments) != setup {granted} + positive adjustments {adj_pos} (client)"
+        ));
+    }
+    if j_adj_neg != adj_neg {
+        notes.push(format!(
+            "negative adjustments: journal {j_adj_neg}, client {adj_neg}"
+        ));
+    }
+    if j_adj_other != Decimal::ZERO {
+        notes.push(format!(
+            "adjustment entries of neither an adjustment nor a void: {j_adj_other}"
+        ));
+    }
+    if j_spent != spent {
+        notes.push(format!(
+            "spent (debits + captures - refunds): journal {j_spent}, client {spent} ({} + {} - {})",
+            t.sum("debited"),
+            t.sum("captured"),
+            t.sum("refunded")
+        ));
+    }
+    if j_transfer != Decimal::ZERO || j_lane != Decimal::ZERO {
+        notes.push(format!(
+            "transfer entries net {j_transfer}, lane moves net {j_lane} (both must be 0)"
+        ));
+    }
+    if j_exp_sweep != swept {
+        notes.push(format!(
+            "expiry by credit_expire(): journal {j_exp_sweep}, credit_expire() returned {swept}"
+        ));
+    }
+    if j_void < voided_at_once {
+        notes.push(format!(
+            "voided by the journal {j_void} < what the committed voids returned {voided_at_once}"
+        ));
+    }
+    let expect = granted_d + adj_pos - adj_neg - j_void - spent - j_expired;
+    if remaining != expect {
+        notes.push(format!(
+            "CONSERVATION: Σ remaining {remaining} != granted {granted} + adjusted {adj_pos} - {adj_neg} - voided {j_void} - spent {spent} - expired {j_expired} = {expect}"
+        ));
+    }
+
+    // operations: the committed ones of the model, and each one's journal entries
+    let ops = q(
+        &mut c,
+        &format!(
+            "SELECT o.id::text, o.kind, o.amount::text, o.done::text, o.pending::text, o.open::text,
+                    coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount > 0), 0)::text,
+                    coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0)::text,
+                    coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0)::text,
+                    coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0)::text,
+                    coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)::text,
+                    coalesce(sum(j.amount) FILTER (WHERE j.kind NOT IN ('transfer', 'adjustment', 'expiry', 'grant', 'lane')), 0)::text
+               FROM credit_ledger.operations o LEFT JOIN credit_ledger.journal j ON j.operation_id = o.id
+              WHERE o.wallet_id IN {wallets_sql}
+              GROUP BY o.id ORDER BY o.id"
+        ),
+        "operations",
+    )?;
+    let model: BTreeMap<i64, &CorrDone> = t.done.iter().map(|x| (x.op_id, x)).collect();
+    let voids_m: BTreeMap<i64, (Option<u64>, Decimal, Decimal)> =
+        t.voids.iter().map(|v| (v.0, (v.1, v.2, v.3))).collect();
+    let mut op_notes = Problems::default();
+    let mut ops_by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut server_void_done = Decimal::ZERO;
+    let mut server_transfer_done = Decimal::ZERO;
+    let mut void_pending = Decimal::ZERO;
+    let mut stale_pending = Decimal::ZERO;
+    let mut seen = std::collections::HashSet::new();
+    for r in &ops {
+        let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+        let kind = r[1].clone().unwrap_or_default();
+        let amount = r[2].as_deref().and_then(|v| Decimal::from_str(v).ok());
+        let (done_s, pending) = (d(&r[3])?, d(&r[4])?);
+        let open = r[5].as_deref() == Some("true");
+        let (t_in, t_out, adj, exp, gr, other) = (
+            d(&r[6])?,
+            d(&r[7])?,
+            d(&r[8])?,
+            d(&r[9])?,
+            d(&r[10])?,
+            d(&r[11])?,
+        );
+        *ops_by_kind.entry(kind.clone()).or_default() += 1;
+        seen.insert(id);
+        let z = Decimal::ZERO;
+        let entries_ok = other == z
+            && match kind.as_str() {
+                "transfer" => t_in == done_s && t_out == done_s && adj == z && exp == z && gr == z,
+                "void" => adj == done_s && t_in == z && t_out == z && exp == z && gr == z,
+                "adjust" if done_s > z => gr == done_s && adj == z && t_in == z && t_out == z,
+                "adjust" => adj == -done_s && gr == z && t_in == z && t_out == z,
+                "close" => exp + t_out == done_s && t_in == t_out && adj == z && gr == z,
+                _ => false,
+            };
+        if !entries_ok {
+            op_notes.add(format!(
+                "operation {id} ({kind}, done {done_s}): journal transfer in {t_in} out {t_out}, adjustment {adj}, expiry {exp}, grant {gr}, other {other}"
+            ));
+        }
+        if kind == "transfer" {
+            server_transfer_done += done_s;
+        }
+        if kind == "void" {
+            server_void_done += done_s;
+            if amount.is_some() {
+                void_pending += pending;
+            } else {
+                stale_pending += pending;
+            }
+            match voids_m.get(&id) {
+                Some((asked, at_once, _)) => {
+                    let ok = match asked {
+                        Some(a) => {
+                            amount == Some(Decimal::from(*a))
+                                && done_s >= *at_once
+                                && done_s + pending == Decimal::from(*a)
+                                && open == (pending > z)
+                        }
+                        // (pending of a whole void, the credits still held, should be 0 now
+                        // that no hold is open; a hold captured in full leaves it as it was:
+                        // reported as whole_void_stale_pending, not a failure)
+                        None => amount.is_none() && done_s >= *at_once && open && pending >= z,
+                    };
+                    if !ok {
+                        op_notes.add(format!(
+                            "void {id} (asked {asked:?}, done {at_once} at once): now amount {amount:?} done {done_s} pending {pending} open {open}"
+                        ));
+                    }
+                }
+                None => op_notes.add(format!("void {id} on the server, not in the model")),
+            }
+        } else if kind != "close" {
+            match model.get(&id) {
+                Some(m) if m.done == done_s => {}
+                Some(m) => op_notes.add(format!(
+                    "operation {id} ({kind}): done {done_s}, the model {}",
+                    m.done
+                )),
+                None => op_notes.add(format!(
+                    "operation {id} ({kind}) on the server, not in the model"
+                )),
+            }
+        } else {
+            match closes.iter().find(|x| x.op_id == id) {
+                Some(x) => {
+                    let exp_ok = x.to.is_some() || exp == done_s;
+                    if x.done != done_s || !exp_ok {
+                        op_notes.add(format!(
+                            "close {id} of {}: returned done {}, now {done_s}, expired {exp}",
+                            x.wallet, x.done
+                        ));
+                    }
+                }
+                None => op_notes.add(format!(
+                    "close {id} on the server, not made by the closing session"
+                )),
+            }
+        }
+    }
+    for (kind, n) in [
+        ("transfer", t.get("transfers")),
+        ("adjust", t.get("adjust_pos") + t.get("adjust_neg")),
+        ("void", t.get("voids_part") + t.get("voids_whole")),
+        ("close", closes.len() as u64),
+    ] {
+        let on_server = ops_by_kind.get(kind).copied().unwrap_or(0);
+        if on_server != n {
+            op_notes.add(format!(
+                "{on_server} {kind} operations on the server, {n} committed by the sessions"
+            ));
+        }
+    }
+    let missing: Vec<_> = model.keys().filter(|id| !seen.contains(*id)).collect();
+    if !missing.is_empty() {
+        op_notes.add(format!(
+            "{} committed operations missing on the server, e.g. {:?}",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if server_void_done != j_void {
+        op_notes.add(format!(
+            "voids: Σ done {server_void_done} != the journal's {j_void}"
+        ));
+    }
+    let voided_later = j_void - voided_at_once;
+    let close_expired: Decimal = closes
+        .iter()
+        .filter(|x| x.to.is_none())
+        .map(|x| x.done)
+        .sum();
+    if j_exp_close < close_expired {
+        op_notes.add(format!(
+            "expired by closes: journal {j_exp_close} < what the expire close returned {close_expired}"
+        ));
+    }
+    if server_transfer_done != t.sum("transferred") {
+        op_notes.add(format!(
+            "transfers: Σ done on the server {server_transfer_done}, client {}",
+            t.sum("transferred")
+        ));
+    }
+    if op_notes.count > 0 {
+        notes.push(format!(
+            "{} operation findings; first: {:?}",
+            op_notes.count, op_notes.first
+        ));
+    }
+
+    // every wallet's balance is what its grants have free (closed wallets: 0)
+    let bal = q(
+        &mut c,
+        "SELECT w.wallet, credit_balance(w.wallet)::text,
+                (SELECT coalesce(sum(g.remaining - g.held), 0) FROM credit_grants(w.wallet) g)::text
+           FROM credit_ledger.wallets w WHERE w.wallet LIKE 'corr.%' ORDER BY w.wallet",
+        "balances",
+    )?;
+    for r in &bal {
+        let (b, free) = (d(&r[1])?, d(&r[2])?);
+        if b != free || b < Decimal::ZERO {
+            notes.push(format!(
+                "{:?}: credit_balance {b}, its grants have {free} free",
+                r[0]
+            ));
+        }
+    }
+
+    // transferred grants keep the provenance of the grant they came from
+    let prov = q(
+        &mut c,
+        &format!(
+            "SELECT count(*)::text FROM credit_ledger.grants g JOIN credit_ledger.grants s ON s.id = g.transfer_of
+              WHERE g.wallet_id IN {wallets_sql}
+                AND (g.category <> s.category OR g.priority <> s.priority OR g.unit_price <> s.unit_price
+                     OR g.expires_at IS DISTINCT FROM s.expires_at OR s.home_id IS NOT NULL)"
+        ),
+        "provenance",
+    )?;
+    if prov[0][0].as_deref() != Some("0") {
+        notes.push(format!(
+            "{:?} transferred grants without the category, priority, price or expiry of their source",
+            prov[0][0]
+        ));
+    }
+
+    // closed wallets: closed, frozen, nothing left, nothing written after the close
+    for x in &closes {
+        let r = q(
+            &mut c,
+            &format!(
+                "SELECT (w.closed_at IS NOT NULL AND w.frozen)::text,
+                        (SELECT coalesce(sum(g.remaining), 0) FROM credit_ledger.grants g WHERE g.wallet_id = w.id)::text,
+                        (SELECT coalesce(sum(g.held), 0) FROM credit_ledger.grants g WHERE g.wallet_id = w.id)::text,
+                        credit_balance(w.wallet)::text,
+                        (SELECT count(*) FROM credit_ledger.journal j WHERE j.wallet_id = w.id AND j.id > {}
+                            AND (j.amount <> 0 OR j.held <> 0))::text,
+                        (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.id > {})::text,
+                        (SELECT count(*) FROM credit_ledger.operations o
+                          WHERE (o.wallet_id = w.id OR o.to_wallet_id = w.id) AND o.id > {})::text,
+                        (SELECT count(*) FROM credit_ledger.refunds f WHERE f.wallet_id = w.id AND f.id > {})::text,
+                        (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held')::text
+                   FROM credit_ledger.wallets w WHERE w.wallet = '{}'",
+                x.after[0], x.after[1], x.after[2], x.after[3], x.wallet
+            ),
+            "closed wallet",
+        )?;
+        let r = r.first().ok_or("closed wallet: no row")?;
+        let writes: Vec<&str> = r[4..8]
+            .iter()
+            .map(|v| v.as_deref().unwrap_or("?"))
+            .collect();
+        if r[0].as_deref() != Some("true")
+            || d(&r[1])? != Decimal::ZERO
+            || d(&r[2])? != Decimal::ZERO
+            || d(&r[3])? != Decimal::ZERO
+            || writes.iter().any(|v| *v != "0")
+            || r[8].as_deref() != Some("0")
+        {
+            notes.push(format!(
+                "closed wallet {}: closed and frozen {:?}, remaining {:?}, held {:?}, balance {:?}, written after the close (journal, authorizations, operations, refunds) {writes:?}, open holds {:?}",
+                x.wallet, r[0], r[1], r[2], r[3], r[8]
+            ));
+        }
+    }
+
+    // keys: every committed one on the server, no rolled-back one
+    let keys = q(
+        &mut c,
+        "SELECT k FROM (SELECT idempotency_key AS k FROM credit_ledger.authorizations
+                         UNION ALL SELECT close_key FROM credit_ledger.authorizations
+                         UNION ALL SELECT idempotency_key FROM credit_ledger.operations
+                         UNION ALL SELECT idempotency_key FROM credit_ledger.refunds) s
+          WHERE k LIKE 'corr-s%'",
+        "keys",
+    )?;
+    let on_server: std::collections::HashSet<String> =
+        keys.into_iter().filter_map(|r| r[0].clone()).collect();
+    let missing: Vec<_> = t
+        .committed_keys
+        .iter()
+        .filter(|k| !on_server.contains(*k))
+        .collect();
+    let leaked: Vec<_> = t
+        .rolled_keys
+        .iter()
+        .filter(|k| on_server.contains(*k))
+        .collect();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} keys of committed transactions missing on the server, e.g. {:?}",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if !leaked.is_empty() {
+        notes.push(format!(
+            "{} keys of rolled-back transactions on the server, e.g. {:?}",
+            leaked.len(),
+            leaked.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+
+    let verify = verify_rows(&mut c)?;
+    if !verify.is_empty() {
+        notes.push(format!(
+            "credit_verify() returned {} rows: {:?}",
+            verify.len(),
+            verify.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
+    let p = sh.problems.lock().unwrap();
+    let dl = sh.deadlocks.lock().unwrap();
+    let w = sh.wrong.lock().unwrap();
+    if p.count > 0 {
+        notes.push(format!("{} errors; first: {:?}", p.count, p.first));
+    }
+    // a 40P01 fails the run: every transaction here is one call (a hold and its close at
+    // most), and transfers lock their two wallets in a fixed order
+    if dl.count > 0 {
+        notes.push(format!(
+            "{} transactions aborted with 40P01 (deadlock); first: {:?}",
+            dl.count, dl.first
+        ));
+    }
+    if w.count > 0 {
+        notes.push(format!("{} wrong answers; first: {:?}", w.count, w.first));
+    }
+    let odd: Vec<_> = t
+        .reasons
+        .keys()
+        .filter(|r| r.as_str() != "insufficient_credits")
+        .collect();
+    if !odd.is_empty() {
+        notes.push(format!("unexpected decline reasons: {:?}", t.reasons));
+    }
+    let cut_short = sh.cut.load(Ordering::Relaxed);
+    if cut_short == 0 && txs >= 100 && sessions >= 4 && t.get("refused_closed") == 0 {
+        notes.push("no operation ever hit a closed wallet: the closes came too late".into());
+    }
+
+    let pass = notes.is_empty();
+    let line = format!(
+        "stress scenario=corrections sessions={sessions} wallets={} transactions={} committed={} rolled_back={} failed={} slept={} transfers={} transferred={} debits={} holds={} captures={} releases={} same_tx_closes={} later_closes={} final_releases={final_released} refunds={} voids_part={} voids_whole={} voids_pending={} adjust_pos={} adjust_neg={} retries={} closes={} declines={} refused_55000_closed={} refused_55000_released={} refused_55000_expired={} refused_53400={} refused_22023_void={} deadlocks={} errors={} wrong={} granted={granted} adjusted=+{}/-{} spent={} voided={} voided_later={} expired={} expired_close={} expired_sweep={} expired_holds={} part_void_pending={} whole_void_stale_pending={} remaining={} grant_rows={grant_rows} transfer_grants={transfer_grants} sweeps={sweeps} cut_short={cut_short} max_tx_ms={:.0} verify_rows={} elapsed_s={:.2} result={}",
+        all.len(),
+        t.get("tx"),
+        t.get("committed"),
+        t.get("rolled_back"),
+        t.get("failed_tx"),
+        t.get("slept"),
+        t.get("transfers"),
+        t.sum("transferred").normalize(),
+        t.get("debits"),
+        t.get("holds"),
+        t.get("captures"),
+        t.get("releases"),
+        t.get("same_tx_closes"),
+        t.get("later_closes"),
+        t.get("refunds"),
+        t.get("voids_part"),
+        t.get("voids_whole"),
+        t.get("voids_pending"),
+        t.get("adjust_pos"),
+        t.get("adjust_neg"),
+        t.get("retries"),
+        closes.len(),
+        t.get("declines"),
+        t.get("refused_closed"),
+        t.get("refused_released"),
+        t.get("refused_expired"),
+        t.get("refused_short"),
+        t.get("refused_void_short"),
+        dl.count,
+        p.count,
+        w.count,
+        adj_pos.normalize(),
+        adj_neg.normalize(),
+        spent.normalize(),
+        j_void.normalize(),
+        voided_later.normalize(),
+        j_expired.normalize(),
+        j_exp_close.normalize(),
+        j_exp_sweep.normalize(),
+        j_exp_holds.normalize(),
+        void_pending.normalize(),
+        stale_pending.normalize(),
+        remaining.normalize(),
+        t.max_tx_ms,
+        verify.len(),
+        elapsed,
+        if pass { "pass" } else { "fail" }
+    );
+    Ok(Verdict { line, pass, notes })
+}
+
 fn main() {
     let o = match parse_opts() {
         Ok(o) => o,
@@ -3802,6 +5750,7 @@ fn main() {
         ("pool", scenario_pool),
         ("lanes", scenario_lanes),
         ("runs", scenario_runs),
+        ("corrections", scenario_corrections),
     ];
     for (name, f) in scenarios {
         if o.scenario != "all" && o.scenario != name {
