@@ -56,6 +56,14 @@ CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_i
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX operations_open_voids ON credit_ledger.operations (wallet_id) WHERE open;
 CREATE INDEX operations_wallet ON credit_ledger.operations (wallet_id, created_at);
+-- an operation's entries (credit_verify, credit_wallet_close's rows); only they are indexed
+CREATE INDEX journal_operation ON credit_ledger.journal (operation_id) WHERE operation_id IS NOT NULL;
+-- What credit_grant_void, credit_adjust, credit_transfer and credit_wallet_close return: one
+-- row per asset the operation moved (done), its pending part (a void) and the wallet's balance.
+CREATE TYPE @extschema@.credit_operation AS (
+    operation_id bigint, kind text, wallet text, to_wallet text, grant_id bigint, asset text,
+    amount numeric, done numeric, pending numeric, balance numeric, created_at timestamptz
+);
 
 -- Durable events: more kinds, an index for readers, and per-consumer acknowledgements.
 -- seq: the event's place in the stream, given when a reader first sees it committed
@@ -83,19 +91,8 @@ CREATE FUNCTION @extschema@."credit_grant_void"(
 	"amount" NUMERIC DEFAULT NULL, /* Option < AnyNumeric > */
 	"reason" TEXT DEFAULT NULL, /* Option < & str > */
 	"idempotency_key" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS TABLE (
-	"operation_id" bigint,  /* i64 */
-	"kind" TEXT,  /* String */
-	"wallet" TEXT,  /* String */
-	"to_wallet" TEXT,  /* Option < String > */
-	"grant_id" bigint,  /* Option < i64 > */
-	"asset" TEXT,  /* Option < String > */
-	"amount" NUMERIC,  /* Option < AnyNumeric > */
-	"done" NUMERIC,  /* AnyNumeric */
-	"pending" NUMERIC,  /* AnyNumeric */
-	"balance" NUMERIC,  /* Option < AnyNumeric > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
+) RETURNS SETOF @extschema@.credit_operation /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
@@ -108,19 +105,8 @@ CREATE FUNCTION @extschema@."credit_adjust"(
 	"reason" TEXT DEFAULT NULL, /* Option < & str > */
 	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
 	"metadata" jsonb DEFAULT NULL /* Option < JsonbText > */
-) RETURNS TABLE (
-	"operation_id" bigint,  /* i64 */
-	"kind" TEXT,  /* String */
-	"wallet" TEXT,  /* String */
-	"to_wallet" TEXT,  /* Option < String > */
-	"grant_id" bigint,  /* Option < i64 > */
-	"asset" TEXT,  /* Option < String > */
-	"amount" NUMERIC,  /* Option < AnyNumeric > */
-	"done" NUMERIC,  /* AnyNumeric */
-	"pending" NUMERIC,  /* AnyNumeric */
-	"balance" NUMERIC,  /* Option < AnyNumeric > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
+) RETURNS SETOF @extschema@.credit_operation /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
@@ -134,19 +120,8 @@ CREATE FUNCTION @extschema@."credit_transfer"(
 	"reason" TEXT DEFAULT NULL, /* Option < & str > */
 	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
 	"metadata" jsonb DEFAULT NULL /* Option < JsonbText > */
-) RETURNS TABLE (
-	"operation_id" bigint,  /* i64 */
-	"kind" TEXT,  /* String */
-	"wallet" TEXT,  /* String */
-	"to_wallet" TEXT,  /* Option < String > */
-	"grant_id" bigint,  /* Option < i64 > */
-	"asset" TEXT,  /* Option < String > */
-	"amount" NUMERIC,  /* Option < AnyNumeric > */
-	"done" NUMERIC,  /* AnyNumeric */
-	"pending" NUMERIC,  /* AnyNumeric */
-	"balance" NUMERIC,  /* Option < AnyNumeric > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
+) RETURNS SETOF @extschema@.credit_operation /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
@@ -158,19 +133,8 @@ CREATE FUNCTION @extschema@."credit_wallet_close"(
 	"to_wallet" TEXT DEFAULT NULL, /* Option < & str > */
 	"reason" TEXT DEFAULT NULL, /* Option < & str > */
 	"idempotency_key" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS TABLE (
-	"operation_id" bigint,  /* i64 */
-	"kind" TEXT,  /* String */
-	"wallet" TEXT,  /* String */
-	"to_wallet" TEXT,  /* Option < String > */
-	"grant_id" bigint,  /* Option < i64 > */
-	"asset" TEXT,  /* Option < String > */
-	"amount" NUMERIC,  /* Option < AnyNumeric > */
-	"done" NUMERIC,  /* AnyNumeric */
-	"pending" NUMERIC,  /* AnyNumeric */
-	"balance" NUMERIC,  /* Option < AnyNumeric > */
-	"created_at" timestamp with time zone  /* TimestampWithTimeZone */
-)
+) RETURNS SETOF @extschema@.credit_operation /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
 VOLATILE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c /* Rust */
@@ -489,7 +453,8 @@ END $$;
 CREATE OR REPLACE FUNCTION @extschema@.credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp
+SET jit = off AS $$
     -- cached grant amounts equal the journal
     SELECT 'grant_matches_journal', 'grant ' || g.id,
            format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
@@ -544,7 +509,10 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
                  + coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)
                  - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.wallet_id = o.wallet_id), 0) AS moved
             FROM credit_ledger.journal j WHERE j.operation_id = o.id) x
-     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0))
+     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0
+                                 OR (o.open AND o.amount IS NOT NULL AND o.pending > (
+                                        SELECT coalesce(sum(g.held), 0) FROM credit_ledger.grants g
+                                         WHERE g.id = o.grant_id OR g.home_id = o.grant_id))))
         OR (o.kind = 'adjust' AND (x.moved <> o.amount OR o.done <> o.amount))
         OR (o.kind = 'transfer' AND (x.moved <> o.done OR o.done <> o.amount))
     UNION ALL

@@ -287,10 +287,12 @@ $$;
 
 -- ---- integrity -----------------------------------------------------------------------------
 
+-- (jit = off: the JIT compilation of this large query took seconds on small ledgers)
 CREATE FUNCTION @extschema@.credit_verify()
 RETURNS TABLE (check_name text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+SET search_path = pg_catalog, credit_ledger, pg_temp
+SET jit = off AS $$
     -- cached grant amounts equal the journal
     SELECT 'grant_matches_journal', 'grant ' || g.id,
            format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
@@ -345,7 +347,10 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
                  + coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)
                  - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.wallet_id = o.wallet_id), 0) AS moved
             FROM credit_ledger.journal j WHERE j.operation_id = o.id) x
-     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0))
+     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0
+                                 OR (o.open AND o.amount IS NOT NULL AND o.pending > (
+                                        SELECT coalesce(sum(g.held), 0) FROM credit_ledger.grants g
+                                         WHERE g.id = o.grant_id OR g.home_id = o.grant_id))))
         OR (o.kind = 'adjust' AND (x.moved <> o.amount OR o.done <> o.amount))
         OR (o.kind = 'transfer' AND (x.moved <> o.done OR o.done <> o.amount))
     UNION ALL

@@ -379,6 +379,14 @@ CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_i
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX operations_open_voids ON credit_ledger.operations (wallet_id) WHERE open;
 CREATE INDEX operations_wallet ON credit_ledger.operations (wallet_id, created_at);
+-- an operation's entries (credit_verify, credit_wallet_close's rows); only they are indexed
+CREATE INDEX journal_operation ON credit_ledger.journal (operation_id) WHERE operation_id IS NOT NULL;
+-- What credit_grant_void, credit_adjust, credit_transfer and credit_wallet_close return: one
+-- row per asset the operation moved (done), its pending part (a void) and the wallet's balance.
+CREATE TYPE @extschema@.credit_operation AS (
+    operation_id bigint, kind text, wallet text, to_wallet text, grant_id bigint, asset text,
+    amount numeric, done numeric, pending numeric, balance numeric, created_at timestamptz
+);
 
 -- Durable events: more kinds, an index for readers, and per-consumer acknowledgements.
 -- seq: the event's place in the stream, given when a reader first sees it committed

@@ -29,7 +29,7 @@ use crate::grants::{self, NewGrant};
 use crate::input;
 use crate::ledger::{self, Movement};
 use crate::spi::{self, exec, num, opt_num, RowExt};
-use crate::types::JsonbText;
+use crate::types::{JsonbText, Record};
 use crate::wallets;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -122,41 +122,32 @@ pub fn refuse_closed_owner(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> 
     Ok(())
 }
 
-/// The row every operation returns (one per asset it moved).
-type OpRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<AnyNumeric>,
-    AnyNumeric,
-    AnyNumeric,
-    Option<AnyNumeric>,
-    TimestampWithTimeZone,
-);
-
-fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<OpRow>> {
+/// The `credit_operation` rows of operation `id` (one per asset it moved).
+fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for r in exec(c, sql::OP_ROWS, &[id.into()])? {
-        out.push((
-            r.req(1)?,
-            r.req(2)?,
-            r.req(3)?,
-            r.col(4)?,
-            r.col(5)?,
-            r.col(6)?,
-            r.col(7)?,
+        let mut t = Record::new("credit_operation");
+        t.push(r.col::<i64>(1)?);
+        t.push(r.col::<String>(2)?);
+        t.push(r.col::<String>(3)?);
+        t.push(r.col::<String>(4)?);
+        t.push(r.col::<i64>(5)?);
+        t.push(r.col::<String>(6)?);
+        t.push(r.col::<AnyNumeric>(7)?);
+        t.push(Some(
             r.col::<AnyNumeric>(8)?
                 .unwrap_or_else(|| num(Decimal::ZERO)),
-            r.req(9)?,
-            r.col(10)?,
-            r.req(11)?,
         ));
+        t.push(r.col::<AnyNumeric>(9)?);
+        t.push(r.col::<AnyNumeric>(10)?);
+        t.push(r.col::<TimestampWithTimeZone>(11)?);
+        out.push(t);
     }
     Ok(out)
 }
+
+/// A row a close empties: (row, home grant, free credits, expired).
+type CloseRow = (i64, i64, Decimal, bool);
 
 /// A repeat of an operation with the same key: its first result (same arguments), 23505
 /// (other arguments) or None (a new key).
@@ -348,7 +339,8 @@ fn move_rows(
 }
 
 /// Void what returns to grants with an open void: the rows `rows` just got credits back (a
-/// release, refund or run close). The caller holds their wallets.
+/// release, refund or run close) or had held credits captured. The caller holds their
+/// wallets.
 pub fn void_returned(c: &mut SpiClient<'_>, wallets: &[i64], rows: &[i64]) -> Result<()> {
     let mut voids = Vec::new();
     for r in exec(
@@ -369,7 +361,13 @@ pub fn void_returned(c: &mut SpiClient<'_>, wallets: &[i64], rows: &[i64]) -> Re
         let _naming = Naming::new(op);
         let (moves, voided, held) = void_moves(c, grant, wallet_id, (!whole).then_some(pending))?;
         ledger::apply(c, &moves, &asset, None, Some(wallet_id), Some("void"))?;
-        let pending = if whole { held } else { pending - voided };
+        // what is still to void is at most what open holds still reserve of the grant (a
+        // capture spent the rest: it will never come back)
+        let pending = if whole {
+            held
+        } else {
+            (pending - voided).min(held)
+        };
         exec(
             c,
             sql::OP_DONE_ADD,
@@ -424,7 +422,6 @@ fn reason_of(reason: Option<&str>) -> Result<Option<&str>> {
 
 /// Take back the unspent part of a grant: all of it by default (and whatever comes back to
 /// it later), or `amount`. Credits that open holds reserve are voided when those holds end.
-#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_grant_void(
@@ -432,22 +429,7 @@ fn credit_grant_void(
     amount: default!(Option<AnyNumeric>, "NULL"),
     reason: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(operation_id, i64),
-        name!(kind, String),
-        name!(wallet, String),
-        name!(to_wallet, Option<String>),
-        name!(grant_id, Option<i64>),
-        name!(asset, Option<String>),
-        name!(amount, Option<AnyNumeric>),
-        name!(done, AnyNumeric),
-        name!(pending, AnyNumeric),
-        name!(balance, Option<AnyNumeric>),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "credit_operation")> {
     let rows = or_raise((|| {
         let grant = grant_id.ok_or_else(|| LedgerError::invalid("grant_id must not be null"))?;
         let amount = amount
@@ -560,12 +542,11 @@ fn credit_grant_void(
             op_rows(c, id)
         })
     })());
-    TableIterator::new(rows)
+    SetOfIterator::new(rows.into_iter().map(Record::build))
 }
 
 /// A signed manual correction: positive, a grant of category `adjustment`; negative, credits
 /// taken in consumption order, below zero only as far as the overdraft limit allows.
-#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_adjust(
@@ -575,22 +556,7 @@ fn credit_adjust(
     reason: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(operation_id, i64),
-        name!(kind, String),
-        name!(wallet, String),
-        name!(to_wallet, Option<String>),
-        name!(grant_id, Option<i64>),
-        name!(asset, Option<String>),
-        name!(amount, Option<AnyNumeric>),
-        name!(done, AnyNumeric),
-        name!(pending, AnyNumeric),
-        name!(balance, Option<AnyNumeric>),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "credit_operation")> {
     let rows = or_raise((|| {
         let wallet = input::name(wallet, "wallet")?;
         let asset = input::name(asset, "asset")?;
@@ -697,12 +663,11 @@ fn credit_adjust(
             op_rows(c, id)
         })
     })());
-    TableIterator::new(rows)
+    SetOfIterator::new(rows.into_iter().map(Record::build))
 }
 
 /// Move credits from one wallet to another, exactly, keeping their provenance (category,
 /// priority, expiry, unit price).
-#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_transfer(
@@ -713,22 +678,7 @@ fn credit_transfer(
     reason: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(operation_id, i64),
-        name!(kind, String),
-        name!(wallet, String),
-        name!(to_wallet, Option<String>),
-        name!(grant_id, Option<i64>),
-        name!(asset, Option<String>),
-        name!(amount, Option<AnyNumeric>),
-        name!(done, AnyNumeric),
-        name!(pending, AnyNumeric),
-        name!(balance, Option<AnyNumeric>),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "credit_operation")> {
     let rows = or_raise((|| {
         let from = input::name(from_wallet, "from_wallet")?;
         let to = input::name(to_wallet, "to_wallet")?;
@@ -821,12 +771,11 @@ fn credit_transfer(
             op_rows(c, id)
         })
     })());
-    TableIterator::new(rows)
+    SetOfIterator::new(rows.into_iter().map(Record::build))
 }
 
 /// Close a wallet: release its open holds, close its open runs, then expire (breakage) or
 /// transfer every credit left; it accepts nothing more and keeps its history.
-#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_wallet_close(
@@ -835,22 +784,7 @@ fn credit_wallet_close(
     to_wallet: default!(Option<&str>, "NULL"),
     reason: default!(Option<&str>, "NULL"),
     idempotency_key: default!(Option<&str>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(operation_id, i64),
-        name!(kind, String),
-        name!(wallet, String),
-        name!(to_wallet, Option<String>),
-        name!(grant_id, Option<i64>),
-        name!(asset, Option<String>),
-        name!(amount, Option<AnyNumeric>),
-        name!(done, AnyNumeric),
-        name!(pending, AnyNumeric),
-        name!(balance, Option<AnyNumeric>),
-        name!(created_at, TimestampWithTimeZone),
-    ),
-> {
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "credit_operation")> {
     let rows = or_raise((|| {
         let wallet = input::name(wallet, "wallet")?;
         let disposition = input::name(disposition, "disposition")?;
@@ -946,7 +880,7 @@ fn credit_wallet_close(
                 },
             )?;
             let naming = Naming::new(id);
-            let mut by_asset: Vec<(String, Vec<(i64, i64, Decimal, bool)>)> = Vec::new();
+            let mut by_asset: Vec<(String, Vec<CloseRow>)> = Vec::new();
             for r in exec(c, sql::CLOSE_ROWS, &[pw.id.into()])? {
                 let asset: String = r.req(3)?;
                 let free = r.dec(4)? - r.dec(5)?;
@@ -959,7 +893,7 @@ fn credit_wallet_close(
             let note = reason.or(Some("wallet closed"));
             let mut moved = Decimal::ZERO;
             for (asset, rows) in &by_asset {
-                let (expire, keep): (Vec<&(i64, i64, Decimal, bool)>, Vec<_>) = rows
+                let (expire, keep): (Vec<&CloseRow>, Vec<_>) = rows
                     .iter()
                     .filter(|r| r.2 > Decimal::ZERO)
                     .partition(|r| r.3 || pt.is_none());
@@ -992,5 +926,5 @@ fn credit_wallet_close(
             op_rows(c, id)
         })
     })());
-    TableIterator::new(rows)
+    SetOfIterator::new(rows.into_iter().map(Record::build))
 }

@@ -82,10 +82,11 @@ pub fn apply(
         return Ok(());
     }
     apply_moves(c, moves, asset, authorization_id, member_id, note)?;
-    // credits given back to a grant with an open void (0.6.0 on) are voided
+    // credits given back to a grant with an open void (0.6.0 on) are voided, and a capture
+    // (which gives nothing back) lowers what the void still waits for
     if moves
         .iter()
-        .any(|m| matches!(m.kind, "release" | "refund" | "run"))
+        .any(|m| matches!(m.kind, "release" | "refund" | "run" | "capture"))
         && crate::corrections::catalog_has_operations()
     {
         let mut wallets: Vec<i64> = moves.iter().map(|m| m.wallet_id).collect();

@@ -216,6 +216,24 @@ SELECT approved FROM credit_authorize(wallet => 'beta', action => 'render', quan
 SELECT approved FROM credit_authorize(wallet => 'gpu_user', action => 'render', quantity => 2);
 SELECT action, asset, credits, revenue, vendor_cost, margin FROM credit_ledger.margin_by_action WHERE action = 'render' ORDER BY asset;
 
+-- ============================================================ a void waiting for held credits
+-- two holds of 30 on a grant of 100; a void of 60 takes the 40 free now and waits for 20.
+-- Captures give nothing back: the void waits for no more than the holds still reserve, and
+-- once they are captured it is done (a later refund is the customer's again)
+SELECT wallet FROM credit_wallet_create(wallet => 'vee');
+SELECT amount FROM credit_grant(wallet => 'vee', amount => 100);
+SELECT approved, cost FROM credit_hold(wallet => 'vee', action => 'chat', quantity => 3);
+SELECT approved, cost FROM credit_hold(wallet => 'vee', action => 'chat', quantity => 3);
+SELECT kind, amount, done, pending FROM credit_grant_void(gid('vee', 'purchased'), 60);
+SELECT status, captured FROM credit_capture((SELECT min(a.id) FROM credit_ledger.authorizations a
+        JOIN credit_ledger.wallets w ON w.id = a.wallet_id WHERE w.wallet = 'vee' AND a.status = 'held'), 2);
+SELECT amount, done, pending, open FROM credit_ledger.operation_log WHERE wallet = 'vee';
+SELECT status, captured FROM credit_capture((SELECT min(a.id) FROM credit_ledger.authorizations a
+        JOIN credit_ledger.wallets w ON w.id = a.wallet_id WHERE w.wallet = 'vee' AND a.status = 'held'));
+SELECT amount, done, pending, open FROM credit_ledger.operation_log WHERE wallet = 'vee';
+SELECT refunded_total, balance FROM credit_refund((SELECT min(a.id) FROM credit_ledger.authorizations a
+        JOIN credit_ledger.wallets w ON w.id = a.wallet_id WHERE w.wallet = 'vee' AND a.status = 'captured'));
+
 -- ============================================================ the reports and the checks
 SELECT month IS NOT NULL AS month, asset, category, credits_reversed, liability_reversed
   FROM credit_ledger.reversals ORDER BY asset, category;
