@@ -134,6 +134,9 @@ BEGIN
           LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
          WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_statement.asset
            AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
+           -- written after to_at: no effect in the window (a grant's own entry counts from its
+           -- effective_at, as in credit_balance(as_of))
+           AND (j.at <= to_at OR j.kind = 'grant')
     ), ev AS (
         -- the entry comes into the balance
         SELECT e.t0 AS t, e.kind, e.authorization_id, e.operation_id,
