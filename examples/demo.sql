@@ -259,6 +259,22 @@ SELECT w.wallet, a.action, coalesce(a.variant, '') AS variant,
  ORDER BY w.wallet, a.action, a.variant;
 
 \echo
+\echo '    Margin headroom: what a unit sells for (credits x the average price of paid credits)'
+\echo '    against the vendor cost, and the vendor price rise each action can absorb.'
+SELECT rate_card, action, coalesce(variant, '') AS variant, trim_scale(revenue_per_unit) AS revenue_per_unit_usd,
+       trim_scale(vendor_cost_per_unit) AS vendor_cost_usd, trim_scale(ratio) AS ratio,
+       trim_scale(headroom) AS headroom
+  FROM credit_ledger.margin_headroom ORDER BY headroom NULLS LAST, rate_card, action, variant;
+\echo 'What if the providers raise their prices by 20%? The actions that would lose money on'
+\echo 'the last 30 days of usage, at the rates in effect (credit_margin_whatif):'
+\pset footer on
+SELECT rate_card, action, coalesce(variant, '') AS variant, trim_scale(units) AS units,
+       trim_scale(revenue) AS revenue_usd, trim_scale(vendor_cost_after) AS vendor_cost_after_usd,
+       trim_scale(margin_after) AS margin_after_usd, negative_now
+  FROM credit_margin_whatif(vendor_cost_change => 0.2);
+\pset footer off
+
+\echo
 \echo '--- 12. Final balances, and the integrity check.'
 SELECT w AS wallet, trim_scale(credit_balance(w)) AS balance, trim_scale(d.held) AS held,
        trim_scale(d.pool_access) AS pool_access, trim_scale(d.spendable) AS spendable

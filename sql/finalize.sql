@@ -601,6 +601,7 @@ COMMENT ON FUNCTION @extschema@.credit_wallet_close(text, text, text, text, text
 COMMENT ON FUNCTION @extschema@.credit_events(bigint, integer, text) IS 'committed events in stream order (seq) after a position or after a consumer''s acknowledgement';
 COMMENT ON FUNCTION @extschema@.credit_events_ack(text, bigint) IS 'record that a consumer processed every event up to a seq';
 COMMENT ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) IS 'a wallet''s statement: opening balance, every change with its cause, closing balance';
+COMMENT ON FUNCTION @extschema@.credit_margin_whatif(numeric, integer) IS 'the actions whose margin would be negative if vendor prices changed by a fraction, from the rates in effect and recent usage';
 COMMENT ON TABLE credit_ledger.operations IS 'voids, adjustments, transfers and wallet closes, with their keys, reasons and actors';
 COMMENT ON TABLE credit_ledger.event_consumers IS 'per consumer: the last event seq it acknowledged';
 

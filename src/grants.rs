@@ -231,6 +231,15 @@ fn credit_grant(
             let wallet_id = w.req::<i64>(1)?;
             crate::lanes::exclusive(c, wallet_id)?;
             crate::corrections::refuse_closed(c, wallet_id, wallet)?;
+            if crate::runs::catalog_has_runs()
+                && spi::first(exec(c, sql::WALLET_IS_RUN, &[wallet_id.into()])?).is_some()
+            {
+                // a run's credits are slices of the grants its budget came from
+                return Err(LedgerError::invalid(format!(
+                    "wallet \"{wallet}\" is an agent run's wallet"
+                ))
+                .hint("grant to the wallet that opened the run, or open a run with a larger budget"));
+            }
             if let (Some(k), Some(h)) = (key, hash) {
                 if let Some(row) =
                     spi::first(exec(c, sql::GRANT_BY_KEY, &[wallet_id.into(), k.into()])?)

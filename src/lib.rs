@@ -80,6 +80,11 @@ pub extern "C-unwind" fn _PG_init() {
     requires = ["reports"]
 );
 ::pgrx::extension_sql_file!(
+    "../sql/margins.sql",
+    name = "margins",
+    requires = ["reports"]
+);
+::pgrx::extension_sql_file!(
     "../sql/privileges.sql",
     name = "privileges",
     requires = [
@@ -87,6 +92,7 @@ pub extern "C-unwind" fn _PG_init() {
         "pools",
         "reports",
         "operations",
+        "margins",
         lanes::credit_wallet_lanes,
         corrections::credit_wallet_close
     ]

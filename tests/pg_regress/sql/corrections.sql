@@ -183,6 +183,9 @@ SELECT err($$SELECT * FROM credit_wallet_close('beta', 'expire', 'acme')$$);
 SELECT err($$SELECT * FROM credit_wallet_close('beta', 'donate')$$);
 SELECT err($$SELECT * FROM credit_wallet_close('beta', 'transfer', 'beta')$$);
 SELECT ledger_digest() = :'digest' AS unchanged;
+-- an agent run's wallet takes no grant, transfer, adjustment or close (22023)
+SELECT err($$SELECT * FROM credit_grant(wallet => '~run.1', amount => 5)$$);
+SELECT err($$SELECT * FROM credit_transfer('beta', '~run.1', 1)$$);
 SELECT count(*) AS acme_history FROM credit_ledger.journal j JOIN credit_ledger.wallets w ON w.id = j.wallet_id WHERE w.wallet = 'acme';
 -- members first, then the pool (its members' credits may go to it)
 SELECT done FROM credit_wallet_close('team.ann', 'transfer', 'team');

@@ -5419,16 +5419,18 @@ fn scenario_corrections(base: &Config, o: &Opts, deadline: Instant) -> Result<Ve
             match voids_m.get(&id) {
                 Some((asked, at_once, _)) => {
                     let ok = match asked {
+                        // no hold is open any more: a void waits for nothing (what the holds
+                        // captured never came back, what they released was voided), so a
+                        // partial void did at most what it asked and is done
                         Some(a) => {
                             amount == Some(Decimal::from(*a))
                                 && done_s >= *at_once
-                                && done_s + pending == Decimal::from(*a)
-                                && open == (pending > z)
+                                && done_s <= Decimal::from(*a)
+                                && pending == z
+                                && !open
                         }
-                        // (pending of a whole void, the credits still held, should be 0 now
-                        // that no hold is open; a hold captured in full leaves it as it was:
-                        // reported as whole_void_stale_pending, not a failure)
-                        None => amount.is_none() && done_s >= *at_once && open && pending >= z,
+                        // a whole void stays open for good, waiting for nothing now
+                        None => amount.is_none() && done_s >= *at_once && open && pending == z,
                     };
                     if !ok {
                         op_notes.add(format!(
