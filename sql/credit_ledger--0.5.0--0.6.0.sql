@@ -810,6 +810,118 @@ END $$;
 REVOKE ALL ON TABLE credit_ledger.margin_headroom FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.credit_margin_whatif(numeric, integer) FROM PUBLIC;
 
+-- health checks (sql/health.sql; issue 23)
+
+-- the declines of the last hour without reading the approved calls (declines are few; the
+-- predicate costs an insert of an approved call nothing but its evaluation)
+CREATE INDEX authorizations_declined ON credit_ledger.authorizations (created_at) WHERE status = 'declined';
+
+-- credit_verify() is too heavy for a scrape: a scheduled job records its result here
+-- (credit_verify_record), and credit_health() reports the last one and its age.
+CREATE TABLE credit_ledger.verify_runs (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    violations  bigint NOT NULL,
+    checks      text[] NOT NULL DEFAULT '{}',   -- the names of the violated checks
+    duration_ms numeric NOT NULL
+);
+
+-- Run credit_verify(), record how many violations it found (and of which checks), return the
+-- count. Schedule it (pg_cron: every hour) so credit_health() can report it. Keeps the last
+-- 1000 runs.
+CREATE FUNCTION @extschema@.credit_verify_record()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    n bigint;
+    names text[];
+BEGIN
+    SELECT count(*), coalesce(array_agg(DISTINCT v.check_name), '{}')
+      INTO n, names FROM @extschema@.credit_verify() v;
+    INSERT INTO credit_ledger.verify_runs (violations, checks, duration_ms)
+    VALUES (n, names, round(extract(epoch FROM clock_timestamp() - started)::numeric * 1000, 1));
+    DELETE FROM credit_ledger.verify_runs r
+     WHERE r.id < (SELECT x.id FROM credit_ledger.verify_runs x ORDER BY x.id DESC OFFSET 999 LIMIT 1);
+    RETURN n;
+END $$;
+
+-- One row per check: status ok | warn | fail, a value (seconds, a count or a ratio) and a
+-- detail. Thresholds: lag and age warn after 5 minutes and fail after an hour (verify: warn
+-- after a day without a run, fail on any violation); declines warn when the last 5 minutes'
+-- rate is 3 times the rate of the 55 minutes before (and at least 20 declines), fail at 10 times.
+CREATE FUNCTION @extschema@.credit_health()
+RETURNS TABLE (check_name text, status text, value numeric, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    WITH lvl(name, secs) AS (
+        -- how long the oldest due work has waited
+        SELECT 'tick_lag_expiry', extract(epoch FROM now() - (
+            SELECT g.expires_at FROM credit_ledger.grants g
+             WHERE g.live AND g.expires_at IS NOT NULL AND g.expires_at <= now()
+             ORDER BY g.expires_at LIMIT 1))
+        UNION ALL
+        SELECT 'tick_lag_allowances', extract(epoch FROM now() - (
+            SELECT a.next_boundary FROM credit_ledger.allowances a
+             WHERE a.next_boundary <= now() ORDER BY a.next_boundary LIMIT 1))
+        UNION ALL
+        SELECT 'expired_holds_unswept', extract(epoch FROM now() - (
+            SELECT a.expires_at FROM credit_ledger.authorizations a
+             WHERE a.status = 'held' AND a.expires_at <= now() ORDER BY a.expires_at LIMIT 1))
+        UNION ALL
+        SELECT 'expired_runs_unswept', extract(epoch FROM now() - (
+            SELECT r.expires_at FROM credit_ledger.runs r
+             WHERE r.status = 'open' AND r.expires_at <= now() ORDER BY r.expires_at LIMIT 1))
+    )
+    SELECT l.name,
+           CASE WHEN l.secs IS NULL OR l.secs < 300 THEN 'ok' WHEN l.secs < 3600 THEN 'warn' ELSE 'fail' END,
+           round(coalesce(l.secs, 0)::numeric, 1),
+           CASE WHEN l.secs IS NULL THEN 'nothing due'
+                ELSE format('the oldest due item has waited %s s: is credit_tick() scheduled?', round(l.secs::numeric)) END
+      FROM lvl l
+    UNION ALL
+    -- each event consumer: how far behind the stream it is, and since when
+    SELECT 'event_backlog:' || c.consumer,
+           CASE WHEN o.at IS NULL OR o.at > now() - interval '5 minutes' THEN 'ok'
+                WHEN o.at > now() - interval '1 hour' THEN 'warn' ELSE 'fail' END,
+           greatest(coalesce(m.last_seq, 0) - c.acked_up_to, 0),
+           format('%s events not acknowledged%s', greatest(coalesce(m.last_seq, 0) - c.acked_up_to, 0),
+                  CASE WHEN o.at IS NULL THEN '' ELSE format(', the oldest since %s', o.at) END)
+      FROM credit_ledger.event_consumers c
+      CROSS JOIN (SELECT max(e.seq) AS last_seq FROM credit_ledger.events e) m
+      LEFT JOIN LATERAL (SELECT e.at FROM credit_ledger.events e WHERE e.seq > c.acked_up_to
+                          ORDER BY e.seq LIMIT 1) o ON true
+    UNION ALL
+    -- the last recorded credit_verify()
+    SELECT 'verify',
+           CASE WHEN v.id IS NULL THEN 'warn' WHEN v.violations > 0 THEN 'fail'
+                WHEN v.at < now() - interval '1 day' THEN 'warn' ELSE 'ok' END,
+           coalesce(v.violations, 0),
+           CASE WHEN v.id IS NULL THEN 'never recorded: schedule SELECT credit_verify_record()'
+                ELSE format('%s violations (%s) %s s ago, took %s ms', v.violations,
+                            array_to_string(v.checks, ', '), round(extract(epoch FROM now() - v.at)), v.duration_ms) END
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT r.* FROM credit_ledger.verify_runs r ORDER BY r.id DESC LIMIT 1) v ON true
+    UNION ALL
+    -- declines of the last 5 minutes against the 55 minutes before (per minute)
+    SELECT 'declines_spike',
+           CASE WHEN d.recent * 5 < 20 OR d.recent <= 3 * greatest(d.before, 1) THEN 'ok'
+                WHEN d.recent <= 10 * greatest(d.before, 1) THEN 'warn' ELSE 'fail' END,
+           round(d.recent / greatest(d.before, 1), 2),
+           format('%s declines a minute in the last 5 minutes, %s in the 55 before',
+                  round(d.recent, 1), round(d.before, 1))
+      FROM (SELECT count(*) FILTER (WHERE a.created_at > now() - interval '5 minutes') / 5.0 AS recent,
+                   count(*) FILTER (WHERE a.created_at <= now() - interval '5 minutes') / 55.0 AS before
+              FROM credit_ledger.authorizations a
+             WHERE a.created_at > now() - interval '1 hour' AND a.status = 'declined') d
+$$;
+
+REVOKE ALL ON TABLE credit_ledger.verify_runs FROM PUBLIC;
+REVOKE ALL ON SEQUENCE credit_ledger.verify_runs_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_health() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_verify_record() FROM PUBLIC;
+
 -- the usage trigger keeps a row it cannot bill with on_decline=mark
 CREATE OR REPLACE FUNCTION @extschema@.credit_usage_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER
@@ -939,8 +1051,8 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
                   'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
                   'credit_events', 'credit_events_ack', 'credit_margin_whatif']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
-    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack']),
-    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif'])
+    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health']),
+    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
@@ -954,6 +1066,8 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.event_consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.verify_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.verify_runs_id_seq', '');
 COMMENT ON FUNCTION @extschema@.credit_grant_void(bigint, numeric, text, text) IS 'take back the unspent part of a grant (all by default); credits held by open holds are voided when the holds end';
 COMMENT ON FUNCTION @extschema@.credit_adjust(text, numeric, text, text, text, jsonb) IS 'a signed manual correction: positive adds an adjustment grant, negative takes credits in consumption order';
 COMMENT ON FUNCTION @extschema@.credit_transfer(text, text, numeric, text, text, text, jsonb) IS 'move credits between wallets exactly, keeping category, priority, expiry and unit price';
@@ -962,6 +1076,9 @@ COMMENT ON FUNCTION @extschema@.credit_events(bigint, integer, text) IS 'committ
 COMMENT ON FUNCTION @extschema@.credit_events_ack(text, bigint) IS 'record that a consumer processed every event up to a seq';
 COMMENT ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) IS 'a wallet''s statement: opening balance, every change with its cause, closing balance';
 COMMENT ON FUNCTION @extschema@.credit_margin_whatif(numeric, integer) IS 'the actions whose margin would be negative if vendor prices changed by a fraction, from the rates in effect and recent usage';
+COMMENT ON FUNCTION @extschema@.credit_health() IS 'one row per health check (tick lag, unswept holds and runs, event backlog per consumer, last verify, decline spike): ok, warn or fail';
+COMMENT ON FUNCTION @extschema@.credit_verify_record() IS 'run credit_verify() and record its result for credit_health(); returns the number of violations';
+COMMENT ON TABLE credit_ledger.verify_runs IS 'results of credit_verify_record(): when, how many violations of which checks, how long';
 COMMENT ON TABLE credit_ledger.operations IS 'voids, adjustments, transfers and wallet closes, with their keys, reasons and actors';
 COMMENT ON TABLE credit_ledger.event_consumers IS 'per consumer: the last event seq it acknowledged';
 

@@ -546,6 +546,8 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.event_consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.verify_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.verify_runs_id_seq', '');
 
 -- ---- comments ------------------------------------------------------------------------------
 -- (since 0.2.0, also in credit_ledger--0.1.0--0.2.0.sql)
@@ -602,6 +604,9 @@ COMMENT ON FUNCTION @extschema@.credit_events(bigint, integer, text) IS 'committ
 COMMENT ON FUNCTION @extschema@.credit_events_ack(text, bigint) IS 'record that a consumer processed every event up to a seq';
 COMMENT ON FUNCTION @extschema@.credit_statement(text, timestamptz, timestamptz, text) IS 'a wallet''s statement: opening balance, every change with its cause, closing balance';
 COMMENT ON FUNCTION @extschema@.credit_margin_whatif(numeric, integer) IS 'the actions whose margin would be negative if vendor prices changed by a fraction, from the rates in effect and recent usage';
+COMMENT ON FUNCTION @extschema@.credit_health() IS 'one row per health check (tick lag, unswept holds and runs, event backlog per consumer, last verify, decline spike): ok, warn or fail';
+COMMENT ON FUNCTION @extschema@.credit_verify_record() IS 'run credit_verify() and record its result for credit_health(); returns the number of violations';
+COMMENT ON TABLE credit_ledger.verify_runs IS 'results of credit_verify_record(): when, how many violations of which checks, how long';
 COMMENT ON TABLE credit_ledger.operations IS 'voids, adjustments, transfers and wallet closes, with their keys, reasons and actors';
 COMMENT ON TABLE credit_ledger.event_consumers IS 'per consumer: the last event seq it acknowledged';
 

@@ -238,7 +238,9 @@ fn credit_grant(
                 return Err(LedgerError::invalid(format!(
                     "wallet \"{wallet}\" is an agent run's wallet"
                 ))
-                .hint("grant to the wallet that opened the run, or open a run with a larger budget"));
+                .hint(
+                    "grant to the wallet that opened the run, or open a run with a larger budget",
+                ));
             }
             if let (Some(k), Some(h)) = (key, hash) {
                 if let Some(row) =

@@ -84,6 +84,7 @@ pub extern "C-unwind" fn _PG_init() {
     name = "margins",
     requires = ["reports"]
 );
+::pgrx::extension_sql_file!("../sql/health.sql", name = "health", requires = ["schema"]);
 ::pgrx::extension_sql_file!(
     "../sql/privileges.sql",
     name = "privileges",
@@ -93,6 +94,7 @@ pub extern "C-unwind" fn _PG_init() {
         "reports",
         "operations",
         "margins",
+        "health",
         lanes::credit_wallet_lanes,
         corrections::credit_wallet_close
     ]

@@ -278,6 +278,35 @@ if grep -qE 'Seq Scan on (grants|authorizations)\b' "$asof_out"; then
   echo "  WARN: credit_balance(as_of) reads all of $(grep -oE 'Seq Scan on (grants|authorizations)' "$asof_out" | awk '{print $4}' | sort -u | paste -sd, -) for one wallet"
 fi
 
+# credit_health() (since 0.6.0): cheap enough for every scrape: its statements, under
+# auto_explain, read no history (no Seq Scan on the journal, grants or authorizations)
+health_out="$WORK/health.txt"
+cat <<SQL | "${OPS_PSQL[@]}" -d "$db" -At >"$health_out" 2>&1 || fail "credit_health() under auto_explain" "$(tail -n 20 "$health_out")"
+\set ON_ERROR_STOP 1
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_buffers = on;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+SELECT check_name || ' ' || status FROM credit_health();
+SQL
+{
+  echo
+  echo "## credit_health(): the statements it runs (auto_explain)"
+  sed -e 's/^psql:[^ ]* NOTICE:  /NOTICE:  /' "$health_out"
+} >>"$OUT"
+health_time="$(grep -oE 'duration: [0-9.]+ ms' "$health_out" | tail -n 1 || true)"
+echo "  credit_health(): $health_time; checks: $(grep -cE '^[a-z_:]+ (ok|warn|fail)$' "$health_out"); seq scans: $(grep -oE 'Seq Scan on [a-z_]+' "$health_out" | awk '{print $4}' | sort | uniq -c | awk '{print $2 "(x" $1 ")"}' | paste -sd' ' -)"
+if grep -qE 'Seq Scan on (journal|grants|authorizations)\b' "$health_out"; then
+  fail "credit_health(): no Seq Scan on the journal, grants or authorizations" "$(grep -E 'Seq Scan on (journal|grants|authorizations)' "$health_out" | sort | uniq -c)"
+elif [ "$(grep -cE '^[a-z_:]+ (ok|warn|fail)$' "$health_out")" -lt 6 ]; then
+  fail "credit_health() returned its checks" "$(tail -n 20 "$health_out")"
+else
+  ok "credit_health(): no Seq Scan on the journal, grants or authorizations ($health_time)"
+fi
+
 t2=$SECONDS
 nv="$(q "$db" "SET statement_timeout = '300s'; SELECT count(*) FROM credit_verify()" 2>&1 | tail -n 1)"
 check_eq "credit_verify() empty on the big ledger ($((SECONDS - t2))s)" "0" "$nv"
