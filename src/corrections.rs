@@ -59,10 +59,10 @@ pub fn current_operation() -> Option<i64> {
 }
 
 /// Names operation `id` in the entries written while it lives (also when an error unwinds).
-struct Naming(Option<i64>);
+pub(crate) struct Naming(Option<i64>);
 
 impl Naming {
-    fn new(id: i64) -> Self {
+    pub(crate) fn new(id: i64) -> Self {
         Naming(OPERATION.with(|o| o.replace(Some(id))))
     }
 }
@@ -123,7 +123,7 @@ pub fn refuse_closed_owner(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> 
 }
 
 /// The `credit_operation` rows of operation `id` (one per asset it moved).
-fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
+pub(crate) fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for r in exec(c, sql::OP_ROWS, &[id.into()])? {
         let mut t = Record::new("credit_operation");
@@ -146,12 +146,9 @@ fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
     Ok(out)
 }
 
-/// A row a close empties: (row, home grant, free credits, expired).
-type CloseRow = (i64, i64, Decimal, bool);
-
 /// A repeat of an operation with the same key: its first result (same arguments), 23505
 /// (other arguments) or None (a new key).
-fn replay(
+pub(crate) fn replay(
     c: &mut SpiClient<'_>,
     wallet_id: i64,
     key: Option<&str>,
@@ -166,21 +163,21 @@ fn replay(
 }
 
 /// A new operation row.
-struct NewOp<'a> {
-    kind: &'a str,
-    wallet_id: i64,
-    to_wallet_id: Option<i64>,
-    grant_id: Option<i64>,
-    asset: Option<&'a str>,
-    amount: Option<Decimal>,
-    disposition: Option<&'a str>,
-    reason: Option<&'a str>,
-    key: Option<&'a str>,
-    hash: i64,
-    metadata: Option<&'a serde_json::Value>,
+pub(crate) struct NewOp<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) wallet_id: i64,
+    pub(crate) to_wallet_id: Option<i64>,
+    pub(crate) grant_id: Option<i64>,
+    pub(crate) asset: Option<&'a str>,
+    pub(crate) amount: Option<Decimal>,
+    pub(crate) disposition: Option<&'a str>,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) key: Option<&'a str>,
+    pub(crate) hash: i64,
+    pub(crate) metadata: Option<&'a serde_json::Value>,
 }
 
-fn insert_op(c: &mut SpiClient<'_>, o: &NewOp<'_>) -> Result<i64> {
+pub(crate) fn insert_op(c: &mut SpiClient<'_>, o: &NewOp<'_>) -> Result<i64> {
     let meta = o.metadata.map(|m| m.to_string());
     let args = [
         o.kind.into(),
@@ -203,7 +200,7 @@ fn insert_op(c: &mut SpiClient<'_>, o: &NewOp<'_>) -> Result<i64> {
         .req(1)
 }
 
-fn op_done(
+pub(crate) fn op_done(
     c: &mut SpiClient<'_>,
     id: i64,
     done: Decimal,
@@ -224,13 +221,13 @@ fn op_done(
 }
 
 /// A wallet as read before locking it: id, pool, whether it is a run's, whether closed.
-struct Peek {
-    id: i64,
-    parent: Option<i64>,
-    run: bool,
+pub(crate) struct Peek {
+    pub(crate) id: i64,
+    pub(crate) parent: Option<i64>,
+    pub(crate) run: bool,
 }
 
-fn peek(c: &mut SpiClient<'_>, wallet: &str) -> Result<Peek> {
+pub(crate) fn peek(c: &mut SpiClient<'_>, wallet: &str) -> Result<Peek> {
     let r = spi::first(exec(c, sql::WALLET_PEEK, &[wallet.into()])?)
         .ok_or_else(|| wallets::wallet_missing(wallet))?;
     let p = Peek {
@@ -250,7 +247,7 @@ fn peek(c: &mut SpiClient<'_>, wallet: &str) -> Result<Peek> {
 
 /// Lock two wallets whole without a cycle: a member before its pool (the order of every
 /// spend), otherwise the lower id first.
-fn lock_pair(c: &mut SpiClient<'_>, a: (&str, &Peek), b: (&str, &Peek)) -> Result<()> {
+pub(crate) fn lock_pair(c: &mut SpiClient<'_>, a: (&str, &Peek), b: (&str, &Peek)) -> Result<()> {
     let a_first = if a.1.parent == Some(b.1.id) {
         true
     } else if b.1.parent == Some(a.1.id) {
@@ -284,7 +281,7 @@ fn spendable(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<(Vec<
 /// Move `rows` (row, home grant, credits) of wallet `from` to wallet `to`: each home grant's
 /// part becomes one new grant of `to` with its category, priority, expiry and unit price
 /// (`keep_effective`: and its effective_at, if later than now). Returns what moved.
-fn move_rows(
+pub(crate) fn move_rows(
     c: &mut SpiClient<'_>,
     from: i64,
     to: i64,
@@ -416,7 +413,7 @@ fn void_moves(
     Ok((moves, voided, held))
 }
 
-fn reason_of(reason: Option<&str>) -> Result<Option<&str>> {
+pub(crate) fn reason_of(reason: Option<&str>) -> Result<Option<&str>> {
     input::text(reason, "reason")
 }
 
@@ -768,161 +765,6 @@ fn credit_transfer(
                 reason.or(Some("transfer")),
             )?;
             op_done(c, id, moved, Decimal::ZERO, false)?;
-            op_rows(c, id)
-        })
-    })());
-    SetOfIterator::new(rows.into_iter().map(Record::build))
-}
-
-/// Close a wallet: release its open holds, close its open runs, then expire (breakage) or
-/// transfer every credit left; it accepts nothing more and keeps its history.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_wallet_close(
-    wallet: Option<&str>,
-    disposition: default!(Option<&str>, "'expire'"),
-    to_wallet: default!(Option<&str>, "NULL"),
-    reason: default!(Option<&str>, "NULL"),
-    idempotency_key: default!(Option<&str>, "NULL"),
-) -> SetOfIterator<'static, pgrx::composite_type!('static, "credit_operation")> {
-    let rows = or_raise((|| {
-        let wallet = input::name(wallet, "wallet")?;
-        let disposition = input::name(disposition, "disposition")?;
-        let to = input::opt_name(to_wallet, "to_wallet")?;
-        let reason = reason_of(reason)?;
-        let key = input::key(idempotency_key)?;
-        match (disposition, to) {
-            ("expire", None) | ("transfer", Some(_)) => {}
-            ("expire", Some(_)) => {
-                return Err(LedgerError::invalid(
-                    "to_wallet is only for disposition 'transfer'",
-                ))
-            }
-            ("transfer", None) => {
-                return Err(LedgerError::invalid(
-                    "disposition 'transfer' needs a to_wallet",
-                ))
-            }
-            (d, _) => {
-                return Err(
-                    LedgerError::invalid(format!("disposition \"{d}\" is not known"))
-                        .hint("use 'expire' (the credits left are breakage) or 'transfer'"),
-                )
-            }
-        }
-        if to == Some(wallet) {
-            return Err(LedgerError::invalid(format!(
-                "wallet and to_wallet are both \"{wallet}\""
-            )));
-        }
-        let hash = input::fingerprint(&[
-            "close",
-            disposition,
-            to.unwrap_or("\u{1}"),
-            reason.unwrap_or("\u{1}"),
-        ]);
-        spi::with(|c| {
-            let pw = peek(c, wallet)?;
-            let pt = to.map(|t| peek(c, t).map(|p| (t, p))).transpose()?;
-            match &pt {
-                Some((t, p)) => lock_pair(c, (wallet, &pw), (t, p))?,
-                None => {
-                    authorize::lock_whole(c, wallet)?;
-                }
-            }
-            if let Some(id) = replay(c, pw.id, key, hash)? {
-                return op_rows(c, id);
-            }
-            refuse_closed(c, pw.id, wallet)?;
-            if let Some((t, p)) = &pt {
-                refuse_closed(c, p.id, t)?;
-            }
-            let members: Vec<String> = exec(c, sql::OPEN_MEMBERS, &[pw.id.into()])?
-                .into_iter()
-                .map(|r| r.req::<String>(1))
-                .collect::<Result<_>>()?;
-            if !members.is_empty() {
-                return Err(LedgerError::wrong_state(format!(
-                    "wallet \"{wallet}\" has members that are not closed"
-                ))
-                .detail(format!("members: {}", members.join(", ")))
-                .hint("close the members first (their credits may go to this pool)"));
-            }
-            // what is still in flight ends first: runs give their budgets back, holds release
-            let runs: Vec<i64> = exec(c, sql::OPEN_RUNS_OF, &[pw.id.into()])?
-                .into_iter()
-                .map(|r| r.req::<i64>(1))
-                .collect::<Result<_>>()?;
-            for run in runs {
-                crate::runs::close(c, run, "closed")?;
-            }
-            let holds: Vec<i64> = exec(c, sql::OPEN_HOLDS_OF, &[pw.id.into()])?
-                .into_iter()
-                .map(|r| r.req::<i64>(1))
-                .collect::<Result<_>>()?;
-            for h in holds {
-                crate::holds::release_closing(c, h, "wallet_closed", "wallet closed")?;
-            }
-            let id = insert_op(
-                c,
-                &NewOp {
-                    kind: "close",
-                    wallet_id: pw.id,
-                    to_wallet_id: pt.as_ref().map(|p| p.1.id),
-                    grant_id: None,
-                    asset: None,
-                    amount: None,
-                    disposition: Some(disposition),
-                    reason,
-                    key,
-                    hash,
-                    metadata: None,
-                },
-            )?;
-            let naming = Naming::new(id);
-            let mut by_asset: Vec<(String, Vec<CloseRow>)> = Vec::new();
-            for r in exec(c, sql::CLOSE_ROWS, &[pw.id.into()])? {
-                let asset: String = r.req(3)?;
-                let free = r.dec(4)? - r.dec(5)?;
-                let row = (r.req::<i64>(1)?, r.req::<i64>(2)?, free, r.req::<bool>(6)?);
-                match by_asset.iter_mut().find(|a| a.0 == asset) {
-                    Some(a) => a.1.push(row),
-                    None => by_asset.push((asset, vec![row])),
-                }
-            }
-            let note = reason.or(Some("wallet closed"));
-            let mut moved = Decimal::ZERO;
-            for (asset, rows) in &by_asset {
-                let (expire, keep): (Vec<&CloseRow>, Vec<_>) = rows
-                    .iter()
-                    .filter(|r| r.2 > Decimal::ZERO)
-                    .partition(|r| r.3 || pt.is_none());
-                let moves: Vec<Movement> = expire
-                    .iter()
-                    .map(|r| Movement::grant(r.0, pw.id, "expiry", -r.2, Decimal::ZERO))
-                    .collect();
-                ledger::apply(c, &moves, asset, None, Some(pw.id), note)?;
-                moved += expire.iter().map(|r| r.2).sum::<Decimal>();
-                if let Some((_, p)) = &pt {
-                    let rows: Vec<(i64, i64, Decimal)> =
-                        keep.iter().map(|r| (r.0, r.1, r.2)).collect();
-                    moved += move_rows(c, pw.id, p.id, asset, &rows, true, note)?;
-                }
-            }
-            // done: what left the wallet, summed over its assets (credit_wallet_close returns
-            // it per asset)
-            op_done(c, id, moved, Decimal::ZERO, false)?;
-            drop(naming);
-            exec(c, sql::WALLET_CLOSE, &[pw.id.into()])?;
-            exec(c, sql::ALLOWANCES_DROP, &[pw.id.into()])?;
-            let payload = serde_json::json!({
-                "event": "wallet_closed",
-                "wallet": wallet,
-                "disposition": disposition,
-                "to_wallet": to,
-                "operation_id": id,
-            });
-            crate::events::emit(c, "wallet_closed", pw.id, None, &payload)?;
             op_rows(c, id)
         })
     })());

@@ -35,6 +35,7 @@ pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;
 pub mod runs;
+pub mod wallet_close;
 pub mod wallets;
 
 // ---- settings ------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ pub extern "C-unwind" fn _PG_init() {
         "margins",
         "health",
         lanes::credit_wallet_lanes,
-        corrections::credit_wallet_close
+        wallet_close::credit_wallet_close
     ]
 );
 ::pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
