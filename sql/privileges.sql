@@ -41,7 +41,7 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
                   'credit_allowance_set', 'credit_team_allocate', 'credit_wallet_lanes',
                   'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement',
                   'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
-                  'credit_events', 'credit_events_ack', 'credit_margin_whatif']),
+                  'credit_events', 'credit_events_ack', 'credit_margin_whatif', 'credit_wallet_overage']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
     ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health']),
     ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health'])
@@ -52,7 +52,8 @@ UNION ALL
 SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
                     'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
-                    'reversals', 'operation_log', 'usage_by_actor', 'margin_headroom']) v(name);
+                    'reversals', 'operation_log', 'usage_by_actor', 'margin_headroom',
+                    'degraded_daily']) v(name);
 
 -- The GRANT (or REVOKE) statements of one bundle for one role, with a flag: does the role hold
 -- the privilege now?

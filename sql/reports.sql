@@ -62,14 +62,15 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
        sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
        sum(a.vendor_cost) AS vendor_cost,
        count(*) AS calls,
-       sum(a.refunded) AS refunded
+       sum(a.refunded) AS refunded,
+       count(*) FILTER (WHERE a.degraded) AS degraded_calls  -- since 0.7.0
   FROM credit_ledger.authorizations a
   JOIN credit_ledger.wallets w ON w.id = a.wallet_id
   LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
  WHERE a.status IN ('approved', 'captured')
  GROUP BY 1, 2, a.action, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.usage_daily IS
-    'approved usage per UTC day, wallet, action and variant: quantity, credits net of refunds, vendor cost';
+    'approved usage per UTC day, wallet, action and variant (the one authorized): quantity, credits net of refunds, vendor cost, calls, degraded calls';
 
 CREATE VIEW credit_ledger.margin_by_action AS
 SELECT a.action, a.variant, a.asset,

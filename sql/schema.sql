@@ -402,4 +402,27 @@ CREATE TABLE credit_ledger.event_consumers (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- ---- the overage menu (since 0.7.0) -----------------------------------------------------------
+-- Degrade: a rate entry may name the variant of the same action that a call with
+-- degrade => true tries next when this one is unaffordable (part of the entry's version).
+ALTER TABLE credit_ledger.rates ADD COLUMN fallback text;
+ALTER TYPE @extschema@.credit_rate ADD ATTRIBUTE fallback text;
+-- A degraded call: variant is the one authorized, requested_variant the one asked for.
+ALTER TABLE credit_ledger.authorizations
+    ADD COLUMN degraded boolean NOT NULL DEFAULT false,
+    ADD COLUMN requested_variant text;
+CREATE INDEX authorizations_degraded ON credit_ledger.authorizations (created_at) WHERE degraded;
+-- Per wallet and asset: the auto top-up amount (its threshold is the wallet's
+-- low_balance_threshold), the crossings announced so far (the n-th event's idempotency key is
+-- auto_topup.<n>) and the period-usage tiers that suggest an upgrade (credit_tick).
+CREATE TABLE credit_ledger.wallet_overage (
+    wallet_id         bigint  NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset             text    NOT NULL REFERENCES credit_ledger.assets (asset),
+    auto_topup_amount numeric CHECK (auto_topup_amount > 0),
+    topups            bigint  NOT NULL DEFAULT 0,
+    upgrade_at        numeric[],
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (wallet_id, asset)
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -20,6 +20,13 @@
 -- must not lose rows (a batch load, COPY) then finds the unbilled ones with
 -- WHERE <decline_reason column> IS NOT NULL. A billed row gets NULL in that column.
 --
+-- Degrade (since 0.7.0): degrade=true authorizes with credit_authorize(..., degrade => true): a
+-- row whose variant the wallet cannot afford is billed as the first affordable fallback of its
+-- rate entry, and that variant is written back into the row's variant column (when variant is a
+-- column, not variant_value), so the app's table says which model the call may use. In a BEFORE
+-- trigger the row is billed before the app's statement finishes: an app that picks the model
+-- from the row must read it back (INSERT ... RETURNING <variant column>).
+--
 -- Restore safety: a row that already carries an authorization id (mapped authorization_id
 -- column not NULL, as in a pg_dump restore) is not billed again; with an idempotency_key
 -- column a re-inserted row returns the first authorization.
@@ -58,12 +65,16 @@ BEGIN
                 USING ERRCODE = '22023', HINT = 'for example ''wallet=customer_id''';
         END IF;
         IF k NOT IN ('wallet', 'action', 'action_value', 'quantity', 'variant', 'variant_value',
-                     'idempotency_key', 'authorization_id', 'on_decline', 'decline_reason') THEN
+                     'idempotency_key', 'authorization_id', 'on_decline', 'decline_reason', 'degrade') THEN
             RAISE EXCEPTION 'credit_usage_trigger argument "%" is unknown', k USING ERRCODE = '22023',
-                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id, on_decline, decline_reason';
+                HINT = 'use wallet, action, action_value, quantity, variant, variant_value, idempotency_key, authorization_id, on_decline, decline_reason, degrade';
         END IF;
         IF k = 'on_decline' AND v NOT IN ('error', 'mark') THEN
             RAISE EXCEPTION 'credit_usage_trigger argument on_decline must be error or mark, not "%"', v
+                USING ERRCODE = '22023';
+        END IF;
+        IF k = 'degrade' AND v NOT IN ('true', 'false') THEN
+            RAISE EXCEPTION 'credit_usage_trigger argument degrade must be true or false, not "%"', v
                 USING ERRCODE = '22023';
         END IF;
         IF cfg ? k THEN
@@ -88,7 +99,7 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     rec := to_jsonb(NEW);
-    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value', 'on_decline') LOOP
+    FOR k IN SELECT key FROM jsonb_each_text(cfg) WHERE key NOT IN ('action_value', 'variant_value', 'on_decline', 'degrade') LOOP
         IF NOT rec ? (cfg ->> k) THEN
             RAISE EXCEPTION 'column "%" named by credit_usage_trigger argument % does not exist in "%"',
                 cfg ->> k, k, TG_TABLE_NAME USING ERRCODE = '42703';
@@ -121,7 +132,8 @@ BEGIN
     END;
     a := @extschema@.credit_authorize(wallet => w, action => act, quantity => qty, variant => var,
                                        idempotency_key => idem,
-                                       metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME));
+                                       metadata => jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME),
+                                       degrade => coalesce(cfg ->> 'degrade' = 'true', false));
     IF NOT a.approved AND cfg ->> 'on_decline' = 'mark' THEN
         -- keep the row, unbilled, with the reason (and the declined authorization's id)
         NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'decline_reason', a.reason)
@@ -139,10 +151,14 @@ BEGIN
     IF cfg ? 'authorization_id' THEN
         NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'authorization_id', a.authorization_id));
     END IF;
+    IF cfg ? 'variant' AND a.variant IS DISTINCT FROM var THEN
+        -- degraded: the row names the variant that was authorized
+        NEW := jsonb_populate_record(NEW, jsonb_build_object(cfg ->> 'variant', a.variant));
+    END IF;
     RETURN NEW;
 END $$;
 REVOKE ALL ON FUNCTION @extschema@.credit_usage_trigger() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.credit_usage_trigger() IS
-    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id, on_decline, decline_reason)';
+    'BEFORE INSERT row trigger that authorizes each usage row; arguments name=column (wallet, action|action_value, quantity, variant, idempotency_key, authorization_id, on_decline, decline_reason, degrade)';
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

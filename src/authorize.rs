@@ -11,6 +11,7 @@ use crate::catalog as sql;
 use crate::error::{or_raise, Kind, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement};
+use crate::overage::Step;
 pub use crate::plan::{commit_plan, plan, Lanes, Mode, Plan, Rate, Wallet};
 use crate::rate_cache;
 use crate::spi::{self, exec, num, opt_num, RowExt};
@@ -34,13 +35,7 @@ pub fn find_rate(
     wallet: &str,
 ) -> Result<Rate> {
     match rate_cache::lookup(c, card, action, variant)? {
-        Some(e) => Ok(Rate {
-            id: e.id,
-            credits: e.credits,
-            asset: e.asset,
-            vendor_cost: e.vendor_cost,
-            scale: e.scale,
-        }),
+        Some(e) => Ok(Rate::from(e)),
         None => Err(LedgerError::not_found(format!(
             "no rate for action \"{action}\"{} on the rate card of wallet \"{wallet}\" or on \"default\"",
             variant.map(|v| format!(" variant \"{v}\"")).unwrap_or_default()
@@ -94,6 +89,8 @@ pub struct Request<'a> {
     /// A call in an agent run (`run => id`): `wallet` is then the run's wallet, `shown` the
     /// wallet the caller named, and `run_closed` declines the call with `run_closed`.
     pub run: Option<RunCall<'a>>,
+    /// `degrade => true`: approve the first affordable variant of the fallback chain.
+    pub degrade: bool,
 }
 
 /// How a call in a run differs from a call on its wallet.
@@ -132,6 +129,7 @@ impl<'a> Request<'a> {
             ttl: None,
             mode,
             run: None,
+            degrade: false,
         })
     }
 
@@ -141,10 +139,11 @@ impl<'a> Request<'a> {
             .map(|t| format!("{}/{}/{}", t.months(), t.days(), t.micros()))
             .unwrap_or_default();
         input::fingerprint(&[
-            if self.mode == Mode::Hold {
-                "hold"
-            } else {
-                "authorize"
+            match (self.mode == Mode::Hold, self.degrade) {
+                (true, false) => "hold",
+                (false, false) => "authorize",
+                (true, true) => "hold degrade",
+                (false, true) => "authorize degrade",
             },
             self.action,
             self.variant.unwrap_or("\u{1}"),
@@ -226,9 +225,59 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     if let Some(t) = replay(c, &w, r.key, hash)? {
         return Ok(t);
     }
-    let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
+    let chain = crate::overage::chain(c, &card, r.action, r.variant, r.wallet, r.degrade)?;
+    let priced = chain
+        .iter()
+        .enumerate()
+        .map(|(i, step)| price(r, step, i > 0, hash))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &priced[0];
+    // a degrading call whose first variant does not fit plans its chain on the whole wallet
+    let more = priced.len() > 1;
+    let unfit = |p: &Plan| more && !fits(p, first, r.run);
+    if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
+        // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
+        // turns out unable to pay is given back before waiting for the whole wallet (holding
+        // it while waiting is how two spenders deadlock). Its writes run in it too, so the
+        // rows it locked are updated by the same transaction id (no multixact).
+        let done = crate::subxact::attempt(
+            || {
+                let p = plan_fast(c, &w, &first.rate.asset, first.cost, r.mode, lanes)?;
+                if p.needs_exact || unfit(&p) {
+                    return Ok(None);
+                }
+                write(c, r, &w, p, first, lanes).map(Some)
+            },
+            Option::is_some,
+        )?;
+        if let Some(t) = done {
+            return Ok(t);
+        }
+    } else {
+        let p = plan_fast(c, &w, &first.rate.asset, first.cost, r.mode, lanes)?;
+        if !p.needs_exact && !unfit(&p) {
+            return write(c, r, &w, p, first, lanes);
+        }
+    }
+    // the last credits are in flight: wait for the whole wallet (and pool), then decide
+    let w = lock_whole(c, r.wallet)?;
+    if let Some(t) = replay(c, &w, r.key, hash)? {
+        return Ok(t);
+    }
+    let (p, i) = plan_chain(c, &w, &priced, r.mode, r.run)?;
+    write(c, r, &w, p, &priced[i], Lanes::Exact)
+}
+
+/// Price one variant of a call: its cost and vendor cost, exact or 22003 (checked before
+/// anything is planned or written).
+fn price<'s>(
+    r: &Request<'_>,
+    step: &'s Step,
+    degraded: bool,
+    hash: Option<i64>,
+) -> Result<Priced<'s>> {
+    let rate = &step.rate;
     let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
-    // exact, or 22003 (checked before anything is planned or written)
     let vendor_cost = rate
         .vendor_cost
         .map(|v| {
@@ -240,43 +289,49 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
             })
         })
         .transpose()?;
-    let ctx = Priced {
-        rate: &rate,
+    Ok(Priced {
+        rate,
+        variant: step.variant.as_deref(),
+        degraded,
         cost,
         vendor_cost,
         hash,
-    };
-    if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
-        // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
-        // turns out unable to pay is given back before waiting for the whole wallet (holding
-        // it while waiting is how two spenders deadlock). Its writes run in it too, so the
-        // rows it locked are updated by the same transaction id (no multixact).
-        let done = crate::subxact::attempt(
-            || {
-                let p = plan_fast(c, &w, &rate.asset, cost, r.mode, lanes)?;
-                if p.needs_exact {
-                    return Ok(None);
-                }
-                write(c, r, &w, p, &ctx, lanes).map(Some)
-            },
-            Option::is_some,
-        )?;
-        if let Some(t) = done {
-            return Ok(t);
+    })
+}
+
+/// Whether a planned variant is approved: the wallet pays and the call's run allows its cost.
+fn fits(p: &Plan, x: &Priced<'_>, run: Option<RunCall<'_>>) -> bool {
+    p.reason.is_none()
+        && run
+            .and_then(|run| run.max_cost_per_call)
+            .is_none_or(|m| x.cost <= m)
+}
+
+/// Plan the variants of a call in turn on the whole wallet: the first the wallet can pay (and
+/// its run allows) wins; when none can, the variant asked for is declined with its reason.
+/// A reason no cheaper variant can avoid (a frozen wallet) ends the chain.
+fn plan_chain(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    priced: &[Priced<'_>],
+    mode: Mode,
+    run: Option<RunCall<'_>>,
+) -> Result<(Plan, usize)> {
+    let mut first = None;
+    for (i, x) in priced.iter().enumerate() {
+        let p = plan(c, w, &x.rate.asset, x.cost, mode, Lanes::Exact)?;
+        if fits(&p, x, run) {
+            return Ok((p, i));
         }
-    } else {
-        let p = plan_fast(c, &w, &rate.asset, cost, r.mode, lanes)?;
-        if !p.needs_exact {
-            return write(c, r, &w, p, &ctx, lanes);
+        let goes_on = p.reason.is_none() || crate::overage::degradable(p.reason);
+        first.get_or_insert(p);
+        if !goes_on {
+            break;
         }
     }
-    // the last credits are in flight: wait for the whole wallet (and pool), then decide
-    let w = lock_whole(c, r.wallet)?;
-    if let Some(t) = replay(c, &w, r.key, hash)? {
-        return Ok(t);
-    }
-    let p = plan(c, &w, &rate.asset, cost, r.mode, Lanes::Exact)?;
-    write(c, r, &w, p, &ctx, Lanes::Exact)
+    first
+        .map(|p| (p, 0))
+        .ok_or_else(|| LedgerError::new(Kind::Internal, "a call with no rate to plan"))
 }
 
 /// [`plan`] for the first attempt of a spend. A member whose locking statement saw no grant of
@@ -300,9 +355,14 @@ fn plan_fast(
     plan(c, &again, asset, cost, mode, lanes)
 }
 
-/// What a request costs, priced once before any attempt to plan it.
+/// What a request costs, priced once before any attempt to plan it (each variant of a
+/// degrading call).
 struct Priced<'a> {
     rate: &'a Rate,
+    /// the variant the call records: the one asked for, or a fallback
+    variant: Option<&'a str>,
+    /// a fallback, not the variant asked for
+    degraded: bool,
     cost: Decimal,
     vendor_cost: Option<Decimal>,
     hash: Option<i64>,
@@ -359,7 +419,7 @@ fn write(
         status.into(),
         p.reason.into(),
         r.action.into(),
-        r.variant.into(),
+        ctx.variant.into(),
         num(r.quantity).into(),
         rate.id.into(),
         rate.asset.as_str().into(),
@@ -431,6 +491,9 @@ fn write(
         crate::events::limit_reached(c, w.id, r.wallet, &rate.asset, reason, id)?;
     }
     if approved {
+        if ctx.degraded {
+            exec(c, sql::AUTH_DEGRADED, &[id.into(), r.variant.into()])?;
+        }
         commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
     if !hint_written {
@@ -455,7 +518,7 @@ fn write(
     ));
     t.push(Some(status.to_string()));
     t.push(Some(r.action.to_string()));
-    t.push(r.variant.map(String::from));
+    t.push(ctx.variant.map(String::from));
     t.push(Some(num(r.quantity)));
     t.push(Some(rate.id));
     t.push(vendor_cost.filter(|_| approved).map(num));
@@ -484,6 +547,7 @@ pub fn spend_in(c: &mut SpiClient<'_>, r: &Request<'_>, run: Option<i64>) -> Res
         metadata_value: r.metadata_value.clone(),
         ttl: r.ttl,
         mode: r.mode,
+        degrade: r.degrade,
         run: Some(RunCall {
             shown: r.wallet,
             closed: s.closed,
@@ -540,9 +604,42 @@ pub(crate) fn lanes_after(
     Ok(())
 }
 
-/// Authorize and debit credits for an action, before the work runs (`run`: in an agent run).
+/// Authorize and debit credits for an action, before the work runs (`run`: in an agent run;
+/// `degrade`: the first affordable variant of the rate's fallback chain, since 0.7.0).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_authorize", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_authorize_v7(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    run: default!(Option<i64>, "NULL"),
+    degrade: default!(Option<bool>, false),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    or_raise((|| -> Result<Record> {
+        let mut r = Request::parse(
+            wallet,
+            action,
+            quantity,
+            variant,
+            idempotency_key,
+            metadata,
+            Mode::Debit,
+        )?;
+        r.degrade = degrade.unwrap_or(false);
+        spi::with(|c| spend_in(c, &r, run))
+    })())
+    .build()
+}
+
+/// `credit_authorize` as 0.5.0 and 0.6.0 declare it (with `run`, without `degrade`; symbol
+/// `credit_authorize_v5_wrapper`): their SQL keeps working with this library until `ALTER
+/// EXTENSION credit_ledger UPDATE`. Not in the 0.7.0 SQL.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_authorize_v5(
     wallet: Option<&str>,
@@ -553,24 +650,20 @@ fn credit_authorize_v5(
     metadata: default!(Option<JsonbText>, "NULL"),
     run: default!(Option<i64>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    or_raise((|| -> Result<Record> {
-        let r = Request::parse(
-            wallet,
-            action,
-            quantity,
-            variant,
-            idempotency_key,
-            metadata,
-            Mode::Debit,
-        )?;
-        spi::with(|c| spend_in(c, &r, run))
-    })())
-    .build()
+    credit_authorize_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        run,
+        None,
+    )
 }
 
 /// `credit_authorize` as versions before 0.5.0 declare it (six arguments, symbol
-/// `credit_authorize_wrapper`): their SQL keeps working with this library until `ALTER
-/// EXTENSION credit_ledger UPDATE`. Not in the 0.5.0 SQL.
+/// `credit_authorize_wrapper`; see [`credit_authorize_v5`]).
 #[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_authorize(
@@ -581,13 +674,14 @@ fn credit_authorize(
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_authorize_v5(
+    credit_authorize_v7(
         wallet,
         action,
         quantity,
         variant,
         idempotency_key,
         metadata,
+        None,
         None,
     )
 }
@@ -596,7 +690,7 @@ fn credit_authorize(
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_hold", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_hold_v5(
+fn credit_hold_v7(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -605,6 +699,7 @@ fn credit_hold_v5(
     metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
     run: default!(Option<i64>, "NULL"),
+    degrade: default!(Option<bool>, false),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let mut r = Request::parse(
@@ -617,9 +712,37 @@ fn credit_hold_v5(
             Mode::Hold,
         )?;
         r.ttl = Some(crate::runs::positive_ttl(ttl)?);
+        r.degrade = degrade.unwrap_or(false);
         spi::with(|c| spend_in(c, &r, run))
     })())
     .build()
+}
+
+/// `credit_hold` as 0.5.0 and 0.6.0 declare it (see [`credit_authorize_v5`]).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_hold_v5(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+    run: default!(Option<i64>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_hold_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        ttl,
+        run,
+        None,
+    )
 }
 
 /// `credit_hold` as versions before 0.5.0 declare it (see [`credit_authorize`]).
@@ -635,7 +758,7 @@ fn credit_hold(
     metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_hold_v5(
+    credit_hold_v7(
         wallet,
         action,
         quantity,
@@ -643,6 +766,7 @@ fn credit_hold(
         idempotency_key,
         metadata,
         ttl,
+        None,
         None,
     )
 }

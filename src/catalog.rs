@@ -63,6 +63,12 @@ SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
        (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale
   FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
  WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
+/// [`RATES_FOR_ACTION`] with each entry's fallback variant (0.7.0 on).
+pub const RATES_FOR_ACTION_V7: &str = "
+SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
+       (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale, r.fallback
+  FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
+ WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
 /// Lock a wallet by id (pool parents, holds, refunds, sweeps).
 pub const WALLET_LOCK_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
@@ -722,3 +728,6 @@ pub use crate::catalog_runs::*;
 
 // ---- corrections, transfers, closes (0.6.0 on; see crate::corrections) -----------------------
 pub use crate::catalog_corrections::*;
+
+// ---- the overage menu (0.7.0 on; see crate::overage) -----------------------------------------
+pub use crate::catalog_overage::*;

@@ -39,13 +39,7 @@ use std::cell::Cell;
 
 /// Whether the catalog has operations (0.6.0 on): see [`crate::lanes::catalog_has_lanes`].
 pub fn catalog_has_operations() -> bool {
-    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
-    // syscache and return InvalidOid when the object is missing
-    unsafe {
-        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
-        ns != pg_sys::Oid::INVALID
-            && pg_sys::get_relname_relid(c"operations".as_ptr(), ns) != pg_sys::Oid::INVALID
-    }
+    crate::spi::catalog_has(c"operations", None)
 }
 
 thread_local! {

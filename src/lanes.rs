@@ -36,13 +36,7 @@ pub const MAX_LANES: i32 = 64;
 /// version until `ALTER EXTENSION credit_ledger UPDATE` runs; it then uses the statements of
 /// that version. Two syscache lookups, no query.
 pub fn catalog_has_lanes() -> bool {
-    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
-    // syscache and return InvalidOid when the object is missing
-    unsafe {
-        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
-        ns != pg_sys::Oid::INVALID
-            && pg_sys::get_relname_relid(c"lanes".as_ptr(), ns) != pg_sys::Oid::INVALID
-    }
+    crate::spi::catalog_has(c"lanes", None)
 }
 
 /// A statement of this version or, on an older catalog, its older form.

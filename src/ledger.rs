@@ -314,6 +314,8 @@ pub fn check_alert(
                 payload.to_string().into(),
             ];
             exec(c, sql::EVENT_NOTIFY, &args)?;
+            // the same crossing asks the app's payment worker for a top-up (0.7.0 on)
+            crate::overage::auto_topup(c, state.wallet_id, wallet, &state.asset, balance, t)?;
         } else {
             exec(c, sql::NOTIFY, &[payload.to_string().into()])?;
         }

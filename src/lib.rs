@@ -14,6 +14,7 @@ pub mod period;
 // the SQL boundary
 pub mod catalog;
 pub mod catalog_corrections;
+pub mod catalog_overage;
 pub mod catalog_runs;
 pub mod error;
 pub mod ledger;
@@ -30,6 +31,7 @@ pub mod grants;
 pub mod holds;
 pub mod lanes;
 pub mod lifecycle;
+pub mod overage;
 pub mod plan;
 pub mod rate_cache;
 pub mod rate_cards;
@@ -63,7 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!(
     "../sql/usage_trigger.sql",
     name = "usage_trigger",
-    requires = [authorize::credit_authorize_v5]
+    requires = [authorize::credit_authorize_v7]
 );
 ::pgrx::extension_sql_file!(
     "../sql/pools.sql",
@@ -87,6 +89,11 @@ pub extern "C-unwind" fn _PG_init() {
 );
 ::pgrx::extension_sql_file!("../sql/health.sql", name = "health", requires = ["schema"]);
 ::pgrx::extension_sql_file!(
+    "../sql/overage.sql",
+    name = "overage",
+    requires = ["reports"]
+);
+::pgrx::extension_sql_file!(
     "../sql/privileges.sql",
     name = "privileges",
     requires = [
@@ -96,6 +103,7 @@ pub extern "C-unwind" fn _PG_init() {
         "operations",
         "margins",
         "health",
+        "overage",
         lanes::credit_wallet_lanes,
         wallet_close::credit_wallet_close
     ]

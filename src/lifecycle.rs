@@ -187,6 +187,8 @@ fn credit_tick(
             // events (0.6.0 on): grants about to expire, and retention of old events
             crate::events::grants_expiring(c, as_of)?;
             crate::events::trim(c)?;
+            // upgrade signals (0.7.0 on): period usage past a wallet's upgrade tiers
+            crate::overage::upgrade_signals(c, as_of)?;
             let mut total = Swept {
                 grants: 0,
                 credits: AnyNumeric::default(),

@@ -110,6 +110,8 @@ pub struct Rate {
     pub asset: String,
     pub vendor_cost: Option<Decimal>,
     pub scale: u32,
+    /// The variant a degrading call tries next when this one is unaffordable (since 0.7.0).
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

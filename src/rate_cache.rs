@@ -41,6 +41,21 @@ pub struct Entry {
     /// Microseconds since the Unix epoch.
     pub effective_from: i64,
     pub scale: u32,
+    /// The variant to degrade to (since 0.7.0; always None on an older catalog).
+    pub fallback: Option<String>,
+}
+
+impl From<Entry> for crate::plan::Rate {
+    fn from(e: Entry) -> Self {
+        crate::plan::Rate {
+            id: e.id,
+            credits: e.credits,
+            asset: e.asset,
+            vendor_cost: e.vendor_cost,
+            scale: e.scale,
+            fallback: e.fallback,
+        }
+    }
 }
 
 /// The rate a call at `now` (µs since the Unix epoch) uses among `entries` (all for one action):
@@ -127,7 +142,13 @@ fn entries(c: &mut SpiClient<'_>, card: &str, action: &str) -> error::Result<Rc<
         }
     }
     let mut out = Vec::new();
-    for row in exec(c, sql::RATES_FOR_ACTION, &[action.into(), card.into()])? {
+    let fallbacks = crate::overage::catalog_has_fallback();
+    let statement = if fallbacks {
+        sql::RATES_FOR_ACTION_V7
+    } else {
+        sql::RATES_FOR_ACTION
+    };
+    for row in exec(c, statement, &[action.into(), card.into()])? {
         out.push(Entry {
             id: row.req(1)?,
             rate_card: row.req(2)?,
@@ -137,6 +158,7 @@ fn entries(c: &mut SpiClient<'_>, card: &str, action: &str) -> error::Result<Rc<
             vendor_cost: row.opt_dec(6)?,
             effective_from: row.req(7)?,
             scale: row.req::<i32>(8)? as u32,
+            fallback: if fallbacks { row.col(9)? } else { None },
         });
     }
     let out = Rc::new(out);
@@ -190,6 +212,7 @@ mod tests {
             vendor_cost: None,
             effective_from: eff,
             scale: 4,
+            fallback: None,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Entry {
     pub asset: String,
     pub unit: String,
     pub vendor_cost: Option<Decimal>,
+    /// The variant a degrading call tries next (since 0.7.0).
+    pub fallback: Option<String>,
 }
 
 /// A JSON amount: a number (its exact text: serde_json's `arbitrary_precision`) or a string
@@ -65,6 +67,8 @@ pub struct DocEntry {
     pub vendor_cost: Option<serde_json::Value>,
     #[serde(default)]
     pub effective_from: Option<String>,
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +107,11 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
         input::opt_name(e.variant.as_deref(), &format!("{at}.variant"))?;
         input::opt_name(e.asset.as_deref(), &format!("{at}.asset"))?;
         input::opt_name(e.unit.as_deref(), &format!("{at}.unit"))?;
+        crate::overage::check_fallback(
+            e.fallback.as_deref(),
+            e.variant.as_deref(),
+            &format!("{at}.fallback"),
+        )?;
         let credits = amount::non_negative(
             json_amount(&e.credits, &format!("{at}.credits"))?,
             &format!("{at}.credits"),
@@ -122,6 +131,7 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
             asset: e.asset.unwrap_or_else(|| "credits".into()),
             unit: e.unit.unwrap_or_else(|| "unit".into()),
             vendor_cost,
+            fallback: e.fallback,
         };
         if entries.iter().any(|(x, _): &(Entry, Option<String>)| {
             x.action == entry.action && x.variant == entry.variant
@@ -138,7 +148,9 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
 
 /// The `credit_rate` value of a rate version.
 pub fn rate_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
-    let row = spi::first(exec(c, sql::RATE_ROW, &[id.into()])?)
+    let v7 = crate::overage::catalog_has_fallback();
+    let statement = if v7 { sql::RATE_ROW_V7 } else { sql::RATE_ROW };
+    let row = spi::first(exec(c, statement, &[id.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("rate {id} does not exist")))?;
     let mut t = Record::new("credit_rate");
     t.push(row.col::<i64>(1)?);
@@ -150,6 +162,9 @@ pub fn rate_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
     t.push(row.col::<String>(7)?);
     t.push(row.col::<AnyNumeric>(8)?);
     t.push(row.col::<TimestampWithTimeZone>(9)?);
+    if v7 {
+        t.push(row.col::<String>(10)?);
+    }
     Ok(t)
 }
 
@@ -162,45 +177,49 @@ fn store(
     only_if_changed: bool,
 ) -> Result<(Option<i64>, bool)> {
     wallets::asset_scale(c, &e.asset)?;
+    // an older catalog (before ALTER EXTENSION UPDATE) has no fallbacks
+    let v7 = crate::overage::catalog_has_fallback();
+    if e.fallback.is_some() && !v7 {
+        return Err(LedgerError::wrong_state(
+            "fallback variants need version 0.7.0 of the extension's catalog",
+        )
+        .hint("ALTER EXTENSION credit_ledger UPDATE"));
+    }
+    // the stored version's fields (from column `first`) are the entry's
+    let same = |row: &spi::Row, first: usize| -> Result<bool> {
+        Ok(row.dec(first)? == e.credits
+            && row.req::<String>(first + 1)? == e.asset
+            && row.req::<String>(first + 2)? == e.unit
+            && row.opt_dec(first + 3)? == e.vendor_cost
+            && (!v7 || row.col::<String>(first + 4)? == e.fallback))
+    };
+    let key = |at: TimestampWithTimeZone| -> Vec<DatumWithOid<'static>> {
+        vec![
+            card.to_string().into(),
+            e.action.clone().into(),
+            e.variant.clone().into(),
+            at.into(),
+        ]
+    };
     exec(c, sql::RATE_CARD_ENSURE, &[card.into()])?;
     if only_if_changed {
         let at = effective_from.unwrap_or_else(spi::transaction_start_tz);
-        if let Some(cur) = spi::first(exec(
-            c,
-            sql::RATE_CURRENT,
-            &[
-                card.into(),
-                e.action.as_str().into(),
-                e.variant.clone().into(),
-                at.into(),
-            ],
-        )?) {
-            let same = cur.dec(1)? == e.credits
-                && cur.req::<String>(2)? == e.asset
-                && cur.req::<String>(3)? == e.unit
-                && cur.opt_dec(4)? == e.vendor_cost;
-            if same {
+        let current = if v7 {
+            sql::RATE_CURRENT_V7
+        } else {
+            sql::RATE_CURRENT
+        };
+        if let Some(cur) = spi::first(exec(c, current, &key(at))?) {
+            if same(&cur, 1)? {
                 return Ok((None, false));
             }
         }
     }
     if let Some(at) = effective_from {
-        if let Some(prev) = spi::first(exec(
-            c,
-            sql::RATE_AT,
-            &[
-                card.into(),
-                e.action.as_str().into(),
-                e.variant.clone().into(),
-                at.into(),
-            ],
-        )?) {
+        let statement = if v7 { sql::RATE_AT_V7 } else { sql::RATE_AT };
+        if let Some(prev) = spi::first(exec(c, statement, &key(at))?) {
             let id = prev.req::<i64>(1)?;
-            let same = prev.dec(2)? == e.credits
-                && prev.req::<String>(3)? == e.asset
-                && prev.req::<String>(4)? == e.unit
-                && prev.opt_dec(5)? == e.vendor_cost;
-            if same {
+            if same(&prev, 2)? {
                 return Ok((Some(id), false));
             }
             if spi::first(exec(c, sql::RATE_USED, &[id.into()])?).is_some() {
@@ -210,18 +229,24 @@ fn store(
                 ))
                 .hint("set a new version with a later effective_from"));
             }
-            let args: Vec<DatumWithOid> = vec![
+            let mut args: Vec<DatumWithOid> = vec![
                 id.into(),
                 num(e.credits).into(),
                 e.asset.as_str().into(),
                 e.unit.as_str().into(),
                 opt_num(e.vendor_cost).into(),
             ];
-            exec(c, sql::RATE_REPLACE, &args)?;
+            let replace = if v7 {
+                args.push(e.fallback.clone().into());
+                sql::RATE_REPLACE_V7
+            } else {
+                sql::RATE_REPLACE
+            };
+            exec(c, replace, &args)?;
             return Ok((Some(id), true));
         }
     }
-    let args: Vec<DatumWithOid> = vec![
+    let mut args: Vec<DatumWithOid> = vec![
         card.into(),
         e.action.as_str().into(),
         e.variant.clone().into(),
@@ -231,16 +256,23 @@ fn store(
         opt_num(e.vendor_cost).into(),
         effective_from.into(),
     ];
-    let row = spi::first(exec(c, sql::RATE_INSERT, &args)?)
+    let insert = if v7 {
+        args.push(e.fallback.clone().into());
+        sql::RATE_INSERT_V7
+    } else {
+        sql::RATE_INSERT
+    };
+    let row = spi::first(exec(c, insert, &args)?)
         .ok_or_else(|| LedgerError::new(Kind::Internal, "rate insert returned nothing"))?;
     Ok((Some(row.req::<i64>(1)?), true))
 }
 
-/// Set the price of an action (optionally of one variant) on a rate card, from `effective_from`.
+/// Set the price of an action (optionally of one variant) on a rate card, from `effective_from`;
+/// `fallback` names the variant a degrading call tries next (since 0.7.0).
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "credit_rate_set", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_rate_set(
+fn credit_rate_set_v7(
     action: Option<&str>,
     credits: Option<AnyNumeric>,
     variant: default!(Option<&str>, "NULL"),
@@ -249,6 +281,7 @@ fn credit_rate_set(
     unit: default!(Option<&str>, "'unit'"),
     vendor_cost: default!(Option<AnyNumeric>, "NULL"),
     effective_from: default!(Option<TimestampWithTimeZone>, "now()"),
+    fallback: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_rate") {
     or_raise((|| -> Result<Record> {
         let action = input::name(action, "action")?;
@@ -256,6 +289,7 @@ fn credit_rate_set(
         let card = input::name(rate_card, "rate_card")?;
         let asset = input::name(asset, "asset")?;
         let unit = input::name(unit, "unit")?;
+        crate::overage::check_fallback(fallback, variant, "fallback")?;
         let credits = credits.ok_or_else(|| LedgerError::invalid("credits must not be null"))?;
         let credits = amount::non_negative(spi::to_dec(&credits, "credits")?, "credits")?;
         let vendor_cost = spi::opt_dec(vendor_cost, "vendor_cost")?
@@ -273,6 +307,7 @@ fn credit_rate_set(
             asset: asset.into(),
             unit: unit.into(),
             vendor_cost,
+            fallback: fallback.map(String::from),
         };
         spi::with(|c| {
             let at = Some(effective_from.unwrap_or_else(spi::transaction_start_tz));
@@ -282,6 +317,35 @@ fn credit_rate_set(
         })
     })())
     .build()
+}
+
+/// `credit_rate_set` as versions before 0.7.0 declare it (no `fallback`; symbol
+/// `credit_rate_set_wrapper`): their SQL keeps working with this library until `ALTER
+/// EXTENSION credit_ledger UPDATE`. Not in the 0.7.0 SQL.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_rate_set(
+    action: Option<&str>,
+    credits: Option<AnyNumeric>,
+    variant: default!(Option<&str>, "NULL"),
+    rate_card: default!(Option<&str>, "'default'"),
+    asset: default!(Option<&str>, "'credits'"),
+    unit: default!(Option<&str>, "'unit'"),
+    vendor_cost: default!(Option<AnyNumeric>, "NULL"),
+    effective_from: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> pgrx::composite_type!('static, "credit_rate") {
+    credit_rate_set_v7(
+        action,
+        credits,
+        variant,
+        rate_card,
+        asset,
+        unit,
+        vendor_cost,
+        effective_from,
+        None,
+    )
 }
 
 /// Load a whole rate card document; returns the number of entries that got a new version.
@@ -443,7 +507,13 @@ fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
                 })?
                 .col::<String>(1)?;
             let mut entries = Vec::new();
-            for r in exec(c, sql::RATE_CARD_CURRENT, &[card.into()])? {
+            let v7 = crate::overage::catalog_has_fallback();
+            let current = if v7 {
+                sql::RATE_CARD_CURRENT_V7
+            } else {
+                sql::RATE_CARD_CURRENT
+            };
+            for r in exec(c, current, &[card.into()])? {
                 let mut e = serde_json::Map::new();
                 e.insert("action".into(), r.req::<String>(1)?.into());
                 if let Some(v) = r.col::<String>(2)? {
@@ -456,6 +526,9 @@ fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
                     e.insert("vendor_cost".into(), v.into());
                 }
                 e.insert("effective_from".into(), r.req::<String>(7)?.into());
+                if let Some(f) = v7.then(|| r.col::<String>(8)).transpose()?.flatten() {
+                    e.insert("fallback".into(), f.into());
+                }
                 entries.push(serde_json::Value::Object(e));
             }
             let mut doc = serde_json::Map::new();

@@ -28,13 +28,7 @@ use rust_decimal::Decimal;
 /// Whether the catalog has runs (0.5.0 on): this library also serves an older catalog until
 /// `ALTER EXTENSION credit_ledger UPDATE` (see [`crate::lanes::catalog_has_lanes`]).
 pub fn catalog_has_runs() -> bool {
-    // SAFETY: called inside a transaction (every SQL function is); both lookups only read the
-    // syscache and return InvalidOid when the object is missing
-    unsafe {
-        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
-        ns != pg_sys::Oid::INVALID
-            && pg_sys::get_relname_relid(c"runs".as_ptr(), ns) != pg_sys::Oid::INVALID
-    }
+    crate::spi::catalog_has(c"runs", None)
 }
 
 /// The row `credit_run_open` returns.

@@ -212,3 +212,21 @@ pub fn transaction_start_tz() -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(transaction_start())
         .unwrap_or(TimestampWithTimeZone::negative_infinity())
 }
+
+/// Whether `credit_ledger.<relation>` exists (and, with `column`, has that column): how this
+/// library tells which version's catalog it serves. It also serves an older catalog until
+/// `ALTER EXTENSION credit_ledger UPDATE` runs, and then uses that version's statements.
+/// Syscache lookups only, no query.
+pub fn catalog_has(relation: &std::ffi::CStr, column: Option<&std::ffi::CStr>) -> bool {
+    // SAFETY: called inside a transaction (every SQL function is); the lookups only read the
+    // syscache and return InvalidOid / InvalidAttrNumber when the object is missing
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"credit_ledger".as_ptr(), true);
+        if ns == pg_sys::Oid::INVALID {
+            return false;
+        }
+        let rel = pg_sys::get_relname_relid(relation.as_ptr(), ns);
+        rel != pg_sys::Oid::INVALID
+            && column.is_none_or(|col| pg_sys::get_attnum(rel, col.as_ptr()) > 0)
+    }
+}

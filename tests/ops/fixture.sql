@@ -176,3 +176,16 @@ SELECT count(*) AS events FROM credit_events(max_rows => 3);
 SELECT credit_events_ack('ops', 2);
 RESET credit_ledger.actor;
 \endif
+-- ---- the overage menu: degrade, auto top-up, upgrade tiers (0.7.0 on; skipped on an older catalog)
+SELECT pg_catalog.to_regclass('credit_ledger.wallet_overage') IS NOT NULL AS has_overage \gset
+\if :has_overage
+SELECT credit_rate_set(action => 'summarize', variant => 'large', credits => 9, vendor_cost => 0.05, fallback => 'small');
+SELECT credit_rate_set(action => 'summarize', variant => 'small', credits => 2, vendor_cost => 0.01);
+SELECT credit_wallet_create(wallet => 'over_a');
+SELECT credit_grant(wallet => 'over_a', amount => 20, unit_price => 0.01);
+SELECT wallet, auto_topup_amount FROM credit_wallet_overage('over_a', auto_topup_threshold => 10, auto_topup_amount => 40, upgrade_at => '{15}');
+SELECT approved, variant FROM credit_authorize('over_a', 'summarize', 1, 'large', degrade => true);
+SELECT approved, variant FROM credit_authorize('over_a', 'summarize', 1, 'large', degrade => true);
+SELECT count(*) AS topup_events FROM credit_ledger.events WHERE kind = 'auto_topup';
+SELECT boundaries FROM credit_tick();
+\endif

@@ -44,7 +44,10 @@ SELECT 'grants.source|' || t.id || '|' || t.source_id FROM credit_ledger.grants 
 SELECT 'runs|' || t::text FROM credit_ledger.runs t ORDER BY id;
 \endif
 SELECT 'wallet_assets|' || t::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
-SELECT 'rates|' || t::text FROM credit_ledger.rates t ORDER BY id;
+-- rates: the columns of 0.6.0 (fallback, since 0.7.0, on a line of its own where set)
+SELECT 'rates|' || ROW(t.id, t.rate_card, t.action, t.variant, t.credits, t.asset, t.unit, t.vendor_cost, t.effective_from, t.created_at)::text
+  FROM credit_ledger.rates t ORDER BY id;
+SELECT 'rates.fallback|' || t.id || '|' || (to_jsonb(t) ->> 'fallback') FROM credit_ledger.rates t WHERE to_jsonb(t) ->> 'fallback' IS NOT NULL ORDER BY id;
 SELECT 'grants|' || ROW(t.id, t.wallet_id, t.asset, t.category, t.priority, t.amount, t.remaining, t.held,
                         t.live, t.effective_at, t.expires_at, t.unit_price, t.idempotency_key,
                         t.request_hash, t.metadata, t.source, t.created_at)::text
@@ -107,7 +110,14 @@ SELECT 'report.grant_status.moved|' || t.grant_id || '|' || t.voided || '|' || t
   FROM credit_ledger.grant_status t WHERE t.voided <> 0 OR t.transferred_out <> 0 ORDER BY t.grant_id;
 SELECT 'report.reversals|' || t::text FROM credit_ledger.reversals t ORDER BY t::text;
 \endif
-SELECT 'report.usage_daily|' || t::text FROM credit_ledger.usage_daily t ORDER BY t::text;
+-- usage_daily: its columns of 0.6.0 (degraded_calls, since 0.7.0, where not 0)
+SELECT 'report.usage_daily|' || ROW(t.day, t.wallet, t.action, t.variant, t.asset, t.quantity, t.credits, t.vendor_cost, t.calls, t.refunded)::text
+  FROM credit_ledger.usage_daily t ORDER BY 1;
+SELECT 'authorizations.degraded|' || a.id || '|' || coalesce(to_jsonb(a) ->> 'requested_variant', '') FROM credit_ledger.authorizations a WHERE to_jsonb(a) ->> 'degraded' = 'true' ORDER BY id;
+SELECT pg_catalog.to_regclass('credit_ledger.wallet_overage') IS NOT NULL AS snap_has_overage \gset
+\if :snap_has_overage
+SELECT 'wallet_overage|' || t::text FROM credit_ledger.wallet_overage t ORDER BY wallet_id, asset;
+\endif
 SELECT 'report.margin_by_action|' || t::text FROM credit_ledger.margin_by_action t ORDER BY t::text;
 SELECT 'report.liability|' || t::text FROM credit_ledger.liability t ORDER BY t::text;
 SELECT 'report.breakage|' || t::text FROM credit_ledger.breakage t ORDER BY t::text;

@@ -1,0 +1,135 @@
+-- The overage menu (issue 22, since 0.7.0): reports. Bind every expression in this file to
+-- pg_catalog only.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- Degraded calls per UTC day, wallet (a call in an agent run counts for the wallet that opened
+-- the run), action, the variant asked for and the variant authorized: calls, credits (net of
+-- captures and refunds) and vendor cost. Approved debits and held, captured or released holds.
+CREATE VIEW credit_ledger.degraded_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.action, a.requested_variant, a.variant, a.asset,
+       count(*) AS calls,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+ WHERE a.degraded
+ GROUP BY 1, 2, a.action, a.requested_variant, a.variant, a.asset;
+COMMENT ON VIEW credit_ledger.degraded_daily IS
+    'calls degraded to a cheaper variant per UTC day, wallet, action, variant asked for and variant authorized';
+
+-- A wallet's overage settings in one asset: auto top-up (threshold = the wallet's
+-- low_balance_threshold, set here too; amount: what the payment worker should grant) and the
+-- period-usage tiers that suggest an upgrade. NULL leaves a setting unchanged; clear =>
+-- '{auto_topup}' or '{upgrade_at}' removes one. Returns the settings after the call.
+CREATE TYPE @extschema@.credit_overage AS (
+    wallet text, asset text, auto_topup_threshold numeric, auto_topup_amount numeric,
+    upgrade_at numeric[], topups bigint
+);
+CREATE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
+    auto_topup_threshold numeric DEFAULT NULL, auto_topup_amount numeric DEFAULT NULL,
+    upgrade_at numeric[] DEFAULT NULL, clear text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.credit_overage
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    w credit_ledger.wallets;
+    bad text;
+BEGIN
+    IF credit_wallet_overage.asset IS NULL
+       OR NOT EXISTS (SELECT 1 FROM credit_ledger.assets s WHERE s.asset = credit_wallet_overage.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', coalesce(credit_wallet_overage.asset, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'define it with credit_asset_define()';
+    END IF;
+    SELECT b INTO bad FROM unnest(coalesce(clear, '{}'::text[])) b
+     WHERE b IS NULL OR b NOT IN ('auto_topup', 'upgrade_at') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'setting "%" cannot be cleared', coalesce(bad, 'NULL') USING ERRCODE = '22023',
+            HINT = 'clearable settings: auto_topup, upgrade_at';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND (auto_topup_amount <= 0 OR auto_topup_amount = 'NaN'::numeric) THEN
+        RAISE EXCEPTION 'auto_topup_amount must be positive, got %', auto_topup_amount USING ERRCODE = '22023';
+    END IF;
+    IF upgrade_at IS NOT NULL AND (cardinality(upgrade_at) = 0 OR cardinality(upgrade_at) > 32
+       OR array_position(upgrade_at, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(upgrade_at) WITH ORDINALITY t(v, i)
+                   WHERE t.v <= 0 OR t.v = 'NaN'::numeric
+                      OR (t.i > 1 AND t.v <= upgrade_at[t.i - 1]))) THEN
+        RAISE EXCEPTION 'upgrade_at must hold 1 to 32 positive amounts in ascending order'
+            USING ERRCODE = '22023', HINT = 'for example ''{500, 2000}''';
+    END IF;
+    -- the threshold is the wallet's low-balance threshold (validated, and the wallet locked, there)
+    IF auto_topup_threshold IS NOT NULL THEN
+        PERFORM @extschema@.credit_wallet_update(wallet => credit_wallet_overage.wallet,
+                                                 low_balance_threshold => auto_topup_threshold);
+    END IF;
+    SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_wallet_overage.wallet FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', coalesce(credit_wallet_overage.wallet, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF w.closed_at IS NOT NULL THEN
+        RAISE EXCEPTION 'wallet "%" is closed', w.wallet USING ERRCODE = '55000';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND w.low_balance_threshold IS NULL THEN
+        RAISE EXCEPTION 'an auto top-up needs a threshold' USING ERRCODE = '22023',
+            HINT = 'give auto_topup_threshold (it is the wallet''s low_balance_threshold)';
+    END IF;
+    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, asset, auto_topup_amount, upgrade_at)
+    VALUES (w.id, credit_wallet_overage.asset,
+            CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.auto_topup_amount END,
+            CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END)
+    ON CONFLICT ON CONSTRAINT wallet_overage_pkey DO UPDATE
+       SET auto_topup_amount = CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL
+                                    ELSE coalesce(EXCLUDED.auto_topup_amount, o.auto_topup_amount) END,
+           upgrade_at = CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL
+                             ELSE coalesce(EXCLUDED.upgrade_at, o.upgrade_at) END,
+           updated_at = now();
+    RETURN QUERY
+    SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups
+      FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id
+     WHERE o.wallet_id = w.id AND o.asset = credit_wallet_overage.asset;
+END $$;
+
+-- Upgrade signals (credit_tick): one upgrade_suggested event per wallet, asset, tier and
+-- period once the period's usage (approved debits and holds, captures at their final amount,
+-- net of refunds; an agent run's calls count for the wallet that opened it) reaches the tier.
+-- Returns the events written.
+CREATE FUNCTION credit_ledger._upgrade_signals(as_of timestamptz) RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH o AS (
+        SELECT o.wallet_id, o.asset, o.upgrade_at, w.wallet,
+               credit_ledger._period_start(w.period, w.period_anchor, as_of) AS since
+          FROM credit_ledger.wallet_overage o
+          JOIN credit_ledger.wallets w ON w.id = o.wallet_id
+         WHERE o.upgrade_at IS NOT NULL AND w.closed_at IS NULL
+    ), u AS (
+        SELECT o.*, coalesce((
+                   SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
+                     FROM credit_ledger.authorizations a
+                    WHERE a.wallet_id = ANY (o.wallet_id || ARRAY(SELECT r.id FROM credit_ledger.wallets r WHERE r.run_of = o.wallet_id))
+                      AND a.asset = o.asset AND a.status IN ('approved', 'held', 'captured')
+                      AND a.created_at >= o.since AND a.created_at <= as_of), 0) AS used
+          FROM o
+    ), due AS (
+        SELECT u.*, t.tier
+          FROM u CROSS JOIN LATERAL unnest(u.upgrade_at) t(tier)
+         WHERE u.used >= t.tier
+           AND NOT EXISTS (SELECT 1 FROM credit_ledger.events x
+                            WHERE x.wallet_id = u.wallet_id AND x.kind = 'upgrade_suggested'
+                              AND x.asset = u.asset AND x.at >= u.since
+                              AND x.payload ->> 'tier' = t.tier::text)
+    ), e AS (
+        INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
+        SELECT 'upgrade_suggested', d.wallet_id, d.asset,
+               jsonb_build_object('event', 'upgrade_suggested', 'wallet', d.wallet, 'asset', d.asset,
+                                  'tier', d.tier::text, 'period_usage', d.used, 'period_start', d.since)
+          FROM due d ORDER BY d.wallet_id, d.asset, d.tier
+        RETURNING id
+    )
+    SELECT count(pg_notify('credit_ledger', e.id::text)) FROM e
+$$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

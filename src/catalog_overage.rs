@@ -1,0 +1,52 @@
+//! The SQL statements of the overage menu (0.7.0 on; see [`crate::overage`]), apart from
+//! [`crate::catalog`] for size; `catalog` re-exports them. The rate statements are the 0.7.0
+//! forms of [`crate::catalog`]'s `RATE_*` (with `fallback`), used when the catalog has it.
+
+pub const RATE_AT_V7: &str = "
+SELECT id, credits, asset, unit, vendor_cost, fallback, effective_from
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from = $4";
+pub const RATE_CURRENT_V7: &str = "
+SELECT credits, asset, unit, vendor_cost, fallback
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from <= $4
+ ORDER BY effective_from DESC LIMIT 1";
+pub const RATE_INSERT_V7: &str = "
+INSERT INTO credit_ledger.rates (rate_card, action, variant, credits, asset, unit, vendor_cost,
+                                 effective_from, fallback)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+RETURNING id, effective_from";
+pub const RATE_REPLACE_V7: &str = "
+UPDATE credit_ledger.rates SET credits = $2, asset = $3, unit = $4, vendor_cost = $5, fallback = $6
+ WHERE id = $1";
+pub const RATE_ROW_V7: &str = "
+SELECT id, rate_card, action, variant, credits, asset, unit, vendor_cost, effective_from, fallback
+  FROM credit_ledger.rates WHERE id = $1";
+pub const RATE_CARD_CURRENT_V7: &str = r#"
+SELECT DISTINCT ON (action, variant) action, variant, credits::text, asset, unit, vendor_cost::text,
+       to_char(effective_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), fallback
+  FROM credit_ledger.rates
+ WHERE rate_card = $1 AND effective_from <= now()
+ ORDER BY action, variant, effective_from DESC"#;
+/// A degraded call: the variant its caller asked for (the row was just written by this call).
+pub const AUTH_DEGRADED: &str = "
+UPDATE credit_ledger.authorizations SET degraded = true, requested_variant = $2 WHERE id = $1";
+/// A wallet's auto top-up: the low-balance crossing just announced also writes an
+/// `auto_topup` event with the amount and an idempotency key for the grant, unique per
+/// crossing (`auto_topup.<n>`).
+pub const AUTO_TOPUP_EMIT: &str = "
+WITH o AS (
+    UPDATE credit_ledger.wallet_overage SET topups = topups + 1
+     WHERE wallet_id = $1 AND asset = $2 AND auto_topup_amount IS NOT NULL
+    RETURNING auto_topup_amount, topups),
+e AS (
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
+    SELECT 'auto_topup', $1, $2,
+           pg_catalog.jsonb_build_object('event', 'auto_topup', 'wallet', $3::text, 'asset', $2::text,
+               'balance', $4::numeric, 'threshold', $5::numeric, 'amount', o.auto_topup_amount,
+               'idempotency_key', 'auto_topup.' || o.topups)
+      FROM o
+    RETURNING id)
+SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
+/// `upgrade_suggested` events of the period (credit_tick; see sql/overage.sql).
+pub const UPGRADE_SIGNALS: &str = "SELECT credit_ledger._upgrade_signals($1)";
