@@ -30,11 +30,11 @@ CREATE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, obj
 SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES
     ('app', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
-                  'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
+                  'credit_quote', 'credit_quote_tiers', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
                   'credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree', 'credit_statement']),
     ('backoffice', ARRAY['credit_authorize', 'credit_hold', 'credit_capture', 'credit_release', 'credit_refund',
-                  'credit_quote', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
+                  'credit_quote', 'credit_quote_tiers', 'credit_balance', 'credit_balance_detail', 'credit_grants', 'credit_wallet',
                   'credit_authorization', 'credit_authorization_history', 'credit_event',
                   'credit_grant', 'credit_wallet_create', 'credit_wallet_update', 'credit_rate_set',
                   'credit_rate_card_load', 'credit_rate_card_export', 'credit_asset_define',

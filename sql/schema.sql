@@ -425,4 +425,21 @@ CREATE TABLE credit_ledger.wallet_overage (
     PRIMARY KEY (wallet_id, asset)
 );
 
+-- ---- volume tiers (since 0.8.0) -----------------------------------------------------------------
+-- A rate entry's graduated tiers, part of its version: [{"from": 1000, "credits": 12}, ...], from
+-- strictly increasing, each price at most the one before (the entry's credits before the first).
+ALTER TABLE credit_ledger.rates ADD COLUMN tiers jsonb;
+ALTER TYPE @extschema@.credit_rate ADD ATTRIBUTE tiers jsonb;
+-- Units spent per wallet, action and variant ('' for none) in the wallet's period: the position a
+-- tiered call is priced from. A call in an agent run counts on the wallet that opened the run.
+-- The row is locked by the call that prices from it, so concurrent tiered calls are exact.
+CREATE TABLE credit_ledger.tier_usage (
+    wallet_id    bigint      NOT NULL REFERENCES credit_ledger.wallets (id),
+    action       text        NOT NULL,
+    variant      text        NOT NULL DEFAULT '',
+    period_start timestamptz NOT NULL,
+    units        numeric     NOT NULL DEFAULT 0 CHECK (units >= 0),
+    PRIMARY KEY (wallet_id, action, variant, period_start)
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -226,10 +226,22 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         return Ok(t);
     }
     let chain = crate::overage::chain(c, &card, r.action, r.variant, r.wallet, r.degrade)?;
+    // a tiered variant prices from its counter, locked after the whole wallet (crate::tiers)
+    if chain.iter().any(|s| s.rate.tiers.is_some()) && lanes.is_fast() {
+        if w.lanes > 1 {
+            w = lock_whole(c, r.wallet)?;
+            if let Some(t) = replay(c, &w, r.key, hash)? {
+                return Ok(t);
+            }
+        }
+        lanes = Lanes::Exact;
+    }
+    let counters = tier_positions(c, &w, r.action, &chain)?;
     let priced = chain
         .iter()
+        .zip(&counters)
         .enumerate()
-        .map(|(i, step)| price(r, step, i > 0, hash))
+        .map(|(i, (step, tier))| price(r, step, i > 0, hash, tier.as_ref()))
         .collect::<Result<Vec<_>>>()?;
     let first = &priced[0];
     // a degrading call whose first variant does not fit plans its chain on the whole wallet
@@ -268,16 +280,45 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     write(c, r, &w, p, &priced[i], Lanes::Exact)
 }
 
+/// The tier counter and position of each tiered variant of a call (None: not tiered), locked
+/// in the order of their keys (so two calls never lock two counters in opposite orders).
+fn tier_positions(
+    c: &mut SpiClient<'_>,
+    w: &Wallet,
+    action: &str,
+    chain: &[Step],
+) -> Result<Vec<Option<(crate::tiers::Counter, Decimal)>>> {
+    let mut order: Vec<usize> = (0..chain.len())
+        .filter(|&i| chain[i].rate.tiers.is_some())
+        .collect();
+    order.sort_by(|&a, &b| chain[a].variant.cmp(&chain[b].variant));
+    let mut out: Vec<Option<(crate::tiers::Counter, Decimal)>> =
+        chain.iter().map(|_| None).collect();
+    for i in order {
+        let step = &chain[i];
+        let counter = crate::tiers::Counter::of(c, w.id, action, step.variant.as_deref())?;
+        let position = counter.lock(c)?;
+        out[i] = Some((counter, position));
+    }
+    Ok(out)
+}
+
 /// Price one variant of a call: its cost and vendor cost, exact or 22003 (checked before
-/// anything is planned or written).
+/// anything is planned or written); a tiered variant from its counter's position.
 fn price<'s>(
     r: &Request<'_>,
     step: &'s Step,
     degraded: bool,
     hash: Option<i64>,
+    tier: Option<&'s (crate::tiers::Counter, Decimal)>,
 ) -> Result<Priced<'s>> {
     let rate = &step.rate;
-    let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
+    let cost = match (&rate.tiers, tier) {
+        (Some(tiers), Some((_, position))) => {
+            crate::tiers::cost(rate.credits, tiers, rate.scale, *position, r.quantity)?
+        }
+        _ => amount::cost(r.quantity, rate.credits, rate.scale)?,
+    };
     let vendor_cost = rate
         .vendor_cost
         .map(|v| {
@@ -296,6 +337,7 @@ fn price<'s>(
         cost,
         vendor_cost,
         hash,
+        counter: tier.map(|(counter, _)| counter),
     })
 }
 
@@ -366,6 +408,8 @@ struct Priced<'a> {
     cost: Decimal,
     vendor_cost: Option<Decimal>,
     hash: Option<i64>,
+    /// a tiered variant's counter (locked), moved on when a debit is approved
+    counter: Option<&'a crate::tiers::Counter>,
 }
 
 /// Write a planned spend: its authorization, its movements and the lanes' hints.
@@ -494,6 +538,9 @@ fn write(
         if ctx.degraded {
             exec(c, sql::AUTH_DEGRADED, &[id.into(), r.variant.into()])?;
         }
+        if let (Some(counter), Mode::Debit) = (ctx.counter, r.mode) {
+            counter.advance(c, r.quantity)?;
+        }
         commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
     }
     if !hint_written {
@@ -609,7 +656,7 @@ pub(crate) fn lanes_after(
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_authorize", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_authorize_v7(
+pub(crate) fn credit_authorize_v7(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -635,62 +682,11 @@ fn credit_authorize_v7(
     .build()
 }
 
-/// `credit_authorize` as 0.5.0 and 0.6.0 declare it (with `run`, without `degrade`; symbol
-/// `credit_authorize_v5_wrapper`): their SQL keeps working with this library until `ALTER
-/// EXTENSION credit_ledger UPDATE`. Not in the 0.7.0 SQL.
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_authorize_v5(
-    wallet: Option<&str>,
-    action: Option<&str>,
-    quantity: default!(Option<AnyNumeric>, 1),
-    variant: default!(Option<&str>, "NULL"),
-    idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonbText>, "NULL"),
-    run: default!(Option<i64>, "NULL"),
-) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_authorize_v7(
-        wallet,
-        action,
-        quantity,
-        variant,
-        idempotency_key,
-        metadata,
-        run,
-        None,
-    )
-}
-
-/// `credit_authorize` as versions before 0.5.0 declare it (six arguments, symbol
-/// `credit_authorize_wrapper`; see [`credit_authorize_v5`]).
-#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_authorize(
-    wallet: Option<&str>,
-    action: Option<&str>,
-    quantity: default!(Option<AnyNumeric>, 1),
-    variant: default!(Option<&str>, "NULL"),
-    idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonbText>, "NULL"),
-) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_authorize_v7(
-        wallet,
-        action,
-        quantity,
-        variant,
-        idempotency_key,
-        metadata,
-        None,
-        None,
-    )
-}
-
 /// Reserve credits for work of unknown final size (a streaming call); capture or release later.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_hold", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_hold_v7(
+pub(crate) fn credit_hold_v7(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -718,60 +714,18 @@ fn credit_hold_v7(
     .build()
 }
 
-/// `credit_hold` as 0.5.0 and 0.6.0 declare it (see [`credit_authorize_v5`]).
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_hold_v5(
-    wallet: Option<&str>,
-    action: Option<&str>,
-    quantity: default!(Option<AnyNumeric>, 1),
-    variant: default!(Option<&str>, "NULL"),
-    idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonbText>, "NULL"),
-    ttl: default!(Option<Interval>, "'10 minutes'"),
-    run: default!(Option<i64>, "NULL"),
-) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_hold_v7(
-        wallet,
-        action,
-        quantity,
-        variant,
-        idempotency_key,
-        metadata,
-        ttl,
-        run,
-        None,
-    )
+/// The wallet (unlocked) and the rate in effect of a quote.
+pub(crate) fn quote_rate(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<(Wallet, Rate)> {
+    let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
+        .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
+    let w = Wallet::from_row(&row)?;
+    let card: String = row.req(9)?;
+    let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
+    Ok((w, rate))
 }
 
-/// `credit_hold` as versions before 0.5.0 declare it (see [`credit_authorize`]).
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_hold(
-    wallet: Option<&str>,
-    action: Option<&str>,
-    quantity: default!(Option<AnyNumeric>, 1),
-    variant: default!(Option<&str>, "NULL"),
-    idempotency_key: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonbText>, "NULL"),
-    ttl: default!(Option<Interval>, "'10 minutes'"),
-) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_hold_v7(
-        wallet,
-        action,
-        quantity,
-        variant,
-        idempotency_key,
-        metadata,
-        ttl,
-        None,
-        None,
-    )
-}
-
-/// Price an action for a wallet without side effects.
+/// Price an action for a wallet without side effects (a tiered rate from the wallet's
+/// position now: `credit_quote_tiers` shows the bands).
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_quote(
@@ -793,12 +747,15 @@ fn credit_quote(
     let row = or_raise((|| {
         let r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
         spi::with(|c| {
-            let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
-                .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
-            let w = Wallet::from_row(&row)?;
-            let card: String = row.req(9)?;
-            let rate = find_rate(c, &card, r.action, r.variant, r.wallet)?;
-            let cost = amount::cost(r.quantity, rate.credits, rate.scale)?;
+            let (w, rate) = quote_rate(c, &r)?;
+            let cost = match &rate.tiers {
+                Some(tiers) => {
+                    let counter = crate::tiers::Counter::of(c, w.id, r.action, r.variant)?;
+                    let position = counter.peek(c)?;
+                    crate::tiers::cost(rate.credits, tiers, rate.scale, position, r.quantity)?
+                }
+                None => amount::cost(r.quantity, rate.credits, rate.scale)?,
+            };
             let p = plan(c, &w, &rate.asset, cost, Mode::Quote, Lanes::Exact)?;
             let spendable = p.spendable.ok_or_else(|| {
                 amount::out_of_range(format!("the spendable credits of wallet \"{}\"", r.wallet))

@@ -63,10 +63,12 @@ SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
        (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale
   FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
  WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
-/// [`RATES_FOR_ACTION`] with each entry's fallback variant (0.7.0 on).
+/// [`RATES_FOR_ACTION`] with each entry's fallback variant (0.7.0 on) and its volume tiers
+/// (0.8.0 on; NULL on a 0.7.0 catalog, which has no such column).
 pub const RATES_FOR_ACTION_V7: &str = "
 SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
-       (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale, r.fallback
+       (extract(epoch FROM r.effective_from) * 1000000)::bigint, a.scale, r.fallback,
+       (to_jsonb(r) -> 'tiers')::text
   FROM credit_ledger.rates r JOIN credit_ledger.assets a ON a.asset = r.asset
  WHERE r.action = $1 AND r.rate_card IN ($2, 'default')";
 /// Lock a wallet by id (pool parents, holds, refunds, sweeps).

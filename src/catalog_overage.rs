@@ -1,14 +1,15 @@
 //! The SQL statements of the overage menu (0.7.0 on; see [`crate::overage`]), apart from
 //! [`crate::catalog`] for size; `catalog` re-exports them. The rate statements are the 0.7.0
-//! forms of [`crate::catalog`]'s `RATE_*` (with `fallback`), used when the catalog has it.
+//! forms of [`crate::catalog`]'s `RATE_*` (with `fallback`), used when the catalog has it;
+//! they read `tiers` (0.8.0 on) as `to_jsonb(r) -> 'tiers'`, NULL on a 0.7.0 catalog.
 
 pub const RATE_AT_V7: &str = "
-SELECT id, credits, asset, unit, vendor_cost, fallback, effective_from
-  FROM credit_ledger.rates
+SELECT id, credits, asset, unit, vendor_cost, fallback, (to_jsonb(r) -> 'tiers')::text, effective_from
+  FROM credit_ledger.rates r
  WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from = $4";
 pub const RATE_CURRENT_V7: &str = "
-SELECT credits, asset, unit, vendor_cost, fallback
-  FROM credit_ledger.rates
+SELECT credits, asset, unit, vendor_cost, fallback, (to_jsonb(r) -> 'tiers')::text
+  FROM credit_ledger.rates r
  WHERE rate_card = $1 AND action = $2 AND variant IS NOT DISTINCT FROM $3 AND effective_from <= $4
  ORDER BY effective_from DESC LIMIT 1";
 pub const RATE_INSERT_V7: &str = "
@@ -20,12 +21,14 @@ pub const RATE_REPLACE_V7: &str = "
 UPDATE credit_ledger.rates SET credits = $2, asset = $3, unit = $4, vendor_cost = $5, fallback = $6
  WHERE id = $1";
 pub const RATE_ROW_V7: &str = "
-SELECT id, rate_card, action, variant, credits, asset, unit, vendor_cost, effective_from, fallback
-  FROM credit_ledger.rates WHERE id = $1";
+SELECT id, rate_card, action, variant, credits, asset, unit, vendor_cost, effective_from, fallback,
+       (to_jsonb(r) -> 'tiers')::text
+  FROM credit_ledger.rates r WHERE id = $1";
 pub const RATE_CARD_CURRENT_V7: &str = r#"
 SELECT DISTINCT ON (action, variant) action, variant, credits::text, asset, unit, vendor_cost::text,
-       to_char(effective_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), fallback
-  FROM credit_ledger.rates
+       to_char(effective_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), fallback,
+       (to_jsonb(r) -> 'tiers')::text
+  FROM credit_ledger.rates r
  WHERE rate_card = $1 AND effective_from <= now()
  ORDER BY action, variant, effective_from DESC"#;
 /// A degraded call: the variant its caller asked for (the row was just written by this call).
@@ -50,3 +53,30 @@ e AS (
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// `upgrade_suggested` events of the period (credit_tick; see sql/overage.sql).
 pub const UPGRADE_SIGNALS: &str = "SELECT credit_ledger._upgrade_signals($1)";
+/// The wallet whose tier counter a spend of wallet `$1` uses (the opener of a run for a run's
+/// wallet) and its current period's start (0.8.0 on; see [`crate::tiers`]).
+pub const TIER_OWNER: &str = "
+SELECT w.id, credit_ledger._period_start(w.period, w.period_anchor, now())
+  FROM credit_ledger.wallets w
+ WHERE w.id = coalesce((SELECT r.wallet_id FROM credit_ledger.runs r WHERE r.run_wallet_id = $1), $1)";
+pub const TIER_LOCK: &str = "
+SELECT units FROM credit_ledger.tier_usage
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4 FOR UPDATE";
+/// A new counter: nothing when a concurrent call created it first (it is then locked).
+pub const TIER_CREATE: &str = "
+INSERT INTO credit_ledger.tier_usage (wallet_id, action, variant, period_start) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING RETURNING units";
+pub const TIER_PEEK: &str = "
+SELECT units FROM credit_ledger.tier_usage
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4";
+pub const TIER_ADVANCE: &str = "
+UPDATE credit_ledger.tier_usage SET units = units + $5
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4";
+/// The own price and tiers (text) of the rate version an authorization used, its action and
+/// variant.
+pub const TIER_OF_HOLD: &str = "
+SELECT r.credits, r.tiers::text, a.action, a.variant
+  FROM credit_ledger.authorizations a JOIN credit_ledger.rates r ON r.id = a.rate_id
+ WHERE a.id = $1";
+/// A rate version's tiers (0.8.0 on; NULL: none).
+pub const RATE_SET_TIERS: &str = "UPDATE credit_ledger.rates SET tiers = $2::jsonb WHERE id = $1";

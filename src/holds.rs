@@ -433,10 +433,21 @@ fn credit_capture(
                 ))
                 .hint("a hold past its ttl no longer reserves credits; authorize again"));
             }
-            let actual = match (quantity, a.credits_per_unit) {
-                (Some(q), Some(per)) => crate::amount::cost(q, per, a.scale)?,
+            // a tiered hold is priced at the wallet's position now (never above what it
+            // reserved for its quantity: tier prices never rise) and moves it on
+            let tiered = crate::tiers::of_hold(c, id, w.id)?;
+            let actual = match (&tiered, quantity, a.credits_per_unit) {
+                (Some(t), q, _) => {
+                    let position = t.counter.lock(c)?;
+                    let q = q.unwrap_or(a.quantity);
+                    crate::tiers::cost(t.base, &t.tiers, a.scale, position, q)?
+                }
+                (None, Some(q), Some(per)) => crate::amount::cost(q, per, a.scale)?,
                 _ => a.cost,
             };
+            if let Some(t) = &tiered {
+                t.counter.advance(c, quantity.unwrap_or(a.quantity))?;
+            }
             let ps = parts(c, id)?;
             let lots: Vec<Lot> = ps.iter().map(|(l, _)| l.clone()).collect();
             let (takes, _) = allocation::allocate(&lots, actual.min(a.cost));

@@ -37,6 +37,8 @@ pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;
 pub mod runs;
+pub mod spend_compat;
+pub mod tiers;
 pub mod wallet_close;
 pub mod wallets;
 

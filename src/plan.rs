@@ -112,6 +112,8 @@ pub struct Rate {
     pub scale: u32,
     /// The variant a degrading call tries next when this one is unaffordable (since 0.7.0).
     pub fallback: Option<String>,
+    /// Graduated volume tiers after the entry's own price (since 0.8.0; see [`crate::tiers`]).
+    pub tiers: Option<Vec<crate::tiers::Tier>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

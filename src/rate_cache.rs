@@ -43,6 +43,8 @@ pub struct Entry {
     pub scale: u32,
     /// The variant to degrade to (since 0.7.0; always None on an older catalog).
     pub fallback: Option<String>,
+    /// Volume tiers (since 0.8.0; always None on an older catalog).
+    pub tiers: Option<Vec<crate::tiers::Tier>>,
 }
 
 impl From<Entry> for crate::plan::Rate {
@@ -54,6 +56,7 @@ impl From<Entry> for crate::plan::Rate {
             vendor_cost: e.vendor_cost,
             scale: e.scale,
             fallback: e.fallback,
+            tiers: e.tiers,
         }
     }
 }
@@ -159,7 +162,16 @@ fn entries(c: &mut SpiClient<'_>, card: &str, action: &str) -> error::Result<Rc<
             effective_from: row.req(7)?,
             scale: row.req::<i32>(8)? as u32,
             fallback: if fallbacks { row.col(9)? } else { None },
+            tiers: None,
         });
+        if fallbacks {
+            // column 10: the tiers (NULL before 0.8.0: to_jsonb(r) has no such key)
+            let text: Option<String> = row.col(10)?;
+            let e = out.last_mut().ok_or_else(|| {
+                error::LedgerError::new(error::Kind::Internal, "rate cache entry lost")
+            })?;
+            e.tiers = crate::tiers::parse_text(text.as_deref(), e.credits, "stored tiers")?;
+        }
     }
     let out = Rc::new(out);
     if shared {
@@ -213,6 +225,7 @@ mod tests {
             effective_from: eff,
             scale: 4,
             fallback: None,
+            tiers: None,
         }
     }
 

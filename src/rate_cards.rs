@@ -38,11 +38,13 @@ pub struct Entry {
     pub vendor_cost: Option<Decimal>,
     /// The variant a degrading call tries next (since 0.7.0).
     pub fallback: Option<String>,
+    /// Graduated volume tiers (since 0.8.0; see [`crate::tiers`]).
+    pub tiers: Option<Vec<crate::tiers::Tier>>,
 }
 
 /// A JSON amount: a number (its exact text: serde_json's `arbitrary_precision`) or a string
 /// holding a number.
-fn json_amount(v: &serde_json::Value, field: &str) -> Result<Decimal> {
+pub(crate) fn json_amount(v: &serde_json::Value, field: &str) -> Result<Decimal> {
     match v {
         serde_json::Value::Number(n) => amount::parse(&n.to_string(), field),
         serde_json::Value::String(s) => amount::parse(s, field),
@@ -69,6 +71,8 @@ pub struct DocEntry {
     pub effective_from: Option<String>,
     #[serde(default)]
     pub fallback: Option<String>,
+    #[serde(default)]
+    pub tiers: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +136,10 @@ pub fn parse_doc(value: serde_json::Value) -> Result<(Doc, DocEntries)> {
             unit: e.unit.unwrap_or_else(|| "unit".into()),
             vendor_cost,
             fallback: e.fallback,
+            tiers: match &e.tiers {
+                Some(t) => crate::tiers::parse(t, credits, &format!("{at}.tiers"))?,
+                None => None,
+            },
         };
         if entries.iter().any(|(x, _): &(Entry, Option<String>)| {
             x.action == entry.action && x.variant == entry.variant
@@ -165,6 +173,9 @@ pub fn rate_tuple(c: &mut SpiClient<'_>, id: i64) -> Result<Record> {
     if v7 {
         t.push(row.col::<String>(10)?);
     }
+    if crate::tiers::catalog_has_tiers() {
+        t.push(row.col::<String>(11)?.map(JsonbText));
+    }
     Ok(t)
 }
 
@@ -185,13 +196,30 @@ fn store(
         )
         .hint("ALTER EXTENSION credit_ledger UPDATE"));
     }
+    let v8 = crate::tiers::catalog_has_tiers();
+    if e.tiers.is_some() && !v8 {
+        return Err(LedgerError::wrong_state(
+            "volume tiers need version 0.8.0 of the extension's catalog",
+        )
+        .hint("ALTER EXTENSION credit_ledger UPDATE"));
+    }
+    let tiers_text = e
+        .tiers
+        .as_deref()
+        .map(|t| crate::tiers::to_json(t).to_string());
     // the stored version's fields (from column `first`) are the entry's
     let same = |row: &spi::Row, first: usize| -> Result<bool> {
         Ok(row.dec(first)? == e.credits
             && row.req::<String>(first + 1)? == e.asset
             && row.req::<String>(first + 2)? == e.unit
             && row.opt_dec(first + 3)? == e.vendor_cost
-            && (!v7 || row.col::<String>(first + 4)? == e.fallback))
+            && (!v7 || row.col::<String>(first + 4)? == e.fallback)
+            && (!v8
+                || crate::tiers::parse_text(
+                    row.col::<String>(first + 5)?.as_deref(),
+                    e.credits,
+                    "stored tiers",
+                )? == e.tiers))
     };
     let key = |at: TimestampWithTimeZone| -> Vec<DatumWithOid<'static>> {
         vec![
@@ -243,6 +271,13 @@ fn store(
                 sql::RATE_REPLACE
             };
             exec(c, replace, &args)?;
+            if v8 {
+                exec(
+                    c,
+                    sql::RATE_SET_TIERS,
+                    &[id.into(), tiers_text.clone().into()],
+                )?;
+            }
             return Ok((Some(id), true));
         }
     }
@@ -264,13 +299,50 @@ fn store(
     };
     let row = spi::first(exec(c, insert, &args)?)
         .ok_or_else(|| LedgerError::new(Kind::Internal, "rate insert returned nothing"))?;
-    Ok((Some(row.req::<i64>(1)?), true))
+    let id = row.req::<i64>(1)?;
+    if v8 && tiers_text.is_some() {
+        exec(c, sql::RATE_SET_TIERS, &[id.into(), tiers_text.into()])?;
+    }
+    Ok((Some(id), true))
 }
 
 /// Set the price of an action (optionally of one variant) on a rate card, from `effective_from`;
-/// `fallback` names the variant a degrading call tries next (since 0.7.0).
+/// `fallback` names the variant a degrading call tries next (since 0.7.0); `tiers` are its
+/// graduated volume prices (since 0.8.0; see [`crate::tiers`]).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_rate_set", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_rate_set_v8(
+    action: Option<&str>,
+    credits: Option<AnyNumeric>,
+    variant: default!(Option<&str>, "NULL"),
+    rate_card: default!(Option<&str>, "'default'"),
+    asset: default!(Option<&str>, "'credits'"),
+    unit: default!(Option<&str>, "'unit'"),
+    vendor_cost: default!(Option<AnyNumeric>, "NULL"),
+    effective_from: default!(Option<TimestampWithTimeZone>, "now()"),
+    fallback: default!(Option<&str>, "NULL"),
+    tiers: default!(Option<JsonbText>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_rate") {
+    set_rate(
+        action,
+        credits,
+        variant,
+        rate_card,
+        asset,
+        unit,
+        vendor_cost,
+        effective_from,
+        fallback,
+        tiers,
+    )
+    .build()
+}
+
+/// `credit_rate_set` as 0.7.0 declares it (no `tiers`; symbol `credit_rate_set_v7_wrapper`).
+/// Not in the 0.8.0 SQL.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_rate_set_v7(
     action: Option<&str>,
@@ -283,6 +355,34 @@ fn credit_rate_set_v7(
     effective_from: default!(Option<TimestampWithTimeZone>, "now()"),
     fallback: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_rate") {
+    set_rate(
+        action,
+        credits,
+        variant,
+        rate_card,
+        asset,
+        unit,
+        vendor_cost,
+        effective_from,
+        fallback,
+        None,
+    )
+    .build()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn set_rate(
+    action: Option<&str>,
+    credits: Option<AnyNumeric>,
+    variant: Option<&str>,
+    rate_card: Option<&str>,
+    asset: Option<&str>,
+    unit: Option<&str>,
+    vendor_cost: Option<AnyNumeric>,
+    effective_from: Option<TimestampWithTimeZone>,
+    fallback: Option<&str>,
+    tiers: Option<JsonbText>,
+) -> Record {
     or_raise((|| -> Result<Record> {
         let action = input::name(action, "action")?;
         let variant = input::opt_name(variant, "variant")?;
@@ -308,6 +408,10 @@ fn credit_rate_set_v7(
             unit: unit.into(),
             vendor_cost,
             fallback: fallback.map(String::from),
+            tiers: match tiers {
+                Some(t) => crate::tiers::parse(&input::json(&t.0, "tiers")?, credits, "tiers")?,
+                None => None,
+            },
         };
         spi::with(|c| {
             let at = Some(effective_from.unwrap_or_else(spi::transaction_start_tz));
@@ -316,7 +420,6 @@ fn credit_rate_set_v7(
             rate_tuple(c, id)
         })
     })())
-    .build()
 }
 
 /// `credit_rate_set` as versions before 0.7.0 declare it (no `fallback`; symbol
@@ -528,6 +631,11 @@ fn credit_rate_card_export(rate_card: Option<&str>) -> JsonB {
                 e.insert("effective_from".into(), r.req::<String>(7)?.into());
                 if let Some(f) = v7.then(|| r.col::<String>(8)).transpose()?.flatten() {
                     e.insert("fallback".into(), f.into());
+                }
+                let tiers: Option<String> = if v7 { r.col(9)? } else { None };
+                let credits: Decimal = r.req::<String>(3)?.parse().unwrap_or_default();
+                if let Some(t) = crate::tiers::parse_text(tiers.as_deref(), credits, "tiers")? {
+                    e.insert("tiers".into(), crate::tiers::to_json(&t));
                 }
                 entries.push(serde_json::Value::Object(e));
             }

@@ -1,0 +1,113 @@
+//! `credit_authorize` and `credit_hold` as older catalogs declare them: their SQL keeps
+//! working with this library until `ALTER EXTENSION credit_ledger UPDATE`. None of these is in
+//! the current SQL (`sql = false`); each calls the current function.
+
+use crate::authorize::{credit_authorize_v7, credit_hold_v7};
+use crate::types::JsonbText;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::AnyNumeric;
+
+/// `credit_authorize` as 0.5.0 and 0.6.0 declare it (with `run`, without `degrade`; symbol
+/// `credit_authorize_v5_wrapper`): their SQL keeps working with this library until `ALTER
+/// EXTENSION credit_ledger UPDATE`. Not in the 0.7.0 SQL.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_authorize_v5(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    run: default!(Option<i64>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_authorize_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        run,
+        None,
+    )
+}
+
+/// `credit_authorize` as versions before 0.5.0 declare it (six arguments, symbol
+/// `credit_authorize_wrapper`; see [`credit_authorize_v5`]).
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_authorize(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_authorize_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        None,
+        None,
+    )
+}
+
+/// `credit_hold` as 0.5.0 and 0.6.0 declare it (see [`credit_authorize_v5`]).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_hold_v5(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+    run: default!(Option<i64>, "NULL"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_hold_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        ttl,
+        run,
+        None,
+    )
+}
+
+/// `credit_hold` as versions before 0.5.0 declare it (see [`credit_authorize`]).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_hold(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_hold_v7(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        ttl,
+        None,
+        None,
+    )
+}
