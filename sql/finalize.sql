@@ -453,12 +453,14 @@ SET jit = off AS $$
       FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
      WHERE a.kind = 'hold'
      GROUP BY a.id
-    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> a.cost)
+    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> CASE WHEN a.fair_use THEN 0 ELSE a.cost END)
         OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
-        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> a.captured)
+        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0)
+                                      <> CASE WHEN a.fair_use THEN 0 ELSE a.captured END)
         OR (a.status IN ('released', 'expired', 'declined') AND coalesce(sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> 0)
     UNION ALL
-    -- debits: an approved debit took exactly its cost; a declined one took nothing
+    -- debits: an approved debit took exactly its cost; a declined one, or one fair use paid
+    -- (since 0.8.0), took nothing
     SELECT 'debit_consistency', 'authorization ' || a.id,
            format('status %s cost %s; journal debited %s', a.status, a.cost,
                   coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
@@ -466,7 +468,22 @@ SET jit = off AS $$
      WHERE a.kind = 'debit'
      GROUP BY a.id
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
-           <> CASE WHEN a.status = 'approved' THEN a.cost ELSE 0 END
+           <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
+    UNION ALL
+    -- fair use (since 0.8.0): a period's count is what the calls fair use paid in it took
+    -- (approved debits and open holds their cost, captured holds what they captured)
+    SELECT 'fair_use_matches_calls', 'wallet ' || w.wallet || ' ' || f.asset || ' ' || f.period_start,
+           format('counted %s, calls %s', f.used, x.took)
+      FROM credit_ledger.fair_use_usage f
+      JOIN credit_ledger.wallets w ON w.id = f.wallet_id
+     CROSS JOIN LATERAL (
+        SELECT coalesce(sum(CASE a.status WHEN 'captured' THEN a.captured WHEN 'released' THEN 0
+                                          WHEN 'expired' THEN 0 ELSE a.cost END), 0) AS took
+          FROM credit_ledger.authorizations a
+         WHERE a.wallet_id = f.wallet_id AND a.asset = f.asset AND a.fair_use
+           AND a.status IN ('approved', 'held', 'captured')
+           AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = f.period_start) x
+     WHERE f.used <> x.took
     UNION ALL
     -- references and vocabularies of the hot tables (they carry no FKs or CHECKs)
     SELECT 'journal_references', 'journal entry ' || j.id,
@@ -545,6 +562,7 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallet_overage', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.tier_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.fair_use_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.event_consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_seq', '');
@@ -562,7 +580,7 @@ COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current ve
 COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
 COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
 COMMENT ON FUNCTION @extschema@.credit_quote_tiers(text, text, numeric, text) IS 'the volume-tier bands a quantity of an action would be priced in, from the wallet''s units spent this period; no side effects';
-COMMENT ON FUNCTION @extschema@.credit_wallet_overage(text, text, numeric, numeric, numeric[], text[]) IS 'a wallet''s auto top-up (amount at its low-balance threshold) and upgrade tiers in one asset';
+COMMENT ON FUNCTION @extschema@.credit_wallet_overage(text, text, numeric, numeric, numeric[], text[], numeric) IS 'a wallet''s auto top-up (amount at its low-balance threshold), upgrade tiers and fair-use allowance per period in one asset';
 COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row; degrade: the first affordable variant of the fallback chain';
 COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean) IS 'reserve credits for work of unknown final size (streaming); capture or release later; degrade as for credit_authorize';
 COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
@@ -578,6 +596,7 @@ COMMENT ON TABLE credit_ledger.assets IS 'units of value with a fixed decimal sc
 COMMENT ON TABLE credit_ledger.rate_cards IS 'named price lists; default always exists';
 COMMENT ON TABLE credit_ledger.wallets IS 'one per customer, team or team member, keyed by the app''s own text key';
 COMMENT ON TABLE credit_ledger.wallet_overage IS 'per wallet and asset: auto top-up amount and crossings announced, upgrade tiers';
+COMMENT ON TABLE credit_ledger.fair_use_usage IS 'fair use per wallet, asset and period: the cost of the calls fair use paid';
 COMMENT ON TABLE credit_ledger.tier_usage IS 'units spent per wallet, action and variant in the wallet''s period: where volume tiers price the next call';
 COMMENT ON TABLE credit_ledger.wallet_assets IS 'per wallet and asset: overdraft debt, current-period spend and pool draw, low-balance latch';
 COMMENT ON TABLE credit_ledger.grants IS 'lots of credits; remaining and held are caches of the journal';

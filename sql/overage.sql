@@ -21,15 +21,18 @@ COMMENT ON VIEW credit_ledger.degraded_daily IS
 
 -- A wallet's overage settings in one asset: auto top-up (threshold = the wallet's
 -- low_balance_threshold, set here too; amount: what the payment worker should grant) and the
--- period-usage tiers that suggest an upgrade. NULL leaves a setting unchanged; clear =>
--- '{auto_topup}' or '{upgrade_at}' removes one. Returns the settings after the call.
+-- period-usage tiers that suggest an upgrade; since 0.8.0 the fair-use allowance per period
+-- (fair_use_limit: the wallet's calls in the asset are paid by fair use, not credits; setting
+-- it marks the wallet tracked, the flag the spend path looks at). NULL leaves a setting
+-- unchanged; clear => '{auto_topup}', '{upgrade_at}' or '{fair_use}' removes one. Returns the
+-- settings after the call.
 CREATE TYPE @extschema@.credit_overage AS (
     wallet text, asset text, auto_topup_threshold numeric, auto_topup_amount numeric,
-    upgrade_at numeric[], topups bigint
+    upgrade_at numeric[], topups bigint, fair_use_limit numeric
 );
 CREATE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
     auto_topup_threshold numeric DEFAULT NULL, auto_topup_amount numeric DEFAULT NULL,
-    upgrade_at numeric[] DEFAULT NULL, clear text[] DEFAULT NULL)
+    upgrade_at numeric[] DEFAULT NULL, clear text[] DEFAULT NULL, fair_use_limit numeric DEFAULT NULL)
 RETURNS SETOF @extschema@.credit_overage
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
@@ -43,10 +46,14 @@ BEGIN
             USING ERRCODE = 'P0002', HINT = 'define it with credit_asset_define()';
     END IF;
     SELECT b INTO bad FROM unnest(coalesce(clear, '{}'::text[])) b
-     WHERE b IS NULL OR b NOT IN ('auto_topup', 'upgrade_at') LIMIT 1;
+     WHERE b IS NULL OR b NOT IN ('auto_topup', 'upgrade_at', 'fair_use') LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'setting "%" cannot be cleared', coalesce(bad, 'NULL') USING ERRCODE = '22023',
-            HINT = 'clearable settings: auto_topup, upgrade_at';
+            HINT = 'clearable settings: auto_topup, upgrade_at, fair_use';
+    END IF;
+    IF fair_use_limit IS NOT NULL AND (fair_use_limit <= 0 OR fair_use_limit = 'NaN'::numeric
+       OR fair_use_limit = 'Infinity'::numeric) THEN
+        RAISE EXCEPTION 'fair_use_limit must be positive and finite, got %', fair_use_limit USING ERRCODE = '22023';
     END IF;
     IF auto_topup_amount IS NOT NULL AND (auto_topup_amount <= 0 OR auto_topup_amount = 'NaN'::numeric) THEN
         RAISE EXCEPTION 'auto_topup_amount must be positive, got %', auto_topup_amount USING ERRCODE = '22023';
@@ -76,18 +83,25 @@ BEGIN
         RAISE EXCEPTION 'an auto top-up needs a threshold' USING ERRCODE = '22023',
             HINT = 'give auto_topup_threshold (it is the wallet''s low_balance_threshold)';
     END IF;
-    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, asset, auto_topup_amount, upgrade_at)
+    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, asset, auto_topup_amount, upgrade_at, fair_use_limit)
     VALUES (w.id, credit_wallet_overage.asset,
             CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.auto_topup_amount END,
-            CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END)
+            CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END,
+            CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.fair_use_limit END)
     ON CONFLICT ON CONSTRAINT wallet_overage_pkey DO UPDATE
        SET auto_topup_amount = CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL
                                     ELSE coalesce(EXCLUDED.auto_topup_amount, o.auto_topup_amount) END,
            upgrade_at = CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL
                              ELSE coalesce(EXCLUDED.upgrade_at, o.upgrade_at) END,
+           fair_use_limit = CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL
+                                 ELSE coalesce(EXCLUDED.fair_use_limit, o.fair_use_limit) END,
            updated_at = now();
+    -- the spend path looks for fair use only on tracked wallets (the flag is never reset)
+    IF fair_use_limit IS NOT NULL AND NOT w.tracked THEN
+        UPDATE credit_ledger.wallets x SET tracked = true WHERE x.id = w.id;
+    END IF;
     RETURN QUERY
-    SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups
+    SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups, o.fair_use_limit
       FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id
      WHERE o.wallet_id = w.id AND o.asset = credit_wallet_overage.asset;
 END $$;

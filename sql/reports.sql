@@ -59,18 +59,20 @@ CREATE VIEW credit_ledger.usage_daily AS
 SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
        a.action, a.variant, a.asset,
        sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
-       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       coalesce(sum(coalesce(a.captured, a.cost) - a.refunded) FILTER (WHERE NOT a.fair_use), 0) AS credits,
        sum(a.vendor_cost) AS vendor_cost,
        count(*) AS calls,
        sum(a.refunded) AS refunded,
-       count(*) FILTER (WHERE a.degraded) AS degraded_calls  -- since 0.7.0
+       count(*) FILTER (WHERE a.degraded) AS degraded_calls,  -- since 0.7.0
+       -- since 0.8.0: what fair use paid (the calls' cost at the rate card's prices)
+       coalesce(sum(coalesce(a.captured, a.cost)) FILTER (WHERE a.fair_use), 0) AS fair_use_credits
   FROM credit_ledger.authorizations a
   JOIN credit_ledger.wallets w ON w.id = a.wallet_id
   LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
  WHERE a.status IN ('approved', 'captured')
  GROUP BY 1, 2, a.action, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.usage_daily IS
-    'approved usage per UTC day, wallet, action and variant (the one authorized): quantity, credits net of refunds, vendor cost, calls, degraded calls';
+    'approved usage per UTC day, wallet, action and variant (the one authorized): quantity, credits net of refunds, vendor cost, calls, degraded calls, credits of the calls fair use paid';
 
 CREATE VIEW credit_ledger.margin_by_action AS
 SELECT a.action, a.variant, a.asset,

@@ -442,4 +442,20 @@ CREATE TABLE credit_ledger.tier_usage (
     PRIMARY KEY (wallet_id, action, variant, period_start)
 );
 
+-- ---- fair use (since 0.8.0) ---------------------------------------------------------------------
+-- A wallet's fair-use allowance per period in an asset (set with credit_wallet_overage): its
+-- calls in that asset are paid by fair use, not credits, up to the limit.
+ALTER TABLE credit_ledger.wallet_overage ADD COLUMN fair_use_limit numeric CHECK (fair_use_limit > 0);
+-- A call paid by fair use: its cost and vendor cost are recorded, nothing moved in the journal.
+ALTER TABLE credit_ledger.authorizations ADD COLUMN fair_use boolean NOT NULL DEFAULT false;
+-- The fair use of a wallet and asset in a period (its cost at the rate card's prices), locked
+-- by the call that reads it: concurrent calls of one wallet are admitted exactly.
+CREATE TABLE credit_ledger.fair_use_usage (
+    wallet_id    bigint      NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset        text        NOT NULL REFERENCES credit_ledger.assets (asset),
+    period_start timestamptz NOT NULL,
+    used         numeric     NOT NULL DEFAULT 0 CHECK (used >= 0),
+    PRIMARY KEY (wallet_id, asset, period_start)
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

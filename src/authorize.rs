@@ -244,6 +244,12 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         .map(|(i, (step, tier))| price(r, step, i > 0, hash, tier.as_ref()))
         .collect::<Result<Vec<_>>>()?;
     let first = &priced[0];
+    // a wallet with fair use in the asset spends no credits in it (crate::fair_use)
+    if r.run.is_none() {
+        if let Some(fair) = crate::fair_use::of_wallet(c, &w, &first.rate.asset, false)? {
+            return spend_fair_use(c, r, &w, &priced, &fair);
+        }
+    }
     // a degrading call whose first variant does not fit plans its chain on the whole wallet
     let more = priced.len() > 1;
     let unfit = |p: &Plan| more && !fits(p, first, r.run);
@@ -258,7 +264,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
                 if p.needs_exact || unfit(&p) {
                     return Ok(None);
                 }
-                write(c, r, &w, p, first, lanes).map(Some)
+                write(c, r, &w, p, first, lanes, None).map(Some)
             },
             Option::is_some,
         )?;
@@ -268,7 +274,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     } else {
         let p = plan_fast(c, &w, &first.rate.asset, first.cost, r.mode, lanes)?;
         if !p.needs_exact && !unfit(&p) {
-            return write(c, r, &w, p, first, lanes);
+            return write(c, r, &w, p, first, lanes, None);
         }
     }
     // the last credits are in flight: wait for the whole wallet (and pool), then decide
@@ -277,7 +283,45 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         return Ok(t);
     }
     let (p, i) = plan_chain(c, &w, &priced, r.mode, r.run)?;
-    write(c, r, &w, p, &priced[i], Lanes::Exact)
+    write(c, r, &w, p, &priced[i], Lanes::Exact, None)
+}
+
+/// A call of a wallet with fair use in the asset: the first variant of the chain whose cost
+/// the period's fair use still has room for is approved and moves no credit; none: declined
+/// with `fair_use_exceeded` (a frozen wallet: `wallet_frozen`).
+fn spend_fair_use(
+    c: &mut SpiClient<'_>,
+    r: &Request<'_>,
+    w: &Wallet,
+    priced: &[Priced<'_>],
+    fair: &crate::fair_use::FairUse,
+) -> Result<Record> {
+    let asset = &priced[0].rate.asset;
+    let balance = spi::first(exec(
+        c,
+        sql::OWN_BALANCE,
+        &[w.id.into(), asset.as_str().into()],
+    )?)
+    .map(|row| row.dec(1))
+    .transpose()?
+    .unwrap_or_default();
+    let pick = priced.iter().position(|x| fair.fits(x.cost));
+    let reason = match (w.frozen, pick) {
+        (true, _) => Some("wallet_frozen"),
+        (false, None) => Some("fair_use_exceeded"),
+        (false, Some(_)) => None,
+    };
+    let mut p = Plan::default();
+    p.reason = reason;
+    p.own_available = balance;
+    p.spendable = Some(fair.left());
+    p.asset = asset.clone();
+    let x = &priced[if reason.is_none() {
+        pick.unwrap_or(0)
+    } else {
+        0
+    }];
+    write(c, r, w, p, x, Lanes::Exact, Some(fair))
 }
 
 /// The tier counter and position of each tiered variant of a call (None: not tiered), locked
@@ -296,7 +340,7 @@ fn tier_positions(
         chain.iter().map(|_| None).collect();
     for i in order {
         let step = &chain[i];
-        let counter = crate::tiers::Counter::of(c, w.id, action, step.variant.as_deref())?;
+        let counter = crate::tiers::counter(c, w.id, action, step.variant.as_deref())?;
         let position = counter.lock(c)?;
         out[i] = Some((counter, position));
     }
@@ -413,6 +457,7 @@ struct Priced<'a> {
 }
 
 /// Write a planned spend: its authorization, its movements and the lanes' hints.
+#[allow(clippy::too_many_arguments)]
 fn write(
     c: &mut SpiClient<'_>,
     r: &Request<'_>,
@@ -420,6 +465,7 @@ fn write(
     mut p: Plan,
     ctx: &Priced<'_>,
     lanes: Lanes,
+    fair: Option<&crate::fair_use::FairUse>,
 ) -> Result<Record> {
     let (rate, cost, vendor_cost, hash) = (ctx.rate, ctx.cost, ctx.vendor_cost, ctx.hash);
     if let Some(run) = r.run {
@@ -530,7 +576,9 @@ fn write(
     let id = out.req::<i64>(1)?;
     let created_at = out.col::<TimestampWithTimeZone>(2)?;
     let expires_at = out.col::<TimestampWithTimeZone>(3)?;
-    if let Some(reason @ ("spend_cap_reached" | "pool_limit_reached")) = p.reason {
+    if let Some(reason @ ("spend_cap_reached" | "pool_limit_reached" | "fair_use_exceeded")) =
+        p.reason
+    {
         // once per wallet, asset and period (events since 0.6.0)
         crate::events::limit_reached(c, w.id, r.wallet, &rate.asset, reason, id)?;
     }
@@ -541,9 +589,15 @@ fn write(
         if let (Some(counter), Mode::Debit) = (ctx.counter, r.mode) {
             counter.advance(c, r.quantity)?;
         }
-        commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
+        if let Some(fair) = fair {
+            // paid by fair use: counted there, no credit moved, no spend counter touched
+            fair.counter.advance(c, cost)?;
+            exec(c, sql::AUTH_FAIR_USE, &[id.into()])?;
+        } else {
+            commit_plan(c, w, r.wallet, &mut p, cost, Decimal::ONE)?;
+        }
     }
-    if !hint_written {
+    if !hint_written && fair.is_none() {
         lanes_after(c, w, &p, &rate.asset, lanes)?;
     }
     // the same values authorization_tuple() would read back, without reading them back
@@ -750,13 +804,22 @@ fn credit_quote(
             let (w, rate) = quote_rate(c, &r)?;
             let cost = match &rate.tiers {
                 Some(tiers) => {
-                    let counter = crate::tiers::Counter::of(c, w.id, r.action, r.variant)?;
+                    let counter = crate::tiers::counter(c, w.id, r.action, r.variant)?;
                     let position = counter.peek(c)?;
                     crate::tiers::cost(rate.credits, tiers, rate.scale, position, r.quantity)?
                 }
                 None => amount::cost(r.quantity, rate.credits, rate.scale)?,
             };
-            let p = plan(c, &w, &rate.asset, cost, Mode::Quote, Lanes::Exact)?;
+            let mut p = plan(c, &w, &rate.asset, cost, Mode::Quote, Lanes::Exact)?;
+            if let Some(fair) = crate::fair_use::of_wallet(c, &w, &rate.asset, true)? {
+                // a wallet with fair use: what its period's fair use has left decides
+                p.spendable = Some(fair.left());
+                p.reason = match (w.frozen, fair.fits(cost)) {
+                    (true, _) => Some("wallet_frozen"),
+                    (false, false) => Some("fair_use_exceeded"),
+                    (false, true) => None,
+                };
+            }
             let spendable = p.spendable.ok_or_else(|| {
                 amount::out_of_range(format!("the spendable credits of wallet \"{}\"", r.wallet))
             })?;

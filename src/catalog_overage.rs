@@ -80,3 +80,34 @@ SELECT r.credits, r.tiers::text, a.action, a.variant
  WHERE a.id = $1";
 /// A rate version's tiers (0.8.0 on; NULL: none).
 pub const RATE_SET_TIERS: &str = "UPDATE credit_ledger.rates SET tiers = $2::jsonb WHERE id = $1";
+/// A wallet's fair-use limit in an asset and its current period's start (0.8.0 on; see
+/// [`crate::fair_use`]).
+pub const FAIR_USE_OF: &str = "
+SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, now())
+  FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id
+ WHERE o.wallet_id = $1 AND o.asset = $2 AND o.fair_use_limit IS NOT NULL";
+/// A fair-use authorization's asset, the wallet's limit now and the start of the period the
+/// authorization was made in.
+pub const FAIR_USE_OF_AUTH: &str = "
+SELECT a.asset, o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, a.created_at)
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset
+ WHERE a.id = $1 AND a.fair_use";
+pub const FAIR_USE_LOCK: &str = "
+SELECT used FROM credit_ledger.fair_use_usage
+ WHERE wallet_id = $1 AND asset = $2 AND period_start = $3 FOR UPDATE";
+pub const FAIR_USE_CREATE: &str = "
+INSERT INTO credit_ledger.fair_use_usage (wallet_id, asset, period_start) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING used";
+pub const FAIR_USE_PEEK: &str = "
+SELECT used FROM credit_ledger.fair_use_usage WHERE wallet_id = $1 AND asset = $2 AND period_start = $3";
+pub const FAIR_USE_ADVANCE: &str = "
+UPDATE credit_ledger.fair_use_usage SET used = greatest(used + $4, 0)
+ WHERE wallet_id = $1 AND asset = $2 AND period_start = $3";
+/// A call paid by fair use (the row was just written by this call).
+pub const AUTH_FAIR_USE: &str =
+    "UPDATE credit_ledger.authorizations SET fair_use = true WHERE id = $1";
+/// A wallet's own balance in an asset, net of overdraft debt (what a spend reports).
+pub const OWN_BALANCE: &str = "
+SELECT credit_ledger._balance($1, $2)
+       - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)";

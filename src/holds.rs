@@ -299,7 +299,11 @@ fn end_hold(
 ) -> Result<()> {
     let (moves, pool) = release_all(c, a.id, w.id)?;
     ledger::apply(c, &moves, &a.asset, Some(a.id), Some(w.id), note)?;
-    uncount(c, w, &a.asset, a.cost, pool)?;
+    match crate::fair_use::of_authorization(c, w, a.id)? {
+        // held by fair use (nothing in the journal): its cost goes back to the period's
+        Some(fair) => fair.counter.advance(c, -a.cost)?,
+        None => uncount(c, w, &a.asset, a.cost, pool)?,
+    }
     close(
         c,
         a,
@@ -447,6 +451,28 @@ fn credit_capture(
             };
             if let Some(t) = &tiered {
                 t.counter.advance(c, quantity.unwrap_or(a.quantity))?;
+            }
+            if let Some(fair) = crate::fair_use::of_authorization(c, &w, id)? {
+                // held by fair use: the period's fair use is corrected to what is captured;
+                // more than was held must fit what is left of it
+                let (captured, reason) = if actual <= a.cost || fair.fits(actual - a.cost) {
+                    (actual, None)
+                } else {
+                    (a.cost, Some("capture_shortfall"))
+                };
+                fair.counter.advance(c, captured - a.cost)?;
+                close(
+                    c,
+                    &a,
+                    "captured",
+                    Some(captured),
+                    Some(quantity.unwrap_or(a.quantity)),
+                    key,
+                    Some(hash),
+                    reason,
+                    (Decimal::ZERO, Decimal::ZERO),
+                )?;
+                return authorize::authorization_tuple(c, id);
             }
             let ps = parts(c, id)?;
             let lots: Vec<Lot> = ps.iter().map(|(l, _)| l.clone()).collect();

@@ -59,7 +59,12 @@ pub struct Step {
 pub fn degradable(reason: Option<&str>) -> bool {
     matches!(
         reason,
-        Some("insufficient_credits" | "spend_cap_reached" | "pool_limit_reached")
+        Some(
+            "insufficient_credits"
+                | "spend_cap_reached"
+                | "pool_limit_reached"
+                | "fair_use_exceeded"
+        )
     )
 }
 

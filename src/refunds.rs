@@ -62,6 +62,11 @@ fn credit_refund(
         spi::with(|c| -> Result<RefundRow> {
             let (w, a) = holds::lock(c, id, false, None)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
+            if crate::fair_use::of_authorization(c, &w, id)?.is_some() {
+                return Err(LedgerError::wrong_state(format!(
+                    "authorization {id} was paid by fair use: it took no credits to refund"
+                )));
+            }
             if let Some(k) = key {
                 if let Some(prev) =
                     spi::first(exec(c, sql::REFUND_BY_KEY, &[w.id.into(), k.into()])?)

@@ -23,6 +23,7 @@
 
 use crate::amount;
 use crate::catalog as sql;
+pub use crate::counters::{Counter, CounterSql};
 use crate::error::{or_raise, LedgerError, Result};
 use crate::spi::{self, exec, num, RowExt};
 use pgrx::prelude::*;
@@ -171,70 +172,31 @@ pub fn cost(
     Ok(amount::round_up(total, scale))
 }
 
-/// The tier position of one wallet, action and variant in the wallet's current period.
-pub struct Counter {
-    owner: i64,
-    period_start: TimestampWithTimeZone,
-    action: String,
-    variant: String,
+/// The tier counter of a spend of wallet `spender` (the run's opener for a run's wallet) for
+/// `action` and `variant`, in the counting wallet's current period.
+pub fn counter(
+    c: &mut SpiClient<'_>,
+    spender: i64,
+    action: &str,
+    variant: Option<&str>,
+) -> Result<Counter> {
+    let row = spi::first(exec(c, sql::TIER_OWNER, &[spender.into()])?)
+        .ok_or_else(|| LedgerError::not_found(format!("wallet {spender} does not exist")))?;
+    Ok(Counter::new(
+        &TIER_COUNTER,
+        row.req(1)?,
+        vec![action.to_string(), variant.unwrap_or("").to_string()],
+        row.req(2)?,
+    ))
 }
 
-impl Counter {
-    /// The counter a spend of wallet `spender` uses (the run's opener for a run's wallet).
-    pub fn of(
-        c: &mut SpiClient<'_>,
-        spender: i64,
-        action: &str,
-        variant: Option<&str>,
-    ) -> Result<Self> {
-        let row = spi::first(exec(c, sql::TIER_OWNER, &[spender.into()])?)
-            .ok_or_else(|| LedgerError::not_found(format!("wallet {spender} does not exist")))?;
-        Ok(Counter {
-            owner: row.req(1)?,
-            period_start: row.req(2)?,
-            action: action.to_string(),
-            variant: variant.unwrap_or("").to_string(),
-        })
-    }
-
-    fn key(&self) -> Vec<pgrx::datum::DatumWithOid<'static>> {
-        vec![
-            self.owner.into(),
-            self.action.clone().into(),
-            self.variant.clone().into(),
-            self.period_start.into(),
-        ]
-    }
-
-    /// Lock the counter (creating it at 0) and return its position.
-    pub fn lock(&self, c: &mut SpiClient<'_>) -> Result<Decimal> {
-        for statement in [sql::TIER_LOCK, sql::TIER_CREATE, sql::TIER_LOCK] {
-            if let Some(row) = spi::first(exec(c, statement, &self.key())?) {
-                return row.dec(1);
-            }
-        }
-        Err(LedgerError::new(
-            crate::error::Kind::Internal,
-            "tier counter neither found nor created",
-        ))
-    }
-
-    /// The position without a lock (quotes).
-    pub fn peek(&self, c: &mut SpiClient<'_>) -> Result<Decimal> {
-        spi::first(exec(c, sql::TIER_PEEK, &self.key())?)
-            .map(|row| row.dec(1))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    }
-
-    /// Move the (locked) position on by `units`.
-    pub fn advance(&self, c: &mut SpiClient<'_>, units: Decimal) -> Result<()> {
-        let mut args = self.key();
-        args.push(num(units).into());
-        exec(c, sql::TIER_ADVANCE, &args)?;
-        Ok(())
-    }
-}
+/// The statements of `credit_ledger.tier_usage`.
+static TIER_COUNTER: CounterSql = CounterSql {
+    lock: sql::TIER_LOCK,
+    create: sql::TIER_CREATE,
+    peek: sql::TIER_PEEK,
+    advance: sql::TIER_ADVANCE,
+};
 
 /// A tiered hold as its capture prices it: the entry's own price, its tiers and the counter
 /// of the hold's wallet, action and variant.
@@ -260,7 +222,7 @@ pub fn of_hold(c: &mut SpiClient<'_>, id: i64, wallet_id: i64) -> Result<Option<
     };
     let action: String = row.req(3)?;
     let variant: Option<String> = row.col(4)?;
-    let counter = Counter::of(c, wallet_id, &action, variant.as_deref())?;
+    let counter = counter(c, wallet_id, &action, variant.as_deref())?;
     Ok(Some(HoldTiers {
         base,
         tiers,
@@ -305,7 +267,7 @@ fn credit_quote_tiers(
             let (w, rate) = crate::authorize::quote_rate(c, &r)?;
             let (position, tiers) = match &rate.tiers {
                 Some(t) => (
-                    Counter::of(c, w.id, r.action, r.variant)?.peek(c)?,
+                    counter(c, w.id, r.action, r.variant)?.peek(c)?,
                     t.as_slice(),
                 ),
                 None => (Decimal::ZERO, &[][..]),

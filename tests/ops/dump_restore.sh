@@ -116,6 +116,19 @@ check_eq "a member of the pool with lanes spends after the restore as in the sou
   "$(q "$dst" "SELECT approved || '|' || cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus')")"
 check_eq "a hold on the pool with lanes left open in the dump is captured after the restore" "captured" \
   "$(q "$dst" "SELECT status FROM credit_capture(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'lanes_open'))")"
+# volume tiers and fair use (0.8.0): the counters came back, so captures and new calls are
+# priced and admitted exactly as in the source (hand-checked: tier_a is at 15 units with a
+# hold of 10 open, fair_a has used 2 + 3 held of 50)
+both() { echo "$(q "$src" "$1")/$(q "$dst" "$1")"; }
+cap="SELECT status || '|' || captured FROM credit_capture(authorization_id => (SELECT id FROM public.ops_holds WHERE name = '%s'))"
+check_eq "a tiered hold is captured after the restore from the restored position (5 x 2 + 5 x 1.5)" \
+  "captured|17.5/captured|17.5" "$(both "$(printf "$cap" tier_open)")"
+check_eq "a tiered call after the restore is priced from the restored position (10 x 1.5)" \
+  "15/15" "$(both "SELECT cost FROM credit_authorize('tier_a', 'embed.bulk', 10)")"
+check_eq "a fair-use hold is captured after the restore" "captured|3/captured|3" "$(both "$(printf "$cap" fair_open)")"
+check_eq "a fair-use call after the restore sees the restored fair use (50 > 45 left)" \
+  "false|fair_use_exceeded/false|fair_use_exceeded" \
+  "$(both "SELECT approved || '|' || reason FROM credit_authorize('fair_a', 'chat', 50, 'haiku')")"
 
 # the usage trigger still bills new rows in the restored database
 j0="$(q "$dst" 'SELECT count(*) FROM credit_ledger.journal')"

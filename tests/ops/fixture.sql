@@ -189,3 +189,17 @@ SELECT approved, variant FROM credit_authorize('over_a', 'summarize', 1, 'large'
 SELECT count(*) AS topup_events FROM credit_ledger.events WHERE kind = 'auto_topup';
 SELECT boundaries FROM credit_tick();
 \endif
+-- ---- volume tiers and fair use (0.8.0 on; skipped on an older catalog)
+SELECT pg_catalog.to_regclass('credit_ledger.fair_use_usage') IS NOT NULL AS has_fair_use \gset
+\if :has_fair_use
+SELECT (credit_rate_set(action => 'embed.bulk', credits => 3, vendor_cost => 0.002,
+                        tiers => '[{"from": 10, "credits": 2}, {"from": 20, "credits": "1.5"}]')).tiers;
+SELECT credit_wallet_create(wallet => 'tier_a');
+SELECT credit_grant(wallet => 'tier_a', amount => 200, unit_price => 0.01);
+SELECT cost FROM credit_authorize('tier_a', 'embed.bulk', 15);  -- 10 x 3 + 5 x 2 = 40
+INSERT INTO public.ops_holds SELECT 'tier_open', authorization_id FROM credit_hold(wallet => 'tier_a', action => 'embed.bulk', quantity => 10, ttl => '1 day');
+SELECT credit_wallet_create(wallet => 'fair_a');
+SELECT fair_use_limit FROM credit_wallet_overage('fair_a', fair_use_limit => 50);
+SELECT cost, balance FROM credit_authorize('fair_a', 'chat', 2, 'haiku');
+INSERT INTO public.ops_holds SELECT 'fair_open', authorization_id FROM credit_hold(wallet => 'fair_a', action => 'chat', variant => 'haiku', quantity => 3, ttl => '1 day');
+\endif

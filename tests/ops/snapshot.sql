@@ -116,7 +116,19 @@ SELECT 'report.usage_daily|' || ROW(t.day, t.wallet, t.action, t.variant, t.asse
 SELECT 'authorizations.degraded|' || a.id || '|' || coalesce(to_jsonb(a) ->> 'requested_variant', '') FROM credit_ledger.authorizations a WHERE to_jsonb(a) ->> 'degraded' = 'true' ORDER BY id;
 SELECT pg_catalog.to_regclass('credit_ledger.wallet_overage') IS NOT NULL AS snap_has_overage \gset
 \if :snap_has_overage
-SELECT 'wallet_overage|' || t::text FROM credit_ledger.wallet_overage t ORDER BY wallet_id, asset;
+-- its columns of 0.7.0 (fair_use_limit, since 0.8.0, on a line of its own where set)
+SELECT 'wallet_overage|' || ROW(t.wallet_id, t.asset, t.auto_topup_amount, t.topups, t.upgrade_at, t.updated_at)::text
+  FROM credit_ledger.wallet_overage t ORDER BY wallet_id, asset;
+SELECT 'wallet_overage.fair_use|' || t.wallet_id || '|' || t.asset || '|' || (to_jsonb(t) ->> 'fair_use_limit')
+  FROM credit_ledger.wallet_overage t WHERE to_jsonb(t) ->> 'fair_use_limit' IS NOT NULL ORDER BY wallet_id, asset;
+\endif
+-- volume tiers and fair use (0.8.0 on)
+SELECT 'rates.tiers|' || t.id || '|' || (to_jsonb(t) ->> 'tiers') FROM credit_ledger.rates t WHERE to_jsonb(t) -> 'tiers' <> 'null' ORDER BY id;
+SELECT 'authorizations.fair_use|' || a.id FROM credit_ledger.authorizations a WHERE to_jsonb(a) ->> 'fair_use' = 'true' ORDER BY id;
+SELECT pg_catalog.to_regclass('credit_ledger.fair_use_usage') IS NOT NULL AS snap_has_fair_use \gset
+\if :snap_has_fair_use
+SELECT 'tier_usage|' || t::text FROM credit_ledger.tier_usage t ORDER BY t::text;
+SELECT 'fair_use_usage|' || t::text FROM credit_ledger.fair_use_usage t ORDER BY t::text;
 \endif
 SELECT 'report.margin_by_action|' || t::text FROM credit_ledger.margin_by_action t ORDER BY t::text;
 SELECT 'report.liability|' || t::text FROM credit_ledger.liability t ORDER BY t::text;
