@@ -52,16 +52,18 @@ END $$;
 \echo '--- 1. Rate cards: model-aware prices, with what each unit costs us at the vendor (USD)'
 \echo '    default: credit_rate_set() per entry.  pro: one JSON document, credit_rate_card_load().'
 \echo '    pro lists no video.export: pro wallets fall back to the default price for it.'
+\echo '    Each chat model names a cheaper fallback (opus -> sonnet -> haiku) for calls that'
+\echo '    would rather degrade than be declined (section 8).'
 
 SELECT count(*) AS default_entries_set FROM (VALUES
-        ('chat',           'opus',   5.00, '1k tokens', 0.0300),
-        ('chat',           'sonnet', 1.00, '1k tokens', 0.0060),
-        ('chat',           'haiku',  0.25, '1k tokens', 0.0015),
-        ('image.generate', NULL,     4.00, 'image',     0.0200),
-        ('video.export',   NULL,    20.00, 'minute',    0.1200)
-    ) AS r(action, variant, credits, unit, vendor_cost),
+        ('chat',           'opus',   5.00, '1k tokens', 0.0300, 'sonnet'),
+        ('chat',           'sonnet', 1.00, '1k tokens', 0.0060, 'haiku'),
+        ('chat',           'haiku',  0.25, '1k tokens', 0.0015, NULL),
+        ('image.generate', NULL,     4.00, 'image',     0.0200, NULL),
+        ('video.export',   NULL,    20.00, 'minute',    0.1200, NULL)
+    ) AS r(action, variant, credits, unit, vendor_cost, fallback),
     LATERAL credit_rate_set(action => r.action, variant => r.variant, credits => r.credits,
-                            unit => r.unit, vendor_cost => r.vendor_cost) \g /dev/null
+                            unit => r.unit, vendor_cost => r.vendor_cost, fallback => r.fallback) \g /dev/null
 
 SELECT credit_rate_card_load('{
   "name": "pro",
@@ -74,10 +76,10 @@ SELECT credit_rate_card_load('{
   ]}') AS pro_entries_loaded \g /dev/null
 
 SELECT c.card, e.action, coalesce(e.variant, '(any)') AS variant, trim_scale(e.credits) AS credits,
-       e.unit AS per, trim_scale(e.vendor_cost) AS vendor_cost_usd
+       e.unit AS per, trim_scale(e.vendor_cost) AS vendor_cost_usd, coalesce(e.fallback, '') AS fallback
   FROM unnest(ARRAY['default', 'pro']) AS c(card),
        jsonb_to_recordset(credit_rate_card_export(c.card) -> 'entries')
-         AS e(action text, variant text, credits numeric, unit text, vendor_cost numeric)
+         AS e(action text, variant text, credits numeric, unit text, vendor_cost numeric, fallback text)
  ORDER BY c.card, e.action, e.credits DESC;
 
 \echo
@@ -189,6 +191,16 @@ SELECT r.call, a.authorization_id, a.approved, a.reason, trim_scale(a.cost) AS c
                                 variant => r.variant) AS a
  ORDER BY r.call;
 SELECT * FROM lots('zoe');
+\echo
+\echo '    Degrade instead of decline. Zoe gets 1.5 credits back as goodwill and asks opus about'
+\echo '    2,000 tokens (10 credits). The app passes degrade => true: opus (10) and sonnet (2)'
+\echo '    are unaffordable, haiku (0.5) is not: she gets an answer from haiku, and the call says so.'
+SELECT id FROM credit_grant(wallet => 'zoe', amount => 1.5, category => 'promotional') \g /dev/null
+SELECT a.approved, a.variant AS answered_by, trim_scale(a.cost) AS cost, trim_scale(a.balance) AS balance
+  FROM credit_authorize(wallet => 'zoe', action => 'chat', quantity => 2, variant => 'opus',
+                        degrade => true) AS a;
+SELECT requested_variant, variant, degraded
+  FROM credit_ledger.authorizations WHERE degraded ORDER BY id;
 
 \echo
 \echo '--- 9. A team pool. Acme is on the pro plan and buys 2,000 credits for the team'
