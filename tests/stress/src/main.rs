@@ -1,6 +1,6 @@
 //! Concurrency stress test for the credit_ledger extension.
 //!
-//! Six scenarios against one throwaway database (dropped and re-created at start):
+//! Seven scenarios against one throwaway database (dropped and re-created at start):
 //!
 //! * `authorize` — `--sessions` sessions × `--calls` calls of
 //!   `credit_authorize(wallet => 'stress', action => 'stress.call')` (1 credit each) on one wallet
@@ -115,11 +115,15 @@
 //!   the server, no rolled-back one; `credit_verify()` empty. `--corr-secs` (default 30) bounds
 //!   the transactions (reported as cut_short).
 //!
+//! * `overage` — volume tiers and fair use under concurrent transactions (see `overage.rs`).
+//!
 //! Each scenario prints one machine-readable line
 //! `stress scenario=<name> key=value ... result=pass|fail`.
 //! Connection: PGHOST (a socket directory, or a loopback address), PGPORT, PGUSER; nothing else
 //! is ever contacted. Bounded: fixed call counts, a per-statement timeout and an overall deadline.
 //! Exit status: 0 all pass, 1 an invariant was violated, 2 the test could not run.
+
+mod overage;
 
 use postgres::{Client, Config, NoTls, Statement};
 use rust_decimal::Decimal;
@@ -132,7 +136,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: credit_ledger_stress [options]
-  --scenario all|authorize|holds|pool|lanes|runs|corrections   (default all)
+  --scenario all|authorize|holds|pool|lanes|runs|corrections|overage   (default all)
   --sessions N        concurrent sessions (default 16)
   --calls N           credit_authorize calls per session (default 500)
   --grant N           credits granted to 'stress' (default sessions*calls/2)
@@ -304,6 +308,7 @@ fn parse_opts() -> Result<Opts, String> {
         "lanes",
         "runs",
         "corrections",
+        "overage",
     ]
     .contains(&o.scenario.as_str())
     {
@@ -5753,6 +5758,7 @@ fn main() {
         ("lanes", scenario_lanes),
         ("runs", scenario_runs),
         ("corrections", scenario_corrections),
+        ("overage", overage::scenario_overage),
     ];
     for (name, f) in scenarios {
         if o.scenario != "all" && o.scenario != name {
