@@ -5,6 +5,7 @@
 #   upgrade          tests/upgrade/upgrade.sh       ALTER EXTENSION UPDATE from 0.1.0 = fresh install
 #   explain          tests/ops/explain.sh           plans at 1M journal rows -> build/explain.txt
 #   pg_cron          tests/ops/pg_cron.sh           credit_tick() scheduled by a real pg_cron (own cluster)
+#   monitoring       tests/ops/monitoring.sh        promtool rule tests; postgres_exporter scraped
 #   install_system   tests/ops/install_system.sh --test
 #                                                   package, install, GRANTs, uninstall (own cluster; root)
 #
@@ -26,12 +27,13 @@ REPO="$(cd "$HERE/../.." && pwd)"
 LOGS="${OPS_LOG_DIR:-$REPO/build/ops}"
 TIMEOUT="${OPS_TIMEOUT:-900}"
 
-ALL=(dump_restore upgrade explain pg_cron install_system)
+ALL=(dump_restore upgrade explain pg_cron monitoring install_system)
 declare -A CMD=(
   [dump_restore]="$HERE/dump_restore.sh"
   [upgrade]="$REPO/tests/upgrade/upgrade.sh"
   [explain]="$HERE/explain.sh"
   [pg_cron]="$HERE/pg_cron.sh"
+  [monitoring]="$HERE/monitoring.sh"
   [install_system]="$HERE/install_system.sh --test"
 )
 SKIP=() ONLY=()
