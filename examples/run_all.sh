@@ -3,12 +3,13 @@
 # credit_ledger extension installed, each in a fresh database of its own.
 #
 #   eval "$(tests/cluster.sh start dev)"      # or any server: PGHOST, PGPORT, PGUSER in the env
-#   examples/run_all.sh                       # all of python node rust java shell
+#   examples/run_all.sh                       # all of python node rust java shell portal
 #   examples/run_all.sh --only python,shell
 #
 # Per example: prepare its toolchain (idempotent: a venv under examples/python/.venv, npm ci
 # in examples/node, cargo build --locked of examples/rust, javac against Debian's
-# libpostgresql-jdbc-java, installed with apt when missing), CREATE DATABASE credit_ex_<lang>
+# libpostgresql-jdbc-java, installed with apt when missing; the portal: a venv under
+# examples/portal/.venv, npm ci for Chart.js and Debian's chromium), CREATE DATABASE credit_ex_<lang>
 # + CREATE EXTENSION credit_ledger, run it (it asserts its own outcomes; python runs three
 # programs there, bill_image.py, agent_run.py then event_webhook.py), drop the database.
 # Prints one line per language, then `examples: N passed, M failed`; exit status 1 on a failure.
@@ -18,7 +19,7 @@ set -uo pipefail
 usage() {
   cat <<'EOF'
 usage: examples/run_all.sh [--only LANG[,LANG...]] [--keep-db] [-v|--verbose]
-  --only      run only these of: python node rust java shell
+  --only      run only these of: python node rust java shell portal
   --keep-db   keep each example's database (credit_ex_<lang>) afterwards
   --verbose   print every example's output, not only a failing one's
 Environment: PGHOST, PGPORT, PGUSER (and PGPASSWORD) of a server where the extension is
@@ -26,7 +27,7 @@ installed; EXAMPLE_TIMEOUT (s per example program, default 600).
 EOF
 }
 
-ALL=(python node rust java shell)
+ALL=(python node rust java shell portal)
 ONLY="" KEEP_DB=0 VERBOSE=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -118,6 +119,26 @@ prepare_java() {
 
 prepare_shell() { command -v psql >/dev/null; }
 
+# the customer portal (issue 24): its Python venv, Chart.js from npm, and a headless browser
+prepare_portal() {
+  local dir="$HERE/portal" venv="$HERE/portal/.venv" stamp
+  command -v python3 >/dev/null || apt_install python3 python3-venv || return 1
+  stamp="$(sha "$dir/requirements.txt")"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { apt_install python3-venv && python3 -m venv "$venv"; } || return 1
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$dir/requirements.txt" || return 1
+    echo "$stamp" >"$venv/.requirements"
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm || return 1
+  stamp="$(sha "$dir/package.json" "$dir/package-lock.json")"
+  if [ ! -f "$dir/node_modules/chart.js/dist/chart.umd.js" ] || [ "$(cat "$dir/node_modules/.ci-stamp" 2>/dev/null)" != "$stamp" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    echo "$stamp" >"$dir/node_modules/.ci-stamp"
+  fi
+  [ -x /usr/bin/chromium ] || apt_install chromium || return 1
+}
+
 # the programs of one example: each of PROGS is run as "${CMD[@]}" <prog>, one after the other
 run_cmd() {
   case "$1" in
@@ -127,6 +148,7 @@ run_cmd() {
     rust)   CMD=() PROGS=("$HERE/rust/target/debug/bill_image") ;;
     java)   CMD=(java -cp "$HERE/java/classes:$JDBC_JAR") PROGS=(BillImage) ;;
     shell)  CMD=() PROGS=("$HERE/shell/bill_image.sh") ;;
+    portal) CMD=("$HERE/portal/.venv/bin/python") PROGS=("$HERE/portal/test_portal.py") ;;
   esac
 }
 

@@ -3,7 +3,7 @@
 -- schema (often public) must not capture an operator or function.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
--- Issue 22: the overage menu, continued (volume tiers, fair use); issue 23: credit_metrics.
+-- Issue 22: the overage menu, continued (volume tiers, fair use); issue 23: credit_metrics; issue 24: call_log and the reader bundle's lookups.
 -- ---- volume tiers (since 0.8.0) -----------------------------------------------------------------
 -- A rate entry's graduated tiers, part of its version: [{"from": 1000, "credits": 12}, ...], from
 -- strictly increasing, each price at most the one before (the entry's credits before the first).
@@ -303,6 +303,37 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Every authorize and hold call of a wallet, newest first with ORDER BY at DESC (since 0.8.0, for
+-- a customer's "recent activity" list; authorizations_wallet_created serves one wallet's
+-- latest calls). A call in an agent run is listed for the wallet that opened the run.
+CREATE VIEW credit_ledger.call_log AS
+SELECT coalesce(o.wallet, w.wallet) AS wallet, a.id AS authorization_id, a.created_at AS at,
+       a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.asset, a.cost,
+       a.captured, a.refunded, a.degraded, a.requested_variant, a.fair_use,
+       CASE WHEN o.id IS NOT NULL THEN w.wallet END AS run_wallet
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of;
+COMMENT ON VIEW credit_ledger.call_log IS
+    'every authorize and hold call of a wallet (a run''s calls under the wallet that opened it): status, decline reason, cost';
+REVOKE ALL ON credit_ledger.call_log FROM PUBLIC;
+-- the reader bundle gains call_log, credit_balance, credit_balance_detail and credit_grants: a role that may
+-- read the report views (the reader bundle) gets them too
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT a.grantee::pg_catalog.regrole::text AS grantee, a.is_grantable AS grantable
+               FROM pg_catalog.pg_class c
+              CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid = 'credit_ledger.usage_daily'::pg_catalog.regclass
+                AND a.grantee <> c.relowner AND a.grantee <> 0 AND a.privilege_type = 'SELECT' LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON credit_ledger.call_log TO %s%s',
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.credit_balance(text, text, timestamptz), @extschema@.credit_balance_detail(text, text, interval), @extschema@.credit_grants(text, text) TO %s%s',
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;
+
 CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
 SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES
@@ -323,7 +354,7 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
     ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health',
                    'credit_metrics']),
     ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health',
-                     'credit_metrics'])
+                     'credit_metrics', 'credit_balance', 'credit_balance_detail', 'credit_grants'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
@@ -332,7 +363,7 @@ SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
                     'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
                     'reversals', 'operation_log', 'usage_by_actor', 'margin_headroom',
-                    'degraded_daily']) v(name);
+                    'degraded_daily', 'call_log']) v(name);
 
 -- usage_daily: credits fair use paid are not credits spent (fair_use_credits, at the end)
 CREATE OR REPLACE VIEW credit_ledger.usage_daily AS

@@ -46,7 +46,7 @@ SELECT b.bundle, 'EXECUTE', 'function', f.name
     ('cron', ARRAY['credit_tick', 'credit_expire', 'credit_events', 'credit_events_ack', 'credit_verify_record', 'credit_health',
                    'credit_metrics']),
     ('reader', ARRAY['credit_verify', 'credit_event', '_period_start', 'credit_statement', 'credit_margin_whatif', 'credit_health',
-                     'credit_metrics'])
+                     'credit_metrics', 'credit_balance', 'credit_balance_detail', 'credit_grants'])
   ) b(bundle, names), unnest(b.names) f(name)
 UNION ALL
 SELECT 'reader', 'USAGE', 'schema', 'credit_ledger'
@@ -55,7 +55,7 @@ SELECT 'reader', 'SELECT', 'view', 'credit_ledger.' || v.name
   FROM unnest(ARRAY['wallet_balances', 'grant_status', 'usage_daily', 'margin_by_action', 'liability',
                     'breakage', 'declines_daily', 'pool_usage', 'revenue_monthly', 'run_usage',
                     'reversals', 'operation_log', 'usage_by_actor', 'margin_headroom',
-                    'degraded_daily']) v(name);
+                    'degraded_daily', 'call_log']) v(name);
 
 -- The GRANT (or REVOKE) statements of one bundle for one role, with a flag: does the role hold
 -- the privilege now?

@@ -124,6 +124,20 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
  GROUP BY 1, 2, a.reason, a.action;
 COMMENT ON VIEW credit_ledger.declines_daily IS 'declined calls per UTC day, wallet, reason and action';
 
+-- Every authorize and hold call of a wallet, newest first with ORDER BY at DESC (since 0.8.0, for
+-- a customer's "recent activity" list; authorizations_wallet_created serves one wallet's
+-- latest calls). A call in an agent run is listed for the wallet that opened the run.
+CREATE VIEW credit_ledger.call_log AS
+SELECT coalesce(o.wallet, w.wallet) AS wallet, a.id AS authorization_id, a.created_at AS at,
+       a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.asset, a.cost,
+       a.captured, a.refunded, a.degraded, a.requested_variant, a.fair_use,
+       CASE WHEN o.id IS NOT NULL THEN w.wallet END AS run_wallet
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of;
+COMMENT ON VIEW credit_ledger.call_log IS
+    'every authorize and hold call of a wallet (a run''s calls under the wallet that opened it): status, decline reason, cost';
+
 CREATE VIEW credit_ledger.pool_usage AS
 SELECT m.wallet AS member, t.wallet AS team, x.asset,
        m.pool_limit,
