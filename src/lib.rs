@@ -35,6 +35,7 @@ pub mod lanes;
 pub mod lifecycle;
 pub mod overage;
 pub mod plan;
+pub mod quote;
 pub mod rate_cache;
 pub mod rate_cards;
 pub mod refunds;

@@ -264,7 +264,7 @@ fn credit_quote_tiers(
             crate::authorize::Mode::Quote,
         )?;
         spi::with(|c| {
-            let (w, rate) = crate::authorize::quote_rate(c, &r)?;
+            let (w, rate) = crate::quote::quote_rate(c, &r)?;
             let (position, tiers) = match &rate.tiers {
                 Some(t) => (
                     counter(c, w.id, r.action, r.variant)?.peek(c)?,
