@@ -266,6 +266,8 @@ impl Gen {
             "credit_adjust",
             "credit_transfer",
             "credit_statement",
+            "credit_quote_tiers",
+            "credit_metrics",
         ];
         let func = funcs[self.rng.gen_range(0..funcs.len())];
         let mut c = Call::new(func);
@@ -550,6 +552,46 @@ impl Gen {
                         if v == Valid { Valid } else { Unknown },
                     );
                 }
+                // volume tiers (0.8.0): each price at most the one before (so valid tiers
+                // depend on `credits`: Unknown), `from` increasing, exactly two fields
+                let tiers: &[Choice] = &[
+                    (8, OMIT, Valid),
+                    (1, "NULL", Valid),
+                    (1, "'null'", Valid),
+                    (2, r#"'[{"from": 100, "credits": 0}]'"#, Unknown),
+                    (
+                        1,
+                        r#"'[{"from": "10", "credits": "1.25"}, {"from": 1000, "credits": 1}]'"#,
+                        Unknown,
+                    ),
+                    (1, "'[]'", Invalid),
+                    (1, r#"'{"from": 10, "credits": 1}'"#, Invalid),
+                    (1, r#"'[{"from": 0, "credits": 0}]'"#, Invalid),
+                    (
+                        1,
+                        r#"'[{"from": 10, "credits": 0}, {"from": 5, "credits": 0}]'"#,
+                        Invalid,
+                    ),
+                    (1, r#"'[{"from": 10, "credits": 0, "to": 20}]'"#, Invalid),
+                    (1, r#"'[{"from": 10, "credits": -1}]'"#, Invalid),
+                    (1, r#"'[{"from": "NaN", "credits": 0}]'"#, Invalid),
+                    (1, DEEP_129, Invalid),
+                ];
+                let (s, v) = choose(&mut self.rng, tiers);
+                c.arg("tiers", s, "jsonb", v);
+            }
+            "credit_metrics" => {
+                let parts: &[Choice] = &[
+                    (3, OMIT, Valid),
+                    (1, "NULL", Valid),
+                    (2, "'holds'", Valid),
+                    (2, "'calls'", Valid),
+                    (2, "'credits'", Valid),
+                    (2, "'liability'", Valid),
+                    (1, "'nonsense'", Valid),
+                ];
+                let (s, v) = choose(&mut self.rng, parts);
+                c.arg("part", s, "text", v);
             }
             "credit_rate_card_load" => {
                 let docs: &[Choice] = &[
@@ -728,7 +770,7 @@ impl Gen {
                 let (s, v) = choose(&mut self.rng, assets);
                 c.arg("asset", s, "text", v);
             }
-            "credit_quote" | "credit_authorize" | "credit_hold" => {
+            "credit_quote" | "credit_quote_tiers" | "credit_authorize" | "credit_hold" => {
                 let (w, v) = self.wallet();
                 c.arg("wallet", &w, "text", v);
                 let (a, v) = self.action();
@@ -737,11 +779,20 @@ impl Gen {
                 c.arg("quantity", s, "numeric", v);
                 let (s, v) = choose(&mut self.rng, VARIANT);
                 c.arg("variant", s, "text", v);
-                if func != "credit_quote" {
+                if !func.starts_with("credit_quote") {
                     let (k, v) = self.key();
                     c.arg("idempotency_key", &k, "text", v);
                     let (s, v) = choose(&mut self.rng, META);
                     c.arg("metadata", s, "jsonb", v);
+                    // degrade (0.7.0): any boolean is valid
+                    let degrade: &[Choice] = &[
+                        (6, OMIT, Valid),
+                        (2, "true", Valid),
+                        (1, "false", Valid),
+                        (1, "NULL", Valid),
+                    ];
+                    let (s, v) = choose(&mut self.rng, degrade);
+                    c.arg("degrade", s, "boolean", v);
                 }
                 if func == "credit_hold" {
                     let (s, v) = choose(&mut self.rng, INTERVAL_TTL);
