@@ -337,7 +337,9 @@ pub const AUTH_QUANTITY: &str = "SELECT quantity FROM credit_ledger.authorizatio
 pub const AUTH_LOCK: &str = "
 SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
        coalesce(a.captured, 0), a.refunded, a.expires_at <= coalesce($2, now()), a.close_key, a.close_hash,
-       r.credits, s.scale, a.action, a.variant
+       r.credits, s.scale, a.action, a.variant,
+       -- since 0.8.0 (NULL before: to_jsonb has no such key): the rate's tiers, paid by fair use
+       (to_jsonb(r) -> 'tiers')::text, coalesce((to_jsonb(a) ->> 'fair_use')::boolean, false)
   FROM credit_ledger.authorizations a
   LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
   JOIN credit_ledger.assets s ON s.asset = a.asset

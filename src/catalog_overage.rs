@@ -72,12 +72,6 @@ SELECT units FROM credit_ledger.tier_usage
 pub const TIER_ADVANCE: &str = "
 UPDATE credit_ledger.tier_usage SET units = units + $5
  WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4";
-/// The own price and tiers (text) of the rate version an authorization used, its action and
-/// variant.
-pub const TIER_OF_HOLD: &str = "
-SELECT r.credits, r.tiers::text, a.action, a.variant
-  FROM credit_ledger.authorizations a JOIN credit_ledger.rates r ON r.id = a.rate_id
- WHERE a.id = $1";
 /// A rate version's tiers (0.8.0 on; NULL: none).
 pub const RATE_SET_TIERS: &str = "UPDATE credit_ledger.rates SET tiers = $2::jsonb WHERE id = $1";
 /// A wallet's fair-use limit in an asset and its current period's start (0.8.0 on; see
@@ -86,10 +80,10 @@ pub const FAIR_USE_OF: &str = "
 SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, now())
   FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id
  WHERE o.wallet_id = $1 AND o.asset = $2 AND o.fair_use_limit IS NOT NULL";
-/// A fair-use authorization's asset, the wallet's limit now and the start of the period the
-/// authorization was made in.
+/// A fair-use authorization's wallet's limit now and the start of the period the authorization
+/// was made in.
 pub const FAIR_USE_OF_AUTH: &str = "
-SELECT a.asset, o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, a.created_at)
+SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, a.created_at)
   FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
   LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset
  WHERE a.id = $1 AND a.fair_use";

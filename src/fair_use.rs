@@ -92,20 +92,28 @@ pub fn of_wallet(
     }))
 }
 
-/// The fair use that paid authorization `id` (of wallet `w`), in the period it was made in,
-/// its counter locked. None: credits paid it.
-pub fn of_authorization(c: &mut SpiClient<'_>, w: &Wallet, id: i64) -> Result<Option<FairUse>> {
-    if !w.tracked || !catalog_has_fair_use() {
+/// The fair use that paid authorization `a` (of wallet `wallet_id`), in the period it was made
+/// in, its counter locked. None: credits paid it.
+pub fn of_authorization(
+    c: &mut SpiClient<'_>,
+    a: &crate::holds::Auth,
+    wallet_id: i64,
+) -> Result<Option<FairUse>> {
+    if !a.fair_use {
         return Ok(None);
     }
-    let Some(row) = spi::first(exec(c, sql::FAIR_USE_OF_AUTH, &[id.into()])?) else {
+    let Some(row) = spi::first(exec(c, sql::FAIR_USE_OF_AUTH, &[a.id.into()])?) else {
         return Ok(None);
     };
-    let asset: String = row.req(1)?;
-    let counter = Counter::new(&FAIR_USE_COUNTER, w.id, vec![asset], row.req(3)?);
+    let counter = Counter::new(
+        &FAIR_USE_COUNTER,
+        wallet_id,
+        vec![a.asset.clone()],
+        row.req(2)?,
+    );
     let used = counter.lock(c)?;
     Ok(Some(FairUse {
-        limit: row.opt_dec(2)?,
+        limit: row.opt_dec(1)?,
         used,
         counter,
     }))

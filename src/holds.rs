@@ -45,6 +45,12 @@ pub struct Auth {
     pub close_hash: Option<i64>,
     pub credits_per_unit: Option<Decimal>,
     pub scale: u32,
+    pub action: String,
+    pub variant: Option<String>,
+    /// The rate version's volume tiers (JSON text; since 0.8.0).
+    pub tiers: Option<String>,
+    /// Paid by fair use (since 0.8.0).
+    pub fair_use: bool,
 }
 
 /// Lock the authorization's wallet (and pool), then the authorization itself.
@@ -110,6 +116,10 @@ fn lock_for(
         close_hash: r.col(13)?,
         credits_per_unit: r.opt_dec(14)?,
         scale: r.req::<i32>(15)? as u32,
+        action: r.req(16)?,
+        variant: r.col(17)?,
+        tiers: r.col(18)?,
+        fair_use: r.req(19)?,
     };
     Ok(Some((w, auth)))
 }
@@ -299,7 +309,7 @@ fn end_hold(
 ) -> Result<()> {
     let (moves, pool) = release_all(c, a.id, w.id)?;
     ledger::apply(c, &moves, &a.asset, Some(a.id), Some(w.id), note)?;
-    match crate::fair_use::of_authorization(c, w, a.id)? {
+    match crate::fair_use::of_authorization(c, a, w.id)? {
         // held by fair use (nothing in the journal): its cost goes back to the period's
         Some(fair) => fair.counter.advance(c, -a.cost)?,
         None => uncount(c, w, &a.asset, a.cost, pool)?,
@@ -439,7 +449,7 @@ fn credit_capture(
             }
             // a tiered hold is priced at the wallet's position now (never above what it
             // reserved for its quantity: tier prices never rise) and moves it on
-            let tiered = crate::tiers::of_hold(c, id, w.id)?;
+            let tiered = crate::tiers::of_hold(c, &a, w.id)?;
             let actual = match (&tiered, quantity, a.credits_per_unit) {
                 (Some(t), q, _) => {
                     let position = t.counter.lock(c)?;
@@ -452,7 +462,7 @@ fn credit_capture(
             if let Some(t) = &tiered {
                 t.counter.advance(c, quantity.unwrap_or(a.quantity))?;
             }
-            if let Some(fair) = crate::fair_use::of_authorization(c, &w, id)? {
+            if let Some(fair) = crate::fair_use::of_authorization(c, &a, w.id)? {
                 // held by fair use: the period's fair use is corrected to what is captured;
                 // more than was held must fit what is left of it
                 let (captured, reason) = if actual <= a.cost || fair.fits(actual - a.cost) {

@@ -62,7 +62,7 @@ fn credit_refund(
         spi::with(|c| -> Result<RefundRow> {
             let (w, a) = holds::lock(c, id, false, None)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
-            if crate::fair_use::of_authorization(c, &w, id)?.is_some() {
+            if a.fair_use {
                 return Err(LedgerError::wrong_state(format!(
                     "authorization {id} was paid by fair use: it took no credits to refund"
                 )));

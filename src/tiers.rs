@@ -206,23 +206,20 @@ pub struct HoldTiers {
     pub counter: Counter,
 }
 
-/// The tiers of the rate version authorization `id` used (None: not tiered, or a catalog
-/// before 0.8.0).
-pub fn of_hold(c: &mut SpiClient<'_>, id: i64, wallet_id: i64) -> Result<Option<HoldTiers>> {
-    if !catalog_has_tiers() {
-        return Ok(None);
-    }
-    let Some(row) = spi::first(exec(c, sql::TIER_OF_HOLD, &[id.into()])?) else {
-        return Ok(None);
-    };
-    let base = row.dec(1)?;
-    let text: Option<String> = row.col(2)?;
-    let Some(tiers) = parse_text(text.as_deref(), base, "stored tiers")? else {
+/// The tiers of the rate version hold `a` used, with the counter of its wallet (`wallet_id`),
+/// action and variant (None: not tiered).
+pub fn of_hold(
+    c: &mut SpiClient<'_>,
+    a: &crate::holds::Auth,
+    wallet_id: i64,
+) -> Result<Option<HoldTiers>> {
+    let Some(base) = a.credits_per_unit else {
         return Ok(None);
     };
-    let action: String = row.req(3)?;
-    let variant: Option<String> = row.col(4)?;
-    let counter = counter(c, wallet_id, &action, variant.as_deref())?;
+    let Some(tiers) = parse_text(a.tiers.as_deref(), base, "stored tiers")? else {
+        return Ok(None);
+    };
+    let counter = counter(c, wallet_id, &a.action, a.variant.as_deref())?;
     Ok(Some(HoldTiers {
         base,
         tiers,
