@@ -334,6 +334,14 @@ BEGIN
     END LOOP;
 END $$;
 
+-- the composite types the public functions return (since 0.8.0)
+COMMENT ON TYPE @extschema@.credit_authorization IS 'one authorize or hold call: approved, reason, cost, balance after, status, variant, rate version, vendor cost, expiry, key';
+COMMENT ON TYPE @extschema@.credit_grant IS 'a credit lot: category, priority, amount, remaining, held, effective and expiry times, unit price';
+COMMENT ON TYPE @extschema@.credit_operation IS 'a correction (void, adjustment, transfer, close): what it did, its amount and its state';
+COMMENT ON TYPE @extschema@.credit_overage IS 'a wallet''s overage settings in one asset: auto top-up, upgrade tiers, fair-use limit';
+COMMENT ON TYPE @extschema@.credit_rate IS 'one version of a rate-card entry: credits per unit, asset, unit, vendor cost, fallback, volume tiers';
+COMMENT ON TYPE @extschema@.credit_wallet IS 'a wallet''s settings: parent pool, limits, thresholds, period, rate card, lanes';
+
 CREATE OR REPLACE VIEW credit_ledger.privilege_bundles (bundle, privilege, object_type, object_name) AS
 SELECT b.bundle, 'EXECUTE', 'function', f.name
   FROM (VALUES

@@ -612,6 +612,13 @@ COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecyc
 COMMENT ON FUNCTION @extschema@.credit_wallet_lanes(text, int) IS 'set (or with lanes NULL report) a wallet''s spending lanes: concurrent spenders of the wallet or pool that do not wait for each other';
 COMMENT ON FUNCTION @extschema@.credit_allowance_set(text, numeric, interval, timestamptz, text, numeric, numeric[], timestamptz) IS 'give a wallet a recurring included allowance with a rollover policy (none, capped, declining), from the period containing as_of';
 
+-- the composite types the public functions return (since 0.8.0)
+COMMENT ON TYPE @extschema@.credit_authorization IS 'one authorize or hold call: approved, reason, cost, balance after, status, variant, rate version, vendor cost, expiry, key';
+COMMENT ON TYPE @extschema@.credit_grant IS 'a credit lot: category, priority, amount, remaining, held, effective and expiry times, unit price';
+COMMENT ON TYPE @extschema@.credit_operation IS 'a correction (void, adjustment, transfer, close): what it did, its amount and its state';
+COMMENT ON TYPE @extschema@.credit_overage IS 'a wallet''s overage settings in one asset: auto top-up, upgrade tiers, fair-use limit';
+COMMENT ON TYPE @extschema@.credit_rate IS 'one version of a rate-card entry: credits per unit, asset, unit, vendor cost, fallback, volume tiers';
+COMMENT ON TYPE @extschema@.credit_wallet IS 'a wallet''s settings: parent pool, limits, thresholds, period, rate card, lanes';
 COMMENT ON SCHEMA credit_ledger IS 'credit_ledger tables, report views and internal helpers';
 COMMENT ON TABLE credit_ledger.assets IS 'units of value with a fixed decimal scale; credits is built in';
 COMMENT ON TABLE credit_ledger.rate_cards IS 'named price lists; default always exists';
