@@ -11,9 +11,12 @@ SELECT p.oid::regprocedure AS function_without_comment
 SELECT c.oid::regclass AS view_without_comment
   FROM pg_class c JOIN ext_objects x ON x.classid = 'pg_class'::regclass AND x.objid = c.oid
  WHERE c.relkind = 'v' AND obj_description(c.oid, 'pg_class') IS NULL ORDER BY 1;
+-- (CREATE TYPE composites only: since PostgreSQL 18 a table's or view's row type is listed as
+-- a member of the extension too)
 SELECT t.oid::regtype AS type_without_comment
   FROM pg_type t JOIN ext_objects x ON x.classid = 'pg_type'::regclass AND x.objid = t.oid
- WHERE t.typtype = 'c' AND obj_description(t.oid, 'pg_type') IS NULL ORDER BY 1;
+  JOIN pg_class r ON r.oid = t.typrelid AND r.relkind = 'c'
+ WHERE obj_description(t.oid, 'pg_type') IS NULL ORDER BY 1;
 -- and there are objects to check (a broken query above would list nothing too)
 SELECT count(*) FILTER (WHERE classid = 'pg_proc'::regclass) > 40 AS functions,
        count(*) FILTER (WHERE classid = 'pg_class'::regclass) > 30 AS relations,
