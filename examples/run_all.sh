@@ -82,8 +82,9 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 # ------------------------------------------------------------------ per language: prepare, run
 
-prepare_python() {
-  local dir="$HERE/python" venv="$HERE/python/.venv" stamp
+# prepare_venv <dir>: <dir>/.venv with <dir>/requirements.txt, rebuilt when the file changed
+prepare_venv() {
+  local dir="$1" venv="$1/.venv" stamp
   command -v python3 >/dev/null || apt_install python3 python3-venv || return 1
   stamp="$(sha "$dir/requirements.txt")"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
@@ -94,15 +95,20 @@ prepare_python() {
   fi
 }
 
-prepare_node() {
-  local dir="$HERE/node" stamp
+# prepare_npm <dir> <file that must exist after npm ci>: npm ci when package files changed
+prepare_npm() {
+  local dir="$1" must="$2" stamp
   command -v npm >/dev/null || apt_install nodejs npm || return 1
   stamp="$(sha "$dir/package.json" "$dir/package-lock.json")"
-  if [ ! -d "$dir/node_modules/pg" ] || [ "$(cat "$dir/node_modules/.ci-stamp" 2>/dev/null)" != "$stamp" ]; then
+  if [ ! -e "$dir/node_modules/$must" ] || [ "$(cat "$dir/node_modules/.ci-stamp" 2>/dev/null)" != "$stamp" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
     echo "$stamp" >"$dir/node_modules/.ci-stamp"
   fi
 }
+
+prepare_python() { prepare_venv "$HERE/python"; }
+
+prepare_node() { prepare_npm "$HERE/node" pg; }
 
 prepare_rust() {
   command -v cargo >/dev/null || { echo "cargo not found (see ./setup.sh)"; return 1; }
@@ -121,21 +127,7 @@ prepare_shell() { command -v psql >/dev/null; }
 
 # the customer portal (issue 24): its Python venv, Chart.js from npm, and a headless browser
 prepare_portal() {
-  local dir="$HERE/portal" venv="$HERE/portal/.venv" stamp
-  command -v python3 >/dev/null || apt_install python3 python3-venv || return 1
-  stamp="$(sha "$dir/requirements.txt")"
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv" || { apt_install python3-venv && python3 -m venv "$venv"; } || return 1
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$dir/requirements.txt" || return 1
-    echo "$stamp" >"$venv/.requirements"
-  fi
-  command -v npm >/dev/null || apt_install nodejs npm || return 1
-  stamp="$(sha "$dir/package.json" "$dir/package-lock.json")"
-  if [ ! -f "$dir/node_modules/chart.js/dist/chart.umd.js" ] || [ "$(cat "$dir/node_modules/.ci-stamp" 2>/dev/null)" != "$stamp" ]; then
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
-    echo "$stamp" >"$dir/node_modules/.ci-stamp"
-  fi
+  prepare_venv "$HERE/portal" && prepare_npm "$HERE/portal" chart.js/dist/chart.umd.js || return 1
   [ -x /usr/bin/chromium ] || apt_install chromium || return 1
 }
 

@@ -278,10 +278,10 @@ if grep -qE 'Seq Scan on (grants|authorizations)\b' "$asof_out"; then
   echo "  WARN: credit_balance(as_of) reads all of $(grep -oE 'Seq Scan on (grants|authorizations)' "$asof_out" | awk '{print $4}' | sort -u | paste -sd, -) for one wallet"
 fi
 
-# credit_health() (since 0.6.0): cheap enough for every scrape: its statements, under
-# auto_explain, read no history (no Seq Scan on the journal, grants or authorizations)
-health_out="$WORK/health.txt"
-cat <<SQL | "${OPS_PSQL[@]}" -d "$db" -At >"$health_out" 2>&1 || fail "credit_health() under auto_explain" "$(tail -n 20 "$health_out")"
+# explained <out file> <what> <sql>: run sql with every statement it runs explained (auto_explain:
+# analyze, buffers, nested statements) into the out file; a failure is a test failure
+explained() {
+  { cat <<'SQL'
 \set ON_ERROR_STOP 1
 LOAD 'auto_explain';
 SET auto_explain.log_min_duration = 0;
@@ -290,8 +290,14 @@ SET auto_explain.log_buffers = on;
 SET auto_explain.log_nested_statements = on;
 SET auto_explain.log_level = notice;
 SET client_min_messages = notice;
-SELECT check_name || ' ' || status FROM credit_health();
 SQL
+    printf '%s\n' "$3"
+  } | "${OPS_PSQL[@]}" -d "$db" -At >"$1" 2>&1 || fail "$2 under auto_explain" "$(tail -n 20 "$1")"
+}
+# credit_health() (since 0.6.0): cheap enough for every scrape: its statements, under
+# auto_explain, read no history (no Seq Scan on the journal, grants or authorizations)
+health_out="$WORK/health.txt"
+explained "$health_out" "credit_health()" "SELECT check_name || ' ' || status FROM credit_health();"
 {
   echo
   echo "## credit_health(): the statements it runs (auto_explain)"
@@ -312,22 +318,12 @@ fi
 # so its last minute may be a large part of it and a sequential scan the right plan there: those
 # two are reported (with the window's size), not asserted.
 metrics_out="$WORK/metrics.txt"
-cat <<SQL | "${OPS_PSQL[@]}" -d "$db" -At >"$metrics_out" 2>&1 || fail "credit_metrics() under auto_explain" "$(tail -n 20 "$metrics_out")"
-\set ON_ERROR_STOP 1
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_analyze = on;
-SET auto_explain.log_buffers = on;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_level = notice;
-SET client_min_messages = notice;
-\echo ### holds
+explained "$metrics_out" "credit_metrics()" "\\echo ### holds
 SELECT count(*) FROM credit_metrics('holds');
-\echo ### calls
+\\echo ### calls
 SELECT count(*) FROM credit_metrics('calls');
-\echo ### credits
-SELECT count(*) FROM credit_metrics('credits');
-SQL
+\\echo ### credits
+SELECT count(*) FROM credit_metrics('credits');"
 {
   echo
   echo "## credit_metrics(part): the statements it runs (auto_explain)"
