@@ -125,55 +125,51 @@ pub mod pg_test {
     }
 }
 
-/// The README's examples are tested files: its walk-through is the expected output of a
-/// pg_regress test and its language snippets are cut from the example programs the suite runs.
+/// The README's and docs/'s examples are tested files: the walk-throughs are expected outputs of
+/// pg_regress tests and the language snippets are cut from the example programs the suite runs;
+/// docs/reference.md documents exactly the functions and views the catalog lists.
 #[cfg(test)]
-mod readme_tests {
+mod doc_tests {
+    use std::collections::BTreeSet;
+
     fn read(path: &str) -> String {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + path)
             .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    /// Every fenced code block of the README must appear verbatim in one of the tested files,
-    /// unless the line before it marks it `<!-- illustration -->` (short sketches of syntax).
-    #[test]
-    fn readme_blocks_are_tested_files() {
-        let readme = read("README.md");
-        // every regress test's expected output, and the example programs
-        let expected = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pg_regress/expected");
-        let mut outs: Vec<String> = std::fs::read_dir(expected)
-            .unwrap_or_else(|e| panic!("{expected}: {e}"))
+    /// README.md and every docs/*.md, as (path, text).
+    fn pages() -> Vec<(String, String)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
             .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "out"))
-            .map(|p| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".md"))
             .collect();
-        assert!(outs.len() >= 5, "only {} expected outputs", outs.len());
-        let mut sources = vec![
-            read("examples/python/bill_image.py"),
-            read("examples/node/bill_image.js"),
-            read("examples/rust/src/main.rs"),
-            read("examples/shell/bill_image.sh"),
-        ];
-        sources.append(&mut outs);
-        let mut checked = 0;
+        names.sort();
+        let mut pages = vec![("README.md".to_string(), read("README.md"))];
+        for n in names {
+            let path = format!("docs/{n}");
+            let text = read(&path);
+            pages.push((path, text));
+        }
+        pages
+    }
+
+    /// The fenced code blocks of a page, each with whether the line before it marks it
+    /// `<!-- illustration -->`.
+    fn blocks(page: &str) -> Vec<(bool, String)> {
+        let mut found = Vec::new();
         let mut in_block = false;
         let mut illustration = false;
         let mut previous = "";
         let mut block = String::new();
-        for line in readme.lines() {
+        for line in page.lines() {
             if line.starts_with("```") {
                 if !in_block {
                     illustration = previous.trim() == "<!-- illustration -->";
                 } else {
-                    if !illustration {
-                        assert!(
-                            sources.iter().any(|s| s.contains(block.trim_end())),
-                            "README block not found in a tested file:\n{block}"
-                        );
-                        checked += 1;
-                    }
-                    block.clear();
+                    found.push((illustration, std::mem::take(&mut block)));
                 }
                 in_block = !in_block;
             } else if in_block {
@@ -182,6 +178,202 @@ mod readme_tests {
             }
             previous = line;
         }
-        assert!(checked >= 5, "only {checked} README blocks checked");
+        assert!(!in_block, "a code block is not closed");
+        found
+    }
+
+    /// Every fenced code block of the README and of docs/ must appear verbatim in one of the
+    /// tested files (a regress test's expected output, its SQL for a block of statements, an
+    /// example program), unless the line before it marks it `<!-- illustration -->` (short sketches
+    /// of syntax that show no output).
+    #[test]
+    fn doc_blocks_are_tested_files() {
+        let expected = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pg_regress/expected");
+        let mut sources: Vec<String> = std::fs::read_dir(expected)
+            .unwrap_or_else(|e| panic!("{expected}: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "out"))
+            .map(|p| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .collect();
+        assert!(
+            sources.len() >= 5,
+            "only {} expected outputs",
+            sources.len()
+        );
+        let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pg_regress/sql");
+        for entry in std::fs::read_dir(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .flatten()
+        {
+            let path = entry.path();
+            sources.push(
+                std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            );
+        }
+        for example in [
+            "examples/python/bill_image.py",
+            "examples/node/bill_image.js",
+            "examples/rust/src/main.rs",
+            "examples/shell/bill_image.sh",
+        ] {
+            sources.push(read(example));
+        }
+        let mut checked = 0;
+        for (path, page) in pages() {
+            for (illustration, block) in blocks(&page) {
+                if illustration {
+                    continue;
+                }
+                assert!(
+                    sources.iter().any(|s| s.contains(block.trim_end())),
+                    "{path}: block not found in a tested file:\n{block}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 100, "only {checked} blocks checked");
+    }
+
+    /// GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens.
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+
+    /// Every relative link of the README and docs/ reaches an existing page and, with `#...`,
+    /// one of its headings: the table of contents is one click from the answer.
+    #[test]
+    fn doc_links_resolve() {
+        let pages = pages();
+        let anchors = |text: &str| -> BTreeSet<String> {
+            let mut in_block = false;
+            let mut set = BTreeSet::new();
+            for line in text.lines() {
+                if line.starts_with("```") {
+                    in_block = !in_block;
+                } else if !in_block && line.starts_with('#') {
+                    set.insert(anchor(line.trim_start_matches('#')));
+                }
+            }
+            set
+        };
+        let mut links = 0;
+        for (path, text) in &pages {
+            let dir = if path.starts_with("docs/") {
+                "docs/"
+            } else {
+                ""
+            };
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("](") {
+                rest = &rest[at + 2..];
+                let Some(end) = rest.find(')') else { break };
+                let target = &rest[..end];
+                if target.starts_with("http") || target.contains(' ') {
+                    continue;
+                }
+                let (file, frag) = target.split_once('#').unwrap_or((target, ""));
+                let resolved = if file.is_empty() {
+                    path.clone()
+                } else if let Some(up) = file.strip_prefix("../") {
+                    up.to_string()
+                } else {
+                    format!("{dir}{file}")
+                };
+                let full = concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + &resolved;
+                assert!(
+                    std::path::Path::new(&full).exists(),
+                    "{path}: link to missing {resolved}"
+                );
+                if !frag.is_empty() {
+                    let page = pages
+                        .iter()
+                        .find(|(p, _)| *p == resolved)
+                        .unwrap_or_else(|| panic!("{path}: #{frag} into {resolved}, not a page"));
+                    assert!(
+                        anchors(&page.1).contains(frag),
+                        "{path}: no heading #{frag} in {resolved}"
+                    );
+                }
+                links += 1;
+            }
+        }
+        assert!(links >= 20, "only {links} links checked");
+    }
+
+    /// docs/reference.md has one `### name` entry per public function and view that the catalog
+    /// lists in tests/pg_regress/expected/reference.out (which pg_regress checks against the
+    /// installed extension on every version), no other, and each entry opens with that object's
+    /// signature block verbatim.
+    #[test]
+    fn reference_matches_catalog() {
+        let out = read("tests/pg_regress/expected/reference.out");
+        let lines: Vec<&str> = out.lines().collect();
+        let mut catalog = BTreeSet::new();
+        for pair in lines.windows(2) {
+            if pair[0].starts_with("-- ") {
+                let head = pair[1];
+                let name: String = head
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                    .collect();
+                if (name.starts_with("credit_") && head[name.len()..].starts_with('('))
+                    || (name.starts_with("credit_ledger.") && head[name.len()..].starts_with(" ("))
+                {
+                    catalog.insert(name);
+                }
+            }
+        }
+        assert!(
+            catalog.len() >= 60,
+            "only {} catalog objects",
+            catalog.len()
+        );
+        let reference = read("docs/reference.md");
+        let mut documented = BTreeSet::new();
+        let mut sections = reference.split("\n### ").skip(1);
+        for section in sections.by_ref() {
+            let name = section
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            let signature = blocks(section)
+                .into_iter()
+                .next()
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            let first = signature.lines().nth(1).unwrap_or_default();
+            assert!(
+                first.starts_with(&format!("{name}(")) || first.starts_with(&format!("{name} (")),
+                "docs/reference.md: the entry {name} does not open with its signature"
+            );
+            assert!(
+                out.contains(signature.trim_end()),
+                "docs/reference.md: {name}: signature differs from the catalog"
+            );
+            assert!(
+                documented.insert(name.clone()),
+                "docs/reference.md: {name} twice"
+            );
+        }
+        let missing: Vec<_> = catalog.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&catalog).collect();
+        assert!(
+            missing.is_empty(),
+            "not documented in docs/reference.md: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "documented but not in the catalog: {extra:?}"
+        );
     }
 }
