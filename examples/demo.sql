@@ -234,7 +234,7 @@ SELECT trim_scale(balance) AS own_balance, trim_scale(pool_access) AS pool_acces
   FROM credit_balance_detail('acme.bob');
 \echo 'Acme''s agents keep their transaction open during each model call (authorize, call,'
 \echo 'record, commit). With one lane, every member''s draw would wait for the one before it to'
-\echo 'commit; with 8 lanes up to 8 members spend from the pool at once (README "Lanes").'
+\echo 'commit; with 8 lanes up to 8 members spend from the pool at once (docs/performance.md "Lanes").'
 SELECT credit_wallet_lanes(wallet => 'acme', lanes => 8) AS lanes;
 SELECT a.wallet, a.approved, trim_scale(a.cost) AS cost
   FROM credit_authorize(wallet => 'acme.eve', action => 'image.generate', quantity => 2) a;

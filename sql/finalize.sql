@@ -540,7 +540,7 @@ $$;
 
 -- ---- privileges ----------------------------------------------------------------------------
 -- Nothing is granted to PUBLIC. Application roles get EXECUTE on the public functions and
--- USAGE + SELECT on the report views (see the README); tables are written only by the
+-- USAGE + SELECT on the report views (see docs/security.md); tables are written only by the
 -- SECURITY DEFINER functions.
 REVOKE ALL ON ALL TABLES IN SCHEMA credit_ledger FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit_ledger FROM PUBLIC;

@@ -41,7 +41,7 @@ CREATE TABLE credit_ledger.wallets (
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
     -- spending lanes (since 0.4.0): 1 = one spender at a time (the row lock); n > 1 = n lanes
-    -- of credits that n spenders use at once (see credit_ledger.lanes and README "Lanes")
+    -- of credits that n spenders use at once (see credit_ledger.lanes and docs/performance.md "Lanes")
     lanes                 int NOT NULL DEFAULT 1 CHECK (lanes BETWEEN 1 AND 64),
     -- agent runs (since 0.5.0): the wallet of a run (its budget's slices are its grants) names
     -- the wallet that opened it; NULL for every other wallet
@@ -222,7 +222,7 @@ CREATE INDEX refunds_authorization ON credit_ledger.refunds (authorization_id);
 
 -- Agent runs (since 0.5.0): a budget envelope reserved from a wallet (or a parent run) and
 -- spent by calls made with run => id. run_wallet_id is the run's own wallet (NULL when the
--- opening was declined); see README "Agent runs".
+-- opening was declined); see docs/concepts.md "Agent runs".
 CREATE TABLE credit_ledger.runs (
     id              bigserial PRIMARY KEY,
     wallet_id       bigint  NOT NULL REFERENCES credit_ledger.wallets (id),

@@ -2,7 +2,7 @@
 //! `credit_ledger.events` written in the same transaction as its cause, and a NOTIFY on channel
 //! `credit_ledger` that carries only the event's id (any role may LISTEN). Consumers read them
 //! in order with `credit_events(after_id, max_rows)` and record progress with
-//! `credit_events_ack(consumer, up_to)`; see README "Events".
+//! `credit_events_ack(consumer, up_to)`; see docs/concepts.md "Corrections, transfers, wallet close, events and statements".
 
 use crate::catalog as sql;
 use crate::error::Result;

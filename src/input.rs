@@ -4,7 +4,7 @@
 //! so bad input raises a clear error and changes nothing.
 //!
 //! The size limits, the one place they are defined (the SQL functions in `sql/` repeat the
-//! numbers; the README's "Errors" table documents them). Beyond a limit: SQLSTATE 22001
+//! numbers; the "Errors" table of docs/reference.md documents them). Beyond a limit: SQLSTATE 22001
 //! (string_data_right_truncation), the message naming the parameter and the limit.
 //!
 //! | what | limit |

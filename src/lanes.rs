@@ -13,7 +13,7 @@
 //!
 //! Every other operation on such a wallet (grants, captures, releases, refunds, expiry,
 //! settings) locks the wallet row and then every lane ([`exclusive`]), so the slices a spender
-//! walks under its lane lock change only under that lock. See README "Lanes".
+//! walks under its lane lock change only under that lock. See docs/performance.md "Lanes".
 
 use crate::allocation::Lot;
 use crate::amount;

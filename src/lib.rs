@@ -1,7 +1,8 @@
 //! credit_ledger: a prepaid AI-credit ledger inside PostgreSQL.
 //!
 //! This file is the table of contents: the module list and the ordered SQL files.
-//! See README.md for the product and `sql/` for tables, views and privileges.
+//! See README.md and docs/ for the product, docs/reference.md for every function, and `sql/`
+//! for tables, views and privileges.
 
 ::pgrx::pg_module_magic!(name, version);
 

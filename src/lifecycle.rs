@@ -5,7 +5,7 @@
 //! credits). Safe to run from pg_cron every minute: idempotent (a second run finds nothing),
 //! concurrent-safe (wallet rows are locked with SKIP LOCKED, so two sweeps never do the same
 //! work and never wait on a busy wallet row: what is skipped is picked up by the next run; a
-//! wallet with lanes is then waited for, lane by lane, see README "Lanes") and bounded
+//! wallet with lanes is then waited for, lane by lane, see docs/performance.md "Lanes") and bounded
 //! (`max_rows` per call; `more` says whether to call again).
 //!
 //! Also the SQL face of [`crate::period`]: `credit_ledger._period_start` and

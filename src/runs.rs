@@ -5,7 +5,7 @@
 //! the funding wallet exactly as a hold of that amount (every limit and counter) and moves the
 //! planned credits into new rows of the run's wallet ('run' journal entries). Calls made with
 //! `run => id` spend the run's wallet with the ordinary engine and lock only its row. Closing
-//! gives every slice's remaining credits back to its exact source row. See README "Agent runs".
+//! gives every slice's remaining credits back to its exact source row. See docs/concepts.md "Agent runs" and docs/design.md.
 //!
 //! Lock order: the funder (the wallet whole, with its pool; or the parent run's wallet) before
 //! the runs of a tree, top down. A call in a run locks only the run's wallet.

@@ -30,7 +30,7 @@
 #      installed files equal the package's;
 #   3. a cluster of that PostgreSQL: a user's database (owned by a non-superuser, who may not
 #      create this untrusted extension himself), CREATE EXTENSION credit_ledger as the superuser;
-#   4. the README's GRANT block (section "Security", privilege bundles), run as written: role `app` authorizes,
+#   4. the GRANT block of docs/security.md (section "Bundles", privilege bundles), run as written: role `app` authorizes,
 #      holds, captures, releases, refunds, quotes, reads balances and grants; every direct
 #      SELECT/INSERT/UPDATE/DELETE/TRUNCATE on credit_ledger.* and every back-office function
 #      is denied with 42501; role `finance` reads the reports but cannot write; a role without
@@ -274,25 +274,25 @@ SELECT credit_wallet_create(wallet => 'cust_42');
 SELECT credit_grant(wallet => 'cust_42', amount => 500, unit_price => 0.01);
 SQL
 
-# ---------------------------------------------------------------- 4. the README's GRANTs
+# ---------------------------------------------------------------- 4. the documented GRANTs
 grants_sql="$(awk '
-  /^## Security/ { insec = 1; next }
+  /^## Bundles/ { insec = 1; next }
   insec && /^## / { exit }
   insec && /^```sql/ { inblock = 1; next }
   inblock && /^```/ { exit }
-  inblock { print }' "$REPO/README.md")"
+  inblock { print }' "$REPO/docs/security.md")"
 if grep -q 'credit_ledger_grant' <<<"$grants_sql"; then
-  ok "README section 'Security' has the GRANT block ($(grep -c ';' <<<"$grants_sql") statements)"
+  ok "docs/security.md section 'Bundles' has the GRANT block ($(grep -c ';' <<<"$grants_sql") statements)"
 else
-  fail "README section 'Security' has a GRANT block" "none found in $REPO/README.md"
+  fail "docs/security.md section 'Bundles' has a GRANT block" "none found in $REPO/docs/security.md"
 fi
-printf '%s\n' "$grants_sql" | sed 's/^/  README: /'
-q postgres "CREATE ROLE finance LOGIN" >/dev/null     # the README grants to it without creating it
+printf '%s\n' "$grants_sql" | sed 's/^/  docs\/security.md: /'
+q postgres "CREATE ROLE finance LOGIN" >/dev/null     # the docs grant to it without creating it
 q postgres "CREATE ROLE nobody LOGIN" >/dev/null
 if printf '%s\n' "$grants_sql" | "${OPS_PSQL[@]}" -d shop >"$WORK/grants.log" 2>&1; then
-  ok "the README GRANT block runs as written"
+  ok "the documented GRANT block runs as written"
 else
-  fail "the README GRANT block runs as written" "$(cat "$WORK/grants.log")"
+  fail "the documented GRANT block runs as written" "$(cat "$WORK/grants.log")"
 fi
 
 # as_app <sql> — run as role app over its own connection

@@ -1,5 +1,5 @@
 //! Shared plumbing: connection settings (loopback or Unix socket only), throwaway databases,
-//! error classification against the README's error table, the one-line figure format, and a
+//! error classification against the error table of docs/reference.md, the one-line figure format, and a
 //! tiny argument parser.
 
 use postgres::error::DbError;
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The SQLSTATEs the README documents (its "Errors" table).
+/// The SQLSTATEs docs/reference.md documents (its "Errors" table).
 pub const DOCUMENTED: &[&str] = &[
     "22023", "22001", "22003", "42704", "42710", "23505", "55000", "53400", "42501", "42703",
 ];

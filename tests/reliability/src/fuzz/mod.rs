@@ -4,7 +4,7 @@
 //! malformed values: 0, negative, NaN, ±Infinity, huge numerics, too many decimals, NULL,
 //! empty, whitespace and 10 kB strings, unknown names, wrong-state ids, fixture idempotency
 //! keys reused with other arguments, JSON of the wrong shape). Every value carries a verdict:
-//! `Valid`, `Invalid` (the README says it must be rejected) or `Unknown` (not specified; either
+//! `Valid`, `Invalid` (the docs say it must be rejected) or `Unknown` (not specified; either
 //! outcome is accepted). Each call runs alone in its own transaction (autocommit) on one
 //! connection; a digest of every `credit_ledger` table (md5 of the ordered rows) is taken after
 //! every call and compared with the one before it whenever the call was rejected (or was an
@@ -13,7 +13,7 @@
 //! The ledger is rebuilt every `--epoch` calls (DROP/CREATE EXTENSION + a fixture) so the
 //! digest stays cheap and wrong-state ids stay plentiful.
 //!
-//! Violations: a rejection with an undocumented SQLSTATE (anything outside the README's error
+//! Violations: a rejection with an undocumented SQLSTATE (anything outside the documented error
 //! table, XX000 included), a state change on rejection, a write by an exact replay, an
 //! `Invalid` call that was accepted, a reused key that did not get 23505, a crashed backend.
 
