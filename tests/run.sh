@@ -21,11 +21,13 @@
 #   examples    examples/run_all.sh         every language example against the cluster
 #   ops         tests/ops/run_all.sh        operational tests (dump/restore, ...) on the cluster
 #   upgrade     tests/upgrade/upgrade.sh    ALTER EXTENSION UPDATE from the frozen 0.1.0
+#   citus       tests/citus/run.sh          the ledger on a Citus coordinator + 2 workers, on 15
+#                                           only (Citus built once per machine, or skipped)
 #   server      the cluster's log           no backend crashed during the run
 #   reliability tests/reliability/run_all.sh  failure scenarios (gets PGBIN and PG_CONFIG too)
 #   bench       bench/smoke.sh              the benchmark's smoke tier, on 15 only (a release build
 #                                           and its own cluster; correctness checked, speed printed)
-# examples, ops, upgrade and reliability are skipped with a note while their script is missing.
+# examples, ops, upgrade, citus and reliability are skipped with a note while their script is missing.
 # Then a per-phase summary and one closing line `credit_ledger: N passed, M failed`.
 # Exit status: 0 when nothing failed.
 set -euo pipefail
@@ -38,7 +40,7 @@ usage: tests/run.sh [--pg LIST] [--quick] [--skip PHASES] [--release] [--no-setu
                   (build/pg18/prefix). PG_BINDIR overrides the bin dir of a single version.
   --quick         skip the heavy phases: stress, examples, reliability, bench
   --skip PHASES   skip these phases, comma separated, of: unit pg_test regress isolation
-                  stress examples ops upgrade reliability
+                  stress examples ops upgrade citus reliability
   --release       build the installed extension with --release (slower build, faster run)
   --no-setup      do not run ./setup.sh first (.ci/run runs it itself)
   --accept        copy the results of failing or new regress/isolation tests over their
@@ -61,7 +63,7 @@ Environment: PG_VERSION (like --pg), PG_BINDIR, CL_SKIP (like --skip),
 EOF
 }
 
-ALL_PHASES="unit pg_test regress isolation stress examples ops upgrade reliability bench"
+ALL_PHASES="unit pg_test regress isolation stress examples ops upgrade citus reliability bench"
 PG_LIST="${PG_VERSION:-15,18}"
 QUICK=0 SETUP=1 RELEASE=0 ACCEPT=0 KEEP=0
 SKIP_ARG="${CL_SKIP:-}"
@@ -539,6 +541,17 @@ phase_ops() {
   OPS_LOG_DIR="$OUT/ops" phase_script ops tests/ops/run_all.sh "${args[@]}"
 }
 phase_upgrade()     { phase_script upgrade tests/upgrade/upgrade.sh; }
+# Citus 13.2 supports PostgreSQL 15 to 17: on 15 only. Its own three clusters (the suite's
+# cluster is not used); tests/citus/build.sh builds the vendored Citus once per machine.
+phase_citus() {
+  if [ "$PG_VERSION" != 15 ]; then
+    phase_begin "citus: tests/citus/run.sh"
+    echo "  skipped (Citus 13.2 runs on PostgreSQL 15 to 17; tested on 15)"
+    record_step citus skipped "runs on 15"
+    return 0
+  fi
+  phase_script citus tests/citus/run.sh
+}
 # its logs per version: build/test-pgN/reliability/ (CL_RELIABILITY_OUT)
 phase_reliability() {
   CL_RELIABILITY_OUT="$OUT/reliability" phase_script reliability tests/reliability/run_all.sh
@@ -586,6 +599,7 @@ if phase_setup && preflight; then
     phase_examples
     phase_ops
     phase_upgrade
+    phase_citus
     phase_server
     phase_reliability
     if [ "$KEEP" = 1 ]; then
@@ -595,7 +609,7 @@ if phase_setup && preflight; then
     fi
     phase_bench
   else
-    for ph in regress isolation stress examples ops upgrade reliability bench; do
+    for ph in regress isolation stress examples ops upgrade citus reliability bench; do
       skip_reason "$ph" >/dev/null || record "$ph" 0 1 "not run: install failed"
     done
   fi

@@ -4,7 +4,7 @@
 #
 #   - citus.so already in $(pg_config --pkglibdir) (a user's package, or an earlier build): done;
 #   - else build the vendored source ../shared/vendor/citus/citus-13.2.2.tar.gz (relative to the
-#     repository; CL_CITUS_VENDOR overrides) with its PostgreSQL 15.20 patch, as its README says
+#     repository, else /work/shared/vendor/citus; CL_CITUS_VENDOR overrides) with its PostgreSQL 15.20 patch, as its README says
 #     (apt build dependencies, configure, make -j2, make install: about 3 minutes), in
 #     build/citus-src;
 #   - neither: print `citus: skipped (...)` and exit 0 — the tests that need Citus skip with that
@@ -14,7 +14,14 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-VENDOR="${CL_CITUS_VENDOR:-$REPO/../shared/vendor/citus}"
+VENDOR="${CL_CITUS_VENDOR:-}"
+if [ -z "$VENDOR" ]; then
+  # next to the repository (the workplace layout), else the workplace's shared directory
+  for v in "$REPO/../shared/vendor/citus" /work/shared/vendor/citus; do
+    if [ -f "$v/citus-13.2.2.tar.gz" ]; then VENDOR="$v"; break; fi
+  done
+  VENDOR="${VENDOR:-$REPO/../shared/vendor/citus}"
+fi
 TARBALL="$VENDOR/citus-13.2.2.tar.gz"
 PATCH="$VENDOR/pg15.20-have_createdb_privilege.patch"
 lib="$("$PG_CONFIG" --pkglibdir)/citus.so"

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# tests/citus/run.sh — credit_ledger on a Citus cluster as it is today (issue 20, step 1):
+# a coordinator and two workers on this machine, the ledger's tables on the coordinator (Citus
+# "local tables"), the application's tables distributed over the workers.
+#
+# What it checks (one `ok`/`FAIL` line each, then `citus: N passed, M failed`):
+#   1. Citus is there (tests/citus/build.sh builds the vendored 13.2.2 once per machine, or the
+#      test prints `citus: skipped (...)` and passes nothing and fails nothing); three clusters
+#      join (citus_set_coordinator_host, citus_add_node).
+#   2. The regress scenarios core, holds, pools and lifecycle pass unchanged through the
+#      coordinator (pg_regress --use-existing, one extension per scenario).
+#   3. CREATE EXTENSION credit_ledger on the coordinator is propagated by Citus to both workers
+#      (same version), and none of the ledger's tables is distributed.
+#   4. A spend and a write to a distributed application table in one transaction commit or roll
+#      back together (Citus two-phase commit); the application's rows are spread over both
+#      workers.
+#   5. The usage trigger: Citus refuses it on a distributed table; forced with
+#      citus.enable_unsafe_triggers it runs on a worker, whose empty ledger refuses the row (an
+#      error, never a wrong bill); on a coordinator-local table it bills as on plain PostgreSQL.
+#   6. 16 pgbench clients through the coordinator, each transaction = authorize on one team
+#      pool's members + insert into the distributed table, while worker 1 is killed with SIGKILL
+#      and restarted: afterwards every approved authorization has exactly its application row
+#      and no row lacks its authorization (nothing acknowledged is lost, nothing half-done
+#      survives), conservation holds and credit_verify() is empty.
+#
+# Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
+# Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+BINDIR="$("$PG_CONFIG" --bindir)"
+STRESS_S="${CITUS_STRESS_SECONDS:-20}"
+PASS=0; FAILS=0
+ok()   { PASS=$((PASS + 1)); echo "ok   - $1"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/       /'; }
+check_eq() { if [ "$3" = "$2" ]; then ok "$1"; else fail "$1" "expected: $2"$'\n'"got:      $3"; fi; }
+finish() { echo "citus: $PASS passed, $FAILS failed"; [ "$FAILS" -eq 0 ]; }
+
+echo "==== citus: the ledger on a Citus coordinator with two workers ===="
+ver="$("$PG_CONFIG" --version | awk '{print $2}')"
+case "$ver" in
+  15.*|16.*|17.*) ;;
+  *) echo "citus: skipped (Citus 13.2 supports PostgreSQL 15 to 17, this is $ver)"; finish; exit 0 ;;
+esac
+built="$(PG_CONFIG="$PG_CONFIG" bash "$REPO/tests/citus/build.sh" | tail -n 1)"
+echo "$built"
+case "$built" in
+  "citus: ready"*) ;;
+  *) echo "citus: skipped (no Citus for this PostgreSQL)"; finish; exit 0 ;;
+esac
+
+# shellcheck source=../cluster.sh
+source "$REPO/tests/cluster.sh"
+NODES=(citus-cx citus-w1 citus-w2)
+declare -A PORT DIR
+cleanup() {
+  local n
+  if [ "${CITUS_KEEP:-0}" = 1 ]; then echo "clusters kept: ${NODES[*]}"; return 0; fi
+  for n in "${NODES[@]}"; do cluster_stop "$n" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+export CLUSTER_LISTEN=127.0.0.1
+export CLUSTER_CONF="shared_preload_libraries = 'citus'
+max_prepared_transactions = 100
+citus.shard_count = 8"
+for n in "${NODES[@]}"; do
+  cluster_start "$n" "$BINDIR" >/dev/null
+  PORT[$n]="$PGPORT"; DIR[$n]="$CLUSTER_DIR"
+done
+# every psql below talks TCP on loopback, as the nodes talk to each other
+qdb() { local port="$1" db="$2"; shift 2; "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"; }
+q()   { local port="$1"; shift; qdb "$port" app "$@"; }
+qc()  { q "${PORT[citus-cx]}" "$@"; }
+unset PGHOST PGPORT
+# citus_database <name> — the database on every node, Citus in it, the workers registered in
+# the coordinator's (Citus keeps its node list per database)
+citus_database() {
+  local db="$1" n
+  for n in "${NODES[@]}"; do
+    qdb "${PORT[$n]}" postgres -c "CREATE DATABASE $db" >/dev/null
+    qdb "${PORT[$n]}" "$db" -c "CREATE EXTENSION citus" >/dev/null
+  done
+  qdb "${PORT[citus-cx]}" "$db" -c "SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[citus-cx]})" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORT[citus-w1]})" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORT[citus-w2]})" >/dev/null
+}
+
+# ------------------------------------------------------------------ 1. the cluster
+citus_database app
+check_eq "coordinator and 2 active workers" "2" "$(qc -c "SELECT count(*) FROM citus_get_active_worker_nodes()")"
+
+# ------------------------------------------------------------------ 2. regress scenarios
+# One database per scenario, as pg_regress gives each test file; --use-existing neither creates
+# nor configures it, so the settings pg_regress gives its own databases are set here. Each
+# scenario creates the extension itself (Citus propagates that to the workers).
+REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+OUT="$REPO/build/citus"
+rm -rf "$OUT"; mkdir -p "$OUT"
+for t in core holds pools lifecycle; do
+  db="regress_$t"
+  citus_database "$db"
+  for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \
+                 "bytea_output TO 'hex'" "timezone_abbreviations TO 'Default'" \
+                 "intervalstyle TO 'postgres_verbose'"; do
+    qdb "${PORT[citus-cx]}" "$db" -c "ALTER DATABASE $db SET $setting" >/dev/null
+  done
+  if (cd "$OUT" && PGTZ=PST8PDT PGDATESTYLE="Postgres, MDY" "$REGRESS" --use-existing \
+        --host 127.0.0.1 --port "${PORT[citus-cx]}" --user postgres --dbname "$db" \
+        --inputdir "$REPO/tests/pg_regress" --outputdir "$OUT/$t" --bindir "$BINDIR" "$t" \
+        >"$OUT/$t.log" 2>&1); then
+    ok "regress $t through the coordinator ($(qdb "${PORT[citus-w1]}" "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'credit_ledger'") on the workers too)"
+  else
+    fail "regress $t through the coordinator" "$(head -n 40 "$OUT/$t/regression.diffs" 2>/dev/null || tail -n 20 "$OUT/$t.log")"
+  fi
+done
+
+# ------------------------------------------------------------------ 3. the extension
+qc -c "CREATE EXTENSION credit_ledger" >/dev/null
+cv="$(qc -c "SELECT extversion FROM pg_extension WHERE extname = 'credit_ledger'")"
+for n in citus-w1 citus-w2; do
+  check_eq "CREATE EXTENSION credit_ledger propagated to $n ($cv)" "$cv" \
+    "$(q "${PORT[$n]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'credit_ledger'")"
+done
+check_eq "no ledger table is distributed (they are the coordinator's)" "0" \
+  "$(qc -c "SELECT count(*) FROM citus_tables WHERE table_name::text LIKE 'credit_ledger.%'")"
+
+# ------------------------------------------------------------------ 4. one transaction, two systems
+qc >/dev/null <<'SQL'
+SELECT id FROM credit_rate_set(action => 'image.generate', credits => 40);
+SELECT wallet FROM credit_wallet_create(wallet => 'cust_42');
+SELECT amount FROM credit_grant(wallet => 'cust_42', amount => 100);
+CREATE TABLE images (id bigserial, customer text NOT NULL, url text, authorization_id bigint NOT NULL,
+                     PRIMARY KEY (customer, id));
+SELECT create_distributed_table('images', 'customer');
+SQL
+qc >/dev/null <<'SQL'
+BEGIN;
+SELECT authorization_id FROM credit_authorize(wallet => 'cust_42', action => 'image.generate', idempotency_key => 'r1') \gset
+INSERT INTO images (customer, url, authorization_id) VALUES ('cust_42', 'u1', :authorization_id);
+COMMIT;
+BEGIN;
+SELECT authorization_id FROM credit_authorize(wallet => 'cust_42', action => 'image.generate', idempotency_key => 'r2') \gset
+INSERT INTO images (customer, url, authorization_id) VALUES ('cust_42', 'u2', :authorization_id);
+ROLLBACK;
+SQL
+check_eq "commit keeps the debit and the distributed row, rollback drops both" "60|1|1" \
+  "$(qc -c "SELECT credit_balance('cust_42') || '|' || (SELECT count(*) FROM images) || '|' ||
+                   (SELECT count(*) FROM credit_ledger.authorizations WHERE status = 'approved')")"
+
+# ------------------------------------------------------------------ 5. the usage trigger
+qc -c "CREATE TABLE llm_calls (customer text NOT NULL, tokens numeric NOT NULL, auth_id bigint)" \
+   -c "SELECT create_distributed_table('llm_calls', 'customer')" >/dev/null
+TRG="CREATE TRIGGER bill BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION credit_usage_trigger('wallet=customer', 'action_value=image.generate', 'quantity=tokens', 'authorization_id=auth_id')"
+# shellcheck disable=SC2059  # the trigger statement is a format
+if out="$(qc -c "$(printf "$TRG" llm_calls)" 2>&1)"; then
+  fail "the usage trigger is refused on a distributed table" "$out"
+else
+  check_eq "the usage trigger is refused on a distributed table" "triggers are not supported on distributed tables" \
+    "$(grep -o 'triggers are not supported on distributed tables' <<<"$out" | head -n 1)"
+fi
+# shellcheck disable=SC2059
+out="$(qc -c "SET citus.enable_unsafe_triggers = on" -c "$(printf "$TRG" llm_calls)" \
+          -c "INSERT INTO llm_calls VALUES ('cust_42', 1)" 2>&1 || true)"
+check_eq "forced onto a distributed table it fails on the worker's empty ledger, billing nothing" \
+  'wallet "cust_42" does not exist|60|0' \
+  "$(grep -o 'wallet "cust_42" does not exist' <<<"$out" | head -n 1)|$(qc -c "SELECT credit_balance('cust_42') || '|' || (SELECT count(*) FROM llm_calls)")"
+# shellcheck disable=SC2059
+qc -c "CREATE TABLE llm_calls_local (customer text NOT NULL, tokens numeric NOT NULL, auth_id bigint)" \
+   -c "$(printf "$TRG" llm_calls_local)" -c "INSERT INTO llm_calls_local VALUES ('cust_42', 1)" >/dev/null
+check_eq "on a coordinator-local table the trigger bills the row" "20|1" \
+  "$(qc -c "SELECT credit_balance('cust_42') || '|' || (SELECT count(*) FROM llm_calls_local WHERE auth_id IS NOT NULL)")"
+
+# ------------------------------------------------------------------ 6. 16 clients, a worker killed
+qc >/dev/null <<'SQL'
+SELECT wallet FROM credit_wallet_create(wallet => 'team');
+SELECT (credit_wallet_create(wallet => 'team.m' || i, parent => 'team')).wallet FROM generate_series(1, 16) i;
+SELECT amount FROM credit_grant(wallet => 'team', amount => 1000000);
+SELECT id FROM credit_rate_set(action => 'chat', credits => 1);
+SELECT credit_wallet_lanes(wallet => 'team', lanes => 8);
+SQL
+cat >"$OUT/spend.sql" <<'SQL'
+\set m random(1, 16)
+BEGIN;
+SELECT authorization_id FROM credit_authorize(wallet => 'team.m' || :m, action => 'chat', quantity => 3) \gset
+INSERT INTO images (customer, url, authorization_id) VALUES ('team.m' || :m, 'x', :authorization_id);
+COMMIT;
+SQL
+w1data="${DIR[citus-w1]}/data"
+( sleep $((STRESS_S / 3))
+  pid="$(head -n 1 "$w1data/postmaster.pid")"
+  kill -9 "$pid"
+  echo "killed worker 1 (postmaster $pid) with SIGKILL" >"$OUT/kill.log"
+  sleep 2
+  # its children exit once they notice the postmaster is gone
+  for _ in $(seq 1 30); do pgrep -f "$w1data" >/dev/null 2>&1 || break; sleep 0.5; done
+  pkill -9 -f "postgres: .*citus-w1" 2>/dev/null || true
+  rm -f "$w1data/postmaster.pid"
+  _cl_as_pg "$BINDIR/pg_ctl" -D "$w1data" -l "${DIR[citus-w1]}/postgres.log" -w -t 120 start >>"$OUT/kill.log" 2>&1
+  echo "restarted worker 1" >>"$OUT/kill.log"
+) &
+killer=$!
+# pgbench drops a client at its first error (a statement on the killed worker): rounds of 2 s
+# until the time is up keep 16 clients spending before, during and after the kill
+t_end=$((SECONDS + STRESS_S)); round=0
+while [ "$SECONDS" -lt "$t_end" ]; do
+  round=$((round + 1))
+  "$BINDIR/pgbench" -n -h 127.0.0.1 -p "${PORT[citus-cx]}" -U postgres -c 16 -j 2 -T 2 \
+    -f "$OUT/spend.sql" app >"$OUT/pgbench.$round.log" 2>&1 || true
+done
+wait "$killer" || true
+cat "$OUT/kill.log" 2>/dev/null | sed 's/^/  /'
+tx="$(cat "$OUT"/pgbench.*.log | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); n += a[1]} END {print n + 0}')"
+echo "  pgbench: $round rounds, $tx transactions committed"
+if [ "${tx:-0}" -gt 0 ] && grep -q "restarted worker 1" "$OUT/kill.log" 2>/dev/null; then
+  ok "16 clients spent through the coordinator while worker 1 was killed and restarted ($tx transactions)"
+else
+  fail "16 clients spent through the coordinator while worker 1 was killed and restarted" "$(tail -n 20 "$OUT/pgbench.$round.log")"
+fi
+# finish what the crash left prepared, then compare the two systems
+for _ in $(seq 1 60); do
+  qc -c "SELECT 1 FROM images LIMIT 1" >/dev/null 2>&1 && break; sleep 1
+done
+qc -c "SELECT recover_prepared_transactions()" >/dev/null
+check_eq "no prepared transaction left on any node" "0|0|0" \
+  "$(qc -c "SELECT count(*) FROM pg_prepared_xacts")|$(q "${PORT[citus-w1]}" -c "SELECT count(*) FROM pg_prepared_xacts")|$(q "${PORT[citus-w2]}" -c "SELECT count(*) FROM pg_prepared_xacts")"
+check_eq "every approved spend of the team has its application row, and every row its spend" "0|0" \
+  "$(qc -c "WITH a AS (SELECT a.id FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+                          WHERE w.wallet LIKE 'team.m%' AND a.status = 'approved'),
+                   i AS (SELECT authorization_id AS id FROM images WHERE customer LIKE 'team.m%')
+              SELECT (SELECT count(*) FROM a WHERE id NOT IN (SELECT id FROM i)) || '|' ||
+                     (SELECT count(*) FROM i WHERE id NOT IN (SELECT id FROM a))")"
+approved="$(qc -c "SELECT count(*) FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+                      WHERE w.wallet LIKE 'team.m%' AND a.status = 'approved'")"
+if [ "$approved" -ge "$tx" ]; then
+  ok "every commit pgbench saw acknowledged is in the ledger ($approved approved spends >= $tx commits)"
+else
+  fail "every commit pgbench saw acknowledged is in the ledger" "$approved approved spends < $tx commits"
+fi
+check_eq "conservation: the pool's 1000000 = its balance + 3 per approved spend" "1000000" \
+  "$(qc -c "SELECT trim_scale(credit_balance('team') + 3 * (SELECT count(*) FROM credit_ledger.authorizations a
+              JOIN credit_ledger.wallets w ON w.id = a.wallet_id WHERE w.wallet LIKE 'team.m%' AND a.status = 'approved'))")"
+check_eq "the application's rows are on both workers" "2" \
+  "$(qc -c "SELECT count(DISTINCT s.nodeport) FROM citus_shards s
+              JOIN (SELECT DISTINCT get_shard_id_for_distribution_column('images', customer) AS shardid FROM images) x
+                USING (shardid)")"
+check_eq "credit_verify() empty on the coordinator" "0" "$(qc -c "SELECT count(*) FROM credit_verify()")"
+finish
