@@ -598,7 +598,7 @@ COMMENT ON FUNCTION @extschema@.credit_rate_set(text, numeric, text, text, text,
 COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
 COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
 COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
-COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; no side effects';
+COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean) IS 'price an action for a wallet: cost, spendable, whether it would be approved; degrade: the variant a degrading call would get; no side effects';
 COMMENT ON FUNCTION @extschema@.credit_metrics(text) IS 'monitoring gauges per asset (open holds, calls and credits of the last minute, liability), read through indexes; for postgres_exporter (ops/prometheus)';
 COMMENT ON FUNCTION @extschema@.credit_quote_tiers(text, text, numeric, text) IS 'the volume-tier bands a quantity of an action would be priced in, from the wallet''s units spent this period; no side effects';
 COMMENT ON FUNCTION @extschema@.credit_wallet_overage(text, text, numeric, numeric, numeric[], text[], numeric) IS 'a wallet''s auto top-up (amount at its low-balance threshold), upgrade tiers and fair-use allowance per period in one asset';

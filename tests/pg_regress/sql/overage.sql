@@ -27,6 +27,11 @@ SELECT remaining FROM credit_grant(wallet => 'ann', amount => 25);
 
 -- 2 x opus = 20 <= 25: approved as asked (not degraded)
 SELECT approved, variant, cost, balance FROM credit_authorize('ann', 'chat', 2, 'opus', degrade => true);
+-- a quote says beforehand what a degrading call gets (since 0.9.0): 2 x opus = 20 > 5, so haiku
+-- (2); without degrade the variant asked for, declined
+SELECT cost, spendable, approved, reason, priced_variant
+  FROM credit_quote('ann', 'chat', 2, 'opus', degrade => true);
+SELECT cost, spendable, approved, reason, priced_variant FROM credit_quote('ann', 'chat', 2, 'opus');
 -- 2 x opus = 20 > 5; 2 x sonnet = 8 > 5; 2 x haiku = 2 <= 5: haiku, balance 3
 SELECT approved, variant, cost, balance, vendor_cost
   FROM credit_authorize('ann', 'chat', 2, 'opus', idempotency_key => 'd-1', degrade => true);
@@ -35,6 +40,13 @@ SELECT approved, variant, cost FROM credit_authorize('ann', 'chat', 2, 'opus', i
 SELECT err($$SELECT credit_authorize('ann', 'chat', 2, 'opus', idempotency_key => 'd-1')$$);
 -- 4 units: opus 40, sonnet 16, haiku 4 > 3: declined, with the variant asked for and its cost
 SELECT approved, reason, variant, cost, balance FROM credit_authorize('ann', 'chat', 4, 'opus', degrade => true);
+-- the quote agrees: nothing affordable, the variant asked for with its cost and reason
+SELECT cost, spendable, approved, reason, priced_variant
+  FROM credit_quote('ann', 'chat', 4, 'opus', degrade => true);
+-- a frozen wallet: no cheaper variant avoids that (the chain ends at once)
+SELECT frozen FROM credit_wallet_update('ann', frozen => true);
+SELECT cost, approved, reason, priced_variant FROM credit_quote('ann', 'chat', 1, 'haiku', degrade => true);
+SELECT frozen FROM credit_wallet_update('ann', frozen => false);
 -- without degrade a call is declined as before
 SELECT approved, reason, variant, cost FROM credit_authorize('ann', 'chat', 1, 'opus');
 SELECT variant, degraded, requested_variant, status, cost

@@ -115,6 +115,10 @@ SELECT wallet, asset, amount, period
 -- example: credit_quote
 SELECT cost, spendable, approved, reason
   FROM credit_quote(wallet => 'cust_42', action => 'chat', variant => 'opus', quantity => 2.5);
+-- with degrade: what a degrading call would get (20 x opus = 300 > Bob's 175: haiku)
+SELECT cost, spendable, approved, priced_variant
+  FROM credit_quote(wallet => 'acme.bob', action => 'chat', variant => 'opus', quantity => 20,
+                    degrade => true);
 -- example: credit_quote_tiers
 SELECT (credit_rate_set(action => 'embed', credits => 1, unit => '1k tokens',
                         tiers => '[{"from": 1000, "credits": 0.5}]')).id AS rate_id;
