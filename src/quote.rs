@@ -111,6 +111,7 @@ fn quote(
 /// Price an action for a wallet without side effects (a tiered rate from the wallet's
 /// position now: `credit_quote_tiers` shows the bands); `degrade` (since 0.9.0): the first
 /// affordable variant of the fallback chain, named in `priced_variant` (the variant priced).
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "credit_quote", stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_quote_v9(
@@ -131,7 +132,13 @@ fn credit_quote_v9(
         name!(priced_variant, Option<String>),
     ),
 > {
-    let q = or_raise(quote(wallet, action, quantity, variant, degrade.unwrap_or(false)));
+    let q = or_raise(quote(
+        wallet,
+        action,
+        quantity,
+        variant,
+        degrade.unwrap_or(false),
+    ));
     TableIterator::once((
         num(q.cost),
         q.asset,
