@@ -538,6 +538,42 @@ fn text_dec(v: &Option<String>, what: &str) -> Result<Decimal, String> {
     dec(v.as_deref(), what)
 }
 
+/// The keys check of the scenarios that roll transactions back: `sql` lists the keys on the
+/// server (one text column); every key of a committed transaction must be there, none of a
+/// rolled-back one. Each breach adds a note.
+fn key_notes(
+    c: &mut Client,
+    sql: &str,
+    committed: &[String],
+    rolled: &[String],
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let on_server: std::collections::HashSet<String> = text_rows(c, sql, "keys")?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let missing: Vec<_> = committed
+        .iter()
+        .filter(|k| !on_server.contains(*k))
+        .collect();
+    let leaked: Vec<_> = rolled.iter().filter(|k| on_server.contains(*k)).collect();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} keys of committed transactions missing on the server, e.g. {:?}",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if !leaked.is_empty() {
+        notes.push(format!(
+            "{} keys of rolled-back transactions on the server, e.g. {:?}",
+            leaked.len(),
+            leaked.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    Ok(())
+}
+
 /// A random element of a non-empty slice.
 fn pick<T: Clone>(v: &[T], rng: &mut u64) -> T {
     v[(xorshift(rng) % v.len() as u64) as usize].clone()

@@ -570,41 +570,17 @@ pub(crate) fn scenario_runs(base: &Config, o: &Opts, deadline: Instant) -> Resul
     }
 
     // keys: every committed one is on the server, no rolled-back one is; no rolled-back run
-    let keys = q(
+    key_notes(
         &mut c,
         "SELECT k FROM (SELECT idempotency_key AS k FROM credit_ledger.authorizations
                          UNION ALL SELECT close_key FROM credit_ledger.authorizations
                          UNION ALL SELECT idempotency_key FROM credit_ledger.runs
                          UNION ALL SELECT idempotency_key FROM credit_ledger.refunds) s
           WHERE k LIKE 'runs-%'",
-        "keys",
+        &t.committed_keys,
+        &t.rolled_keys,
+        &mut notes,
     )?;
-    let on_server: std::collections::HashSet<String> =
-        keys.into_iter().filter_map(|r| r[0].clone()).collect();
-    let missing: Vec<_> = t
-        .committed_keys
-        .iter()
-        .filter(|k| !on_server.contains(*k))
-        .collect();
-    let leaked: Vec<_> = t
-        .rolled_keys
-        .iter()
-        .filter(|k| on_server.contains(*k))
-        .collect();
-    if !missing.is_empty() {
-        notes.push(format!(
-            "{} keys of committed transactions missing on the server, e.g. {:?}",
-            missing.len(),
-            missing.iter().take(5).collect::<Vec<_>>()
-        ));
-    }
-    if !leaked.is_empty() {
-        notes.push(format!(
-            "{} keys of rolled-back transactions on the server, e.g. {:?}",
-            leaked.len(),
-            leaked.iter().take(5).collect::<Vec<_>>()
-        ));
-    }
     let names: Vec<String> = t
         .rolled_runs
         .iter()
