@@ -196,6 +196,9 @@ SELECT * FROM lots('zoe');
 \echo '    2,000 tokens (10 credits). The app passes degrade => true: opus (10) and sonnet (2)'
 \echo '    are unaffordable, haiku (0.5) is not: she gets an answer from haiku, and the call says so.'
 SELECT id FROM credit_grant(wallet => 'zoe', amount => 1.5, category => 'promotional') \g /dev/null
+\echo '    Before the call, the app can show her which model she would get (credit_quote, degrade => true):'
+SELECT q.priced_variant AS would_answer, trim_scale(q.cost) AS cost, q.approved
+  FROM credit_quote(wallet => 'zoe', action => 'chat', quantity => 2, variant => 'opus', degrade => true) AS q;
 SELECT a.approved, a.variant AS answered_by, trim_scale(a.cost) AS cost, trim_scale(a.balance) AS balance
   FROM credit_authorize(wallet => 'zoe', action => 'chat', quantity => 2, variant => 'opus',
                         degrade => true) AS a;
