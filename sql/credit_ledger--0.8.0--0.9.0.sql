@@ -49,3 +49,44 @@ BEGIN
             g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END $$;
+
+-- credit_wallet and credit_authorization raise 42704 for an unknown wallet or id, as every other
+-- function does (until 0.8.0 they returned one row of NULLs). Same signatures: replaced in place.
+CREATE OR REPLACE FUNCTION @extschema@.credit_wallet(wallet text) RETURNS @extschema@.credit_wallet
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE r @extschema@.credit_wallet;
+BEGIN
+    PERFORM credit_ledger._check_wallet_asset(credit_wallet.wallet, NULL);
+    SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
+           w.spend_cap, w.pool_limit, w.period, w.frozen, w.metadata, w.created_at
+      INTO r
+      FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
+     WHERE w.wallet = credit_wallet.wallet;
+    -- an unknown wallet is an error, as everywhere else (until 0.8.0: a row of NULLs)
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_wallet.wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_authorization(authorization_id bigint) RETURNS @extschema@.credit_authorization
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE r @extschema@.credit_authorization;
+BEGIN
+    SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
+           a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
+           a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
+           a.created_at
+      INTO r
+      FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+     WHERE a.id = credit_authorization.authorization_id;
+    -- an unknown id is an error, as for a capture or refund (until 0.8.0: a row of NULLs)
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'authorization % does not exist', credit_authorization.authorization_id
+            USING ERRCODE = '42704';
+    END IF;
+    RETURN r;
+END $$;

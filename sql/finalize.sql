@@ -29,13 +29,23 @@ CREATE TRIGGER assets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cr
 -- ---- read functions ------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.credit_wallet(wallet text) RETURNS @extschema@.credit_wallet
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    SELECT ROW(w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
-               w.spend_cap, w.pool_limit, w.period, w.frozen, w.metadata, w.created_at)::@extschema@.credit_wallet
+DECLARE r @extschema@.credit_wallet;
+BEGIN
+    PERFORM credit_ledger._check_wallet_asset(credit_wallet.wallet, NULL);
+    SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold,
+           w.spend_cap, w.pool_limit, w.period, w.frozen, w.metadata, w.created_at
+      INTO r
       FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
-     WHERE w.wallet = $1
-$$;
+     WHERE w.wallet = credit_wallet.wallet;
+    -- an unknown wallet is an error, as everywhere else (until 0.8.0: a row of NULLs)
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', credit_wallet.wallet USING ERRCODE = '42704',
+            HINT = 'create it with credit_wallet_create()';
+    END IF;
+    RETURN r;
+END $$;
 
 -- The argument checks the read functions share: a wallet key, not null or empty, and an asset
 -- name, each at most 255 characters (src/input.rs holds the same limits for the Rust functions).
@@ -79,15 +89,24 @@ BEGIN
 END $$;
 
 CREATE FUNCTION @extschema@.credit_authorization(authorization_id bigint) RETURNS @extschema@.credit_authorization
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    SELECT ROW(a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
-               a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
-               a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
-               a.created_at)::@extschema@.credit_authorization
+DECLARE r @extschema@.credit_authorization;
+BEGIN
+    SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
+           a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
+           a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key,
+           a.created_at
+      INTO r
       FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-     WHERE a.id = $1
-$$;
+     WHERE a.id = credit_authorization.authorization_id;
+    -- an unknown id is an error, as for a capture or refund (until 0.8.0: a row of NULLs)
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'authorization % does not exist', credit_authorization.authorization_id
+            USING ERRCODE = '42704';
+    END IF;
+    RETURN r;
+END $$;
 
 -- Every journal entry of one authorization: its whole life (hold, capture, release, refund, expiry).
 CREATE FUNCTION @extschema@.credit_authorization_history(authorization_id bigint)

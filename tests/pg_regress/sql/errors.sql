@@ -102,6 +102,10 @@ SELECT err($$SELECT credit_hold('nobody', 'chat')$$);
 SELECT err($$SELECT credit_grant('nobody', 10)$$);
 SELECT err($$SELECT credit_balance('nobody')$$);
 SELECT err($$SELECT credit_balance_detail('nobody')$$);
+-- (since 0.9.0; until 0.8.0 these two returned a row of NULLs)
+SELECT err($$SELECT credit_wallet('nobody')$$);
+SELECT err($$SELECT * FROM credit_authorization(999999)$$);
+SELECT err($$SELECT credit_wallet('')$$);
 SELECT err($$SELECT credit_grants('nobody')$$);
 SELECT err($$SELECT credit_wallet_update('nobody', frozen => true)$$);
 SELECT err($$SELECT credit_wallet_create('w2', parent => 'nobody')$$);
