@@ -79,3 +79,26 @@ impl Counter {
         Ok(())
     }
 }
+
+/// Delete the counters of periods that have ended (see [`crate::catalog_overage`]'s
+/// `PRUNE_*` statements), at most `max_rows` of each table: what `credit_tick` keeps from
+/// growing one row per wallet, key and period for ever. Periods end by the clock, never by a
+/// simulated `as_of` ahead of it (the calls made now still count in the real current period).
+/// A no-op on a catalog before 0.8.0. Returns the rows deleted.
+pub fn prune(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<i64> {
+    if !spi::catalog_has(c"tier_usage", None) {
+        return Ok(0);
+    }
+    let now = spi::first(exec(c, crate::catalog_overage::PRUNE_NOW, &[as_of.into()])?)
+        .map(|row| row.req::<TimestampWithTimeZone>(1))
+        .transpose()?
+        .unwrap_or(as_of);
+    let mut deleted = 0;
+    for statement in [
+        crate::catalog_overage::PRUNE_TIER_USAGE,
+        crate::catalog_overage::PRUNE_FAIR_USE_USAGE,
+    ] {
+        deleted += exec(c, statement, &[now.into(), max_rows.into()])?.len() as i64;
+    }
+    Ok(deleted)
+}
