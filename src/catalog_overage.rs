@@ -105,31 +105,18 @@ pub const AUTH_FAIR_USE: &str =
 pub const OWN_BALANCE: &str = "
 SELECT credit_ledger._balance($1, $2)
        - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)";
-/// Volume-tier positions of periods that ended before the one containing `$1` (0.9.0 on): no
-/// call reads them again (a capture counts in the period it closes in). At most `$2` rows,
-/// none another session holds.
-pub const PRUNE_TIER_USAGE: &str = "
-DELETE FROM credit_ledger.tier_usage t
- USING (SELECT x.ctid AS row
-          FROM credit_ledger.tier_usage x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
-         WHERE x.period_start < credit_ledger._period_start(w.period, w.period_anchor, $1)
-         LIMIT $2 FOR UPDATE OF x SKIP LOCKED) d
- WHERE t.ctid = d.row
-RETURNING 1";
-/// Fair-use counts of periods that ended, once no fair-use hold made in that period is still
-/// open (its capture, release or expiry corrects the count of the period it was made in).
-pub const PRUNE_FAIR_USE_USAGE: &str = "
-DELETE FROM credit_ledger.fair_use_usage f
- USING (SELECT x.ctid AS row
-          FROM credit_ledger.fair_use_usage x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
-         WHERE x.period_start < credit_ledger._period_start(w.period, w.period_anchor, $1)
-           AND NOT EXISTS (
-               SELECT 1 FROM credit_ledger.authorizations a
-                WHERE a.wallet_id = x.wallet_id AND a.asset = x.asset AND a.fair_use
-                  AND a.status = 'held'
-                  AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = x.period_start)
-         LIMIT $2 FOR UPDATE OF x SKIP LOCKED) d
- WHERE f.ctid = d.row
-RETURNING 1";
-/// The instant periods are ended by: the clock, or an `as_of` before it.
-pub const PRUNE_NOW: &str = "SELECT least($1, now())";
+/// The same key's positions of earlier periods, deleted when its first call of a new period
+/// creates the new one (0.9.0 on): no call reads them again (a capture counts in the period it
+/// closes in), and a wallet keeps one row per key instead of one per key and period.
+pub const TIER_PRUNE: &str = "
+DELETE FROM credit_ledger.tier_usage
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start < $4";
+/// The same for fair use, unless a fair-use hold made before the new period is still open (its
+/// capture, release or expiry corrects the count of the period it was made in; the rows wait
+/// for the next new period then).
+pub const FAIR_USE_PRUNE: &str = "
+DELETE FROM credit_ledger.fair_use_usage
+ WHERE wallet_id = $1 AND asset = $2 AND period_start < $3
+   AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a
+                    WHERE a.wallet_id = $1 AND a.asset = $2 AND a.fair_use AND a.status = 'held'
+                      AND a.created_at < $3)";

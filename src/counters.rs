@@ -18,6 +18,8 @@ pub struct CounterSql {
     pub create: &'static str,
     pub peek: &'static str,
     pub advance: &'static str,
+    /// Delete the key's rows of earlier periods (run by the call that creates a new period's).
+    pub prune: &'static str,
 }
 
 /// One counter row.
@@ -50,10 +52,15 @@ impl Counter {
         k
     }
 
-    /// Lock the counter (creating it at 0) and return its value.
+    /// Lock the counter (creating it at 0) and return its value. The call that creates a
+    /// period's row deletes the key's rows of earlier periods (since 0.9.0), so a wallet keeps
+    /// one row per key, not one per key and period.
     pub fn lock(&self, c: &mut SpiClient<'_>) -> Result<Decimal> {
         for statement in [self.sql.lock, self.sql.create, self.sql.lock] {
             if let Some(row) = spi::first(exec(c, statement, &self.key())?) {
+                if statement == self.sql.create {
+                    exec(c, self.sql.prune, &self.key())?;
+                }
                 return row.dec(1);
             }
         }
@@ -78,27 +85,4 @@ impl Counter {
         exec(c, self.sql.advance, &args)?;
         Ok(())
     }
-}
-
-/// Delete the counters of periods that have ended (see [`crate::catalog_overage`]'s
-/// `PRUNE_*` statements), at most `max_rows` of each table: what `credit_tick` keeps from
-/// growing one row per wallet, key and period for ever. Periods end by the clock, never by a
-/// simulated `as_of` ahead of it (the calls made now still count in the real current period).
-/// A no-op on a catalog before 0.8.0. Returns the rows deleted.
-pub fn prune(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, max_rows: i64) -> Result<i64> {
-    if !spi::catalog_has(c"tier_usage", None) {
-        return Ok(0);
-    }
-    let now = spi::first(exec(c, crate::catalog_overage::PRUNE_NOW, &[as_of.into()])?)
-        .map(|row| row.req::<TimestampWithTimeZone>(1))
-        .transpose()?
-        .unwrap_or(as_of);
-    let mut deleted = 0;
-    for statement in [
-        crate::catalog_overage::PRUNE_TIER_USAGE,
-        crate::catalog_overage::PRUNE_FAIR_USE_USAGE,
-    ] {
-        deleted += exec(c, statement, &[now.into(), max_rows.into()])?.len() as i64;
-    }
-    Ok(deleted)
 }

@@ -33,6 +33,7 @@ static FAIR_USE_COUNTER: CounterSql = CounterSql {
     create: sql::FAIR_USE_CREATE,
     peek: sql::FAIR_USE_PEEK,
     advance: sql::FAIR_USE_ADVANCE,
+    prune: sql::FAIR_USE_PRUNE,
 };
 
 /// A wallet's fair use in one asset and period: its limit (None: no longer set) and what the

@@ -189,8 +189,6 @@ fn credit_tick(
             crate::events::trim(c)?;
             // upgrade signals (0.7.0 on): period usage past a wallet's upgrade tiers
             crate::overage::upgrade_signals(c, as_of)?;
-            // period counters (0.9.0 on): those of periods that have ended
-            crate::counters::prune(c, as_of, 10000)?;
             let mut total = Swept {
                 grants: 0,
                 credits: AnyNumeric::default(),

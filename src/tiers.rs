@@ -196,6 +196,7 @@ static TIER_COUNTER: CounterSql = CounterSql {
     create: sql::TIER_CREATE,
     peek: sql::TIER_PEEK,
     advance: sql::TIER_ADVANCE,
+    prune: sql::TIER_PRUNE,
 };
 
 /// A tiered hold as its capture prices it: the entry's own price, its tiers and the counter
