@@ -210,11 +210,7 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     }
     // A wallet with lanes spends fast (one free lane, no wait) unless its counters (spend cap,
     // pool limit, overdraft, alert) are one row, or its row is locked (its lanes just changed).
-    let mut lanes = Lanes::Fast(crate::lanes::first_lane(
-        r.key,
-        w.lanes,
-        crate::lanes::session(),
-    ));
+    let mut lanes = Lanes::Fast(crate::lanes::first_lane(r.key, crate::lanes::session()));
     // a run with max_calls counts its calls under its whole lock
     let counted = r.run.is_some_and(|run| run.max_calls.is_some());
     if w.lanes > 1 && (locked || w.counters() || counted) {

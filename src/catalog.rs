@@ -580,12 +580,12 @@ SELECT l.lane FROM credit_ledger.lanes l
 /// version of the lane row. Every change to a lane's slices rewrites its lane row in the same
 /// transaction (the hint), so when the locked version is the snapshot's, no change to the
 /// slices committed after the snapshot; otherwise the caller reads them again
-/// ([`LANE_LOTS_ONLY`], a new snapshot).
+/// ([`LANE_LOTS_ONLY`], a new snapshot). `fresh` is computed once, for the lane taken, not for
+/// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
+/// the join, the planner walked every slice of the wallet and filtered on the lane).
 pub const LANE_TAKE_WALK: &str = "
 WITH t AS (
-    SELECT l.lane,
-           l.ctid = (SELECT s.ctid FROM credit_ledger.lanes s
-                      WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = l.lane) AS fresh
+    SELECT l.lane, l.ctid
       FROM credit_ledger.lanes l
      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4
        AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
@@ -594,16 +594,21 @@ WITH t AS (
                         AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
+), f AS MATERIALIZED (
+    SELECT t.lane, t.ctid = (SELECT s.ctid FROM credit_ledger.lanes s
+                              WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = t.lane) AS fresh
+      FROM t
 )
-SELECT t.lane, t.fresh, g.id, g.remaining - g.held, g.priority,
+SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
        (extract(epoch FROM g.expires_at) * 1000000)::bigint
-  FROM t LEFT JOIN LATERAL (
+  FROM f LEFT JOIN LATERAL (
        SELECT id, remaining, held, priority, expires_at, home_id
          FROM credit_ledger.grants
-        WHERE t.fresh AND wallet_id = $1 AND asset = $2 AND lane = t.lane AND live
+        WHERE f.fresh AND wallet_id = $1 AND asset = $2 AND lane = f.lane AND live
           AND home_id IS NOT NULL
           AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
-          AND remaining > held) g ON true
+          AND remaining > held
+       OFFSET 0) g ON true
  ORDER BY g.priority, g.expires_at, g.home_id";
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.

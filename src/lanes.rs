@@ -75,14 +75,34 @@ pub fn lock_of_authorization(c: &mut SpiClient<'_>, id: i64, skip_locked: bool) 
     })
 }
 
-/// The lane a spender tries first: the idempotency key's hash (a retry goes to the same
-/// lane) or `session` (the backend's process id: concurrent sessions start apart).
-pub fn first_lane(key: Option<&str>, lanes: i32, session: i32) -> i32 {
+/// A spender's lane seed: the idempotency key's hash (a retry goes to the same lane) or
+/// `session` (the backend's process id: concurrent sessions start apart). It is reduced to a
+/// lane of the wallet actually drawn from ([`start_lane`]): a pool member's seed is taken
+/// modulo the pool's lanes, not the member's.
+pub fn first_lane(key: Option<&str>, session: i32) -> i32 {
     let h = match key {
         Some(k) => input::fingerprint(&["lane", k]) as u64,
         None => session as u64,
     };
-    (h % lanes.max(1) as u64) as i32
+    (h % i32::MAX as u64) as i32
+}
+
+thread_local! {
+    /// The lane this backend last took, with its wallet and seed: (wallet id, seed, lane).
+    static LAST_TAKEN: std::cell::Cell<(i64, i32, i32)> = const { std::cell::Cell::new((0, 0, -1)) };
+}
+
+/// The lane a spender with `seed` tries first on a wallet of `lanes` lanes: the one this
+/// backend last took there with the same seed (a session keeps its lane while it stays free,
+/// so concurrent sessions settle on different lanes instead of probing each other's), else
+/// the seed's lane.
+pub fn start_lane(wallet_id: i64, seed: i32, lanes: i32) -> i32 {
+    let (w, s, l) = LAST_TAKEN.with(|t| t.get());
+    if w == wallet_id && s == seed && (0..lanes).contains(&l) {
+        l
+    } else {
+        seed.rem_euclid(lanes.max(1))
+    }
 }
 
 /// This backend's process id.
@@ -103,16 +123,17 @@ pub struct Taken {
 /// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
 /// every lane is busy or none has enough (the caller decides on the committed total, or takes
 /// the exact path). With `with_total`, also the committed total of the wallet (else the
-/// lane's).
+/// lane's). `seed`: see [`first_lane`].
 pub fn take(
     c: &mut SpiClient<'_>,
     wallet_id: i64,
     asset: &str,
     lanes: i32,
     need: Decimal,
-    start: i32,
+    seed: i32,
     with_total: bool,
 ) -> Result<Option<Taken>> {
+    let start = start_lane(wallet_id, seed, lanes);
     // from the first lane to the last, then from lane 0 to the first
     let mut found = None;
     let mut lots = Vec::new();
@@ -157,6 +178,7 @@ pub fn take(
     let Some(lane) = found else {
         return Ok(None);
     };
+    LAST_TAKEN.with(|t| t.set((wallet_id, seed, lane)));
     let mut total = None;
     if !fresh {
         let statement = if with_total {
@@ -440,8 +462,23 @@ mod tests {
 
     #[test]
     fn first_lane_is_stable_for_a_key() {
-        assert_eq!(first_lane(Some("k1"), 16, 1), first_lane(Some("k1"), 16, 2));
-        assert!((0..16).contains(&first_lane(Some("k2"), 16, 3)));
-        assert_eq!(first_lane(None, 16, 35), 3);
+        assert_eq!(first_lane(Some("k1"), 1), first_lane(Some("k1"), 2));
+        assert!(first_lane(Some("k2"), 3) >= 0);
+        assert_eq!(first_lane(None, 35), 35);
+    }
+
+    #[test]
+    fn start_lane_reduces_the_seed_to_the_wallet_drawn_from() {
+        // a pool member's seed picks among the pool's lanes (0.9.0 reduced it modulo the
+        // member's single lane first: every member started at lane 0)
+        assert_eq!(start_lane(7, first_lane(None, 35), 16), 3);
+        assert_eq!(start_lane(7, first_lane(None, 35), 48), 35);
+        assert!((0..16).contains(&start_lane(7, first_lane(Some("k2"), 3), 16)));
+        // the lane last taken with the same seed on the same wallet comes first
+        LAST_TAKEN.with(|t| t.set((7, 35, 10)));
+        assert_eq!(start_lane(7, 35, 48), 10);
+        assert_eq!(start_lane(8, 35, 48), 35);
+        assert_eq!(start_lane(7, 36, 48), 36);
+        assert_eq!(start_lane(7, 35, 8), 3);
     }
 }

@@ -89,7 +89,8 @@ impl Wallet {
 /// How a spend treats wallets with lanes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Lanes {
-    /// Take one free lane without waiting, starting at this lane.
+    /// Take one free lane without waiting, starting at the lane of this seed
+    /// ([`crate::lanes::first_lane`]).
     Fast(i32),
     /// The caller holds (or takes here, for the pool) the whole wallet: every row, in exact
     /// consumption order.
@@ -316,9 +317,8 @@ fn lane_lots(
             let (l, t) = crate::lanes::all_lots(c, w.id, asset)?;
             Ok((l, t, None))
         }
-        Lanes::Fast(start) => {
-            let start = start % w.lanes.max(1);
-            match crate::lanes::take(c, w.id, asset, w.lanes, need, start, with_total)? {
+        Lanes::Fast(seed) => {
+            match crate::lanes::take(c, w.id, asset, w.lanes, need, seed, with_total)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
