@@ -26,6 +26,7 @@ pub mod types;
 // one domain noun per module
 pub mod allowances;
 pub mod authorize;
+pub mod citus;
 pub mod corrections;
 pub mod counters;
 pub mod events;

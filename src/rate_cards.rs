@@ -414,6 +414,7 @@ fn set_rate(
             },
         };
         spi::with(|c| {
+            crate::citus::refuse_on_worker(c)?;
             let at = Some(effective_from.unwrap_or_else(spi::transaction_start_tz));
             let (id, _) = store(c, card, &entry, at, false)?;
             let id = id.ok_or_else(|| LedgerError::new(Kind::Internal, "rate not stored"))?;
@@ -460,6 +461,7 @@ fn credit_rate_card_load(card: Option<JsonbText>) -> i32 {
             card.ok_or_else(|| LedgerError::invalid("rate card document must not be null"))?;
         let (doc, entries) = parse_doc(input::json(&card.0, "rate card document")?)?;
         spi::with(|c| {
+            crate::citus::refuse_on_worker(c)?;
             exec(c, sql::RATE_CARD_ENSURE, &[doc.name.as_str().into()])?;
             if doc.name == "default" && doc.description.is_some() {
                 let current = spi::first(exec(c, sql::RATE_CARD_GET, &[doc.name.as_str().into()])?)

@@ -142,6 +142,7 @@ fn credit_asset_define(
             );
         }
         spi::with(|c| {
+            crate::citus::refuse_on_worker(c)?;
             match spi::first(exec(c, sql::ASSET_GET, &[asset.into()])?) {
                 Some(row) => {
                     let existing = row.req::<i32>(1)?;
@@ -203,6 +204,7 @@ fn credit_wallet_create(
         input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         check_period(&period)?;
         spi::with(|c| {
+            crate::citus::refuse_on_worker(c)?;
             if spi::first(exec(c, sql::WALLET_ID, &[wallet.into()])?).is_some() {
                 return existing_wallet(
                     c, wallet, parent, rate_card, overdraft, threshold, spend_cap, pool_limit,

@@ -10,7 +10,8 @@
 #   2. The regress scenarios core, holds, pools and lifecycle pass unchanged through the
 #      coordinator (pg_regress --use-existing, one extension per scenario).
 #   3. CREATE EXTENSION credit_ledger on the coordinator is propagated by Citus to both workers
-#      (same version), and none of the ledger's tables is distributed.
+#      (same version), and none of the ledger's tables is distributed; creating a wallet, a rate,
+#      an asset or a rate card through a worker is refused (its copy is not the cluster's).
 #   4. A spend and a write to a distributed application table in one transaction commit or roll
 #      back together (Citus two-phase commit); the application's rows are spread over both
 #      workers.
@@ -123,6 +124,17 @@ for n in citus-w1 citus-w2; do
 done
 check_eq "no ledger table is distributed (they are the coordinator's)" "0" \
   "$(qc -c "SELECT count(*) FROM citus_tables WHERE table_name::text LIKE 'credit_ledger.%'")"
+# a worker's copy of the ledger is not the cluster's: creating wallets, rates, assets or rate
+# cards through a worker is refused (55000), so no second ledger grows there
+w1err=""
+for call in "credit_wallet_create(wallet => 'on_w1')" "credit_rate_set(action => 'w1_action', credits => 1)" \
+            "credit_asset_define(asset => 'w1_asset')" "credit_rate_card_load('{\"name\": \"w1\", \"entries\": [{\"action\": \"w1_card\", \"credits\": 1}]}')"; do
+  out="$("$BINDIR/psql" -X -q -At -h 127.0.0.1 -p "${PORT[citus-w1]}" -U postgres -d app \
+           -v VERBOSITY=verbose -c "SELECT 1 FROM $call" 2>&1 || true)"
+  grep -q '55000: credit_ledger runs on the Citus coordinator: this node is a worker' <<<"$out" || w1err+="$call: $out"$'\n'
+done
+check_eq "wallets, rates, assets and rate cards are refused on a worker (55000)" "|0|0" \
+  "$w1err|$(q "${PORT[citus-w1]}" -c "SELECT count(*) FROM credit_ledger.wallets")|$(q "${PORT[citus-w1]}" -c "SELECT count(*) FROM credit_ledger.rates WHERE action = 'w1_action'")"
 
 # ------------------------------------------------------------------ 4. one transaction, two systems
 qc >/dev/null <<'SQL'

@@ -1,0 +1,66 @@
+//! The ledger on a Citus cluster, step 1 (issue 20; docs/design.md): its tables are local to the
+//! coordinator. Citus creates the extension on every worker as well, where its copy of the
+//! ledger is empty and unused. An application that connects to a worker (Citus routes queries
+//! from any node) and creates a wallet, a rate, an asset or a rate card there would write into
+//! that worker's copy only: a second, separate ledger that the coordinator's spends, reports and
+//! `credit_verify()` never see, and prices the coordinator does not charge. [`refuse_on_worker`]
+//! makes those calls an error on a worker, until the ledger's own tables are distributed (then
+//! every node reaches the same rows and the check lets the call through).
+
+use crate::error::{LedgerError, Result};
+use crate::spi::{self, exec, RowExt};
+use pgrx::pg_sys;
+use pgrx::spi::SpiClient;
+use std::cell::Cell;
+
+/// On a node of a Citus cluster: whether it is a worker (group > 0; the coordinator and a node
+/// that has never been added to a cluster are group 0) while the ledger's wallets are not a
+/// distributed table. `pg_dist_local_group` and `pg_dist_partition` are Citus's own catalogs.
+const WORKER_WITH_LOCAL_LEDGER: &str = "
+SELECT g.groupid > 0
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass)
+  FROM pg_catalog.pg_dist_local_group g";
+
+thread_local! {
+    /// The answer for this backend (its database does not change), once known.
+    static ON_WORKER: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the `citus` extension is installed in this database: one syscache lookup.
+fn has_citus() -> bool {
+    // SAFETY: a catalog lookup by name inside a transaction; missing_ok makes it return
+    // InvalidOid instead of raising when there is no such extension
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// An error (55000) when this node is a Citus worker whose copy of the ledger is not the
+/// cluster's (step 1: the ledger lives on the coordinator). Nothing on plain PostgreSQL or on
+/// the coordinator; the answer is kept for the backend's life.
+pub fn refuse_on_worker(c: &mut SpiClient<'_>) -> Result<()> {
+    let known = ON_WORKER.with(|w| w.get());
+    let on_worker = match known {
+        Some(v) => v,
+        None => {
+            let v = has_citus()
+                && spi::first(exec(c, WORKER_WITH_LOCAL_LEDGER, &[])?)
+                    .map(|r| r.col::<bool>(1))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or(false);
+            ON_WORKER.with(|w| w.set(Some(v)));
+            v
+        }
+    };
+    if on_worker {
+        return Err(LedgerError::wrong_state(
+            "credit_ledger runs on the Citus coordinator: this node is a worker",
+        )
+        .detail(
+            "the ledger's tables are local to the coordinator; a wallet, rate, asset or rate card \
+             created here would exist on this worker only",
+        )
+        .hint("connect to the coordinator to manage the ledger"));
+    }
+    Ok(())
+}
