@@ -68,6 +68,25 @@ SELECT approved, cost FROM credit_authorize(wallet => 'team.alice', action => 'c
 SELECT credit_balance('team') AS pool_balance;
 SELECT count(*) AS violations FROM credit_verify();
 
+-- a pool member's calls start on the pool's lanes, not on lane 0: eight calls with eight keys
+-- (a key's hash picks the first lane tried) draw on several lanes of an 8-lane pool (0.9.0
+-- reduced the key's hash modulo the member's single lane: every call started at lane 0)
+SELECT wallet FROM credit_wallet_create(wallet => 'crew');
+SELECT wallet FROM credit_wallet_create(wallet => 'crew.m', parent => 'crew');
+SELECT amount FROM credit_grant(wallet => 'crew', amount => 800);
+SELECT credit_wallet_lanes(wallet => 'crew', lanes => 8) AS lanes;
+SELECT count(*) FILTER (WHERE x.approved) AS approved
+  FROM generate_series(1, 8) i,
+       LATERAL credit_authorize(wallet => 'crew.m', action => 'chat', variant => 'opus',
+                                idempotency_key => 'crew-' || i) x;
+SELECT count(DISTINCT g.lane) AS lanes_drawn_on
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  JOIN credit_ledger.journal j ON j.authorization_id = a.id
+  JOIN credit_ledger.grants g ON g.id = j.grant_id
+ WHERE w.wallet = 'crew.m';
+SELECT count(*) AS violations FROM credit_verify();
+
 -- a standalone wallet with lanes: its own spenders take lanes; the balance is its own
 SELECT wallet FROM credit_wallet_create(wallet => 'solo');
 SELECT credit_wallet_lanes(wallet => 'solo', lanes => 4) AS lanes;
