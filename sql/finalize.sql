@@ -402,6 +402,23 @@ SET jit = off AS $$
      GROUP BY coalesce(g.home_id, g.id)
     HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
     UNION ALL
+    -- a spend cap sliced over lanes (since 0.10.0) hands out no more room than the cap leaves
+    -- this period: the lanes' room is at most the cap minus the period's spend (the wallet's
+    -- counter and what the lanes spent that is not in it yet)
+    SELECT 'lane_cap_room', 'wallet ' || w.wallet || ' ' || l.asset,
+           format('spend cap %s, spent this period %s, room in the lanes %s', w.spend_cap,
+                  l.spent + CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, l.room)
+      FROM (SELECT x.wallet_id, x.asset, c.cur, sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
+              FROM credit_ledger.lanes x
+              JOIN credit_ledger.wallets v ON v.id = x.wallet_id
+             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
+             WHERE x.cap_period = c.cur
+             GROUP BY x.wallet_id, x.asset, c.cur) l
+      JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+      LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = l.wallet_id AND s.asset = l.asset
+     WHERE l.room > greatest(coalesce(w.spend_cap, 0) - l.spent
+                             - CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, 0)
+    UNION ALL
     -- a run's moves (since 0.5.0: 'run' entries, member_id = the run's wallet) create and
     -- destroy nothing: what its slices got, their sources gave, and back
     SELECT 'run_moves_balance', 'wallet ' || j.member_id,

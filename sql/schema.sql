@@ -123,7 +123,14 @@ CREATE TABLE credit_ledger.lanes (
     asset     text   NOT NULL REFERENCES credit_ledger.assets (asset),
     lane      int    NOT NULL,
     free      numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (wallet_id, asset, lane)
+    PRIMARY KEY (wallet_id, asset, lane),
+    -- the wallet's spend cap sliced over its lanes (since 0.10.0): in period `cap_period`, the
+    -- lane may still spend `cap_room` under the cap, and `cap_spent` is what it spent that is
+    -- not yet in wallet_assets.period_spent (the period's spend is their sum). Given out and
+    -- folded back only by a caller that holds the whole wallet (see src/lane_caps.rs).
+    cap_period timestamptz,
+    cap_room   numeric NOT NULL DEFAULT 0,
+    cap_spent  numeric NOT NULL DEFAULT 0
 ) WITH (fillfactor = 50);
 
 CREATE TABLE credit_ledger.rates (

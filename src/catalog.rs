@@ -555,6 +555,32 @@ pub const WALLET_SET_LANES: &str =
 /// Every lane of a wallet (all assets), locked in lane order.
 pub const LANES_LOCK_ALL: &str = "
 SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR NO KEY UPDATE";
+/// The condition of [`LANE_TAKE`] and [`LANE_TAKE_WALK`] that lane `l`'s unexpired slices
+/// (this statement's snapshot) cover `$4`.
+macro_rules! lane_slices_cover {
+    () => {
+        "
+   AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                  WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
+                    AND g.home_id IS NOT NULL AND g.remaining > g.held
+                    AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4"
+    };
+}
+/// [`LANE_TAKE`]'s statement with `$cap` after the hint's condition.
+macro_rules! lane_take {
+    ($cap:expr) => {
+        concat!(
+            "
+SELECT l.lane FROM credit_ledger.lanes l
+ WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4",
+            $cap,
+            lane_slices_cover!(),
+            "
+ ORDER BY l.lane
+ FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1"
+        )
+    };
+}
 /// Lock one free lane whose hint covers `$4`, among lanes `$5 .. $3` in order (then the
 /// caller tries `0 .. $5`: an index range, no sort). The hint is re-checked on the lane's
 /// latest version after the lock (a spender that committed since this statement's snapshot
@@ -565,33 +591,18 @@ SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR 
 /// cannot pay would go to the exact path with that lane held, a deadlock against another
 /// exact-path spender (found by the stress suite). A slice changed after the snapshot shows in
 /// the hint, re-checked on the lane's latest version.
-pub const LANE_TAKE: &str = "
-SELECT l.lane FROM credit_ledger.lanes l
- WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4
-   AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-                  WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
-                    AND g.home_id IS NOT NULL AND g.remaining > g.held
-                    AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
- ORDER BY l.lane
- FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1";
-/// [`LANE_TAKE`] and, in the same statement, the lane's slices in consumption order (columns
-/// 3..=6, NULL when it has none), as [`LANE_LOTS_ONLY`] reads them. They are read with the
-/// statement's snapshot, taken before the lock: column 2 says whether that is the locked
-/// version of the lane row. Every change to a lane's slices rewrites its lane row in the same
-/// transaction (the hint), so when the locked version is the snapshot's, no change to the
-/// slices committed after the snapshot; otherwise the caller reads them again
-/// ([`LANE_LOTS_ONLY`], a new snapshot). `fresh` is computed once, for the lane taken, not for
-/// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
-/// the join, the planner walked every slice of the wallet and filtered on the lane).
-pub const LANE_TAKE_WALK: &str = "
+pub const LANE_TAKE: &str = lane_take!("");
+/// [`LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane
+/// must also have `$6` of room under the cap in period `$7` (re-checked like the hint).
+pub const LANE_TAKE_CAP: &str = lane_take!(" AND l.cap_room >= $6 AND l.cap_period = $7");
+/// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition.
+macro_rules! lane_take_walk {
+    ($cap:expr) => {
+        concat!("
 WITH t AS (
     SELECT l.lane, l.ctid
       FROM credit_ledger.lanes l
-     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4
-       AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-                      WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
-                        AND g.home_id IS NOT NULL AND g.remaining > g.held
-                        AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4", $cap, lane_slices_cover!(), "
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
@@ -609,7 +620,21 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
           AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
           AND remaining > held
        OFFSET 0) g ON true
- ORDER BY g.priority, g.expires_at, g.home_id";
+ ORDER BY g.priority, g.expires_at, g.home_id")
+    };
+}
+/// [`LANE_TAKE`] and, in the same statement, the lane's slices in consumption order (columns
+/// 3..=6, NULL when it has none), as [`LANE_LOTS_ONLY`] reads them. They are read with the
+/// statement's snapshot, taken before the lock: column 2 says whether that is the locked
+/// version of the lane row. Every change to a lane's slices rewrites its lane row in the same
+/// transaction (the hint), so when the locked version is the snapshot's, no change to the
+/// slices committed after the snapshot; otherwise the caller reads them again
+/// ([`LANE_LOTS_ONLY`], a new snapshot). `fresh` is computed once, for the lane taken, not for
+/// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
+/// the join, the planner walked every slice of the wallet and filtered on the lane).
+pub const LANE_TAKE_WALK: &str = lane_take_walk!("");
+/// [`LANE_TAKE_WALK`] of a wallet whose spend cap is sliced over its lanes ([`LANE_TAKE_CAP`]).
+pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(" AND l.cap_room >= $6 AND l.cap_period = $7");
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {
@@ -734,6 +759,9 @@ INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CO
 // ---- agent runs (0.5.0 on; see crate::runs): in catalog_runs.rs ---------------------------
 
 pub use crate::catalog_runs::*;
+
+// ---- spend caps sliced over lanes (0.10.0 on; see crate::lane_caps): in catalog_lane_caps.rs --
+pub use crate::catalog_lane_caps::*;
 
 // ---- corrections, transfers, closes (0.6.0 on; see crate::corrections) -----------------------
 pub use crate::catalog_corrections::*;

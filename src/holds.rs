@@ -219,13 +219,15 @@ fn release_all(c: &mut SpiClient<'_>, id: i64, wallet_id: i64) -> Result<(Vec<Mo
     Ok((moves, pool))
 }
 
-/// Undo a hold's counters by `amount` (pool part `pool`).
+/// Undo a hold's counters by `amount` (pool part `pool`). `auth`: the hold (a spend cap sliced
+/// over lanes gets the room back on the lane the hold took: [`crate::lane_caps::give_back`]).
 pub(crate) fn uncount(
     c: &mut SpiClient<'_>,
     w: &Wallet,
     asset: &str,
     amount: Decimal,
     pool: Decimal,
+    auth: Option<i64>,
 ) -> Result<()> {
     // counters of an earlier period may already be reset: they can go below zero, and a
     // difference that cannot be represented exactly fails (22003) instead of being rounded
@@ -233,13 +235,19 @@ pub(crate) fn uncount(
         crate::amount::sub(counter, x)
             .ok_or_else(|| crate::amount::out_of_range(format!("the {what} of the wallet")))
     };
-    if w.tracked {
+    if w.tracked && crate::lane_caps::sliced(w) {
+        // its spend is counted on its lanes, which the caller holds (no pool: not a member)
+        crate::lane_caps::give_back(c, w.id, asset, auth, amount)?;
+    } else if w.tracked {
         let mut s = WalletState::load(c, w.id, asset)?;
         s.period_spent = less(s.period_spent, amount, "period spend")?;
         s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
         s.save(c)?;
     }
     if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
+        if crate::lane_caps::sliced_pool(c, pid)?.is_some() {
+            return crate::lane_caps::give_back(c, pid, asset, auth, pool);
+        }
         let mut s = WalletState::load(c, pid, asset)?;
         if s.period_spent != Decimal::ZERO {
             s.period_spent = less(s.period_spent, pool, "pool's period spend")?;
@@ -312,7 +320,7 @@ fn end_hold(
     match crate::fair_use::of_authorization(c, a, w.id)? {
         // held by fair use (nothing in the journal): its cost goes back to the period's
         Some(fair) => fair.counter.advance(c, -a.cost)?,
-        None => uncount(c, w, &a.asset, a.cost, pool)?,
+        None => uncount(c, w, &a.asset, a.cost, pool, Some(a.id))?,
     }
     close(
         c,
@@ -550,6 +558,7 @@ fn credit_capture(
                 &a.asset,
                 a.cost - captured_from_hold,
                 pool_held - pool_captured,
+                Some(a.id),
             )?;
             if let Some((mut p, more)) = extra_plan {
                 let wallet = ledger::wallet_name(c, w.id)?;

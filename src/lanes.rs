@@ -123,7 +123,9 @@ pub struct Taken {
 /// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
 /// every lane is busy or none has enough (the caller decides on the committed total, or takes
 /// the exact path). With `with_total`, also the committed total of the wallet (else the
-/// lane's). `seed`: see [`first_lane`].
+/// lane's). `seed`: see [`first_lane`]. `room`: under a spend cap sliced over the lanes
+/// ([`crate::lane_caps`]), what the lane's room in that period must cover too.
+#[allow(clippy::too_many_arguments)]
 pub fn take(
     c: &mut SpiClient<'_>,
     wallet_id: i64,
@@ -132,6 +134,7 @@ pub fn take(
     need: Decimal,
     seed: i32,
     with_total: bool,
+    room: Option<(Decimal, Option<TimestampWithTimeZone>)>,
 ) -> Result<Option<Taken>> {
     let start = start_lane(wallet_id, seed, lanes);
     // from the first lane to the last, then from lane 0 to the first
@@ -139,23 +142,27 @@ pub fn take(
     let mut lots = Vec::new();
     // Without the wallet's total: the lane and its slices in one statement, read again only
     // when the lane was rewritten after the statement's snapshot (LANE_TAKE_WALK).
-    let statement = if with_total {
-        sql::LANE_TAKE
-    } else {
-        sql::LANE_TAKE_WALK
+    let statement = match (with_total, room.is_some()) {
+        (true, false) => sql::LANE_TAKE,
+        (false, false) => sql::LANE_TAKE_WALK,
+        (true, true) => sql::LANE_TAKE_CAP,
+        (false, true) => sql::LANE_TAKE_WALK_CAP,
     };
     let mut fresh = false;
     for (from, to) in [(start, lanes), (0, start)] {
         if from >= to {
             continue;
         }
-        let args = [
+        let mut args: Vec<pgrx::datum::DatumWithOid> = vec![
             wallet_id.into(),
             asset.into(),
             to.into(),
             num(need).into(),
             from.into(),
         ];
+        if let Some((counted, period)) = room {
+            args.extend([num(counted).into(), period.into()]);
+        }
         for r in exec(c, statement, &args)? {
             if found.is_none() {
                 found = Some(r.req::<i32>(1)?);
@@ -438,6 +445,8 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
             }
             // lanes of assets without credits now: their hints are refreshed (zero beyond n)
             exec(c, sql::LANES_REFRESH, &[id.into(), n.into()])?;
+            // and the room under a spend cap, over the new lanes (crate::lane_caps)
+            crate::lane_caps::refresh(c, id)?;
             Ok(n)
         })
     })())

@@ -208,16 +208,39 @@ pub struct WalletState {
     pub below_threshold: bool,
     period_start: Option<TimestampWithTimeZone>,
     original: (Decimal, Decimal, Decimal, bool),
+    /// Read with the lanes' spend under a sliced cap ([`WalletState::load_committed`]): never
+    /// written back.
+    committed_view: bool,
 }
 
 impl WalletState {
     pub fn load(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Self> {
-        let row = spi::first(exec(
-            c,
-            sql::WALLET_STATE,
-            &[wallet_id.into(), asset.into()],
-        )?)
-        .ok_or_else(|| LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")))?;
+        Self::load_with(c, sql::WALLET_STATE, wallet_id, asset)
+    }
+
+    /// The state with the period's spend as committed, including what the lanes of a wallet
+    /// with a sliced spend cap spent ([`crate::lane_caps`]): for deciding without the whole
+    /// wallet (a decline, a quote). It cannot be saved.
+    pub fn load_committed(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Self> {
+        let mut s = Self::load_with(c, sql::WALLET_STATE_LANES, wallet_id, asset)?;
+        s.committed_view = true;
+        Ok(s)
+    }
+
+    /// The start of the period the state is of.
+    pub fn period(&self) -> Option<TimestampWithTimeZone> {
+        self.period_start
+    }
+
+    fn load_with(
+        c: &mut SpiClient<'_>,
+        statement: &'static str,
+        wallet_id: i64,
+        asset: &str,
+    ) -> Result<Self> {
+        let row = spi::first(exec(c, statement, &[wallet_id.into(), asset.into()])?).ok_or_else(
+            || LedgerError::new(Kind::Internal, format!("wallet {wallet_id} vanished")),
+        )?;
         let debt = row.dec(1)?;
         let spent = row.dec(2)?;
         let drawn = row.dec(3)?;
@@ -231,6 +254,7 @@ impl WalletState {
             below_threshold: below,
             period_start: row.col::<TimestampWithTimeZone>(5)?,
             original: (debt, spent, drawn, below),
+            committed_view: false,
         })
     }
 
@@ -246,6 +270,12 @@ impl WalletState {
     pub fn save(&self, c: &mut SpiClient<'_>) -> Result<()> {
         if !self.changed() {
             return Ok(());
+        }
+        if self.committed_view {
+            return Err(LedgerError::new(
+                Kind::Internal,
+                "a wallet's committed view of its counters cannot be written back",
+            ));
         }
         let args: Vec<DatumWithOid> = vec![
             self.wallet_id.into(),

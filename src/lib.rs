@@ -15,6 +15,7 @@ pub mod period;
 // the SQL boundary
 pub mod catalog;
 pub mod catalog_corrections;
+pub mod catalog_lane_caps;
 pub mod catalog_overage;
 pub mod catalog_runs;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod events;
 pub mod fair_use;
 pub mod grants;
 pub mod holds;
+pub mod lane_caps;
 pub mod lanes;
 pub mod lifecycle;
 pub mod overage;

@@ -62,11 +62,12 @@ impl Wallet {
         })
     }
 
-    /// Whether its spends keep counters that need one row (spend cap, overdraft, pool limit):
-    /// a wallet with lanes and counters takes the exact path. A low-balance threshold alone
-    /// does not (see [`crate::lanes::alert`]).
+    /// Whether its spends keep counters that need one row (overdraft, pool limit, a spend cap
+    /// not sliced over its lanes): a wallet with lanes and counters takes the exact path. A
+    /// low-balance threshold alone does not (see [`crate::lanes::alert`]), nor a spend cap
+    /// sliced over the lanes ([`crate::lane_caps`]).
     pub fn counters(&self) -> bool {
-        self.spend_cap.is_some()
+        (self.spend_cap.is_some() && !crate::lane_caps::sliced(self))
             || self.overdraft_limit > Decimal::ZERO
             || self.pool_limit.is_some()
     }
@@ -160,6 +161,11 @@ pub struct Plan {
     unlocked: bool,
     /// The pool (with lanes) is held whole: its lanes are spread again after the spend.
     pub pool_exclusive: bool,
+    /// The wallet's and the pool's spend cap when it is sliced over their lanes
+    /// ([`crate::lane_caps`]): a fast spend takes room from its lane, the exact path hands the
+    /// room out again.
+    pub own_cap: Option<Decimal>,
+    pub pool_cap: Option<Decimal>,
     /// The asset spent.
     pub asset: String,
 }
@@ -307,6 +313,7 @@ fn lane_lots(
     need: Decimal,
     lanes: Lanes,
     with_total: bool,
+    cap: Option<&WalletState>,
 ) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
         let (l, t) = lots(c, w.id, asset, mode, need)?;
@@ -318,7 +325,9 @@ fn lane_lots(
             Ok((l, t, None))
         }
         Lanes::Fast(seed) => {
-            match crate::lanes::take(c, w.id, asset, w.lanes, need, seed, with_total)? {
+            // a sliced cap: the lane's room of this period must cover `need` too
+            let room = cap.map(|s| (need, s.period()));
+            match crate::lanes::take(c, w.id, asset, w.lanes, need, seed, with_total, room)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
@@ -349,9 +358,29 @@ fn plan_once(
         asset: asset.to_string(),
         ..Plan::default()
     };
+    // a spend cap sliced over the lanes: decided on the lane's room (fast) or, holding the
+    // whole wallet, on the counter with the lanes' spend folded into it (crate::lane_caps)
+    let sliced = crate::lane_caps::sliced(w);
+    let whole = lanes == Lanes::Exact && mode != Mode::Quote;
+    if sliced {
+        p.own_cap = w.spend_cap;
+    }
+    if w.tracked {
+        let state = if sliced && whole {
+            crate::lane_caps::fold(c, w.id, asset)?;
+            WalletState::load(c, w.id, asset)?
+        } else if sliced {
+            WalletState::load_committed(c, w.id, asset)?
+        } else {
+            WalletState::load(c, w.id, asset)?
+        };
+        p.debt_before = state.debt;
+        p.own_state = Some(state);
+    }
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
-        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true)?;
+        let cap = p.own_state.clone().filter(|_| sliced && !whole);
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true, cap.as_ref())?;
         p.own_lane = lane;
         (l, t)
     } else if w.own_grants || mode == Mode::Quote {
@@ -360,16 +389,13 @@ fn plan_once(
         (Vec::new(), Decimal::ZERO)
     };
     p.own_available = own_total;
-    if w.tracked {
-        let state = WalletState::load(c, w.id, asset)?;
-        p.debt_before = state.debt;
-        p.own_state = Some(state);
-    }
     if w.frozen {
         p.reason = Some("wallet_frozen");
         return Ok(p);
     }
-    if let (Some(cap), Some(state)) = (w.spend_cap, p.own_state.as_ref()) {
+    // (a lane taken under a sliced cap had room for the cost)
+    let own_capped = w.spend_cap.filter(|_| !(sliced && p.own_lane.is_some()));
+    if let (Some(cap), Some(state)) = (own_capped, p.own_state.as_ref()) {
         // a sum too large to represent is above any cap
         if amount::add(state.period_spent, cost).is_none_or(|spent| spent > cap) {
             p.reason = Some("spend_cap_reached");
@@ -397,8 +423,20 @@ fn plan_once(
         if parent_needed {
             let (parent, pool_lanes) = parent_wallet(c, pid, mode, lanes, w.pool.as_deref())?;
             if !parent.frozen {
+                let pool_sliced = crate::lane_caps::sliced(&parent);
+                let pool_whole = pool_lanes == Lanes::Exact && mode != Mode::Quote;
+                if pool_sliced {
+                    p.pool_cap = parent.spend_cap;
+                }
                 if parent.tracked {
-                    p.parent_state = Some(WalletState::load(c, pid, asset)?);
+                    p.parent_state = Some(if pool_sliced && pool_whole {
+                        crate::lane_caps::fold(c, pid, asset)?;
+                        WalletState::load(c, pid, asset)?
+                    } else if pool_sliced {
+                        WalletState::load_committed(c, pid, asset)?
+                    } else {
+                        WalletState::load(c, pid, asset)?
+                    });
                 }
                 let (pool, pool_available) = if parent.lanes > 1 {
                     p.pool_lanes = parent.lanes;
@@ -419,8 +457,21 @@ fn plan_once(
                         // a pool's lane needs the pool's total only for its alert (the
                         // member's balance is its own)
                         let total = parent.threshold.is_some();
-                        let (l, t, lane) =
-                            lane_lots(c, &mut p, &parent, asset, mode, need, pool_lanes, total)?;
+                        let cap = p
+                            .parent_state
+                            .clone()
+                            .filter(|_| pool_sliced && !pool_whole);
+                        let (l, t, lane) = lane_lots(
+                            c,
+                            &mut p,
+                            &parent,
+                            asset,
+                            mode,
+                            need,
+                            pool_lanes,
+                            total,
+                            cap.as_ref(),
+                        )?;
                         p.pool_lane = lane;
                         (l, t)
                     }
@@ -441,7 +492,11 @@ fn plan_once(
                         }
                     }
                 }
-                if let (Some(cap), Some(state)) = (parent.spend_cap, p.parent_state.as_ref()) {
+                // (a pool lane taken under a sliced cap had room for the draw)
+                let pool_capped = parent
+                    .spend_cap
+                    .filter(|_| !(pool_sliced && p.pool_lane.is_some()));
+                if let (Some(cap), Some(state)) = (pool_capped, p.parent_state.as_ref()) {
                     if let Some(left) = amount::sub(cap, state.period_spent) {
                         room = room.min(left.max(Decimal::ZERO));
                     }

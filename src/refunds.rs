@@ -142,7 +142,15 @@ fn credit_refund(
             }
             let (back, _) = allocation::give_back(&paid, &returned, want);
             let mut moves = Vec::new();
-            let mut state = if w.tracked || debt_line.iter().any(|d| *d) {
+            // a spend cap sliced over the wallet's lanes counts on the lanes (given back
+            // below); its row is not locked (crate::holds::lock), so debt from an overdraft of
+            // the past (the wallet has no overdraft limit now) takes the row here
+            let sliced = crate::lane_caps::sliced(&w);
+            let debt = debt_line.iter().any(|d| *d);
+            if sliced && debt {
+                exec(c, sql::WALLET_LOCK_ID_V4, &[w.id.into()])?;
+            }
+            let mut state = if w.tracked || debt {
                 Some(WalletState::load(c, w.id, &a.asset)?)
             } else {
                 None
@@ -195,7 +203,11 @@ fn credit_refund(
                         .map(|v| v.max(Decimal::ZERO))
                         .ok_or_else(|| amount::out_of_range(format!("the {what} of the wallet")))
                 };
-                s.period_spent = less(s.period_spent, want, "period spend")?;
+                if sliced {
+                    crate::lane_caps::give_back(c, w.id, &a.asset, Some(id), want)?;
+                } else {
+                    s.period_spent = less(s.period_spent, want, "period spend")?;
+                }
                 s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
                 s.save(c)?;
             }

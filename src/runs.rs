@@ -215,7 +215,7 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
         crate::lanes::spread(c, run_wallet, r.asset, r.lanes, None)?;
     }
     plan::commit_plan(c, &w, &funder_name, &mut p, r.budget, Decimal::ONE)?;
-    authorize::lanes_after(c, &w, &p, r.asset, Lanes::Exact)?;
+    authorize::lanes_after(c, &w, &p, r.asset, Lanes::Exact, r.budget)?;
     open_row(c, run_id)
 }
 
@@ -392,7 +392,7 @@ fn close_with(
         if let (Some(o), true) = (owner.as_ref(), *run == id) {
             // the budget was counted (spend cap, pool draw) when the run opened: what comes
             // back to the wallet and its pool is uncounted, as a released hold's credits are
-            crate::holds::uncount(c, o, &asset, returned, to_pool)?;
+            crate::holds::uncount(c, o, &asset, returned, to_pool, None)?;
         }
         if *run == id {
             let payload = serde_json::json!({
@@ -502,7 +502,7 @@ pub fn after_refund(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
         &[id.into(), num(returned).into()],
     )?;
     match (owner, parent) {
-        (Some(o), _) => crate::holds::uncount(c, &o, &asset, returned, to_pool),
+        (Some(o), _) => crate::holds::uncount(c, &o, &asset, returned, to_pool, None),
         (None, Some(p)) => {
             // through a parent that has closed too: on up
             let pw = spi::first(exec(c, sql::RUN_GET_WALLET, &[p.into()])?)

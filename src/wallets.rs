@@ -409,6 +409,8 @@ fn credit_wallet_update(
                 anchor.into(),
             ];
             exec(c, sql::WALLET_UPDATE, &args)?;
+            // a spend cap sliced over its lanes: the room handed out under the new settings
+            crate::lane_caps::refresh(c, id)?;
             if frozen && !was_frozen {
                 let payload = serde_json::json!({"event": "wallet_frozen", "wallet": wallet});
                 crate::events::emit(c, "wallet_frozen", id, None, &payload)?;

@@ -116,6 +116,16 @@ check_eq "a member of the pool with lanes spends after the restore as in the sou
   "$(q "$dst" "SELECT approved || '|' || cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus')")"
 check_eq "a hold on the pool with lanes left open in the dump is captured after the restore" "captured" \
   "$(q "$dst" "SELECT status FROM credit_capture(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'lanes_open'))")"
+# a capped wallet with lanes (its cap sliced over the lanes, 0.10.0): the room of every lane came
+# back, so the open hold's release and new calls fill the cap as in the source (40 spent, 40
+# held of 200: after the release, exactly four calls of 40)
+release_q="SELECT status FROM credit_release(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'capped_open'))"
+# (one key each: a LATERAL call without one would be run once and its row repeated)
+capped_q="SELECT count(*) FILTER (WHERE x.approved) || '|' || count(*) FILTER (WHERE x.reason = 'spend_cap_reached')
+            FROM generate_series(1, 5) i,
+                 LATERAL credit_authorize(wallet => 'capped_l', action => 'image.generate', idempotency_key => 'capped-after-' || i) x"
+check_eq "a capped wallet with lanes fills its cap after the restore as in the source" \
+  "released|4|1/released|4|1" "$(q "$src" "$release_q")|$(q "$src" "$capped_q")/$(q "$dst" "$release_q")|$(q "$dst" "$capped_q")"
 # volume tiers and fair use (0.8.0): the counters came back, so captures and new calls are
 # priced and admitted exactly as in the source (hand-checked: tier_a is at 15 units with a
 # hold of 10 open, fair_a has used 2 + 3 held of 50)

@@ -143,6 +143,13 @@ SELECT credit_grant(wallet => 'team_l', amount => 99.5, category => 'promo', exp
 SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 2);
 SELECT approved, cost FROM credit_authorize(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 30);  -- more than a lane: the exact path
 INSERT INTO public.ops_holds SELECT 'lanes_open', authorization_id FROM credit_hold(wallet => 'team_l.m1', action => 'chat', variant => 'opus', quantity => 1, ttl => '1 day');
+-- a capped wallet with lanes (its cap sliced over the lanes since 0.10.0; a counter before):
+-- 40 spent and 40 held of a cap of 200
+SELECT credit_wallet_create(wallet => 'capped_l', spend_cap => 200);
+SELECT credit_grant(wallet => 'capped_l', amount => 1000);
+SELECT credit_wallet_lanes(wallet => 'capped_l', lanes => 4);
+SELECT approved, cost FROM credit_authorize(wallet => 'capped_l', action => 'image.generate');
+INSERT INTO public.ops_holds SELECT 'capped_open', authorization_id FROM credit_hold(wallet => 'capped_l', action => 'image.generate', ttl => '1 day');
 \endif
 
 -- ---- agent runs (0.5.0 on; skipped on an older catalog)

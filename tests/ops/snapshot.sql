@@ -34,7 +34,18 @@ SELECT pg_catalog.to_regclass('credit_ledger.lanes') IS NOT NULL AS has_lanes \g
 SELECT 'wallets.lanes|' || t.id || '|' || t.lanes FROM credit_ledger.wallets t WHERE t.lanes <> 1 ORDER BY id;
 SELECT 'grants.lane|' || t.id || '|' || t.lane || '|' || t.home_id FROM credit_ledger.grants t
  WHERE t.lane IS NOT NULL OR t.home_id IS NOT NULL ORDER BY id;
-SELECT 'lanes|' || t::text FROM credit_ledger.lanes t ORDER BY wallet_id, asset, lane;
+SELECT 'lanes|' || ROW(t.wallet_id, t.asset, t.lane, t.free)::text
+  FROM credit_ledger.lanes t ORDER BY wallet_id, asset, lane;
+\endif
+-- the spend cap sliced over the lanes (since 0.10.0): lines of their own where set
+SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                WHERE attrelid = pg_catalog.to_regclass('credit_ledger.lanes')
+                  AND attname = 'cap_room' AND NOT attisdropped) AS has_lane_caps \gset
+\if :has_lane_caps
+SELECT 'lanes.cap|' || ROW(t.wallet_id, t.asset, t.lane, t.cap_period, t.cap_room, t.cap_spent)::text
+  FROM credit_ledger.lanes t
+ WHERE t.cap_period IS NOT NULL OR t.cap_room <> 0 OR t.cap_spent <> 0
+ ORDER BY wallet_id, asset, lane;
 \endif
 -- agent runs (since 0.5.0): the run columns where set, and every run
 SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset

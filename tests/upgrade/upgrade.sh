@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/upgrade/upgrade.sh — ALTER EXTENSION credit_ledger UPDATE from every released version
-# (0.1.0 to 0.8.0; their install scripts are frozen here) keeps every row and yields exactly the
+# (0.1.0 to 0.9.0; their install scripts are frozen here) keeps every row and yields exactly the
 # catalog of a fresh install of the current version. Steps 1-4 run once per released version.
 #
 # Against the running cluster in PGHOST/PGPORT/PGUSER (a superuser) whose PostgreSQL has the
@@ -21,6 +21,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/ops/lib.sh
 source "$HERE/../ops/lib.sh"
+# five calls of 40 on the capped wallet with lanes of the fixture (one key each: a LATERAL call
+# without one would be run once and its row repeated): approved|declined at the cap
+CAPPED_CALLS="SELECT count(*) FILTER (WHERE x.approved) || '|' || count(*) FILTER (WHERE x.reason = 'spend_cap_reached')
+                FROM generate_series(1, 5) i,
+                     LATERAL credit_authorize(wallet => 'capped_l', action => 'image.generate', idempotency_key => 'capped-after-' || i) x"
 ops_init upgrade
 
 WORK="$(mktemp -d /tmp/cl_ops_upgrade.XXXXXX)"
@@ -99,6 +104,12 @@ upgrade_from() {
   q "$up" "INSERT INTO public.llm_calls (customer_id, kind, model, tokens, request_id) VALUES ('cust_1', 'chat', 'haiku', 1, 'r-after-update')" >/dev/null
   check_eq "the usage trigger created on $OLD bills after the update" "approved" \
     "$(q "$up" "SELECT a.status FROM public.llm_calls l JOIN credit_ledger.authorizations a ON a.id = l.auth_id WHERE l.request_id = 'r-after-update'")"
+  if [ "$(q "$up" "SELECT count(*) FROM public.ops_holds WHERE name = 'capped_open'")" = 1 ]; then
+    # a capped wallet with lanes (40 spent, 40 held of 200): the hold released after the update
+    # gives its 40 back, so exactly four more calls of 40 fit under the cap
+    check_eq "a capped wallet with lanes from $OLD: its hold released, then exactly 4 calls fit the cap" \
+      "released|4|1" "$(q "$up" "SELECT status FROM credit_release(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'capped_open'))")|$(q "$up" "$CAPPED_CALLS")"
+  fi
   check_eq "credit_verify() empty after the update and the new calls" "0" "$(q "$up" 'SELECT count(*) FROM credit_verify()')"
 
   # ---------------------------------------------------------------- 4. upgraded catalog = fresh catalog
@@ -121,5 +132,5 @@ upgrade_from() {
 
 }
 
-for old in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do upgrade_from "$old"; done
+for old in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do upgrade_from "$old"; done
 ops_finish

@@ -94,6 +94,50 @@ SELECT amount FROM credit_grant(wallet => 'solo', amount => 100);
 SELECT approved, cost, balance FROM credit_authorize(wallet => 'solo', action => 'chat', variant => 'opus');
 SELECT cost, spendable, approved FROM credit_quote(wallet => 'solo', action => 'chat', variant => 'opus');
 
+-- a spend cap on a wallet with lanes is sliced over them (0.10.0): each lane holds part of the
+-- room left under the cap this period (cap_room) and what its spenders spent (cap_spent), so a
+-- fast spend takes room from its own lane and writes no counter row; the period's spend is the
+-- wallet's counter plus the lanes' cap_spent
+CREATE VIEW capped_lanes AS
+SELECT sum(l.cap_room) AS room,
+       coalesce(max(s.period_spent), 0) + sum(l.cap_spent) AS period_spent,
+       count(*) FILTER (WHERE l.cap_room >= 15) AS lanes_with_room_for_a_call
+  FROM credit_ledger.lanes l
+  JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = l.asset
+ WHERE w.wallet = 'capped';
+SELECT wallet FROM credit_wallet_create(wallet => 'capped', spend_cap => 100);
+SELECT amount FROM credit_grant(wallet => 'capped', amount => 1000);
+SELECT credit_wallet_lanes(wallet => 'capped', lanes => 4) AS lanes;
+SELECT l.lane, l.cap_room, l.cap_spent FROM credit_ledger.lanes l
+  JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'capped' ORDER BY l.lane;
+-- four calls of 15: each takes 15 of room from the lane it spends on
+SELECT count(*) FILTER (WHERE x.approved) AS approved
+  FROM generate_series(1, 4) i,
+       LATERAL credit_authorize(wallet => 'capped', action => 'chat', variant => 'opus',
+                                idempotency_key => 'capped-' || i) x;
+SELECT * FROM capped_lanes;
+-- a released hold and a refund give their room back
+SELECT authorization_id AS cap_hold FROM credit_hold(wallet => 'capped', action => 'chat', variant => 'opus') \gset
+SELECT * FROM capped_lanes;
+SELECT status FROM credit_release(authorization_id => :cap_hold);
+SELECT * FROM capped_lanes;
+SELECT a.id AS cap_auth FROM credit_ledger.authorizations a WHERE a.idempotency_key = 'capped-1' \gset
+SELECT amount FROM credit_refund(authorization_id => :cap_auth, amount => 15);
+SELECT * FROM capped_lanes;
+-- the cap lowered to 60: the lanes' spend is folded into the counter and the room left (15) is
+-- handed out again; no lane has 15, so the next call takes the exact path and fills the cap
+SELECT spend_cap FROM credit_wallet_update(wallet => 'capped', spend_cap => 60);
+SELECT * FROM capped_lanes;
+SELECT approved, reason FROM credit_authorize(wallet => 'capped', action => 'chat', variant => 'opus');
+SELECT approved, reason FROM credit_authorize(wallet => 'capped', action => 'chat', variant => 'opus');
+SELECT * FROM capped_lanes;
+-- the cap removed: no room in the lanes, calls are no longer counted against a cap
+SELECT spend_cap FROM credit_wallet_update(wallet => 'capped', clear => ARRAY['spend_cap']);
+SELECT approved, reason FROM credit_authorize(wallet => 'capped', action => 'chat', variant => 'opus');
+SELECT * FROM capped_lanes;
+SELECT count(*) AS violations FROM credit_verify();
+
 -- bad input changes nothing
 \set ON_ERROR_STOP 0
 SELECT credit_wallet_lanes(wallet => 'team', lanes => 0);

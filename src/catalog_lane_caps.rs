@@ -1,0 +1,80 @@
+//! SQL statements of spend caps sliced over lanes (since 0.10.0; see [`crate::lane_caps`];
+//! re-exported by `catalog`). Used only on a catalog whose lanes have `cap_room`.
+
+/// `WALLET_STATE` with the period's spend as the committed state has it: the wallet's counter
+/// plus what its lanes spent this period that the counter does not hold yet. Read only (a
+/// caller that does not hold the whole wallet must not write it back).
+pub const WALLET_STATE_LANES: &str = "
+SELECT coalesce(s.debt, 0),
+       CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END
+         + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
+                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0),
+       CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END,
+       coalesce(s.below_threshold, false), c.cur
+  FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
+          FROM credit_ledger.wallets w WHERE w.id = $1) c
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2";
+
+/// A fast spend of `$5` under the cap on lane `$3` (the caller holds it), with its hint `$4`.
+pub const LANE_SPEND_CAP: &str = "
+UPDATE credit_ledger.lanes SET free = free - $4, cap_room = cap_room - $5, cap_spent = cap_spent + $5
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
+
+/// Fold the lanes' spend of the current period into the wallet's counter and take their room
+/// back (the caller holds the whole wallet): the period's spend is unchanged, and no lane has
+/// room until [`LANE_CAPS_SET`] hands it out again. A lane's spend of an earlier period is
+/// dropped (that period is over).
+pub const LANE_CAPS_FOLD: &str = "
+WITH cur AS (
+    SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
+      FROM credit_ledger.wallets w WHERE w.id = $1
+), old AS (
+    SELECT coalesce(sum(l.cap_spent) FILTER (WHERE l.cap_period = (SELECT cur FROM cur)), 0) AS spent
+      FROM credit_ledger.lanes l WHERE l.wallet_id = $1 AND l.asset = $2
+), z AS (
+    UPDATE credit_ledger.lanes l SET cap_spent = 0, cap_room = 0
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND (l.cap_spent <> 0 OR l.cap_room <> 0)
+)
+INSERT INTO credit_ledger.wallet_assets AS s (wallet_id, asset, period_start, period_spent)
+SELECT $1, $2, cur.cur, old.spent FROM old, cur WHERE old.spent <> 0
+ON CONFLICT (wallet_id, asset) DO UPDATE SET
+    period_spent = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_spent ELSE 0 END
+                   + EXCLUDED.period_spent,
+    period_pool_drawn = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_pool_drawn ELSE 0 END,
+    period_start = EXCLUDED.period_start";
+
+/// Hand the room under the cap out to the lanes for period `$3`: lane i gets `$4[i + 1]`
+/// (none beyond the array). The caller holds the whole wallet and has folded it.
+pub const LANE_CAPS_SET: &str = "
+UPDATE credit_ledger.lanes l
+   SET cap_period = $3, cap_room = coalesce(($4::numeric[])[l.lane + 1], 0), cap_spent = 0
+ WHERE l.wallet_id = $1 AND l.asset = $2";
+
+/// A released, captured-below or refunded spend of `$4` goes back to the cap: to the lowest
+/// lane of the slices authorization `$3` moved in the wallet (lane 0 when none or no id), as
+/// room that lane may spend again, if that lane's room is of the current period. When no lane
+/// has room of the current period (no caller held the whole wallet since the period began, or
+/// since the update to 0.10.0), the spend was counted by the wallet's counter, if at all: it
+/// comes off the counter when that is of the current period (else the spend was of a period
+/// that is over).
+pub const LANE_CAP_GIVE_BACK: &str = "
+WITH cur AS (
+    SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
+      FROM credit_ledger.wallets w WHERE w.id = $1
+), lane AS (
+    UPDATE credit_ledger.lanes l SET cap_spent = l.cap_spent - $4, cap_room = l.cap_room + $4
+     WHERE l.wallet_id = $1 AND l.asset = $2
+       AND l.lane = coalesce((SELECT min(g.lane) FROM credit_ledger.journal j
+                                JOIN credit_ledger.grants g ON g.id = j.grant_id
+                               WHERE j.authorization_id = $3 AND g.wallet_id = $1 AND g.asset = $2
+                                 AND g.lane IS NOT NULL), 0)
+       AND l.cap_period = (SELECT cur FROM cur)
+    RETURNING 1
+)
+UPDATE credit_ledger.wallet_assets s SET period_spent = s.period_spent - $4
+ WHERE NOT EXISTS (SELECT FROM lane)
+   AND s.wallet_id = $1 AND s.asset = $2 AND s.period_start = (SELECT cur FROM cur)";
+
+/// The assets a wallet has lanes in.
+pub const LANE_CAPS_ASSETS: &str =
+    "SELECT DISTINCT asset FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset";
