@@ -91,16 +91,32 @@ pub(crate) fn scenario_lanes(
     let pool_grant = o.lanes_pool_grant.unwrap_or((total_tx / 2).max(1));
     let solo_grant = o.lanes_solo_grant.unwrap_or((total_tx / 8).max(1));
     let m0_limit = o.lanes_member_limit;
+    // spend caps sliced over the lanes (0.10.0): the pool's never reached, the standalone
+    // wallet's reached before its credits run out
+    let team_cap = pool_grant + pool_grant / 10;
+    let solo_cap = o.lanes_solo_cap.unwrap_or(solo_grant * 3 / 4);
+    let cap_sql = |cap: u64| {
+        if cap == 0 {
+            String::new()
+        } else {
+            format!(
+                ", spend_cap => {cap}, period => '100 years', \
+                 period_anchor => '2000-01-01 00:00:00+00'"
+            )
+        }
+    };
     let member_name = |i: usize| format!("lanes.m{i:02}");
     {
         let mut c = connect(base, &o.database)?;
         // a fixed period (100 years from 2000): a run across a month boundary cannot reset the
         // limited member's pool draw halfway
         let mut sql = format!(
-            "SELECT credit_wallet_create(wallet => 'lanes.team'); \
+            "SELECT credit_wallet_create(wallet => 'lanes.team'{}); \
              SELECT credit_grant(wallet => 'lanes.team', amount => {pool_grant}); \
-             SELECT credit_wallet_create(wallet => 'lanes.solo'); \
-             SELECT credit_grant(wallet => 'lanes.solo', amount => {solo_grant});"
+             SELECT credit_wallet_create(wallet => 'lanes.solo'{}); \
+             SELECT credit_grant(wallet => 'lanes.solo', amount => {solo_grant});",
+            cap_sql(team_cap),
+            cap_sql(solo_cap)
         );
         for i in 0..members {
             let m = member_name(i);
@@ -597,6 +613,55 @@ pub(crate) fn scenario_lanes(
             ));
         }
     }
+    // the period's spend under the sliced caps: the counter plus the lanes' part of the current
+    // period equals what was spent (every hold is released now), and stays within the cap
+    let periods = q(
+        &mut c,
+        "SELECT w.wallet,
+                (coalesce((SELECT s.period_spent FROM credit_ledger.wallet_assets s
+                            WHERE s.wallet_id = w.id AND s.asset = 'credits'
+                              AND s.period_start = c.cur), 0)
+                 + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
+                              WHERE l.wallet_id = w.id AND l.asset = 'credits'
+                                AND l.cap_period = c.cur), 0))::text,
+                (SELECT coalesce(sum(l.cap_room), 0) FROM credit_ledger.lanes l
+                  WHERE l.wallet_id = w.id AND l.asset = 'credits')::text
+           FROM credit_ledger.wallets w,
+                LATERAL (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur) c
+          WHERE w.wallet IN ('lanes.team', 'lanes.solo') ORDER BY w.wallet",
+        "period spend",
+    )?;
+    let mut period_spend = Vec::new();
+    for r in &periods {
+        let w = r[0].clone().unwrap_or_default();
+        let spent = text_dec(&r[1], "period spend")?;
+        let room = text_dec(&r[2], "cap room")?;
+        let (grp, cap) = if w == "lanes.team" {
+            ("team", team_cap)
+        } else {
+            ("solo", solo_cap)
+        };
+        if cap == 0 {
+            continue;
+        }
+        let cap = Decimal::from(cap);
+        let journal = group.get(grp).map(|v| v[3]).unwrap_or_default();
+        if spent != journal {
+            notes.push(format!(
+                "{w}: period spend (counter + lanes) {spent}, journal spend {journal}"
+            ));
+        }
+        if spent > cap {
+            notes.push(format!("SPEND CAP EXCEEDED: {w} spent {spent} with cap {cap}"));
+        }
+        if room > cap - spent {
+            notes.push(format!(
+                "{w}: the lanes hold {room} of room, the cap leaves {}",
+                cap - spent
+            ));
+        }
+        period_spend.push(format!("{w}:{}/{}", spent.normalize(), cap));
+    }
     if min_member < Decimal::ZERO {
         notes.push(format!("a member's balance is {min_member} < 0"));
     }
@@ -763,6 +828,7 @@ pub(crate) fn scenario_lanes(
                 "team:insufficient_credits",
                 "team:pool_limit_reached",
                 "solo:insufficient_credits",
+                "solo:spend_cap_reached",
             ]
             .contains(&r.as_str())
         })
@@ -784,7 +850,7 @@ pub(crate) fn scenario_lanes(
     let pass = notes.is_empty();
     let reasons: Vec<String> = t.reasons.iter().map(|(k, v)| format!("{k}:{v}")).collect();
     let line = format!(
-        "stress scenario=lanes sessions={sessions} members={members} pool_lanes={pool_lanes} solo_lanes={solo_lanes} transactions={} committed={} rolled_back={} failed={} slept={} sleep_ms={} spend_calls={} approved={} holds={} captures={} releases={} same_tx_closes={} later_closes={} final_releases={final_released} declined_team={} declined_solo={} declines={} slow_calls_over_30ms={} max_call_ms={:.0} deadlocks={} errors={} pool_granted={pool_grant} solo_granted={solo_grant} spent_team={} spent_solo={} team_balance={} solo_balance={} min_running={} m00_draw={}/{m0_limit} lane_rows={lane_rows} slices={slices} lane_hints_exact={hints_exact} sweeps={sweeps} cut_short={} verify_rows={} elapsed_s={:.2} calls_per_s={:.0} result={}",
+        "stress scenario=lanes sessions={sessions} members={members} pool_lanes={pool_lanes} solo_lanes={solo_lanes} transactions={} committed={} rolled_back={} failed={} slept={} sleep_ms={} spend_calls={} approved={} holds={} captures={} releases={} same_tx_closes={} later_closes={} final_releases={final_released} declined_team={} declined_solo={} declines={} slow_calls_over_30ms={} max_call_ms={:.0} deadlocks={} errors={} pool_granted={pool_grant} solo_granted={solo_grant} spent_team={} spent_solo={} team_balance={} solo_balance={} min_running={} m00_draw={}/{m0_limit} period_spend={} lane_rows={lane_rows} slices={slices} lane_hints_exact={hints_exact} sweeps={sweeps} cut_short={} verify_rows={} elapsed_s={:.2} calls_per_s={:.0} result={}",
         t.tx,
         t.committed,
         t.rolled_back,
@@ -811,6 +877,7 @@ pub(crate) fn scenario_lanes(
         bal_solo.normalize(),
         min_runs.join(","),
         m0_draw.normalize(),
+        period_spend.join(","),
         cut.load(Ordering::Relaxed),
         verify.len(),
         elapsed,

@@ -29,7 +29,10 @@
 //! * `lanes` — spending lanes with long transactions: a team pool `lanes.team` with
 //!   `--lanes-pool` lanes and one grant, `--sessions` members `lanes.mNN` without own grants
 //!   (`lanes.m00` with a pool limit, `--lanes-limit`), and a standalone wallet `lanes.solo`
-//!   with `--lanes-solo` lanes. Session N runs `--lanes-tx` transactions `BEGIN; <one spend>;
+//!   with `--lanes-solo` lanes. Both have a spend cap sliced over their lanes: the pool's above
+//!   its grant (never reached, its room is counted), the standalone wallet's below its grant
+//!   (`--lanes-solo-cap`: it runs dry on the cap); the period's spend (the counter plus the
+//!   lanes' part) must equal what was spent and stay within the cap. Session N runs `--lanes-tx` transactions `BEGIN; <one spend>;
 //!   [pg_sleep 5–50 ms]; COMMIT|ROLLBACK`: a `credit_authorize` of 1–3 credits as member N (3 in
 //!   4) or on `lanes.solo`, or a `credit_hold` closed (captured at most the held amount, or
 //!   released) in the same transaction or left for a later one that closes it; 30 % sleep
@@ -165,6 +168,8 @@ usage: credit_ledger_stress [options]
   --lanes-pool-grant N  credits granted to the pool (default sessions*lanes-tx/2)
   --lanes-solo-grant N  credits granted to 'lanes.solo' (default sessions*lanes-tx/8)
   --lanes-limit N     pool limit of member lanes.m00 (default 30)
+  --lanes-solo-cap N  spend cap of 'lanes.solo' (default 3/4 of its grant; 0: none); the pool
+                      'lanes.team' has a cap of 11/10 of its grant (sliced, never reached)
   --lanes-same-tx PCT holds captured/released in the transaction that made them (default 30;
                       the others are closed by a later transaction of the same session)
   --lanes-secs N      time budget of the lanes transactions: sessions start no new one after it
@@ -202,6 +207,7 @@ struct Opts {
     lanes_pool_grant: Option<u64>,
     lanes_solo_grant: Option<u64>,
     lanes_member_limit: u64,
+    lanes_solo_cap: Option<u64>,
     lanes_same_tx: u64,
     lanes_budget: Duration,
     runs: usize,
@@ -236,6 +242,7 @@ fn parse_opts() -> Result<Opts, String> {
         lanes_pool_grant: None,
         lanes_solo_grant: None,
         lanes_member_limit: 30,
+        lanes_solo_cap: None,
         lanes_same_tx: 30,
         lanes_budget: Duration::from_secs(60),
         runs: 1000,
@@ -284,6 +291,7 @@ fn parse_opts() -> Result<Opts, String> {
                 o.lanes_budget = Duration::from_secs(num("--lanes-secs", val("--lanes-secs")?)?)
             }
             "--lanes-limit" => o.lanes_member_limit = num("--lanes-limit", val("--lanes-limit")?)?,
+            "--lanes-solo-cap" => o.lanes_solo_cap = Some(num("--lanes-solo-cap", val("--lanes-solo-cap")?)?),
             "--runs" => o.runs = num("--runs", val("--runs")?)?,
             "--runs-pool-grant" => {
                 o.runs_pool_grant = Some(num("--runs-pool-grant", val("--runs-pool-grant")?)?)
