@@ -208,8 +208,9 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
         // a closed wallet is frozen for good, and a spend is an error rather than a decline
         crate::corrections::refuse_closed(c, w.id, r.wallet)?;
     }
-    // A wallet with lanes spends fast (one free lane, no wait) unless its counters (spend cap,
-    // pool limit, overdraft, alert) are one row, or its row is locked (its lanes just changed).
+    // A wallet with lanes spends fast (one free lane, no wait) unless its counters (a spend cap
+    // not sliced over the lanes, a pool limit) are one row, or its row is locked (its lanes
+    // just changed).
     let mut lanes = Lanes::Fast(crate::lanes::first_lane(r.key, crate::lanes::session()));
     // a run with max_calls counts its calls under its whole lock
     let counted = r.run.is_some_and(|run| run.max_calls.is_some());

@@ -331,6 +331,11 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
 pub const AUTH_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
+/// Whether part of an authorization was paid as overdraft debt (a refund gives that back to the
+/// wallet's debt: it takes the whole wallet). Read without a lock: only a closed authorization
+/// is refunded.
+pub const AUTH_IN_DEBT: &str =
+    "SELECT overdraft_amount > 0 FROM credit_ledger.authorizations WHERE id = $1";
 /// The quantity an authorization was made for (set once: read without a lock).
 pub const AUTH_QUANTITY: &str = "SELECT quantity FROM credit_ledger.authorizations WHERE id = $1";
 /// Lock an authorization; columns used by capture, release and refund.

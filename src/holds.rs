@@ -64,9 +64,10 @@ pub fn lock(
 }
 
 /// [`lock`]; `whole`: the call may spend beyond what the authorization moved (a capture above
-/// the hold), so it takes the whole wallet and pool (rows, then every lane, in the order the
-/// exact path takes them) before anything else, never a lane first and the rest after.
-fn lock_for(
+/// the hold) or change the wallet's debt (a refund of overdraft), so it takes the whole wallet
+/// and pool (rows, then every lane, in the order the exact path takes them) before anything
+/// else, never a lane first and the rest after.
+pub(crate) fn lock_for(
     c: &mut SpiClient<'_>,
     id: i64,
     skip_locked: bool,
@@ -124,6 +125,14 @@ fn lock_for(
     Ok(Some((w, auth)))
 }
 
+/// Whether [`lock`] leaves `w`'s row unlocked: a wallet with lanes and no counters (no spend
+/// cap that is not sliced, no pool limit). Such a wallet's period counters are read by nothing
+/// (its overdraft debt changes only under its whole lock), so a capture, release or refund
+/// does not write them: two of them on different lanes would overwrite each other's.
+pub(crate) fn row_unlocked(w: &Wallet) -> bool {
+    lanes::catalog_has_lanes() && w.lanes > 1 && !w.counters()
+}
+
 /// The wallet of an authorization, for [`lock`]: its row locked, unless it has lanes and no
 /// counters and `whole` is not asked (then read only). None when `skip_locked` and the row is
 /// busy.
@@ -137,7 +146,7 @@ fn lock_wallet(
     if lanes::catalog_has_lanes() && !whole {
         let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?).ok_or_else(vanished)?;
         let w = Wallet::from_row_lanes(&row, 9)?;
-        if w.lanes > 1 && !w.counters() {
+        if row_unlocked(&w) {
             return Ok(Some(w));
         }
     }
@@ -238,15 +247,24 @@ pub(crate) fn uncount(
     if w.tracked && crate::lane_caps::sliced(w) {
         // its spend is counted on its lanes, which the caller holds (no pool: not a member)
         crate::lane_caps::give_back(c, w.id, asset, auth, amount)?;
-    } else if w.tracked {
+    } else if w.tracked && !row_unlocked(w) {
         let mut s = WalletState::load(c, w.id, asset)?;
         s.period_spent = less(s.period_spent, amount, "period spend")?;
         s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
         s.save(c)?;
     }
     if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
-        if crate::lane_caps::sliced_pool(c, pid)?.is_some() {
-            return crate::lane_caps::give_back(c, pid, asset, auth, pool);
+        if lanes::catalog_has_lanes() {
+            let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?)
+                .ok_or_else(|| LedgerError::new(Kind::Internal, "pool vanished"))?;
+            let pool_wallet = Wallet::from_row_lanes(&row, 9)?;
+            if crate::lane_caps::sliced(&pool_wallet) {
+                return crate::lane_caps::give_back(c, pid, asset, auth, pool);
+            }
+            if row_unlocked(&pool_wallet) {
+                // (see row_unlocked: its period counters are read by nothing)
+                return Ok(());
+            }
         }
         let mut s = WalletState::load(c, pid, asset)?;
         if s.period_spent != Decimal::ZERO {

@@ -154,16 +154,3 @@ pub fn give_back(
     }
     Ok(())
 }
-
-/// The pool `pid` when its cap is sliced (a member's release gives the pool's part back to
-/// the pool's lanes), else None. No query on a catalog without sliced caps.
-pub fn sliced_pool(c: &mut SpiClient<'_>, pid: i64) -> Result<Option<Wallet>> {
-    if !catalog_has_caps() {
-        return Ok(None);
-    }
-    let Some(row) = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?) else {
-        return Ok(None);
-    };
-    let w = Wallet::from_row_lanes(&row, 9)?;
-    Ok(sliced(&w).then_some(w))
-}

@@ -62,14 +62,15 @@ impl Wallet {
         })
     }
 
-    /// Whether its spends keep counters that need one row (overdraft, pool limit, a spend cap
-    /// not sliced over its lanes): a wallet with lanes and counters takes the exact path. A
+    /// Whether its spends keep counters that need one row (a pool limit, a spend cap not
+    /// sliced over its lanes): a wallet with lanes and counters takes the exact path. A
     /// low-balance threshold alone does not (see [`crate::lanes::alert`]), nor a spend cap
-    /// sliced over the lanes ([`crate::lane_caps`]).
+    /// sliced over the lanes ([`crate::lane_caps`]), nor an overdraft limit (since 0.10.0): a
+    /// fast spend is paid by its lane's credits, so it never takes debt; a call that needs
+    /// the overdraft finds no lane that covers it and takes the exact path, which holds the
+    /// whole wallet, and a decline is decided on the committed debt.
     pub fn counters(&self) -> bool {
-        (self.spend_cap.is_some() && !crate::lane_caps::sliced(self))
-            || self.overdraft_limit > Decimal::ZERO
-            || self.pool_limit.is_some()
+        (self.spend_cap.is_some() && !crate::lane_caps::sliced(self)) || self.pool_limit.is_some()
     }
 
     /// Whether a spend of it may take a lane: it has lanes, or its pool has (or may have:
@@ -576,7 +577,8 @@ fn parent_wallet(
         if parent.lanes > 1 && !parent.counters() {
             return Ok((parent, lanes));
         }
-        // one lane, or its counters (spend cap, alert, overdraft) are one row: the whole pool
+        // one lane, or its counters (a spend cap not sliced, a pool limit) are one row: the
+        // whole pool
     }
     let row = spi::first(exec(c, sql::WALLET_LOCK_ID_V4, &[pid.into()])?).ok_or_else(vanished)?;
     let parent = Wallet::from_row_lanes(&row, 9)?;

@@ -60,7 +60,15 @@ fn credit_refund(
             &input::json_fingerprint(&metadata_value),
         ]);
         spi::with(|c| -> Result<RefundRow> {
-            let (w, a) = holds::lock(c, id, false, None)?
+            // a refund of overdraft debt writes the wallet's debt counter: its row is taken
+            // (with every lane, in the exact path's order) even when it has lanes and no
+            // counters; any other refund takes only the lanes of the slices it moves
+            let in_debt = spi::first(exec(c, sql::AUTH_IN_DEBT, &[id.into()])?)
+                .map(|r| r.col::<bool>(1))
+                .transpose()?
+                .flatten()
+                .unwrap_or(false);
+            let (w, a) = holds::lock_for(c, id, false, None, in_debt)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if a.fair_use {
                 return Err(LedgerError::wrong_state(format!(
@@ -142,15 +150,13 @@ fn credit_refund(
             }
             let (back, _) = allocation::give_back(&paid, &returned, want);
             let mut moves = Vec::new();
-            // a spend cap sliced over the wallet's lanes counts on the lanes (given back
-            // below); its row is not locked (crate::holds::lock), so debt from an overdraft of
-            // the past (the wallet has no overdraft limit now) takes the row here
+            // a spend cap sliced over the wallet's lanes counts on the lanes (given back below)
             let sliced = crate::lane_caps::sliced(&w);
             let debt = debt_line.iter().any(|d| *d);
-            if sliced && debt {
-                exec(c, sql::WALLET_LOCK_ID_V4, &[w.id.into()])?;
-            }
-            let mut state = if w.tracked || debt {
+            // a wallet with lanes and no counters whose row this refund does not hold (no
+            // debt to give back) has no period counters anything reads: none are written
+            let counted = w.tracked && (sliced || !holds::row_unlocked(&w));
+            let mut state = if counted || debt {
                 Some(WalletState::load(c, w.id, &a.asset)?)
             } else {
                 None

@@ -138,6 +138,26 @@ SELECT approved, reason FROM credit_authorize(wallet => 'capped', action => 'cha
 SELECT * FROM capped_lanes;
 SELECT count(*) AS violations FROM credit_verify();
 
+-- an overdraft limit on a wallet with lanes (0.10.0): a call a lane's credits pay is fast and
+-- takes no debt; a call that needs the overdraft takes the whole wallet (the exact path); a
+-- refund of a call paid by overdraft gives the debt back (it takes the whole wallet too)
+SELECT wallet FROM credit_wallet_create(wallet => 'od', overdraft_limit => 20);
+SELECT amount FROM credit_grant(wallet => 'od', amount => 40);
+SELECT credit_wallet_lanes(wallet => 'od', lanes => 2) AS lanes;
+SELECT i, x.approved, x.reason, x.cost, x.balance
+  FROM generate_series(1, 5) i,
+       LATERAL credit_authorize(wallet => 'od', action => 'chat', variant => 'opus',
+                                idempotency_key => 'od-' || i) x
+ ORDER BY i;
+SELECT a.idempotency_key, a.status, a.overdraft_amount FROM credit_ledger.authorizations a
+ WHERE a.idempotency_key LIKE 'od-%' ORDER BY a.id;
+SELECT a.id AS od_auth FROM credit_ledger.authorizations a WHERE a.idempotency_key = 'od-4' \gset
+SELECT amount FROM credit_refund(authorization_id => :od_auth);
+SELECT credit_balance('od') AS balance,
+       (SELECT s.debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+         WHERE w.wallet = 'od') AS debt;
+SELECT count(*) AS violations FROM credit_verify();
+
 -- bad input changes nothing
 \set ON_ERROR_STOP 0
 SELECT credit_wallet_lanes(wallet => 'team', lanes => 0);

@@ -232,9 +232,10 @@ pub enum End {
 }
 
 /// Wallets given spending lanes after the opening grants (`credit_wallet_lanes`): the team
-/// pool and the hottest stand-alone wallet. The tracked wallets (h1 with an overdraft, h3 with
-/// a spend cap) keep one lane; a tracked wallet with lanes would take the exact path anyway.
-pub const LANES: &[(&str, i32)] = &[("team", 8), ("h0", 4)];
+/// pool, the hottest stand-alone wallet, and (since 0.10.0) the tracked ones: h1 with an
+/// overdraft (fast while a lane pays, the exact path into the overdraft) and h3 with a spend
+/// cap (sliced over its lanes).
+pub const LANES: &[(&str, i32)] = &[("team", 8), ("h0", 4), ("h1", 4), ("h3", 4)];
 
 /// Prepared statements of one connection.
 pub struct Conn {

@@ -6,8 +6,8 @@
 //! `credit_verify()` and the pool draws at REPEATABLE READ every 100 ms. After the run the
 //! ledger is compared with the reference model (see `model.rs`).
 //!
-//! Lanes: after the opening grants the team pool gets 8 spending lanes and the hottest wallet
-//! h0 gets 4 (`model::LANES`); the tracked wallets (overdraft, spend cap) keep one. 8 % of the
+//! Lanes: after the opening grants the team pool gets 8 spending lanes and the wallets h0, h1
+//! (overdraft) and h3 (spend cap) get 4 (`model::LANES`). 8 % of the
 //! calls sleep 2–15 ms inside their transaction before COMMIT and 6 % are rolled back (half of
 //! them after such a sleep): a rolled-back call is not acknowledged, the model does not count
 //! it and its key must not be on the server. When quiet, every lane's hint must be exact and
