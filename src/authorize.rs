@@ -538,24 +538,26 @@ fn write(
                 num(*held).into(),
                 (*kind).into(),
             ]);
-            // a fast spend's one move: its lane's hint in the same statement (not under a
-            // sliced cap: lanes_after writes the hint and the room in one statement)
+            // a fast spend's one move: its lane's hint (and, under a sliced spend cap, its
+            // room: the one move is the whole cost) in the same statement
             let lane = match (p.own_lane, p.pool_lane, p.parent_id) {
-                (Some(l), _, _) if *wallet_id == w.id && p.own_cap.is_none() => Some((w.id, l)),
-                (_, Some(l), Some(pid)) if *wallet_id == pid && p.pool_cap.is_none() => {
-                    Some((pid, l))
+                (Some(l), _, _) if *wallet_id == w.id => Some((w.id, l, p.own_cap.is_some())),
+                (_, Some(l), Some(pid)) if *wallet_id == pid => {
+                    Some((pid, l, p.pool_cap.is_some()))
                 }
                 _ => None,
             };
-            if let Some((lw, l)) = lane {
+            if let Some((lw, l, _)) = lane {
                 args.extend([lw.into(), l.into()]);
                 hint_written = true;
             }
-            match (racy, lane.is_some()) {
-                (true, true) => sql::AUTHORIZE_WRITE_ONE_KEYED_LANE,
-                (true, false) => sql::AUTHORIZE_WRITE_ONE_KEYED,
-                (false, true) => sql::AUTHORIZE_WRITE_ONE_LANE,
-                (false, false) => sql::AUTHORIZE_WRITE_ONE,
+            match (racy, lane.map(|(_, _, capped)| capped)) {
+                (true, Some(true)) => sql::AUTHORIZE_WRITE_ONE_KEYED_LANE_CAP,
+                (true, Some(false)) => sql::AUTHORIZE_WRITE_ONE_KEYED_LANE,
+                (true, None) => sql::AUTHORIZE_WRITE_ONE_KEYED,
+                (false, Some(true)) => sql::AUTHORIZE_WRITE_ONE_LANE_CAP,
+                (false, Some(false)) => sql::AUTHORIZE_WRITE_ONE_LANE,
+                (false, None) => sql::AUTHORIZE_WRITE_ONE,
             }
         }
         moves => {

@@ -313,6 +313,21 @@ macro_rules! lane_hint {
         )
     };
 }
+/// [`lane_hint!`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the
+/// lane's room under the cap falls, and its spend of the period rises, by what the one move
+/// takes (`$22 - $21`: the whole cost of a call one move pays).
+macro_rules! lane_hint_cap {
+    ($moved:expr) => {
+        concat!(
+            "
+), l AS (
+    UPDATE credit_ledger.lanes
+       SET free = free + $21 - $22, cap_room = cap_room - ($22 - $21), cap_spent = cap_spent + ($22 - $21)
+     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
+            $moved
+        )
+    };
+}
 pub const AUTHORIZE_WRITE_ONE: &str = authorize_write_one!("", "", "");
 /// [`AUTHORIZE_WRITE_ONE`] for a wallet with lanes (the `keyed!` clause).
 pub const AUTHORIZE_WRITE_ONE_KEYED: &str =
@@ -324,6 +339,14 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
     keyed!(),
     " AND EXISTS (SELECT 1 FROM a)",
     lane_hint!(" AND EXISTS (SELECT 1 FROM a)")
+);
+/// [`AUTHORIZE_WRITE_ONE_LANE`] under a spend cap sliced over the pool's lanes.
+pub const AUTHORIZE_WRITE_ONE_LANE_CAP: &str = authorize_write_one!("", "", lane_hint_cap!(""));
+/// [`AUTHORIZE_WRITE_ONE_KEYED_LANE`] under a spend cap sliced over the wallet's lanes.
+pub const AUTHORIZE_WRITE_ONE_KEYED_LANE_CAP: &str = authorize_write_one!(
+    keyed!(),
+    " AND EXISTS (SELECT 1 FROM a)",
+    lane_hint_cap!(" AND EXISTS (SELECT 1 FROM a)")
 );
 
 // ---- authorizations ---------------------------------------------------------------------
@@ -571,6 +594,16 @@ macro_rules! lane_slices_cover {
                     AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4"
     };
 }
+/// The condition of [`LANE_TAKE_CAP`] and [`LANE_TAKE_WALK_CAP`]: lane `l` has `$6` of room
+/// under the wallet's spend cap in the current period (an init plan: one wallet lookup).
+macro_rules! lane_cap_room {
+    () => {
+        "
+   AND l.cap_room >= $6
+   AND l.cap_period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
+                         FROM credit_ledger.wallets w WHERE w.id = $1)"
+    };
+}
 /// [`LANE_TAKE`]'s statement with `$cap` after the hint's condition.
 macro_rules! lane_take {
     ($cap:expr) => {
@@ -598,8 +631,8 @@ SELECT l.lane FROM credit_ledger.lanes l
 /// the hint, re-checked on the lane's latest version.
 pub const LANE_TAKE: &str = lane_take!("");
 /// [`LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane
-/// must also have `$6` of room under the cap in period `$7` (re-checked like the hint).
-pub const LANE_TAKE_CAP: &str = lane_take!(" AND l.cap_room >= $6 AND l.cap_period = $7");
+/// must also have `$6` of room under the cap in the current period (re-checked like the hint).
+pub const LANE_TAKE_CAP: &str = lane_take!(lane_cap_room!());
 /// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition.
 macro_rules! lane_take_walk {
     ($cap:expr) => {
@@ -639,7 +672,7 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
 /// the join, the planner walked every slice of the wallet and filtered on the lane).
 pub const LANE_TAKE_WALK: &str = lane_take_walk!("");
 /// [`LANE_TAKE_WALK`] of a wallet whose spend cap is sliced over its lanes ([`LANE_TAKE_CAP`]).
-pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(" AND l.cap_room >= $6 AND l.cap_period = $7");
+pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(lane_cap_room!());
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {

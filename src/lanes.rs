@@ -124,7 +124,7 @@ pub struct Taken {
 /// every lane is busy or none has enough (the caller decides on the committed total, or takes
 /// the exact path). With `with_total`, also the committed total of the wallet (else the
 /// lane's). `seed`: see [`first_lane`]. `room`: under a spend cap sliced over the lanes
-/// ([`crate::lane_caps`]), what the lane's room in that period must cover too.
+/// ([`crate::lane_caps`]), what the lane's room in the current period must cover too.
 #[allow(clippy::too_many_arguments)]
 pub fn take(
     c: &mut SpiClient<'_>,
@@ -134,7 +134,7 @@ pub fn take(
     need: Decimal,
     seed: i32,
     with_total: bool,
-    room: Option<(Decimal, Option<TimestampWithTimeZone>)>,
+    room: Option<Decimal>,
 ) -> Result<Option<Taken>> {
     let start = start_lane(wallet_id, seed, lanes);
     // from the first lane to the last, then from lane 0 to the first
@@ -160,8 +160,8 @@ pub fn take(
             num(need).into(),
             from.into(),
         ];
-        if let Some((counted, period)) = room {
-            args.extend([num(counted).into(), period.into()]);
+        if let Some(counted) = room {
+            args.push(num(counted).into());
         }
         for r in exec(c, statement, &args)? {
             if found.is_none() {

@@ -314,7 +314,7 @@ fn lane_lots(
     need: Decimal,
     lanes: Lanes,
     with_total: bool,
-    cap: Option<&WalletState>,
+    capped: bool,
 ) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
         let (l, t) = lots(c, w.id, asset, mode, need)?;
@@ -327,7 +327,7 @@ fn lane_lots(
         }
         Lanes::Fast(seed) => {
             // a sliced cap: the lane's room of this period must cover `need` too
-            let room = cap.map(|s| (need, s.period()));
+            let room = capped.then_some(need);
             match crate::lanes::take(c, w.id, asset, w.lanes, need, seed, with_total, room)? {
                 Some(t) => {
                     if t.lane_total < need {
@@ -380,8 +380,8 @@ fn plan_once(
     }
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
-        let cap = p.own_state.clone().filter(|_| sliced && !whole);
-        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true, cap.as_ref())?;
+        let capped = sliced && !whole;
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true, capped)?;
         p.own_lane = lane;
         (l, t)
     } else if w.own_grants || mode == Mode::Quote {
@@ -429,15 +429,14 @@ fn plan_once(
                 if pool_sliced {
                     p.pool_cap = parent.spend_cap;
                 }
-                if parent.tracked {
-                    p.parent_state = Some(if pool_sliced && pool_whole {
+                // a fast draw under a sliced cap: the lane's room decides; the pool's state
+                // (committed) is read only when no lane was taken, or for the pool's alert
+                let deferred = pool_sliced && !pool_whole;
+                if parent.tracked && !deferred {
+                    if pool_sliced {
                         crate::lane_caps::fold(c, pid, asset)?;
-                        WalletState::load(c, pid, asset)?
-                    } else if pool_sliced {
-                        WalletState::load_committed(c, pid, asset)?
-                    } else {
-                        WalletState::load(c, pid, asset)?
-                    });
+                    }
+                    p.parent_state = Some(WalletState::load(c, pid, asset)?);
                 }
                 let (pool, pool_available) = if parent.lanes > 1 {
                     p.pool_lanes = parent.lanes;
@@ -458,20 +457,8 @@ fn plan_once(
                         // a pool's lane needs the pool's total only for its alert (the
                         // member's balance is its own)
                         let total = parent.threshold.is_some();
-                        let cap = p
-                            .parent_state
-                            .clone()
-                            .filter(|_| pool_sliced && !pool_whole);
                         let (l, t, lane) = lane_lots(
-                            c,
-                            &mut p,
-                            &parent,
-                            asset,
-                            mode,
-                            need,
-                            pool_lanes,
-                            total,
-                            cap.as_ref(),
+                            c, &mut p, &parent, asset, mode, need, pool_lanes, total, deferred,
                         )?;
                         p.pool_lane = lane;
                         (l, t)
@@ -479,6 +466,12 @@ fn plan_once(
                 } else {
                     lots(c, pid, asset, mode, short)?
                 };
+                if parent.tracked
+                    && deferred
+                    && (p.pool_lane.is_none() || parent.threshold.is_some())
+                {
+                    p.parent_state = Some(WalletState::load_committed(c, pid, asset)?);
+                }
                 p.parent_available = pool_available;
                 p.parent_threshold = parent.threshold;
                 p.parent_id = Some(pid);
