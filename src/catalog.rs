@@ -227,6 +227,7 @@ macro_rules! authorization_insert {
         )
     };
 }
+pub(crate) use authorization_insert;
 /// The keyed form's clause: a spender of a wallet with lanes is not serialized by a lock, so
 /// an idempotency key already used, or in use by a transaction still open (the insert waits
 /// for it), inserts nothing, and then the statements below move nothing (`$moved`).
@@ -236,6 +237,7 @@ macro_rules! keyed {
     ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     };
 }
+pub(crate) use keyed;
 
 /// Record an authorization (approved or declined) and apply its movements in one statement.
 /// Arrays `$19..$23` as in [`APPLY`]. `$moved`: a condition on `a` for the grant update.
@@ -244,7 +246,7 @@ macro_rules! authorize_write {
         concat!(
             "
 WITH a AS (",
-            authorization_insert!($conflict),
+            $crate::catalog::authorization_insert!($conflict),
             "
 ), m AS (
     SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::text[], $22::numeric[], $23::numeric[])
@@ -285,7 +287,7 @@ macro_rules! authorize_write_one {
         concat!(
             "
 WITH a AS (",
-            authorization_insert!($conflict),
+            $crate::catalog::authorization_insert!($conflict),
             "
 ), g AS (
     UPDATE credit_ledger.grants
@@ -302,27 +304,13 @@ SELECT id, created_at, expires_at FROM a"
         )
     };
 }
+pub(crate) use authorize_write_one;
 macro_rules! lane_hint {
     ($moved:expr) => {
         concat!(
             "
 ), l AS (
     UPDATE credit_ledger.lanes SET free = free + $21 - $22
-     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
-            $moved
-        )
-    };
-}
-/// [`lane_hint!`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the
-/// lane's room under the cap falls, and its spend of the period rises, by what the one move
-/// takes (`$22 - $21`: the whole cost of a call one move pays).
-macro_rules! lane_hint_cap {
-    ($moved:expr) => {
-        concat!(
-            "
-), l AS (
-    UPDATE credit_ledger.lanes
-       SET free = free + $21 - $22, cap_room = cap_room - ($22 - $21), cap_spent = cap_spent + ($22 - $21)
      WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
             $moved
         )
@@ -339,14 +327,6 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
     keyed!(),
     " AND EXISTS (SELECT 1 FROM a)",
     lane_hint!(" AND EXISTS (SELECT 1 FROM a)")
-);
-/// [`AUTHORIZE_WRITE_ONE_LANE`] under a spend cap sliced over the pool's lanes.
-pub const AUTHORIZE_WRITE_ONE_LANE_CAP: &str = authorize_write_one!("", "", lane_hint_cap!(""));
-/// [`AUTHORIZE_WRITE_ONE_KEYED_LANE`] under a spend cap sliced over the wallet's lanes.
-pub const AUTHORIZE_WRITE_ONE_KEYED_LANE_CAP: &str = authorize_write_one!(
-    keyed!(),
-    " AND EXISTS (SELECT 1 FROM a)",
-    lane_hint_cap!(" AND EXISTS (SELECT 1 FROM a)")
 );
 
 // ---- authorizations ---------------------------------------------------------------------
@@ -594,16 +574,7 @@ macro_rules! lane_slices_cover {
                     AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4"
     };
 }
-/// The condition of [`LANE_TAKE_CAP`] and [`LANE_TAKE_WALK_CAP`]: lane `l` has `$6` of room
-/// under the wallet's spend cap in the current period (an init plan: one wallet lookup).
-macro_rules! lane_cap_room {
-    () => {
-        "
-   AND l.cap_room >= $6
-   AND l.cap_period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
-                         FROM credit_ledger.wallets w WHERE w.id = $1)"
-    };
-}
+pub(crate) use lane_slices_cover;
 /// [`LANE_TAKE`]'s statement with `$cap` after the hint's condition.
 macro_rules! lane_take {
     ($cap:expr) => {
@@ -612,13 +583,14 @@ macro_rules! lane_take {
 SELECT l.lane FROM credit_ledger.lanes l
  WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4",
             $cap,
-            lane_slices_cover!(),
+            $crate::catalog::lane_slices_cover!(),
             "
  ORDER BY l.lane
  FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1"
         )
     };
 }
+pub(crate) use lane_take;
 /// Lock one free lane whose hint covers `$4`, among lanes `$5 .. $3` in order (then the
 /// caller tries `0 .. $5`: an index range, no sort). The hint is re-checked on the lane's
 /// latest version after the lock (a spender that committed since this statement's snapshot
@@ -630,9 +602,6 @@ SELECT l.lane FROM credit_ledger.lanes l
 /// exact-path spender (found by the stress suite). A slice changed after the snapshot shows in
 /// the hint, re-checked on the lane's latest version.
 pub const LANE_TAKE: &str = lane_take!("");
-/// [`LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane
-/// must also have `$6` of room under the cap in the current period (re-checked like the hint).
-pub const LANE_TAKE_CAP: &str = lane_take!(lane_cap_room!());
 /// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition.
 macro_rules! lane_take_walk {
     ($cap:expr) => {
@@ -640,7 +609,7 @@ macro_rules! lane_take_walk {
 WITH t AS (
     SELECT l.lane, l.ctid
       FROM credit_ledger.lanes l
-     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4", $cap, lane_slices_cover!(), "
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4", $cap, $crate::catalog::lane_slices_cover!(), "
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
@@ -661,6 +630,7 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
  ORDER BY g.priority, g.expires_at, g.home_id")
     };
 }
+pub(crate) use lane_take_walk;
 /// [`LANE_TAKE`] and, in the same statement, the lane's slices in consumption order (columns
 /// 3..=6, NULL when it has none), as [`LANE_LOTS_ONLY`] reads them. They are read with the
 /// statement's snapshot, taken before the lock: column 2 says whether that is the locked
@@ -671,8 +641,6 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
 /// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
 /// the join, the planner walked every slice of the wallet and filtered on the lane).
 pub const LANE_TAKE_WALK: &str = lane_take_walk!("");
-/// [`LANE_TAKE_WALK`] of a wallet whose spend cap is sliced over its lanes ([`LANE_TAKE_CAP`]).
-pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(lane_cap_room!());
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {

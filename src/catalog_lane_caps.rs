@@ -1,6 +1,8 @@
 //! SQL statements of spend caps sliced over lanes (since 0.10.0; see [`crate::lane_caps`];
 //! re-exported by `catalog`). Used only on a catalog whose lanes have `cap_room`.
 
+use crate::catalog::{authorize_write_one, keyed, lane_take, lane_take_walk};
+
 /// `WALLET_STATE` with the period's spend as the committed state has it: the wallet's counter
 /// plus what its lanes spent this period that the counter does not hold yet. Read only (a
 /// caller that does not hold the whole wallet must not write it back).
@@ -78,3 +80,44 @@ UPDATE credit_ledger.wallet_assets s SET period_spent = s.period_spent - $4
 /// The assets a wallet has lanes in.
 pub const LANE_CAPS_ASSETS: &str =
     "SELECT DISTINCT asset FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset";
+
+// ---- the lane statements of the spend path under a sliced cap (the uncapped ones: catalog) --
+
+/// `lane_hint!` (catalog) of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the
+/// lane's room under the cap falls, and its spend of the period rises, by what the one move
+/// takes (`$22 - $21`: the whole cost of a call one move pays).
+macro_rules! lane_hint_cap {
+    ($moved:expr) => {
+        concat!(
+            "
+), l AS (
+    UPDATE credit_ledger.lanes
+       SET free = free + $21 - $22, cap_room = cap_room - ($22 - $21), cap_spent = cap_spent + ($22 - $21)
+     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
+            $moved
+        )
+    };
+}
+/// [`crate::catalog::AUTHORIZE_WRITE_ONE_LANE`] under a spend cap sliced over the pool's lanes.
+pub const AUTHORIZE_WRITE_ONE_LANE_CAP: &str = authorize_write_one!("", "", lane_hint_cap!(""));
+/// [`crate::catalog::AUTHORIZE_WRITE_ONE_KEYED_LANE`] under a spend cap sliced over the wallet's lanes.
+pub const AUTHORIZE_WRITE_ONE_KEYED_LANE_CAP: &str = authorize_write_one!(
+    keyed!(),
+    " AND EXISTS (SELECT 1 FROM a)",
+    lane_hint_cap!(" AND EXISTS (SELECT 1 FROM a)")
+);
+/// The condition of [`LANE_TAKE_CAP`] and [`LANE_TAKE_WALK_CAP`]: lane `l` has `$6` of room
+/// under the wallet's spend cap in the current period (an init plan: one wallet lookup).
+macro_rules! lane_cap_room {
+    () => {
+        "
+   AND l.cap_room >= $6
+   AND l.cap_period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
+                         FROM credit_ledger.wallets w WHERE w.id = $1)"
+    };
+}
+/// [`crate::catalog::LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane
+/// must also have `$6` of room under the cap in the current period (re-checked like the hint).
+pub const LANE_TAKE_CAP: &str = lane_take!(lane_cap_room!());
+/// [`crate::catalog::LANE_TAKE_WALK`] of a wallet whose spend cap is sliced over its lanes ([`LANE_TAKE_CAP`]).
+pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(lane_cap_room!());
