@@ -158,6 +158,35 @@ SELECT credit_balance('od') AS balance,
          WHERE w.wallet = 'od') AS debt;
 SELECT count(*) AS violations FROM credit_verify();
 
+-- a new period under a sliced cap: no lane has room of the new period, so its first call
+-- takes the whole wallet, drops the lanes' spend of the period that is over and hands the
+-- whole cap out again (periods are at least an hour: the test moves the period's anchor in the
+-- catalog, as time would)
+SELECT wallet FROM credit_wallet_create(wallet => 'roll', spend_cap => 60, period => '1 hour',
+                                        period_anchor => '2000-01-01 00:00:00+00');
+SELECT amount FROM credit_grant(wallet => 'roll', amount => 1000);
+SELECT credit_wallet_lanes(wallet => 'roll', lanes => 2) AS lanes;
+CREATE VIEW roll_lanes AS
+SELECT l.lane, l.cap_period = credit_ledger._period_start(w.period, w.period_anchor, now()) AS current_period,
+       l.cap_room, l.cap_spent
+  FROM credit_ledger.lanes l JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+ WHERE w.wallet = 'roll' ORDER BY l.lane;
+SELECT i, x.approved, x.reason
+  FROM generate_series(1, 5) i,
+       LATERAL credit_authorize(wallet => 'roll', action => 'chat', variant => 'opus',
+                                idempotency_key => 'roll-' || i) x
+ ORDER BY i;
+SELECT * FROM roll_lanes;
+UPDATE credit_ledger.wallets SET period_anchor = now() - interval '1 second' WHERE wallet = 'roll';
+SELECT * FROM roll_lanes;
+SELECT i, x.approved, x.reason
+  FROM generate_series(6, 10) i,
+       LATERAL credit_authorize(wallet => 'roll', action => 'chat', variant => 'opus',
+                                idempotency_key => 'roll-' || i) x
+ ORDER BY i;
+SELECT * FROM roll_lanes;
+SELECT count(*) AS violations FROM credit_verify();
+
 -- bad input changes nothing
 \set ON_ERROR_STOP 0
 SELECT credit_wallet_lanes(wallet => 'team', lanes => 0);
