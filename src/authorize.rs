@@ -154,42 +154,6 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The spender's wallet: locked when it has one lane; read without a lock when it has lanes.
-/// Returns the wallet, its rate card and whether its row is locked.
-fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, bool)> {
-    let missing = || wallets::wallet_missing(wallet);
-    if !crate::lanes::catalog_has_lanes() {
-        let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[wallet.into()])?)
-            .ok_or_else(missing)?;
-        return Ok((Wallet::from_row(&row)?, row.req(9)?, true));
-    }
-    let (row, locked) = if let Some(row) = spi::first(exec(
-        c,
-        sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
-        &[wallet.into()],
-    )?) {
-        let mut w = Wallet::from_row_lanes(&row, 10)?;
-        // Column 20 is read with the statement's snapshot, taken before the row lock: a grant
-        // committed while this call waited for the lock is not seen, and the call then draws
-        // as if it came before that grant (the pool's credits are read under their own lock)
-        w.own_grants = row.req(20)?;
-        if row.col::<i64>(11)?.is_some() {
-            let mut pool = Wallet::from_row_at(&row, 10)?;
-            pool.lanes = row.req(19)?;
-            w.pool = Some(Box::new(pool));
-        }
-        return Ok((w, row.req(9)?, true));
-    } else if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_LANED, &[wallet.into()])?) {
-        (row, false)
-    } else {
-        // missing, or its lanes changed between the two statements
-        let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
-            .ok_or_else(missing)?;
-        (row, true)
-    };
-    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, locked))
-}
-
 /// The whole wallet for the exact path: its row and every lane (re-read under the lock).
 pub(crate) fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> {
     let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
@@ -203,7 +167,7 @@ pub(crate) fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> 
 
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
-    let (mut w, card, locked) = spend_wallet(c, r.wallet)?;
+    let (mut w, card, locked) = crate::lanes::spend_wallet(c, r.wallet)?;
     if w.frozen {
         // a closed wallet is frozen for good, and a spend is an error rather than a decline
         crate::corrections::refuse_closed(c, w.id, r.wallet)?;
@@ -435,7 +399,12 @@ fn plan_fast(
     }
     let mut again = w.clone();
     again.own_grants = true;
-    plan(c, &again, asset, cost, mode, lanes)
+    let mut p = plan(c, &again, asset, cost, mode, lanes)?;
+    if w.free_member && p.reason.is_none() {
+        // a free member's own grants (new since it was read) are spent under its lock only
+        p.needs_exact = true;
+    }
+    Ok(p)
 }
 
 /// What a request costs, priced once before any attempt to plan it (each variant of a
@@ -487,7 +456,7 @@ fn write(
     let approved = p.reason.is_none();
     // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
     // is settled by the unique index (the loser writes nothing and returns the winner's)
-    let racy = w.lanes > 1;
+    let racy = w.lanes > 1 || w.free_member;
     let mut hint_written = false;
     let status = match (approved, r.mode) {
         (false, _) => "declined",

@@ -528,22 +528,6 @@ SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares:
 
 // ---- lanes (0.4.0 on; see crate::lanes) -------------------------------------------------------
 
-/// [`WALLET_LOCK_FOR_SPEND`] for a one-lane wallet only (column 10: lanes); a wallet with lanes
-/// is not locked here (no row: see [`WALLET_FOR_SPEND_LANED`]). Columns 11..=19: its pool as
-/// [`WALLET_GET_ID_V4`] (NULL without one), read in the same statement, unlocked.
-pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = "
-SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
-       w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
-       p.id, p.parent_id, p.frozen, p.overdraft_limit, p.low_balance_threshold, p.spend_cap, p.pool_limit,
-       p.tracked, p.lanes,
-       w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)
-  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
- WHERE w.wallet = $1 AND w.lanes = 1 FOR NO KEY UPDATE OF w";
-/// A wallet with lanes, read without a lock (its spenders lock lanes, not the wallet).
-pub const WALLET_FOR_SPEND_LANED: &str = "
-SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
-       coalesce(rate_card, 'default'), lanes
-  FROM credit_ledger.wallets WHERE wallet = $1 AND lanes > 1";
 /// [`WALLET_LOCK_FOR_SPEND`] with lanes (column 10), whatever their number.
 pub const WALLET_LOCK_FOR_SPEND_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
@@ -774,3 +758,6 @@ pub use crate::catalog_corrections::*;
 
 // ---- the overage menu (0.7.0 on; see crate::overage) -----------------------------------------
 pub use crate::catalog_overage::*;
+
+// ---- the spender's wallet: one lane, lanes, free members (see crate::authorize::spend_wallet) --
+pub use crate::catalog_members::*;

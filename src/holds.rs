@@ -82,11 +82,11 @@ pub(crate) fn lock_for(
     // release or refund moves change only under their lanes (taken below). Taking its row
     // would also deadlock a transaction that holds and captures: its hold keeps a lane while
     // an exact-path spender holds the row and waits for that lane.
-    let Some(w) = lock_wallet(c, wallet_id, skip_locked, whole)? else {
+    let Some(w) = lock_wallet(c, wallet_id, skip_locked, whole, Some(id))? else {
         return Ok(None);
     };
     if let Some(pid) = w.parent_id {
-        if lock_wallet(c, pid, skip_locked, whole)?.is_none() {
+        if lock_wallet(c, pid, skip_locked, whole, None)?.is_none() {
             return Ok(None);
         }
     }
@@ -133,19 +133,30 @@ pub(crate) fn row_unlocked(w: &Wallet) -> bool {
     lanes::catalog_has_lanes() && w.lanes > 1 && !w.counters()
 }
 
-/// The wallet of an authorization, for [`lock`]: its row locked, unless it has lanes and no
-/// counters and `whole` is not asked (then read only). None when `skip_locked` and the row is
-/// busy.
+/// The wallet of an authorization, for [`lock`]: its row locked, unless `whole` is not asked
+/// and it has lanes and no counters, or it is a free member ([`Wallet::free_member`]) and
+/// authorization `auth` moved none of its own grants (then read only: such a member's spends
+/// lock only its pool's lanes, and so do their captures, releases and refunds). None when
+/// `skip_locked` and the row is busy.
 fn lock_wallet(
     c: &mut SpiClient<'_>,
     id: i64,
     skip_locked: bool,
     whole: bool,
+    auth: Option<i64>,
 ) -> Result<Option<Wallet>> {
     let vanished = || LedgerError::new(Kind::Internal, "wallet vanished");
     if lanes::catalog_has_lanes() && !whole {
-        let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?).ok_or_else(vanished)?;
-        let w = Wallet::from_row_lanes(&row, 9)?;
+        let row = match auth {
+            Some(a) => exec(c, sql::WALLET_OF_AUTH_FREE, &[id.into(), a.into()])?,
+            None => exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?,
+        };
+        let row = spi::first(row).ok_or_else(vanished)?;
+        let mut w = Wallet::from_row_lanes(&row, 9)?;
+        if auth.is_some() && row.col::<bool>(10)?.unwrap_or(false) {
+            w.free_member = true;
+            return Ok(Some(w));
+        }
         if row_unlocked(&w) {
             return Ok(Some(w));
         }
@@ -547,6 +558,10 @@ fn credit_capture(
                 let more = actual - a.cost;
                 // more than the hold: a spend on every row, so the whole wallet (and pool),
                 // taken by lock_for (a quantity known above the hold's; else here, late)
+                if w.free_member {
+                    // (its row was left unlocked: its own grants are spent under it only)
+                    exec(c, sql::WALLET_LOCK_ID_V4, &[w.id.into()])?;
+                }
                 lanes::exclusive(c, w.id)?;
                 if let Some(pid) = w.parent_id {
                     lanes::exclusive(c, pid)?;

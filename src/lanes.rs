@@ -21,6 +21,7 @@ use crate::catalog as sql;
 use crate::error::{or_raise, LedgerError, Result};
 use crate::input;
 use crate::ledger::{self, Movement};
+use crate::plan::Wallet;
 use crate::spi::{self, exec, num, RowExt};
 use crate::wallets;
 use pgrx::prelude::*;
@@ -53,6 +54,66 @@ pub fn pick(new: &'static str, old: &'static str) -> &'static str {
 pub fn exclusive(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
     if catalog_has_lanes() {
         exec(c, sql::LANES_LOCK_ALL, &[wallet_id.into()])?;
+    }
+    Ok(())
+}
+
+/// The spender's wallet: locked when it has one lane; read without a lock when it has lanes or
+/// is a free member (see [`Wallet::free_member`]). Returns the wallet, its rate card and whether
+/// its row is locked.
+pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Wallet, String, bool)> {
+    let missing = || wallets::wallet_missing(wallet);
+    if !crate::lanes::catalog_has_lanes() {
+        let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND, &[wallet.into()])?)
+            .ok_or_else(missing)?;
+        return Ok((Wallet::from_row(&row)?, row.req(9)?, true));
+    }
+    // one lane (its pool read with it)
+    let one_lane = |row: &spi::Row| -> Result<Wallet> {
+        let mut w = Wallet::from_row_lanes(row, 10)?;
+        // Column 20 is read with the statement's snapshot, taken before the row lock: a grant
+        // committed while this call waited for the lock is not seen, and the call then draws
+        // as if it came before that grant (the pool's credits are read under their own lock)
+        w.own_grants = row.req(20)?;
+        if row.col::<i64>(11)?.is_some() {
+            let mut pool = Wallet::from_row_at(row, 10)?;
+            pool.lanes = row.req(19)?;
+            w.pool = Some(Box::new(pool));
+        }
+        Ok(w)
+    };
+    if let Some(row) = spi::first(exec(
+        c,
+        sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
+        &[wallet.into()],
+    )?) {
+        return Ok((one_lane(&row)?, row.req(9)?, true));
+    }
+    let (row, locked) =
+        if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
+            if row.req::<i32>(10)? == 1 {
+                // a free member: no grants of its own, the pool's lanes only
+                let mut w = one_lane(&row)?;
+                w.free_member = true;
+                return Ok((w, row.req(9)?, false));
+            }
+            (row, false)
+        } else {
+            // missing, or its lanes changed between the two statements
+            let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
+                .ok_or_else(missing)?;
+            (row, true)
+        };
+    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, locked))
+}
+
+/// After the row of one-lane wallet `wallet_id`: when it is a member of a pool with lanes, lock
+/// the pool's lanes too, so that a change of its settings (a limit, an alert, freezing,
+/// closing, another pool) waits for its spends in flight, which hold only a pool lane when it is
+/// a free member ([`crate::authorize::Wallet::free_member`]). A no-op otherwise.
+pub fn exclusive_member_pool(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
+    if catalog_has_lanes() {
+        exec(c, sql::POOL_LANES_LOCK_OF_MEMBER, &[wallet_id.into()])?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod period;
 pub mod catalog;
 pub mod catalog_corrections;
 pub mod catalog_lane_caps;
+pub mod catalog_members;
 pub mod catalog_overage;
 pub mod catalog_runs;
 pub mod error;

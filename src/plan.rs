@@ -37,6 +37,10 @@ pub struct Wallet {
     /// False when the statement that locked it saw no live grant of its own: a pool member
     /// without grants then draws from the pool without walking its own (empty) grants.
     pub own_grants: bool,
+    /// A pool member read without its row lock (`free_member!` in the catalog; issue 17): its
+    /// spends lock only a lane of its pool, write their authorization racily (the unique key
+    /// settles a key used twice at once) and take the exact path for anything else.
+    pub free_member: bool,
 }
 
 impl Wallet {
@@ -59,6 +63,7 @@ impl Wallet {
             lanes: 1,
             pool: None,
             own_grants: true,
+            free_member: false,
         })
     }
 

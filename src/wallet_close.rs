@@ -75,6 +75,8 @@ fn credit_wallet_close(
                     authorize::lock_whole(c, wallet)?;
                 }
             }
+            // a free member's spends in flight hold only its pool's lanes
+            crate::lanes::exclusive_member_pool(c, pw.id)?;
             if let Some(id) = replay(c, pw.id, key, hash)? {
                 return op_rows(c, id);
             }

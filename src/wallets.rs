@@ -340,6 +340,7 @@ fn credit_wallet_update(
                 .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
             crate::lanes::exclusive(c, id)?;
+            crate::lanes::exclusive_member_pool(c, id)?;
             crate::corrections::refuse_closed(c, id, wallet)?;
             let row = spi::first(exec(c, sql::WALLET_ROW, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;

@@ -81,7 +81,9 @@ pub(crate) fn scenario_lanes(
     deadline: Instant,
 ) -> Result<Verdict, String> {
     let sessions = o.sessions;
-    let members = sessions;
+    // two sessions per member (two tabs of one user): a member without limits, grants or
+    // alert is a free member, whose calls lock only pool lanes (issue 17)
+    let members = sessions.div_ceil(2).max(1);
     let txs = o.lanes_tx;
     let pool_lanes = o.lanes_pool;
     let solo_lanes = o.lanes_solo;

@@ -27,13 +27,14 @@
 //!   count, autocommit) on the same cluster, and the line prints both rates and their ratio
 //!   (informational only, never a pass/fail condition).
 //! * `lanes` — spending lanes with long transactions: a team pool `lanes.team` with
-//!   `--lanes-pool` lanes and one grant, `--sessions` members `lanes.mNN` without own grants
+//!   `--lanes-pool` lanes and one grant, `--sessions` / 2 members `lanes.mNN` (two sessions
+//!   each: two tabs of one user) without own grants
 //!   (`lanes.m00` with a pool limit, `--lanes-limit`), and a standalone wallet `lanes.solo`
 //!   with `--lanes-solo` lanes. Both have a spend cap sliced over their lanes: the pool's above
 //!   its grant (never reached, its room is counted), the standalone wallet's below its grant
 //!   (`--lanes-solo-cap`: it runs dry on the cap); the period's spend (the counter plus the
 //!   lanes' part) must equal what was spent and stay within the cap. Session N runs `--lanes-tx` transactions `BEGIN; <one spend>;
-//!   [pg_sleep 5–50 ms]; COMMIT|ROLLBACK`: a `credit_authorize` of 1–3 credits as member N (3 in
+//!   [pg_sleep 5–50 ms]; COMMIT|ROLLBACK`: a `credit_authorize` of 1–3 credits as member N mod (sessions / 2) (3 in
 //!   4) or on `lanes.solo`, or a `credit_hold` closed (captured at most the held amount, or
 //!   released) in the same transaction or left for a later one that closes it; 30 % sleep
 //!   inside the transaction, 20 % roll back. One more session runs `credit_expire()` and
