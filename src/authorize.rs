@@ -456,7 +456,8 @@ fn write(
     let approved = p.reason.is_none();
     // spenders of a wallet with lanes are not serialized by a lock: a key used concurrently
     // is settled by the unique index (the loser writes nothing and returns the winner's)
-    let racy = w.lanes > 1 || w.free_member;
+    // (without a key nothing can conflict: the plain insert, not a speculative one)
+    let racy = (w.lanes > 1 || w.free_member) && r.key.is_some();
     let mut hint_written = false;
     let status = match (approved, r.mode) {
         (false, _) => "declined",

@@ -82,6 +82,24 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
         }
         Ok(w)
     };
+    // the row read without a lock: a free member (no grants of its own, the pool's lanes
+    // only), or a wallet with lanes
+    let unlocked = |row: spi::Row| -> Result<(Wallet, String, bool)> {
+        let card = row.req(9)?;
+        if row.req::<i32>(10)? == 1 {
+            let mut w = one_lane(&row)?;
+            w.free_member = true;
+            return Ok((w, card, false));
+        }
+        Ok((Wallet::from_row_lanes(&row, 10)?, card, false))
+    };
+    // the wallet this backend last read without a lock is tried that way first (a session
+    // spends from the same wallet again and again): one statement instead of two
+    if LAST_UNLOCKED.with_borrow(|last| last == wallet) {
+        if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
+            return unlocked(row);
+        }
+    }
     if let Some(row) = spi::first(exec(
         c,
         sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
@@ -89,22 +107,23 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
     )?) {
         return Ok((one_lane(&row)?, row.req(9)?, true));
     }
-    let (row, locked) =
-        if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
-            if row.req::<i32>(10)? == 1 {
-                // a free member: no grants of its own, the pool's lanes only
-                let mut w = one_lane(&row)?;
-                w.free_member = true;
-                return Ok((w, row.req(9)?, false));
-            }
-            (row, false)
-        } else {
-            // missing, or its lanes changed between the two statements
-            let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
-                .ok_or_else(missing)?;
-            (row, true)
-        };
-    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, locked))
+    if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
+        LAST_UNLOCKED.with_borrow_mut(|last| {
+            last.clear();
+            last.push_str(wallet);
+        });
+        return unlocked(row);
+    }
+    // missing, or its lanes changed between the two statements
+    let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
+        .ok_or_else(missing)?;
+    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, true))
+}
+
+thread_local! {
+    /// The name of the wallet this backend last read for a spend without a lock (a hint only:
+    /// the statement checks again that it may be read so).
+    static LAST_UNLOCKED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// After the row of one-lane wallet `wallet_id`: when it is a member of a pool with lanes, lock
