@@ -81,15 +81,26 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
 pub const WALLET_TRY_LOCK_ID: &str =
     "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
 
-/// Running state of a wallet x asset in its current period.
-pub const WALLET_STATE: &str = "
+/// [`WALLET_STATE`] with `$spent` added to the period's spend (column 2).
+macro_rules! wallet_state {
+    ($spent:expr) => {
+        concat!(
+            "
 SELECT coalesce(s.debt, 0),
-       CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END,
+       CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END",
+            $spent,
+            ",
        CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END,
        coalesce(s.below_threshold, false), c.cur
   FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
           FROM credit_ledger.wallets w WHERE w.id = $1) c
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2";
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2"
+        )
+    };
+}
+pub(crate) use wallet_state;
+/// Running state of a wallet x asset in its current period.
+pub const WALLET_STATE: &str = wallet_state!("");
 pub const WALLET_STATE_SAVE: &str = "
 INSERT INTO credit_ledger.wallet_assets AS s
     (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold)

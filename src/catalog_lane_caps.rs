@@ -6,16 +6,11 @@ use crate::catalog::{authorize_write_one, keyed, lane_take, lane_take_walk};
 /// `WALLET_STATE` with the period's spend as the committed state has it: the wallet's counter
 /// plus what its lanes spent this period that the counter does not hold yet. Read only (a
 /// caller that does not hold the whole wallet must not write it back).
-pub const WALLET_STATE_LANES: &str = "
-SELECT coalesce(s.debt, 0),
-       CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END
+pub const WALLET_STATE_LANES: &str = crate::catalog::wallet_state!(
+    "
          + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
-                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0),
-       CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END,
-       coalesce(s.below_threshold, false), c.cur
-  FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
-          FROM credit_ledger.wallets w WHERE w.id = $1) c
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2";
+                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0)"
+);
 
 /// A fast spend of `$5` under the cap on lane `$3` (the caller holds it), with its hint `$4`.
 pub const LANE_SPEND_CAP: &str = "

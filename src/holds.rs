@@ -82,13 +82,15 @@ pub(crate) fn lock_for(
     // release or refund moves change only under their lanes (taken below). Taking its row
     // would also deadlock a transaction that holds and captures: its hold keeps a lane while
     // an exact-path spender holds the row and waits for that lane.
-    let Some(w) = lock_wallet(c, wallet_id, skip_locked, whole, Some(id))? else {
+    let Some(mut w) = lock_wallet(c, wallet_id, skip_locked, whole, Some(id))? else {
         return Ok(None);
     };
     if let Some(pid) = w.parent_id {
-        if lock_wallet(c, pid, skip_locked, whole, None)?.is_none() {
+        let Some(pool) = lock_wallet(c, pid, skip_locked, whole, None)? else {
             return Ok(None);
-        }
+        };
+        // kept for [`uncount`] (it need not read the pool again)
+        w.pool = Some(Box::new(pool));
     }
     if whole {
         lanes::exclusive(c, wallet_id)?;
@@ -266,9 +268,15 @@ pub(crate) fn uncount(
     }
     if let (Some(pid), true) = (w.parent_id, pool != Decimal::ZERO) {
         if lanes::catalog_has_lanes() {
-            let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?)
-                .ok_or_else(|| LedgerError::new(Kind::Internal, "pool vanished"))?;
-            let pool_wallet = Wallet::from_row_lanes(&row, 9)?;
+            let pool_wallet = match w.pool.as_deref() {
+                // as read (or locked) by [`lock_for`]
+                Some(p) if p.id == pid => p.clone(),
+                _ => {
+                    let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[pid.into()])?)
+                        .ok_or_else(|| LedgerError::new(Kind::Internal, "pool vanished"))?;
+                    Wallet::from_row_lanes(&row, 9)?
+                }
+            };
             if crate::lane_caps::sliced(&pool_wallet) {
                 return crate::lane_caps::give_back(c, pid, asset, auth, pool);
             }
