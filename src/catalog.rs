@@ -770,5 +770,5 @@ pub use crate::catalog_corrections::*;
 // ---- the overage menu (0.7.0 on; see crate::overage) -----------------------------------------
 pub use crate::catalog_overage::*;
 
-// ---- the spender's wallet: one lane, lanes, free members (see crate::authorize::spend_wallet) --
+// ---- the spender's wallet: one lane, lanes, free members (see crate::lanes::spend_wallet) ------
 pub use crate::catalog_members::*;
