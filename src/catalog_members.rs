@@ -46,18 +46,15 @@ pub const WALLET_FOR_SPEND_UNLOCKED: &str = concat!(
     free_member!(),
     ")"
 );
-/// The wallet of authorization `$2` (wallet `$1`), as [`crate::catalog::WALLET_GET_ID_V4`], and (column 10)
-/// whether a capture, release or refund of it leaves the wallet's row unlocked: a
-/// [`free_member`] (its own grants aside) that this authorization took none of its own credits
-/// from.
-pub const WALLET_OF_AUTH_FREE: &str = "
-SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
-       w.tracked, w.lanes,
-       (w.lanes = 1 AND w.parent_id IS NOT NULL AND NOT w.tracked AND p.lanes > 1
-        AND NOT EXISTS (SELECT 1 FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-                         WHERE j.authorization_id = $2 AND g.wallet_id = w.id))
-  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
- WHERE w.id = $1";
+/// Whether a capture, release or refund of authorization `$2` leaves the row of wallet `$1`
+/// (a one-lane untracked member) unlocked: it is a [`free_member`] (its own grants aside) and
+/// this authorization took none of its own credits.
+pub const FREE_OF_AUTH: &str = "
+SELECT p.lanes > 1
+       AND NOT EXISTS (SELECT 1 FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+                        WHERE j.authorization_id = $2 AND g.wallet_id = w.id)
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id
+ WHERE w.id = $1 AND w.lanes = 1 AND NOT w.tracked";
 /// The lanes of the pool of one-lane untracked member `$1` (a free member, or one that may
 /// have been one when a spend now in flight read it), locked in lane order: what a change of
 /// its settings waits for (its spends in flight hold only those).

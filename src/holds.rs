@@ -149,15 +149,20 @@ fn lock_wallet(
 ) -> Result<Option<Wallet>> {
     let vanished = || LedgerError::new(Kind::Internal, "wallet vanished");
     if lanes::catalog_has_lanes() && !whole {
-        let row = match auth {
-            Some(a) => exec(c, sql::WALLET_OF_AUTH_FREE, &[id.into(), a.into()])?,
-            None => exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?,
-        };
-        let row = spi::first(row).ok_or_else(vanished)?;
+        let row = spi::first(exec(c, sql::WALLET_GET_ID_V4, &[id.into()])?).ok_or_else(vanished)?;
         let mut w = Wallet::from_row_lanes(&row, 9)?;
-        if auth.is_some() && row.col::<bool>(10)?.unwrap_or(false) {
-            w.free_member = true;
-            return Ok(Some(w));
+        if let (Some(a), 1, Some(_), false) = (auth, w.lanes, w.parent_id, w.tracked) {
+            // a one-lane untracked member: free when its pool has lanes and this
+            // authorization took none of its own grants (a solo wallet never asks)
+            let free = spi::first(exec(c, sql::FREE_OF_AUTH, &[id.into(), a.into()])?)
+                .map(|r| r.col::<bool>(1))
+                .transpose()?
+                .flatten()
+                .unwrap_or(false);
+            if free {
+                w.free_member = true;
+                return Ok(Some(w));
+            }
         }
         if row_unlocked(&w) {
             return Ok(Some(w));
