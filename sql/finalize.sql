@@ -192,8 +192,14 @@ BEGIN
     IF w.parent_id IS NOT NULL THEN
         pool := credit_ledger._balance(w.parent_id, credit_balance_detail.asset);
         IF w.pool_limit IS NOT NULL THEN
+            -- the counter and what its spends on the pool's lanes drew that it does not hold yet
+            -- (member_rooms, since 0.11.0)
             pool_room := w.pool_limit - CASE WHEN s.period_start = credit_ledger._period_start(w.period, w.period_anchor, now())
-                                           THEN s.period_pool_drawn ELSE 0 END;
+                                           THEN s.period_pool_drawn
+                                                + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
+                                                             WHERE r.wallet_id = w.id AND r.asset = credit_balance_detail.asset
+                                                               AND r.period = s.period_start), 0)
+                                           ELSE 0 END;
             pool := least(pool, greatest(pool_room, 0));
         END IF;
         pool := greatest(pool, 0);
@@ -419,6 +425,29 @@ SET jit = off AS $$
      WHERE l.room > greatest(coalesce(w.spend_cap, 0) - l.spent
                              - CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, 0)
     UNION ALL
+    -- a limited member's limits sliced over its pool's lanes (since 0.11.0) hand out no more room
+    -- than its pool limit and its spend cap leave this period (each counted as the counter plus
+    -- what the rows drew that it does not hold yet)
+    SELECT 'member_room', 'wallet ' || w.wallet || ' ' || r.asset,
+           format('pool limit %s, spend cap %s, drawn this period %s, spent this period %s, room in the pool''s lanes %s',
+                  w.pool_limit, w.spend_cap,
+                  r.spent + CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END,
+                  r.spent + CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)
+      FROM (SELECT x.wallet_id, x.asset, c.cur, sum(x.room) AS room, sum(x.spent) AS spent
+              FROM credit_ledger.member_rooms x
+              JOIN credit_ledger.wallets v ON v.id = x.wallet_id
+             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
+             WHERE x.period = c.cur
+             GROUP BY x.wallet_id, x.asset, c.cur) r
+      JOIN credit_ledger.wallets w ON w.id = r.wallet_id
+      LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = r.wallet_id AND s.asset = r.asset
+     WHERE r.room < 0
+        OR r.room > greatest(least(coalesce(w.pool_limit - r.spent
+                                            - CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END, r.room),
+                                   coalesce(w.spend_cap - r.spent
+                                            - CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)), 0)
+        OR (w.pool_limit IS NULL AND w.spend_cap IS NULL AND r.room > 0)
+    UNION ALL
     -- a run's moves (since 0.5.0: 'run' entries, member_id = the run's wallet) create and
     -- destroy nothing: what its slices got, their sources gave, and back
     SELECT 'run_moves_balance', 'wallet ' || j.member_id,
@@ -613,6 +642,7 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.refunds_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.lanes', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.member_rooms', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
@@ -676,6 +706,7 @@ COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every j
 COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
 COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
 COMMENT ON TABLE credit_ledger.lanes IS 'spending lanes of a wallet and asset (lanes > 1): the lock a spender takes, and a hint of what the lane''s slices can spend';
+COMMENT ON TABLE credit_ledger.member_rooms IS 'a limited pool member''s limits sliced over its pool''s lanes: what a spender holding that pool lane may still draw for it this period, and what it drew that the member''s counters do not hold yet';
 COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';

@@ -142,7 +142,11 @@ CREATE VIEW credit_ledger.pool_usage AS
 SELECT m.wallet AS member, t.wallet AS team, x.asset,
        m.pool_limit,
        CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
-            THEN s.period_pool_drawn
+            -- the counter and what the member's spends on the pool's lanes drew that it does not
+            -- hold yet (member_rooms, since 0.11.0)
+            THEN s.period_pool_drawn + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
+                                                  WHERE r.wallet_id = m.id AND r.asset = x.asset
+                                                    AND r.period = s.period_start), 0)
             WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
             THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
                             WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset

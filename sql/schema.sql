@@ -133,6 +133,24 @@ CREATE TABLE credit_ledger.lanes (
     cap_spent  numeric NOT NULL DEFAULT 0
 ) WITH (fillfactor = 50);
 
+-- A pool member's own limit sliced over its pool's lanes (since 0.11.0, issue 17): a *limited
+-- member* (one lane, a pool limit or spend cap of its own and no other setting that needs its
+-- row, no grant of its own, a pool with lanes) spends without its row lock. Row (member, asset,
+-- lane) holds `room`, what a spender holding that lane of the pool may still draw for the member
+-- under its limits in period `period`, and `spent`, what such spenders drew that the member's
+-- counters (wallet_assets.period_spent and period_pool_drawn) do not hold yet: both counters are
+-- the counter plus the rows' `spent`. A row is written only by a holder of the pool's lane of the
+-- same number (see src/member_rooms.rs).
+CREATE TABLE credit_ledger.member_rooms (
+    wallet_id bigint      NOT NULL REFERENCES credit_ledger.wallets (id),
+    asset     text        NOT NULL REFERENCES credit_ledger.assets (asset),
+    lane      int         NOT NULL,
+    period    timestamptz NOT NULL,
+    room      numeric     NOT NULL DEFAULT 0,
+    spent     numeric     NOT NULL DEFAULT 0,
+    PRIMARY KEY (wallet_id, asset, lane)
+) WITH (fillfactor = 50);
+
 CREATE TABLE credit_ledger.rates (
     id             bigserial PRIMARY KEY,
     rate_card      text    NOT NULL REFERENCES credit_ledger.rate_cards (rate_card),

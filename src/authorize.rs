@@ -165,6 +165,14 @@ pub(crate) fn lock_whole(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> 
     Ok(w)
 }
 
+/// The whole wallet for the exact path ([`lock_whole`]) with, for a member, the rooms it had as
+/// a limited member folded into its counters ([`crate::member_rooms::fold_locked`]).
+pub(crate) fn lock_whole_folded(c: &mut SpiClient<'_>, wallet: &str) -> Result<Wallet> {
+    let w = lock_whole(c, wallet)?;
+    crate::member_rooms::fold_locked(c, &w)?;
+    Ok(w)
+}
+
 /// Authorize or hold: the whole atomic step. Returns the `credit_authorization` value.
 pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     let (mut w, card, locked) = crate::lanes::spend_wallet(c, r.wallet)?;
@@ -176,10 +184,15 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     // not sliced over the lanes, a pool limit) are one row, or its row is locked (its lanes
     // just changed).
     let mut lanes = Lanes::Fast(crate::lanes::first_lane(r.key, crate::lanes::session()));
+    // a member whose row is locked decides on its counters: rooms handed out while it was a
+    // limited member are folded into them first (crate::member_rooms)
+    if locked && w.lanes == 1 {
+        crate::member_rooms::fold_locked(c, &w)?;
+    }
     // a run with max_calls counts its calls under its whole lock
     let counted = r.run.is_some_and(|run| run.max_calls.is_some());
     if w.lanes > 1 && (locked || w.counters() || counted) {
-        w = lock_whole(c, r.wallet)?;
+        w = lock_whole_folded(c, r.wallet)?;
         lanes = Lanes::Exact;
     }
     let hash = r.key.map(|_| r.fingerprint());
@@ -189,8 +202,9 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     let chain = crate::overage::chain(c, &card, r.action, r.variant, r.wallet, r.degrade)?;
     // a tiered variant prices from its counter, locked after the whole wallet (crate::tiers)
     if chain.iter().any(|s| s.rate.tiers.is_some()) && lanes.is_fast() {
-        if w.lanes > 1 {
-            w = lock_whole(c, r.wallet)?;
+        // (a limited member read without its lock: its row too, for its counters)
+        if w.lanes > 1 || (w.free_member && w.tracked) {
+            w = lock_whole_folded(c, r.wallet)?;
             if let Some(t) = replay(c, &w, r.key, hash)? {
                 return Ok(t);
             }
@@ -214,37 +228,63 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     // a degrading call whose first variant does not fit plans its chain on the whole wallet
     let more = priced.len() > 1;
     let unfit = |p: &Plan| more && !fits(p, first, r.run);
-    if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
-        // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
-        // turns out unable to pay is given back before waiting for the whole wallet (holding
-        // it while waiting is how two spenders deadlock). Its writes run in it too, so the
-        // rows it locked are updated by the same transaction id (no multixact).
-        let done = crate::subxact::attempt(
-            || {
-                let p = plan_fast(c, &w, &first.rate.asset, first.cost, r.mode, lanes)?;
-                if p.needs_exact || unfit(&p) {
-                    return Ok(None);
-                }
-                write(c, r, &w, p, first, lanes, None).map(Some)
-            },
-            Option::is_some,
-        )?;
-        if let Some(t) = done {
+    if let Some(t) = attempt_fast(c, r, &w, first, lanes, &unfit)? {
+        return Ok(t);
+    }
+    if w.free_member && w.tracked && lanes.is_fast() {
+        // a limited member whose room did not cover the call: its row, its rooms folded into
+        // its counters, then a pool lane as for any member with counters; the rooms are handed
+        // out again after the spend (crate::member_rooms)
+        let w = lock_whole_folded(c, r.wallet)?;
+        if let Some(t) = replay(c, &w, r.key, hash)? {
             return Ok(t);
         }
-    } else {
-        let p = plan_fast(c, &w, &first.rate.asset, first.cost, r.mode, lanes)?;
-        if !p.needs_exact && !unfit(&p) {
-            return write(c, r, &w, p, first, lanes, None);
+        if w.lanes == 1 {
+            if let Some(t) = attempt_fast(c, r, &w, first, lanes, &unfit)? {
+                return Ok(t);
+            }
         }
     }
     // the last credits are in flight: wait for the whole wallet (and pool), then decide
-    let w = lock_whole(c, r.wallet)?;
+    let w = lock_whole_folded(c, r.wallet)?;
     if let Some(t) = replay(c, &w, r.key, hash)? {
         return Ok(t);
     }
     let (p, i) = plan_chain(c, &w, &priced, r.mode, r.run)?;
     write(c, r, &w, p, &priced[i], Lanes::Exact, None)
+}
+
+/// The fast attempt of a spend: planned on the wallet as read (or locked) and one free lane of
+/// it or its pool, and written; None when it cannot decide without the exact path.
+fn attempt_fast(
+    c: &mut SpiClient<'_>,
+    r: &Request<'_>,
+    w: &Wallet,
+    first: &Priced<'_>,
+    lanes: Lanes,
+    unfit: &dyn Fn(&Plan) -> bool,
+) -> Result<Option<Record>> {
+    if lanes.is_fast() && w.any_lanes() && crate::subxact::available() {
+        // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
+        // turns out unable to pay is given back before waiting for the whole wallet (holding
+        // it while waiting is how two spenders deadlock). Its writes run in it too, so the
+        // rows it locked are updated by the same transaction id (no multixact).
+        return crate::subxact::attempt(
+            || {
+                let p = plan_fast(c, w, &first.rate.asset, first.cost, r.mode, lanes)?;
+                if p.needs_exact || unfit(&p) {
+                    return Ok(None);
+                }
+                write(c, r, w, p, first, lanes, None).map(Some)
+            },
+            Option::is_some,
+        );
+    }
+    let p = plan_fast(c, w, &first.rate.asset, first.cost, r.mode, lanes)?;
+    if !p.needs_exact && !unfit(&p) {
+        return write(c, r, w, p, first, lanes, None).map(Some);
+    }
+    Ok(None)
 }
 
 /// A call of a wallet with fair use in the asset: the first variant of the chain whose cost
@@ -393,8 +433,13 @@ fn plan_fast(
     mode: Mode,
     lanes: Lanes,
 ) -> Result<Plan> {
-    let p = plan(c, w, asset, cost, mode, lanes)?;
+    let mut p = plan(c, w, asset, cost, mode, lanes)?;
     if w.own_grants || p.needs_exact || p.reason.is_none() {
+        return Ok(p);
+    }
+    if w.free_member && w.tracked {
+        // a limited member's decline is decided on its counters (its reason too)
+        p.needs_exact = true;
         return Ok(p);
     }
     let mut again = w.clone();

@@ -81,16 +81,19 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
 pub const WALLET_TRY_LOCK_ID: &str =
     "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
 
-/// [`WALLET_STATE`] with `$spent` added to the period's spend (column 2).
+/// [`WALLET_STATE`] with `$spent` added to the period's spend (column 2) and `$drawn` to its pool
+/// draw (column 3).
 macro_rules! wallet_state {
-    ($spent:expr) => {
+    ($spent:expr, $drawn:expr) => {
         concat!(
             "
 SELECT coalesce(s.debt, 0),
        CASE WHEN s.period_start = c.cur THEN s.period_spent ELSE 0 END",
             $spent,
             ",
-       CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END,
+       CASE WHEN s.period_start = c.cur THEN s.period_pool_drawn ELSE 0 END",
+            $drawn,
+            ",
        coalesce(s.below_threshold, false), c.cur
   FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
           FROM credit_ledger.wallets w WHERE w.id = $1) c
@@ -100,7 +103,7 @@ SELECT coalesce(s.debt, 0),
 }
 pub(crate) use wallet_state;
 /// Running state of a wallet x asset in its current period.
-pub const WALLET_STATE: &str = wallet_state!("");
+pub const WALLET_STATE: &str = wallet_state!("", "");
 pub const WALLET_STATE_SAVE: &str = "
 INSERT INTO credit_ledger.wallet_assets AS s
     (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold)
@@ -763,6 +766,8 @@ pub use crate::catalog_runs::*;
 
 // ---- spend caps sliced over lanes (0.10.0 on; see crate::lane_caps): in catalog_lane_caps.rs --
 pub use crate::catalog_lane_caps::*;
+// ---- limited members (0.11.0 on; see crate::member_rooms): in catalog_member_rooms.rs -------
+pub use crate::catalog_member_rooms::*;
 
 // ---- corrections, transfers, closes (0.6.0 on; see crate::corrections) -----------------------
 pub use crate::catalog_corrections::*;

@@ -9,7 +9,8 @@ use crate::catalog::{authorize_write_one, keyed, lane_take, lane_take_walk};
 pub const WALLET_STATE_LANES: &str = crate::catalog::wallet_state!(
     "
          + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
-                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0)"
+                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0)",
+    ""
 );
 
 /// A fast spend of `$5` under the cap on lane `$3` (the caller holds it), with its hint `$4`.

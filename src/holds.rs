@@ -262,9 +262,20 @@ pub(crate) fn uncount(
         crate::amount::sub(counter, x)
             .ok_or_else(|| crate::amount::out_of_range(format!("the {what} of the wallet")))
     };
+    // a limited member's draw goes back to the room of the pool lane it took (held by the
+    // caller), when it has rooms (crate::member_rooms)
+    let to_room = |c: &mut SpiClient<'_>| -> Result<bool> {
+        match w.parent_id {
+            Some(pid) if w.tracked && amount == pool => {
+                crate::member_rooms::give_back(c, w, pid, asset, auth, amount)
+            }
+            _ => Ok(false),
+        }
+    };
     if w.tracked && crate::lane_caps::sliced(w) {
         // its spend is counted on its lanes, which the caller holds (no pool: not a member)
         crate::lane_caps::give_back(c, w.id, asset, auth, amount)?;
+    } else if to_room(c)? {
     } else if w.tracked && !row_unlocked(w) {
         let mut s = WalletState::load(c, w.id, asset)?;
         s.period_spent = less(s.period_spent, amount, "period spend")?;
@@ -578,6 +589,8 @@ fn credit_capture(
                 lanes::exclusive(c, w.id)?;
                 if let Some(pid) = w.parent_id {
                     lanes::exclusive(c, pid)?;
+                    // a limited member's rooms: into its counters, which this plan decides on
+                    crate::member_rooms::fold(c, w.id)?;
                 }
                 let p =
                     authorize::plan(c, &w, &a.asset, more, Mode::Debit, authorize::Lanes::Exact)?;

@@ -93,21 +93,29 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
         }
         Ok((Wallet::from_row_lanes(&row, 10)?, card, false))
     };
+    // (since 0.11.0 a limited member is read without a lock too: crate::member_rooms)
+    let read_unlocked = crate::member_rooms::pick(
+        sql::WALLET_FOR_SPEND_UNLOCKED_V11,
+        sql::WALLET_FOR_SPEND_UNLOCKED,
+    );
     // the wallet this backend last read without a lock is tried that way first (a session
     // spends from the same wallet again and again): one statement instead of two
     if LAST_UNLOCKED.with_borrow(|last| last == wallet) {
-        if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
+        if let Some(row) = spi::first(exec(c, read_unlocked, &[wallet.into()])?) {
             return unlocked(row);
         }
     }
     if let Some(row) = spi::first(exec(
         c,
-        sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
+        crate::member_rooms::pick(
+            sql::WALLET_LOCK_FOR_SPEND_ONE_LANE_V11,
+            sql::WALLET_LOCK_FOR_SPEND_ONE_LANE,
+        ),
         &[wallet.into()],
     )?) {
         return Ok((one_lane(&row)?, row.req(9)?, true));
     }
-    if let Some(row) = spi::first(exec(c, sql::WALLET_FOR_SPEND_UNLOCKED, &[wallet.into()])?) {
+    if let Some(row) = spi::first(exec(c, read_unlocked, &[wallet.into()])?) {
         LAST_UNLOCKED.with_borrow_mut(|last| {
             last.clear();
             last.push_str(wallet);
@@ -129,12 +137,15 @@ thread_local! {
 /// After the row of one-lane wallet `wallet_id`: when it is a member of a pool with lanes, lock
 /// the pool's lanes too, so that a change of its settings (a limit, an alert, freezing,
 /// closing, another pool) waits for its spends in flight, which hold only a pool lane when it is
-/// a free member ([`crate::authorize::Wallet::free_member`]). A no-op otherwise.
+/// a free member ([`crate::authorize::Wallet::free_member`]); and fold a limited member's
+/// rooms ([`crate::member_rooms::fold`]). A no-op otherwise.
 pub fn exclusive_member_pool(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
     if catalog_has_lanes() {
         exec(c, sql::POOL_LANES_LOCK_OF_MEMBER, &[wallet_id.into()])?;
     }
-    Ok(())
+    // a limited member's rooms (its spends in flight hold theirs): folded back into its
+    // counters, handed out again by its next spend that holds its row (crate::member_rooms)
+    crate::member_rooms::fold(c, wallet_id)
 }
 
 /// Lock the lanes of the slices an authorization moved (its wallet's and its pool's), in
@@ -200,24 +211,41 @@ pub struct Taken {
     pub total: Decimal,
 }
 
+/// What [`take`] looks for.
+pub struct Take {
+    /// The wallet's lanes.
+    pub lanes: i32,
+    /// What the lane's hint (and its slices) must cover.
+    pub need: Decimal,
+    /// See [`first_lane`].
+    pub seed: i32,
+    /// Also the committed total of the wallet (else the lane's).
+    pub with_total: bool,
+    /// Under a spend cap sliced over the lanes ([`crate::lane_caps`]), what the lane's room in
+    /// the current period must cover too.
+    pub room: Option<Decimal>,
+    /// Only lanes `from..to` (a limited member's rooms: [`crate::member_rooms::window`]).
+    pub window: Option<(i32, i32)>,
+}
+
 /// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
 /// every lane is busy or none has enough (the caller decides on the committed total, or takes
-/// the exact path). With `with_total`, also the committed total of the wallet (else the
-/// lane's). `seed`: see [`first_lane`]. `room`: under a spend cap sliced over the lanes
-/// ([`crate::lane_caps`]), what the lane's room in the current period must cover too.
-#[allow(clippy::too_many_arguments)]
-pub fn take(
-    c: &mut SpiClient<'_>,
-    wallet_id: i64,
-    asset: &str,
-    lanes: i32,
-    need: Decimal,
-    seed: i32,
-    with_total: bool,
-    room: Option<Decimal>,
-) -> Result<Option<Taken>> {
-    let start = start_lane(wallet_id, seed, lanes);
-    // from the first lane to the last, then from lane 0 to the first
+/// the exact path).
+pub fn take(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str, t: Take) -> Result<Option<Taken>> {
+    let Take {
+        lanes,
+        need,
+        seed,
+        with_total,
+        room,
+        window,
+    } = t;
+    let (lo, hi) = window.unwrap_or((0, lanes));
+    let mut start = start_lane(wallet_id, seed, lanes);
+    if !(lo..hi).contains(&start) {
+        start = lo + seed.rem_euclid((hi - lo).max(1));
+    }
+    // from the first lane to the last, then from the window's first lane to the first
     let mut found = None;
     let mut lots = Vec::new();
     // Without the wallet's total: the lane and its slices in one statement, read again only
@@ -229,7 +257,7 @@ pub fn take(
         (false, true) => sql::LANE_TAKE_WALK_CAP,
     };
     let mut fresh = false;
-    for (from, to) in [(start, lanes), (0, start)] {
+    for (from, to) in [(start, hi), (lo, start)] {
         if from >= to {
             continue;
         }

@@ -219,10 +219,13 @@ impl WalletState {
     }
 
     /// The state with the period's spend as committed, including what the lanes of a wallet
-    /// with a sliced spend cap spent ([`crate::lane_caps`]): for deciding without the whole
+    /// with a sliced spend cap spent ([`crate::lane_caps`]) and what a limited member's rooms
+    /// drew ([`crate::member_rooms`]): for deciding without the whole
     /// wallet (a decline, a quote). It cannot be saved.
     pub fn load_committed(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<Self> {
-        let mut s = Self::load_with(c, sql::WALLET_STATE_LANES, wallet_id, asset)?;
+        let statement =
+            crate::member_rooms::pick(sql::WALLET_STATE_COMMITTED_V11, sql::WALLET_STATE_LANES);
+        let mut s = Self::load_with(c, statement, wallet_id, asset)?;
         s.committed_view = true;
         Ok(s)
     }

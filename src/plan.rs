@@ -174,6 +174,9 @@ pub struct Plan {
     pub pool_cap: Option<Decimal>,
     /// The asset spent.
     pub asset: String,
+    /// A limited member's fast draw: the room (the pool lane's number) it takes its draw from
+    /// ([`crate::member_rooms`]).
+    pub member_room: Option<i32>,
 }
 
 impl Plan {
@@ -320,6 +323,7 @@ fn lane_lots(
     lanes: Lanes,
     with_total: bool,
     capped: bool,
+    window: Option<(i32, i32)>,
 ) -> Result<(Vec<Lot>, Decimal, Option<i32>)> {
     if mode == Mode::Quote {
         let (l, t) = lots(c, w.id, asset, mode, need)?;
@@ -333,7 +337,15 @@ fn lane_lots(
         Lanes::Fast(seed) => {
             // a sliced cap: the lane's room of this period must cover `need` too
             let room = capped.then_some(need);
-            match crate::lanes::take(c, w.id, asset, w.lanes, need, seed, with_total, room)? {
+            let take = crate::lanes::Take {
+                lanes: w.lanes,
+                need,
+                seed,
+                with_total,
+                room,
+                window,
+            };
+            match crate::lanes::take(c, w.id, asset, take)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
@@ -371,11 +383,17 @@ fn plan_once(
     if sliced {
         p.own_cap = w.spend_cap;
     }
-    if w.tracked {
+    // a limited member's fast draw: its limits are decided by the room of the pool lane it
+    // takes (crate::member_rooms), its counters neither read nor written
+    let limited_fast = w.free_member && w.tracked && lanes.is_fast() && mode != Mode::Quote;
+    if w.tracked && !limited_fast {
         let state = if sliced && whole {
             crate::lane_caps::fold(c, w.id, asset)?;
             WalletState::load(c, w.id, asset)?
-        } else if sliced {
+        } else if sliced
+            || (mode == Mode::Quote && w.parent_id.is_some() && crate::member_rooms::catalog_has())
+        {
+            // (a member's: with what its rooms drew)
             WalletState::load_committed(c, w.id, asset)?
         } else {
             WalletState::load(c, w.id, asset)?
@@ -386,7 +404,7 @@ fn plan_once(
     let (own, own_total) = if w.lanes > 1 {
         p.own_lanes = w.lanes;
         let capped = sliced && !whole;
-        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true, capped)?;
+        let (l, t, lane) = lane_lots(c, &mut p, w, asset, mode, cost, lanes, true, capped, None)?;
         p.own_lane = lane;
         (l, t)
     } else if w.own_grants || mode == Mode::Quote {
@@ -445,6 +463,9 @@ fn plan_once(
                 }
                 let (pool, pool_available) = if parent.lanes > 1 {
                     p.pool_lanes = parent.lanes;
+                    // a limited member's fast draw: only the pool lanes that hold its rooms
+                    let window =
+                        limited_fast.then(|| crate::member_rooms::window(w.id, parent.lanes));
                     // what the member may draw: the pool's lane must cover that much
                     let mut need = short;
                     if let (Some(limit), Some(state)) = (w.pool_limit, p.own_state.as_ref()) {
@@ -464,6 +485,7 @@ fn plan_once(
                         let total = parent.threshold.is_some();
                         let (l, t, lane) = lane_lots(
                             c, &mut p, &parent, asset, mode, need, pool_lanes, total, deferred,
+                            window,
                         )?;
                         p.pool_lane = lane;
                         (l, t)
@@ -521,6 +543,16 @@ fn plan_once(
             p.moves.push(Movement::debt(w.id, "overdraft", -take));
             p.overdraft_part = take;
             short -= take;
+        }
+    }
+    if limited_fast && p.reason.is_none() && short == Decimal::ZERO && p.pool_part > Decimal::ZERO {
+        // under the pool lane it holds: that lane's room of the member decides, else the
+        // exact path (its counters, the rooms folded and handed out again)
+        match p.pool_lane {
+            Some(lane) if crate::member_rooms::covers(c, w.id, asset, lane, p.pool_part)? => {
+                p.member_room = Some(lane);
+            }
+            _ => p.needs_exact = true,
         }
     }
     if short > Decimal::ZERO {
@@ -623,6 +655,9 @@ pub fn commit_plan(
     if p.pool_lane.is_some() {
         p.parent_state = None;
     }
+    if let (Some(lane), true) = (p.member_room, sign > Decimal::ZERO) {
+        crate::member_rooms::spend(c, w.id, &p.asset, lane, p.pool_part)?;
+    }
     if p.own_lane.is_some() {
         if let (Some(t), true) = (w.threshold, sign > Decimal::ZERO) {
             let balance = p.balance_after()?;
@@ -653,6 +688,10 @@ pub fn commit_plan(
     if let Some(state) = p.own_state.as_mut() {
         ledger::check_alert(c, state, wallet, w.threshold, balance)?;
         state.save(c)?;
+        if w.lanes == 1 && w.parent_id.is_some() && p.pool_lanes > 1 {
+            // a limited member (its row held, its rooms folded): the room left, handed out again
+            crate::member_rooms::spread(c, w, p.pool_lanes, state)?;
+        }
     }
     Ok(())
 }

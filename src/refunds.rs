@@ -209,12 +209,22 @@ fn credit_refund(
                         .map(|v| v.max(Decimal::ZERO))
                         .ok_or_else(|| amount::out_of_range(format!("the {what} of the wallet")))
                 };
+                // a limited member's draw goes back to the room of the pool lane it took (held
+                // here), when it has rooms (crate::member_rooms)
+                let roomed = match w.parent_id {
+                    Some(pid) if !sliced && !debt && want == pool => {
+                        crate::member_rooms::give_back(c, &w, pid, &a.asset, Some(id), want)?
+                    }
+                    _ => false,
+                };
                 if sliced {
                     crate::lane_caps::give_back(c, w.id, &a.asset, Some(id), want)?;
-                } else {
+                } else if !roomed {
                     s.period_spent = less(s.period_spent, want, "period spend")?;
                 }
-                s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
+                if !roomed {
+                    s.pool_drawn = less(s.pool_drawn, pool, "pool draw")?;
+                }
                 s.save(c)?;
             }
             if new_grant > Decimal::ZERO {

@@ -125,7 +125,7 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
             (id, s.run_wallet)
         }
     };
-    let w = authorize::lock_whole(c, &funder_name)?;
+    let w = authorize::lock_whole_folded(c, &funder_name)?;
     crate::corrections::refuse_closed(c, w.id, &funder_name)?;
     if let Some(k) = r.key {
         if let Some(prev) = spi::first(exec(c, sql::RUN_BY_KEY, &[owner_id.into(), k.into()])?) {

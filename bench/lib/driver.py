@@ -264,12 +264,15 @@ def workloads(ns, w6):
                 ("pool1", "bench", {"EXT": ("pool_EXT", {"nm": 16, "pfx": "p1m"})}, 1),
                 ("capped pool", "bench", {"EXT": ("pool_EXT", {"nm": 16, "pfx": "pcm"})}, 1),
                 # two clients per member (two tabs of one user): free members do not wait
-                ("2 per member", "bench", {"EXT": ("pool_EXT", {"nm": 8, "pfx": "plm"})}, 1)])
+                ("2 per member", "bench", {"EXT": ("pool_EXT", {"nm": 8, "pfx": "plm"})}, 1),
+                # the same with a pool limit on every member (0.11.0: limited members)
+                ("limited 2/member", "bench", {"EXT": ("pool_EXT", {"nm": 8, "pfx": "pmm"})}, 1)])
     W["W8"] = ("long transactions: 32 clients on one pool, authorize + 0.2 s + commit",
                [("pool", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "plm"})}, 1),
                 ("pool1", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "p1m"})}, 1),
                 ("capped pool", "bench", {"EXT": ("long_EXT", {"nm": 32, "pfx": "pcm"})}, 1),
-                ("2 per member", "bench", {"EXT": ("long_EXT", {"nm": 16, "pfx": "plm"})}, 1)])
+                ("2 per member", "bench", {"EXT": ("long_EXT", {"nm": 16, "pfx": "plm"})}, 1),
+                ("limited 2/member", "bench", {"EXT": ("long_EXT", {"nm": 16, "pfx": "pmm"})}, 1)])
     # issue 18: 16 members each call inside its own agent run (funded from a pool) vs the same
     # calls made directly against a pool with lanes (W7's 'pool'), interleaved in every round
     W["W9"] = ("agent runs: client i calls inside member i's run vs directly on the pool",
@@ -728,6 +731,12 @@ def targets(med):
         if tps("W7", "2 per member", sync, c7, "EXT") is not None:
             check(f"W7 sync {sync:<3} {c7} cl: 2 clients per member EXT / pool EXT",
                   ratio(tps("W7", "2 per member", sync, c7, "EXT"), tps("W7", "pool", sync, c7, "EXT")), ">=", 0.9)
+        # 0.11.0: the same with a pool limit on every member (limited members: one more read and
+        # one more update of the member's room per call)
+        if tps("W7", "limited 2/member", sync, c7, "EXT") is not None:
+            check(f"W7 sync {sync:<3} {c7} cl: limited members, 2 clients each EXT / 2 per member",
+                  ratio(tps("W7", "limited 2/member", sync, c7, "EXT"),
+                        tps("W7", "2 per member", sync, c7, "EXT")), ">=", 0.8)
     if tps("W8", "pool", "on", W8_CLIENTS, "EXT") is not None:
         lines.append(f"{'W8 sync on, 32 cl: transactions/s, 48 lanes':<58} "
                      f"{tps('W8', 'pool', 'on', W8_CLIENTS, 'EXT'):6.1f}  target >= 100  "
@@ -743,6 +752,11 @@ def targets(med):
         two = tps("W8", "2 per member", "on", W8_CLIENTS, "EXT")
         lines.append(f"{'W8 sync on, 32 cl: transactions/s, 2 callers per member':<58} "
                      f"{two:6.1f}  target >= 100  {'PASS' if two >= 100 else 'FAIL'}")
+    if tps("W8", "limited 2/member", "on", W8_CLIENTS, "EXT") is not None:
+        # 0.11.0: two callers per member, each member with a pool limit (limited members)
+        lim = tps("W8", "limited 2/member", "on", W8_CLIENTS, "EXT")
+        lines.append(f"{'W8 sync on, 32 cl: transactions/s, 2 per limited member':<58} "
+                     f"{lim:6.1f}  target >= 100  {'PASS' if lim >= 100 else 'FAIL'}")
     # issue 18: a call inside an agent run costs less than the same call on the pool
     for sync in ("on", "off"):
         c9 = 16 if tps("W9", "run", sync, 16, "EXT") else top

@@ -126,6 +126,17 @@ capped_q="SELECT count(*) FILTER (WHERE x.approved) || '|' || count(*) FILTER (W
                  LATERAL credit_authorize(wallet => 'capped_l', action => 'image.generate', idempotency_key => 'capped-after-' || i) x"
 check_eq "a capped wallet with lanes fills its cap after the restore as in the source" \
   "released|4|1/released|4|1" "$(q "$src" "$release_q")|$(q "$src" "$capped_q")/$(q "$dst" "$release_q")|$(q "$dst" "$capped_q")"
+# a limited member (0.11.0): its rooms came back, so the open hold's release and new calls fill
+# its pool limit as in the source (40 drawn, 40 held of 200: after the release, exactly four
+# calls of 40)
+lim_release_q="SELECT status FROM credit_release(authorization_id => (SELECT id FROM public.ops_holds WHERE name = 'limited_open'))"
+lim_q="SELECT count(*) FILTER (WHERE x.approved) || '|' || count(*) FILTER (WHERE x.reason = 'pool_limit_reached')
+         FROM generate_series(1, 5) i,
+              LATERAL credit_authorize(wallet => 'team_l.lim', action => 'image.generate', idempotency_key => 'lim-after-' || i) x"
+check_eq "a limited member fills its pool limit after the restore as in the source" \
+  "released|4|1/released|4|1" "$(q "$src" "$lim_release_q")|$(q "$src" "$lim_q")/$(q "$dst" "$lim_release_q")|$(q "$dst" "$lim_q")"
+check_eq "credit_verify() empty after the limited member's calls" "0/0" \
+  "$(q "$src" 'SELECT count(*) FROM credit_verify()')/$(q "$dst" 'SELECT count(*) FROM credit_verify()')"
 # volume tiers and fair use (0.8.0): the counters came back, so captures and new calls are
 # priced and admitted exactly as in the source (hand-checked: tier_a is at 15 units with a
 # hold of 10 open, fair_a has used 2 + 3 held of 50)

@@ -151,6 +151,15 @@ SELECT credit_wallet_lanes(wallet => 'capped_l', lanes => 4);
 SELECT approved, cost FROM credit_authorize(wallet => 'capped_l', action => 'image.generate');
 INSERT INTO public.ops_holds SELECT 'capped_open', authorization_id FROM credit_hold(wallet => 'capped_l', action => 'image.generate', ttl => '1 day');
 \endif
+-- ---- a limited member (0.11.0 on: its pool limit sliced over the pool's lanes in
+-- member_rooms): 40 drawn and 40 held of a limit of 200
+SELECT pg_catalog.to_regclass('credit_ledger.member_rooms') IS NOT NULL AS has_member_rooms \gset
+\if :has_member_rooms
+SELECT credit_wallet_create(wallet => 'team_l.lim', parent => 'team_l', pool_limit => 200);
+SELECT credit_grant(wallet => 'team_l', amount => 400, category => 'purchased', unit_price => 0.01);
+SELECT approved, cost FROM credit_authorize(wallet => 'team_l.lim', action => 'image.generate');
+INSERT INTO public.ops_holds SELECT 'limited_open', authorization_id FROM credit_hold(wallet => 'team_l.lim', action => 'image.generate', ttl => '1 day');
+\endif
 
 -- ---- agent runs (0.5.0 on; skipped on an older catalog)
 SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset

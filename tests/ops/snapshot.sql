@@ -47,6 +47,11 @@ SELECT 'lanes.cap|' || ROW(t.wallet_id, t.asset, t.lane, t.cap_period, t.cap_roo
  WHERE t.cap_period IS NOT NULL OR t.cap_room <> 0 OR t.cap_spent <> 0
  ORDER BY wallet_id, asset, lane;
 \endif
+-- a limited member's rooms (since 0.11.0)
+SELECT pg_catalog.to_regclass('credit_ledger.member_rooms') IS NOT NULL AS has_member_rooms \gset
+\if :has_member_rooms
+SELECT 'member_rooms|' || t::text FROM credit_ledger.member_rooms t ORDER BY wallet_id, asset, lane;
+\endif
 -- agent runs (since 0.5.0): the run columns where set, and every run
 SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset
 \if :has_runs

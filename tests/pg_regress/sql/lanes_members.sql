@@ -20,7 +20,8 @@ CREATE VIEW member_rows AS
 SELECT wallet, xmax::text::bigint >= txid_current() % 4294967296 AS locked_here
   FROM credit_ledger.wallets WHERE wallet LIKE 'team.%' ORDER BY wallet;
 
--- a free member's call locks a pool lane only; a member with a spend cap locks its row
+-- a free member's call locks a pool lane only; a member with a spend cap locks its row on its
+-- first call, which hands out its rooms (a limited member since 0.11.0: lanes_member_limits)
 BEGIN;
 SELECT approved, cost FROM credit_authorize(wallet => 'team.free', action => 'chat');
 SELECT approved, cost FROM credit_authorize(wallet => 'team.capped', action => 'chat');
