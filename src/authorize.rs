@@ -284,6 +284,10 @@ fn attempt_fast(
     if !p.needs_exact && !unfit(&p) {
         return write(c, r, w, p, first, lanes, None).map(Some);
     }
+    if let Some(lane) = p.member_room {
+        // (no subtransaction to roll back: a limited member's draw taken when planned goes back)
+        crate::member_rooms::untake(c, w.id, &first.rate.asset, lane, p.pool_part)?;
+    }
     Ok(None)
 }
 
@@ -585,7 +589,11 @@ fn write(
         }
     };
     let Some(out) = spi::first(exec(c, write, &args)?) else {
-        // a concurrent call with the same key won (racy writes only)
+        // a concurrent call with the same key won (racy writes only); a limited member's draw
+        // taken from its room when this call was planned goes back
+        if let Some(lane) = p.member_room {
+            crate::member_rooms::untake(c, w.id, &rate.asset, lane, p.pool_part)?;
+        }
         return replay(c, w, r.key, hash)?.ok_or_else(|| {
             LedgerError::new(Kind::Internal, "authorization insert returned nothing")
         });

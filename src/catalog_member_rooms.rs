@@ -53,19 +53,26 @@ SELECT ",
   FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id
  WHERE w.id = $1"
 );
-/// Room `$3` (of the pool's lane of that number, which the caller holds) of member `$1` in asset
-/// `$2`, locked when it has `$4` of room in the member's current period; no row when it has not,
-/// or when another transaction holds it (a fold waiting for the member's spends in flight).
-pub const MEMBER_ROOM_COVERS: &str = "
-SELECT 1
-  FROM credit_ledger.member_rooms r
- WHERE r.wallet_id = $1 AND r.asset = $2 AND r.lane = $3 AND r.room >= $4
-   AND r.period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
-                     FROM credit_ledger.wallets w WHERE w.id = $1)
-   FOR NO KEY UPDATE SKIP LOCKED";
-/// A fast spend drew `$4` for member `$1` on pool lane `$3` (held by the caller).
-pub const MEMBER_ROOM_SPEND: &str = "
-UPDATE credit_ledger.member_rooms SET room = room - $4, spent = spent + $4
+/// A limited member's fast draw of `$4` from room `$3` (of the pool's lane of that number, which
+/// the caller holds) of member `$1` in asset `$2`: taken, and the room locked, when it has that
+/// much room in the member's current period; no row when it has not, or when another
+/// transaction holds it (a fold waiting for the member's spends in flight).
+pub const MEMBER_ROOM_TAKE: &str = "
+WITH x AS (
+    SELECT r.ctid FROM credit_ledger.member_rooms r
+     WHERE r.wallet_id = $1 AND r.asset = $2 AND r.lane = $3 AND r.room >= $4
+       AND r.period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
+                         FROM credit_ledger.wallets w WHERE w.id = $1)
+       FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE credit_ledger.member_rooms r SET room = r.room - $4, spent = r.spent + $4
+  FROM x WHERE r.ctid = x.ctid
+RETURNING 1";
+/// A draw of `$4` taken from room `$3` of member `$1` in asset `$2` by this transaction
+/// ([`MEMBER_ROOM_TAKE`]) and not spent after all (its idempotency key was used at once by
+/// another call, which won): back to the room.
+pub const MEMBER_ROOM_UNTAKE: &str = "
+UPDATE credit_ledger.member_rooms SET room = room + $4, spent = spent - $4
  WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
 /// Fold member `$1`'s rooms back (the caller holds its row; the delete waits for the member's
 /// spends in flight, which hold their rooms): what they drew this period goes into both

@@ -11,7 +11,7 @@
 //! lane) of `credit_ledger.member_rooms` holds `room`, what a spender holding the pool's lane of
 //! that number may still draw for the member, and `spent`, what such spenders drew that the
 //! counters do not hold yet. A fast spend locks a pool lane (as a free member's does), then
-//! that lane's room of the member (`SKIP LOCKED`) and, when it covers the draw, writes it. A
+//! takes its draw from that lane's room of the member when it covers it (`SKIP LOCKED`). A
 //! room is written only by a holder of the pool's lane of the same number that has locked it,
 //! or by a holder of the member's row that has locked it:
 //!
@@ -47,7 +47,10 @@ pub const WINDOW: i32 = 16;
 /// the members of one pool spread over its lanes.
 pub fn window(member: i64, pool_lanes: i32) -> (i32, i32) {
     let m = pool_lanes.clamp(1, WINDOW);
-    let from = member.rem_euclid(i64::from(pool_lanes - m + 1)) as i32;
+    // members are created one after the other: a multiplicative hash of the id places members
+    // with neighbouring ids far apart, so the windows of a team's members overlap evenly
+    let h = (member as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    let from = (h % (pool_lanes - m + 1) as u64) as i32;
     (from, from + m)
 }
 
@@ -71,9 +74,9 @@ fn may_have_rooms(w: &Wallet) -> bool {
     w.parent_id.is_some() && w.tracked && catalog_has()
 }
 
-/// Whether the room of pool lane `lane` (held by the caller) of member `member` covers `need`
-/// this period (no room of this period, or one held by a fold: no); if so it is locked.
-pub fn covers(
+/// Take a draw of `need` for `member` from the room of pool lane `lane` (held by the caller):
+/// false when that room does not cover it this period (or is held by a fold).
+pub fn take(
     c: &mut SpiClient<'_>,
     member: i64,
     asset: &str,
@@ -82,14 +85,15 @@ pub fn covers(
 ) -> Result<bool> {
     let row = spi::first(exec(
         c,
-        sql::MEMBER_ROOM_COVERS,
+        sql::MEMBER_ROOM_TAKE,
         &[member.into(), asset.into(), lane.into(), num(need).into()],
     )?);
     Ok(row.is_some())
 }
 
-/// A fast spend drew `amount` for `member` on pool lane `lane` (held by the caller).
-pub fn spend(
+/// A draw [`take`]n and then not spent (the call's idempotency key lost a race): back to the
+/// room (still locked by this transaction).
+pub fn untake(
     c: &mut SpiClient<'_>,
     member: i64,
     asset: &str,
@@ -98,7 +102,7 @@ pub fn spend(
 ) -> Result<()> {
     exec(
         c,
-        sql::MEMBER_ROOM_SPEND,
+        sql::MEMBER_ROOM_UNTAKE,
         &[member.into(), asset.into(), lane.into(), num(amount).into()],
     )?;
     Ok(())

@@ -174,8 +174,8 @@ pub struct Plan {
     pub pool_cap: Option<Decimal>,
     /// The asset spent.
     pub asset: String,
-    /// A limited member's fast draw: the room (the pool lane's number) it takes its draw from
-    /// ([`crate::member_rooms`]).
+    /// A limited member's fast draw: the room (the pool lane's number) its draw was taken from
+    /// when it was planned ([`crate::member_rooms::take`]).
     pub member_room: Option<i32>,
 }
 
@@ -549,7 +549,7 @@ fn plan_once(
         // under the pool lane it holds: that lane's room of the member decides, else the
         // exact path (its counters, the rooms folded and handed out again)
         match p.pool_lane {
-            Some(lane) if crate::member_rooms::covers(c, w.id, asset, lane, p.pool_part)? => {
+            Some(lane) if crate::member_rooms::take(c, w.id, asset, lane, p.pool_part)? => {
                 p.member_room = Some(lane);
             }
             _ => p.needs_exact = true,
@@ -654,9 +654,6 @@ pub fn commit_plan(
     }
     if p.pool_lane.is_some() {
         p.parent_state = None;
-    }
-    if let (Some(lane), true) = (p.member_room, sign > Decimal::ZERO) {
-        crate::member_rooms::spend(c, w.id, &p.asset, lane, p.pool_part)?;
     }
     if p.own_lane.is_some() {
         if let (Some(t), true) = (w.threshold, sign > Decimal::ZERO) {
