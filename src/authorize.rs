@@ -623,7 +623,7 @@ fn write(
         }
     }
     if !hint_written && fair.is_none() {
-        lanes_after(c, w, &p, &rate.asset, lanes, cost)?;
+        crate::lanes::after_spend(c, w, &p, &rate.asset, lanes, cost)?;
     }
     // the same values authorization_tuple() would read back, without reading them back
     let mut t = Record::new("credit_authorization");
@@ -706,47 +706,6 @@ fn replay(
     }
     let first = prev.req::<i64>(1)?;
     authorization_tuple(c, first).map(Some)
-}
-
-/// After a spend on wallets with lanes: lower the hint (and, under a sliced spend cap, the
-/// room) of each lane a fast spend took, or spread the credits (and the room under the cap)
-/// of a wallet held whole over its lanes again. `cost`: what the wallet's cap counts of an
-/// approved call.
-pub(crate) fn lanes_after(
-    c: &mut SpiClient<'_>,
-    w: &Wallet,
-    p: &Plan,
-    asset: &str,
-    lanes: Lanes,
-    cost: Decimal,
-) -> Result<()> {
-    let approved = p.reason.is_none();
-    if let Some(lane) = p.own_lane {
-        if p.own_cap.is_some() {
-            let counted = if approved { cost } else { Decimal::ZERO };
-            crate::lane_caps::spend(c, w.id, asset, lane, p.own_part, counted)?;
-        } else {
-            crate::lanes::spent(c, w.id, asset, lane, p.own_part)?;
-        }
-    } else if lanes == Lanes::Exact && w.lanes > 1 {
-        crate::lanes::spread(c, w.id, asset, w.lanes, None)?;
-        if let (Some(cap), Some(state)) = (p.own_cap, p.own_state.as_ref()) {
-            crate::lane_caps::spread(c, w.id, asset, w.lanes, Some(cap), state)?;
-        }
-    }
-    if let (Some(pid), Some(lane)) = (p.parent_id, p.pool_lane) {
-        if p.pool_cap.is_some() {
-            crate::lane_caps::spend(c, pid, asset, lane, p.pool_part, p.pool_part)?;
-        } else {
-            crate::lanes::spent(c, pid, asset, lane, p.pool_part)?;
-        }
-    } else if let (Some(pid), true) = (p.parent_id, p.pool_exclusive && p.pool_lanes > 1) {
-        crate::lanes::spread(c, pid, asset, p.pool_lanes, None)?;
-        if let (Some(cap), Some(state)) = (p.pool_cap, p.parent_state.as_ref()) {
-            crate::lane_caps::spread(c, pid, asset, p.pool_lanes, Some(cap), state)?;
-        }
-    }
-    Ok(())
 }
 
 /// Authorize and debit credits for an action, before the work runs (`run`: in an agent run;

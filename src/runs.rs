@@ -215,7 +215,7 @@ fn open(c: &mut SpiClient<'_>, r: &OpenRequest<'_>) -> Result<OpenRow> {
         crate::lanes::spread(c, run_wallet, r.asset, r.lanes, None)?;
     }
     plan::commit_plan(c, &w, &funder_name, &mut p, r.budget, Decimal::ONE)?;
-    authorize::lanes_after(c, &w, &p, r.asset, Lanes::Exact, r.budget)?;
+    crate::lanes::after_spend(c, &w, &p, r.asset, Lanes::Exact, r.budget)?;
     open_row(c, run_id)
 }
 
