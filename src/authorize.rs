@@ -185,8 +185,9 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     // just changed).
     let mut lanes = Lanes::Fast(crate::lanes::first_lane(r.key, crate::lanes::session()));
     // a member whose row is locked decides on its counters: rooms handed out while it was a
-    // limited member are folded into them first (crate::member_rooms)
-    if locked && w.lanes == 1 {
+    // limited member are folded into them first (crate::member_rooms; the statement that
+    // locked it says whether it has any)
+    if locked && w.rooms {
         crate::member_rooms::fold_locked(c, &w)?;
     }
     // a run with max_calls counts its calls under its whole lock

@@ -21,10 +21,13 @@ macro_rules! limited_member {
     };
 }
 
-/// [`crate::catalog::WALLET_LOCK_FOR_SPEND_ONE_LANE`] that leaves a limited member unlocked too.
+/// [`crate::catalog::WALLET_LOCK_FOR_SPEND_ONE_LANE`] that leaves a limited member unlocked too;
+/// column 21: whether the wallet has rooms to fold (it was a limited member).
 pub const WALLET_LOCK_FOR_SPEND_ONE_LANE_V11: &str = concat!(
     wallet_for_spend!(
-        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)"
+        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)",
+        "w.parent_id IS NOT NULL AND w.tracked
+        AND EXISTS (SELECT 1 FROM credit_ledger.member_rooms r WHERE r.wallet_id = w.id)"
     ),
     "
  WHERE w.wallet = $1 AND w.lanes = 1 AND NOT ",
@@ -36,7 +39,7 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE_V11: &str = concat!(
 /// [`crate::catalog::WALLET_FOR_SPEND_UNLOCKED`] that reads a limited member too (`tracked`
 /// tells it from a free member).
 pub const WALLET_FOR_SPEND_UNLOCKED_V11: &str = concat!(
-    wallet_for_spend!("false"),
+    wallet_for_spend!("false", "false"),
     "
  WHERE w.wallet = $1 AND (w.lanes > 1 OR ",
     free_member!(),

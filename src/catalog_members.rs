@@ -28,9 +28,10 @@ macro_rules! free_member {
 }
 pub(crate) use free_member;
 /// The columns of [`WALLET_LOCK_FOR_SPEND_ONE_LANE`] and [`WALLET_FOR_SPEND_UNLOCKED`]; column
-/// 20, whether the wallet may have grants of its own, is `$own_grants`.
+/// 20, whether the wallet may have grants of its own, is `$own_grants`, and column 21, whether it
+/// has rooms of a limited member to fold (0.11.0: [`crate::member_rooms`]), is `$rooms`.
 macro_rules! wallet_for_spend {
-    ($own_grants:expr) => {
+    ($own_grants:expr, $rooms:expr) => {
         concat!(
             "
 SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
@@ -39,6 +40,9 @@ SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, 
        p.tracked, p.lanes,
        ",
             $own_grants,
+            ",
+       ",
+            $rooms,
             "
   FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id"
         )
@@ -51,7 +55,8 @@ pub(crate) use wallet_for_spend;
 /// without one), read in the same statement, unlocked. Column 20: whether it may have grants.
 pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = concat!(
     wallet_for_spend!(
-        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)"
+        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)",
+        "false"
     ),
     "
  WHERE w.wallet = $1 AND w.lanes = 1 AND NOT ",
@@ -63,7 +68,7 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = concat!(
 /// a free member only). Column 20 is false: a free member has no live grant (its condition says
 /// so), and a wallet with lanes does not read it.
 pub const WALLET_FOR_SPEND_UNLOCKED: &str = concat!(
-    wallet_for_spend!("false"),
+    wallet_for_spend!("false", "false"),
     "
  WHERE w.wallet = $1 AND (w.lanes > 1 OR ",
     free_member!(),

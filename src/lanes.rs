@@ -75,6 +75,7 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
         // committed while this call waited for the lock is not seen, and the call then draws
         // as if it came before that grant (the pool's credits are read under their own lock)
         w.own_grants = row.req(20)?;
+        w.rooms = row.req(21)?;
         if row.col::<i64>(11)?.is_some() {
             let mut pool = Wallet::from_row_at(row, 10)?;
             pool.lanes = row.req(19)?;
@@ -125,7 +126,10 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
     // missing, or its lanes changed between the two statements
     let row = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_V4, &[wallet.into()])?)
         .ok_or_else(missing)?;
-    Ok((Wallet::from_row_lanes(&row, 10)?, row.req(9)?, true))
+    let mut w = Wallet::from_row_lanes(&row, 10)?;
+    // (not asked here: folded if it has any)
+    w.rooms = true;
+    Ok((w, row.req(9)?, true))
 }
 
 thread_local! {

@@ -41,6 +41,9 @@ pub struct Wallet {
     /// spends lock only a lane of its pool, write their authorization racily (the unique key
     /// settles a key used twice at once) and take the exact path for anything else.
     pub free_member: bool,
+    /// Read by the statement that locked it: it has rooms of a limited member to fold before
+    /// its counters are read ([`crate::member_rooms`]).
+    pub rooms: bool,
 }
 
 impl Wallet {
@@ -64,6 +67,7 @@ impl Wallet {
             pool: None,
             own_grants: true,
             free_member: false,
+            rooms: false,
         })
     }
 
