@@ -8,6 +8,11 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 CREATE FUNCTION credit_ledger._journal_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- the one change let through (0.12.0): an entry's tenant, the label of where it is placed,
+    -- when its wallet joins a pool of another tenant (credit_wallet_update); nothing it records
+    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - 'tenant') = (to_jsonb(OLD) - 'tenant') THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'the credit_ledger journal is append-only'
         USING ERRCODE = '42501',
               DETAIL = format('%s on credit_ledger.journal is not allowed', TG_OP),
@@ -601,6 +606,31 @@ SET jit = off AS $$
       FROM credit_ledger.authorizations a
      WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
         OR a.refunded > coalesce(a.captured, a.cost)
+    UNION ALL
+    -- tenants (since 0.12.0): a member is in its pool's tenant, a run's wallet in its opener's,
+    -- and every row of a wallet carries the wallet's tenant
+    SELECT 'tenant', 'wallet ' || w.wallet, format('tenant %s, but %s %s is in %s',
+           w.tenant, CASE WHEN w.run_of IS NULL THEN 'its pool' ELSE 'its run''s opener' END, p.wallet, p.tenant)
+      FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = coalesce(w.run_of, w.parent_id)
+     WHERE w.tenant <> p.tenant
+    UNION ALL
+    SELECT 'tenant', x.what || ' of wallet ' || w.wallet, format('tenant %s, the wallet''s %s', x.tenant, w.tenant)
+      FROM (SELECT 'grant ' || id AS what, wallet_id, tenant FROM credit_ledger.grants
+            UNION ALL SELECT 'journal entry ' || id, wallet_id, tenant FROM credit_ledger.journal
+            UNION ALL SELECT 'authorization ' || id, wallet_id, tenant FROM credit_ledger.authorizations
+            UNION ALL SELECT 'refund ' || id, wallet_id, tenant FROM credit_ledger.refunds
+            UNION ALL SELECT 'run ' || id, wallet_id, tenant FROM credit_ledger.runs
+            UNION ALL SELECT 'allowance ' || id, wallet_id, tenant FROM credit_ledger.allowances
+            UNION ALL SELECT 'event ' || id, wallet_id, tenant FROM credit_ledger.events
+            UNION ALL SELECT 'operation ' || id, wallet_id, tenant FROM credit_ledger.operations
+            UNION ALL SELECT 'counters ' || asset, wallet_id, tenant FROM credit_ledger.wallet_assets
+            UNION ALL SELECT 'lane ' || asset || ' ' || lane, wallet_id, tenant FROM credit_ledger.lanes
+            UNION ALL SELECT 'room ' || asset || ' ' || lane, wallet_id, tenant FROM credit_ledger.member_rooms
+            UNION ALL SELECT 'overage ' || asset, wallet_id, tenant FROM credit_ledger.wallet_overage
+            UNION ALL SELECT 'tier counter ' || action, wallet_id, tenant FROM credit_ledger.tier_usage
+            UNION ALL SELECT 'fair use ' || asset, wallet_id, tenant FROM credit_ledger.fair_use_usage) x
+      JOIN credit_ledger.wallets w ON w.id = x.wallet_id
+     WHERE x.tenant <> w.tenant
 $$;
 
 -- ---- privileges ----------------------------------------------------------------------------

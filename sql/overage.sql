@@ -83,8 +83,8 @@ BEGIN
         RAISE EXCEPTION 'an auto top-up needs a threshold' USING ERRCODE = '22023',
             HINT = 'give auto_topup_threshold (it is the wallet''s low_balance_threshold)';
     END IF;
-    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, asset, auto_topup_amount, upgrade_at, fair_use_limit)
-    VALUES (w.id, credit_wallet_overage.asset,
+    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, tenant, asset, auto_topup_amount, upgrade_at, fair_use_limit)
+    VALUES (w.id, w.tenant, credit_wallet_overage.asset,
             CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.auto_topup_amount END,
             CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END,
             CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.fair_use_limit END)
@@ -114,7 +114,7 @@ CREATE FUNCTION credit_ledger._upgrade_signals(as_of timestamptz) RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
     WITH o AS (
-        SELECT o.wallet_id, o.asset, o.upgrade_at, w.wallet,
+        SELECT o.wallet_id, o.asset, o.upgrade_at, w.wallet, w.tenant,
                credit_ledger._period_start(w.period, w.period_anchor, as_of) AS since
           FROM credit_ledger.wallet_overage o
           JOIN credit_ledger.wallets w ON w.id = o.wallet_id
@@ -136,8 +136,8 @@ SET search_path = pg_catalog, pg_temp AS $$
                               AND x.asset = u.asset AND x.at >= u.since
                               AND x.payload ->> 'tier' = t.tier::text)
     ), e AS (
-        INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
-        SELECT 'upgrade_suggested', d.wallet_id, d.asset,
+        INSERT INTO credit_ledger.events (kind, wallet_id, tenant, asset, payload)
+        SELECT 'upgrade_suggested', d.wallet_id, d.tenant, d.asset,
                jsonb_build_object('event', 'upgrade_suggested', 'wallet', d.wallet, 'asset', d.asset,
                                   'tier', d.tier::text, 'period_usage', d.used, 'period_start', d.since)
           FROM due d ORDER BY d.wallet_id, d.asset, d.tier

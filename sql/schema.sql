@@ -483,4 +483,26 @@ CREATE TABLE credit_ledger.fair_use_usage (
     PRIMARY KEY (wallet_id, asset, period_start)
 );
 
+-- ---- tenants (since 0.12.0, issue 20) -----------------------------------------------------------
+-- Every ledger row names its tenant: the key of the team pool for a pool and its members, the
+-- wallet's own key for a wallet without a pool, the opener's tenant for a run's wallet; a row of
+-- a wallet carries that wallet's tenant. It is what a Citus cluster distributes the ledger by
+-- (a member's spend and its pool draw on one shard); on one node it only labels rows. See
+-- docs/design.md "Scale-out on Citus".
+ALTER TABLE credit_ledger.wallets ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.wallet_assets ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.grants ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.lanes ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.member_rooms ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.authorizations ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.journal ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.refunds ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.runs ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.allowances ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.events ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.operations ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.wallet_overage ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.tier_usage ADD COLUMN tenant text NOT NULL;
+ALTER TABLE credit_ledger.fair_use_usage ADD COLUMN tenant text NOT NULL;
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

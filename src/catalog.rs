@@ -27,9 +27,10 @@ pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WH
 pub const WALLET_INSERT: &str = "
 INSERT INTO credit_ledger.wallets
     (wallet, parent_id, rate_card, overdraft_limit, low_balance_threshold, spend_cap, pool_limit,
-     metadata, period, period_anchor, tracked)
+     metadata, period, period_anchor, tracked/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'::jsonb), $9, $10,
-        $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL)
+        $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL
+        /*t*/, coalesce((SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2), $1)/*t*/)
 RETURNING id";
 /// Current settings of a wallet, as the `credit_wallet` type's columns.
 pub const WALLET_ROW: &str = "
@@ -106,8 +107,8 @@ pub(crate) use wallet_state;
 pub const WALLET_STATE: &str = wallet_state!("", "");
 pub const WALLET_STATE_SAVE: &str = "
 INSERT INTO credit_ledger.wallet_assets AS s
-    (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+    (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
 ON CONFLICT (wallet_id, asset) DO UPDATE SET
     debt = EXCLUDED.debt, period_start = EXCLUDED.period_start, period_spent = EXCLUDED.period_spent,
     period_pool_drawn = EXCLUDED.period_pool_drawn, below_threshold = EXCLUDED.below_threshold";
@@ -159,8 +160,9 @@ pub const GRANT_BY_KEY: &str =
 pub const GRANT_INSERT: &str = "
 INSERT INTO credit_ledger.grants
     (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
-     idempotency_key, request_hash, metadata, source)
-VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12)
+     idempotency_key, request_hash, metadata, source/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12
+        /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
 RETURNING id, effective_at <= now()";
 pub const GRANT_ROW: &str = "
 SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
@@ -209,8 +211,9 @@ WITH m AS (
               FROM unnest($1::bigint[], $4::numeric[], $5::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
      WHERE g.id = ANY ($1::bigint[])
 )
-INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
-SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9 FROM m";
+INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note/*t*/, tenant/*t*/)
+SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9
+       /*t*/, (SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*t*/ FROM m";
 
 /// [`APPLY`] for one grant movement: grant id `$1`, wallet `$2`, kind `$3`, change of remaining
 /// `$4`, change of held `$5`, then `$6..$9` as in [`APPLY`].
@@ -220,8 +223,8 @@ WITH g AS (
        SET remaining = remaining + $4, held = held + $5, live = remaining + $4 > 0
      WHERE id = $1
 )
-INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note)
-VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9)";
+INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note/*t*/, tenant/*t*/)
+VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)";
 
 /// The authorization row: `$1..$18` as in [`AUTHORIZE_WRITE`]; `$conflict` is the clause
 /// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`).
@@ -232,12 +235,13 @@ macro_rules! authorization_insert {
     INSERT INTO credit_ledger.authorizations
         (wallet_id, kind, status, reason, action, variant, quantity, rate_id, asset, cost,
          vendor_cost, pool_amount, overdraft_amount, balance_after, idempotency_key, request_hash,
-         metadata, expires_at)
+         metadata, expires_at/*t*/, tenant/*t*/)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END)",
+            CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END
+            /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)",
             $conflict,
             "
-    RETURNING id, created_at, expires_at"
+    RETURNING id, created_at, expires_at/*t*/, tenant/*t*/"
         )
     };
 }
@@ -275,8 +279,8 @@ WITH a AS (",
             $moved,
             "
 ), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1 FROM m, a
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id/*t*/, tenant/*t*/)
+    SELECT m.wallet_id, m.grant_id, $9, m.kind, m.amount, m.held, a.id, $1/*t*/, a.tenant/*t*/ FROM m, a
 )
 SELECT id, created_at, expires_at FROM a"
         )
@@ -311,8 +315,8 @@ WITH a AS (",
             $lane,
             "
 ), j AS (
-    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id)
-    SELECT $20, $19, $9, $23, $21, $22, a.id, $1 FROM a
+    INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id/*t*/, tenant/*t*/)
+    SELECT $20, $19, $9, $23, $21, $22, a.id, $1/*t*/, a.tenant/*t*/ FROM a
 )
 SELECT id, created_at, expires_at FROM a"
         )
@@ -426,8 +430,8 @@ pub const REFUND_BY_KEY: &str = "
 SELECT id, request_hash, authorization_id, amount FROM credit_ledger.refunds
  WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const REFUND_INSERT: &str = "
-INSERT INTO credit_ledger.refunds (authorization_id, wallet_id, amount, reason, idempotency_key, request_hash, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+INSERT INTO credit_ledger.refunds (authorization_id, wallet_id, amount, reason, idempotency_key, request_hash, metadata/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/) RETURNING id";
 pub const AUTH_REFUNDED: &str =
     "UPDATE credit_ledger.authorizations SET refunded = refunded + $2 WHERE id = $1 RETURNING refunded";
 
@@ -487,8 +491,8 @@ pub const EVENTS_EXIST: &str = "SELECT pg_catalog.to_regclass('credit_ledger.eve
 /// Record an event of wallet `$1` (by key) and notify its id only.
 pub const EVENT_NOTIFY: &str = "
 WITH e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
-    SELECT $2, w.id, $3, $4::jsonb FROM credit_ledger.wallets w WHERE w.wallet = $1
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
+    SELECT $2, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w WHERE w.wallet = $1
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 pub const WALLET_THRESHOLD: &str =
@@ -509,8 +513,8 @@ SELECT id, amount, period, anchor, rollover_cap, rollover_shares::text[], next_b
 /// `next_boundary` ($8) is computed by the caller ([`crate::period`]: `anchor + k × period`
 /// from the anchor, never the previous boundary + period, which drifts).
 pub const ALLOWANCE_INSERT: &str = "
-INSERT INTO credit_ledger.allowances (wallet_id, asset, amount, period, anchor, rollover_cap, rollover_shares, next_boundary)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8)
+INSERT INTO credit_ledger.allowances (wallet_id, asset, amount, period, anchor, rollover_cap, rollover_shares, next_boundary/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
 RETURNING id";
 pub const ALLOWANCE_UPDATE: &str = "
 UPDATE credit_ledger.allowances SET amount = $2, rollover_cap = $3, rollover_shares = $4::text[]::numeric[]
@@ -695,15 +699,15 @@ SELECT g.id, coalesce(g.home_id, g.id), g.lane, CASE WHEN g.live THEN g.remainin
 pub const SLICE_INSERT: &str = "
 INSERT INTO credit_ledger.grants
     (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
-     source, created_at, lane, home_id)
+     source, created_at, lane, home_id/*t*/, tenant/*t*/)
 SELECT wallet_id, asset, category, priority, amount, 0, false, effective_at, expires_at, unit_price,
-       source, created_at, $2, id
+       source, created_at, $2, id/*t*/, tenant/*t*/
   FROM credit_ledger.grants WHERE id = $1
 RETURNING id";
 /// Lanes `0 .. $3` of a wallet x asset exist.
 pub const LANES_ENSURE: &str = "
-INSERT INTO credit_ledger.lanes (wallet_id, asset, lane)
-SELECT $1, $2, n FROM generate_series(0, $3 - 1) n
+INSERT INTO credit_ledger.lanes (wallet_id, asset, lane/*t*/, tenant/*t*/)
+SELECT $1, $2, n/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/ FROM generate_series(0, $3 - 1) n
 ON CONFLICT DO NOTHING";
 /// Recompute every lane hint of a wallet (its lanes locked): what the lane's slices can spend
 /// now; 0 for a lane beyond the wallet's lane count.
@@ -758,7 +762,8 @@ pub const LATCH_SET: &str =
     "UPDATE credit_ledger.wallet_assets SET below_threshold = true WHERE wallet_id = $1 AND asset = $2";
 /// The counter row of a wallet x asset exists (its latch is taken with SKIP LOCKED).
 pub const LATCH_ENSURE: &str = "
-INSERT INTO credit_ledger.wallet_assets (wallet_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+INSERT INTO credit_ledger.wallet_assets (wallet_id, asset/*t*/, tenant/*t*/)
+VALUES ($1, $2/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/) ON CONFLICT DO NOTHING";
 
 // ---- agent runs (0.5.0 on; see crate::runs): in catalog_runs.rs ---------------------------
 
@@ -777,3 +782,6 @@ pub use crate::catalog_overage::*;
 
 // ---- the spender's wallet: one lane, lanes, free members (see crate::lanes::spend_wallet) ------
 pub use crate::catalog_members::*;
+
+// ---- tenants (0.12.0 on): in catalog_tenants.rs ----------------------------------------------
+pub use crate::catalog_tenants::*;

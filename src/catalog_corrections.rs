@@ -22,8 +22,8 @@ SELECT id, request_hash FROM credit_ledger.operations WHERE wallet_id = $1 AND i
 pub const OP_INSERT: &str = "
 INSERT INTO credit_ledger.operations
     (kind, wallet_id, to_wallet_id, grant_id, asset, amount, done, pending, open, disposition, reason,
-     idempotency_key, request_hash, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+     idempotency_key, request_hash, metadata/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)
 RETURNING id";
 pub const OP_DONE: &str = "
 UPDATE credit_ledger.operations SET done = $2, pending = $3, open = $4 WHERE id = $1";
@@ -69,7 +69,8 @@ SELECT id, remaining - held, coalesce(home_id, id)
 /// Record an event (kind, wallet id, asset, payload) and notify its id only.
 pub const EVENT_EMIT: &str = "
 WITH e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload) VALUES ($1, $2, $3, $4::jsonb)
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
+    VALUES ($1, $2, $3, $4::jsonb/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// The wallets of a transfer, unlocked: (id, parent, run_of, closed).
@@ -109,8 +110,9 @@ pub const ALLOWANCES_DROP: &str = "DELETE FROM credit_ledger.allowances WHERE wa
 pub const GRANT_INSERT_TRANSFER: &str = "
 INSERT INTO credit_ledger.grants
     (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
-     idempotency_key, request_hash, metadata, source, transfer_of)
-VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12, $13)
+     idempotency_key, request_hash, metadata, source, transfer_of/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12, $13
+        /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
 RETURNING id, effective_at <= now()";
 /// [`crate::catalog::APPLY`] for the entries of an operation (`$10`).
 pub const APPLY_OP: &str = "
@@ -125,8 +127,9 @@ WITH m AS (
      WHERE g.id = ANY ($1::bigint[])
 )
 INSERT INTO credit_ledger.journal
-    (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note, operation_id)
-SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9, $10 FROM m";
+    (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note, operation_id/*t*/, tenant/*t*/)
+SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9, $10
+       /*t*/, (SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*t*/ FROM m";
 /// One `grant_expired` event per grant of the rows `$1` that expired `$2` credits.
 pub const EVENTS_GRANTS_EXPIRED: &str = "
 WITH x AS (
@@ -135,10 +138,11 @@ WITH x AS (
       FROM unnest($1::bigint[], $2::numeric[]) AS m(id, a) JOIN credit_ledger.grants g ON g.id = m.id
      GROUP BY 1
 ), e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
     SELECT 'grant_expired', x.wallet_id, x.asset,
            jsonb_build_object('event', 'grant_expired', 'wallet', w.wallet, 'asset', x.asset,
                               'grant_id', x.grant_id, 'credits', x.credits::text, 'expires_at', x.expires_at)
+           /*t*/, w.tenant/*t*/
       FROM x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
@@ -146,8 +150,8 @@ SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// one of that kind and asset in its current period.
 pub const EVENT_ONCE_PER_PERIOD: &str = "
 WITH e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
-    SELECT $1, w.id, $3, $4::jsonb FROM credit_ledger.wallets w
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
+    SELECT $1, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w
      WHERE w.id = $2
        AND NOT EXISTS (SELECT 1 FROM credit_ledger.events x
                         WHERE x.wallet_id = $2 AND x.kind = $1 AND x.asset = $3
@@ -164,7 +168,7 @@ WITH due AS (
        AND g.expires_at <= $1 + coalesce(nullif(current_setting('credit_ledger.expiring_notice', true), ''), '7 days')::interval
      LIMIT 10000
 ), x AS (
-    SELECT h.id, h.wallet_id, h.asset, h.expires_at, w.wallet,
+    SELECT h.id, h.wallet_id, h.asset, h.expires_at, w.wallet/*t*/, w.tenant/*t*/,
            (SELECT sum(s.remaining - s.held) FROM credit_ledger.grants s WHERE s.id = h.id OR s.home_id = h.id) AS credits
       FROM due JOIN credit_ledger.grants h ON h.id = due.grant_id
       JOIN credit_ledger.wallets w ON w.id = h.wallet_id
@@ -172,10 +176,11 @@ WITH due AS (
                         WHERE e.wallet_id = h.wallet_id AND e.kind = 'grant_expiring'
                           AND e.payload->>'grant_id' = h.id::text)
 ), e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload)
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
     SELECT 'grant_expiring', x.wallet_id, x.asset,
            jsonb_build_object('event', 'grant_expiring', 'wallet', x.wallet, 'asset', x.asset,
                               'grant_id', x.id, 'credits', x.credits::text, 'expires_at', x.expires_at)
+           /*t*/, x.tenant/*t*/
       FROM x
     RETURNING id)
 SELECT count(pg_catalog.pg_notify('credit_ledger', e.id::text)) FROM e";

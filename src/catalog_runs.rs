@@ -16,8 +16,8 @@ pub const RUN_BY_KEY: &str =
 pub const RUN_INSERT: &str = "
 INSERT INTO credit_ledger.runs (wallet_id, parent_run, asset, budget, status, reason, idempotency_key,
                                 request_hash, metadata, expires_at, balance_after, max_calls,
-                                max_cost_per_call)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11, $12, $13)
+                                max_cost_per_call/*t*/, tenant/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11, $12, $13/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
 RETURNING id";
 /// Approved calls (debits and holds) of run wallet `$1` so far.
 pub const RUN_CALLS: &str = "
@@ -26,8 +26,8 @@ SELECT count(*) FROM credit_ledger.authorizations WHERE wallet_id = $1 AND statu
 /// row points to it.
 pub const RUN_WALLET_INSERT: &str = "
 WITH w AS (
-    INSERT INTO credit_ledger.wallets (wallet, rate_card, run_of)
-    SELECT '~run.' || $1, o.rate_card, o.id FROM credit_ledger.wallets o WHERE o.id = $2
+    INSERT INTO credit_ledger.wallets (wallet, rate_card, run_of/*t*/, tenant/*t*/)
+    SELECT '~run.' || $1, o.rate_card, o.id/*t*/, o.tenant/*t*/ FROM credit_ledger.wallets o WHERE o.id = $2
     RETURNING id
 ), r AS (
     UPDATE credit_ledger.runs SET run_wallet_id = (SELECT id FROM w) WHERE id = $1
@@ -36,8 +36,9 @@ SELECT id FROM w";
 /// A new, empty slice of row `$2` in run wallet `$1` for `$3` credits (filled by a 'run' move).
 pub const RUN_SLICE_INSERT: &str = "
 INSERT INTO credit_ledger.grants (wallet_id, asset, category, priority, amount, remaining, held, live,
-                                  effective_at, expires_at, unit_price, source, source_id)
+                                  effective_at, expires_at, unit_price, source, source_id/*t*/, tenant/*t*/)
 SELECT $1, asset, category, priority, $3, 0, 0, false, effective_at, expires_at, unit_price, 'run', id
+       /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/
   FROM credit_ledger.grants WHERE id = $2
 RETURNING id";
 /// What credit_run_open returns.

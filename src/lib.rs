@@ -20,10 +20,12 @@ pub mod catalog_member_rooms;
 pub mod catalog_members;
 pub mod catalog_overage;
 pub mod catalog_runs;
+pub mod catalog_tenants;
 pub mod error;
 pub mod ledger;
 pub mod spi;
 pub mod subxact;
+pub mod tenant;
 pub mod types;
 
 // one domain noun per module

@@ -17,8 +17,104 @@ use std::collections::HashMap;
 use std::ffi::CString;
 
 thread_local! {
-    /// Kept plans by statement (the address of its text in [`crate::catalog`]).
-    static PLANS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+    /// Kept plans by statement (the address and length of its text in [`crate::catalog`], and
+    /// which of its tenant parts were left out: see [`TENANT_PART`]).
+    static PLANS: RefCell<HashMap<(usize, usize, u8), usize>> = RefCell::new(HashMap::new());
+    /// What each statement's text holds of the tenant machinery (bits of [`Marks`]).
+    static MARKS: RefCell<HashMap<(usize, usize), u8>> = RefCell::new(HashMap::new());
+    /// Whether the catalog has tenants, for the transaction that started at this instant.
+    static TENANTS_IN: std::cell::Cell<(i64, bool)> = const { std::cell::Cell::new((i64::MIN, false)) };
+}
+
+/// Marks the parts of a statement that name the `tenant` column (since 0.12.0, issue 20):
+/// text between two of these is left out when the catalog served is older than that (it has no
+/// such column), so one statement text serves both. A marker is an SQL comment, so the text as
+/// written is what runs on a current catalog.
+pub const TENANT_PART: &str = "/*t*/";
+/// Marks a predicate on the scope's tenant (`AND x.tenant = $T`, see [`crate::tenant`]): left
+/// out as a [`TENANT_PART`] is, and also while the scope's tenant is not known yet.
+pub const TENANT_PREDICATE: &str = "/*T*/";
+/// Marks a predicate on the tenant the caller gave: left out unless the scope's tenant was given
+/// (the statement that finds the scope's wallet).
+pub const GIVEN_PREDICATE: &str = "/*G*/";
+/// The scope's tenant as a parameter: bound as the statement's last argument (text, NULL when
+/// not known).
+const TENANT_PARAM: &str = "$T";
+/// The last column of a scope's entry statement: the tenant of the row it found.
+const FOUND_COLUMN: &str = "tenant_";
+
+/// What a statement's text holds (bits).
+struct Marks;
+impl Marks {
+    const PART: u8 = 1;
+    const PREDICATE: u8 = 2;
+    const GIVEN: u8 = 4;
+    const PARAM: u8 = 8;
+    const FOUND: u8 = 16;
+    fn of(sql: &'static str) -> u8 {
+        let key = (sql.as_ptr() as usize, sql.len());
+        if let Some(m) = MARKS.with(|m| m.borrow().get(&key).copied()) {
+            return m;
+        }
+        let mut m = 0;
+        for (marker, bit) in [
+            (TENANT_PART, Self::PART),
+            (TENANT_PREDICATE, Self::PREDICATE),
+            (GIVEN_PREDICATE, Self::GIVEN),
+            (TENANT_PARAM, Self::PARAM),
+            (FOUND_COLUMN, Self::FOUND),
+        ] {
+            if sql.contains(marker) {
+                m |= bit;
+            }
+        }
+        MARKS.with(|x| x.borrow_mut().insert(key, m));
+        m
+    }
+}
+
+/// `sql` without the parts between pairs of `marker` (each part and its two markers).
+fn without_parts(sql: &str, marker: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for (i, piece) in sql.split(marker).enumerate() {
+        if i % 2 == 0 {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+/// Whether the catalog served has tenants (0.12.0 on).
+pub fn catalog_has_tenants() -> bool {
+    catalog_has(c"wallets", Some(c"tenant"))
+}
+
+/// [`catalog_has_tenants`], asked once per transaction.
+fn tenants_now() -> bool {
+    let at = transaction_start();
+    let (when, has) = TENANTS_IN.with(|t| t.get());
+    if when == at {
+        return has;
+    }
+    let has = catalog_has_tenants();
+    TENANTS_IN.with(|t| t.set((at, has)));
+    has
+}
+
+/// The text a statement is prepared from: its tenant parts left out per `strip` (bits of
+/// [`Marks`]), `$T` numbered after the caller's `n` arguments.
+fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
+    let mut text = sql.to_string();
+    for (bit, marker) in [
+        (Marks::PART, TENANT_PART),
+        (Marks::PREDICATE, TENANT_PREDICATE),
+        (Marks::GIVEN, GIVEN_PREDICATE),
+    ] {
+        if strip & bit != 0 {
+            text = without_parts(&text, marker);
+        }
+    }
+    text.replace(TENANT_PARAM, &format!("${}", n + 1))
 }
 
 /// Execute a statement from [`crate::catalog`], preparing it on first use in this backend as
@@ -26,13 +122,45 @@ thread_local! {
 /// for the backend's life. Argument types are taken from the first call's arguments, so every
 /// call site of one statement must pass the same Rust types. Runs with `read_only = false`,
 /// so every statement takes a fresh snapshot. The caller holds an SPI connection (`_c`).
+///
+/// Tenants (see [`crate::tenant`]): the marked parts a catalog or scope cannot use are left
+/// out (one kept plan per combination), `$T` is bound to the scope's tenant, and an entry
+/// statement's `tenant_` column sets it.
 pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<Rows> {
-    let key = sql.as_ptr() as usize;
+    let marks = Marks::of(sql);
+    let tenants = marks != 0 && tenants_now();
+    let scope = if marks & (Marks::PARAM | Marks::PREDICATE) != 0 {
+        crate::tenant::current()
+    } else {
+        None
+    };
+    let mut strip = 0u8;
+    if !tenants {
+        strip = Marks::PART | Marks::PREDICATE | Marks::GIVEN;
+    } else {
+        if scope.is_none() {
+            strip |= Marks::PREDICATE;
+        }
+        if marks & Marks::GIVEN != 0 && !crate::tenant::given() {
+            strip |= Marks::GIVEN;
+        }
+    }
+    strip &= marks;
+    // `$T`: the scope's tenant, after the caller's arguments
+    let extra: Option<DatumWithOid<'_>> = (marks & Marks::PARAM != 0).then(|| scope.into());
+    let n = args.len();
+    let key = (sql.as_ptr() as usize, sql.len(), strip);
     let plan = match PLANS.with(|p| p.borrow().get(&key).copied()) {
         Some(plan) => plan as pg_sys::SPIPlanPtr,
         None => {
-            let text = CString::new(sql).map_err(|_| internal("statement text contains NUL"))?;
-            let mut oids: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+            let text = if marks == 0 {
+                CString::new(sql)
+            } else {
+                CString::new(prepared_text(sql, strip, n))
+            }
+            .map_err(|_| internal("statement text contains NUL"))?;
+            let mut oids: Vec<pg_sys::Oid> =
+                args.iter().chain(extra.iter()).map(|a| a.oid()).collect();
             // SAFETY: SPI is connected (the caller holds a client); arguments are valid.
             let plan = unsafe {
                 pg_sys::SPI_prepare_cursor(
@@ -51,9 +179,9 @@ pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]
             plan
         }
     };
-    let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(args.len());
-    let mut nulls: Vec<std::os::raw::c_char> = Vec::with_capacity(args.len());
-    for a in args {
+    let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(n + 1);
+    let mut nulls: Vec<std::os::raw::c_char> = Vec::with_capacity(n + 1);
+    for a in args.iter().chain(extra.iter()) {
         match a.datum() {
             Some(d) => {
                 datums.push(d.sans_lifetime());
@@ -75,10 +203,33 @@ pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]
     }
     // SAFETY: set by the execution above
     let (table, n) = unsafe { (pg_sys::SPI_tuptable, pg_sys::SPI_processed as usize) };
-    Ok(Rows {
+    let rows = Rows {
         table,
         n: if table.is_null() { 0 } else { n },
-    })
+    };
+    if marks & Marks::FOUND != 0 && tenants && !rows.is_empty() {
+        found_tenant(&rows)?;
+    }
+    Ok(rows)
+}
+
+/// An entry statement's row: its last column, when named [`FOUND_COLUMN`], is the scope's tenant.
+fn found_tenant(rows: &Rows) -> Result<()> {
+    let row = rows.row(0);
+    // SAFETY: the descriptor of the current SPI result; natts > 0 for a row-returning statement
+    let (natts, named) = unsafe {
+        let natts = (*row.tupdesc).natts as usize;
+        let name = pg_sys::SPI_fname(row.tupdesc, natts as i32);
+        let named =
+            !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == FOUND_COLUMN.as_bytes();
+        (natts, named)
+    };
+    if named {
+        if let Some(t) = row.col::<String>(natts)? {
+            crate::tenant::found(t);
+        }
+    }
+    Ok(())
 }
 
 fn internal(msg: &str) -> LedgerError {
@@ -129,7 +280,9 @@ pub struct Row {
 
 /// Run `f` inside one SPI connection.
 pub fn with<R>(f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>) -> Result<R> {
-    Spi::connect_mut(f)
+    // every call is a unit of work of its own (crate::tenant), also one nested in another
+    // (the usage trigger's)
+    crate::tenant::scoped(|| Spi::connect_mut(f))
 }
 
 // ---- value conversion ------------------------------------------------------------------
@@ -228,5 +381,44 @@ pub fn catalog_has(relation: &std::ffi::CStr, column: Option<&std::ffi::CStr>) -
         let rel = pg_sys::get_relname_relid(relation.as_ptr(), ns);
         rel != pg_sys::Oid::INVALID
             && column.is_none_or(|col| pg_sys::get_attnum(rel, col.as_ptr()) > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_parts_are_left_out_whole() {
+        let sql = "INSERT INTO t (a/*t*/, tenant/*t*/) VALUES ($1/*t*/, (SELECT x)/*t*/)";
+        assert_eq!(
+            without_parts(sql, TENANT_PART),
+            "INSERT INTO t (a) VALUES ($1)"
+        );
+        assert_eq!(without_parts("SELECT 1", TENANT_PART), "SELECT 1");
+        let sql = "SELECT id FROM w WHERE id = $1/*T*/ AND tenant = $T/*T*//*G*/ AND x = $T/*G*/";
+        let all = Marks::PART | Marks::PREDICATE | Marks::GIVEN;
+        assert_eq!(prepared_text(sql, all, 1), "SELECT id FROM w WHERE id = $1");
+        assert_eq!(
+            prepared_text(sql, Marks::GIVEN, 1),
+            "SELECT id FROM w WHERE id = $1/*T*/ AND tenant = $2/*T*/"
+        );
+        // every statement that marks tenant parts pairs its markers
+        for s in [
+            crate::catalog::WALLET_INSERT,
+            crate::catalog::GRANT_INSERT,
+            crate::catalog::AUTHORIZE_WRITE,
+            crate::catalog::AUTHORIZE_WRITE_KEYED,
+            crate::catalog::APPLY,
+            crate::catalog::APPLY_ONE,
+            crate::catalog::SLICE_INSERT,
+            crate::catalog::RUN_WALLET_INSERT,
+            crate::catalog::EVENTS_GRANTS_EXPIRING,
+        ] {
+            assert_eq!(s.matches(TENANT_PART).count() % 2, 0, "{s}");
+            assert_eq!(s.matches(TENANT_PREDICATE).count() % 2, 0, "{s}");
+            let old = prepared_text(s, Marks::PART | Marks::PREDICATE | Marks::GIVEN, 30);
+            assert!(!old.contains("tenant"), "{s}");
+        }
     }
 }

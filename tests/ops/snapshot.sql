@@ -50,16 +50,16 @@ SELECT 'lanes.cap|' || ROW(t.wallet_id, t.asset, t.lane, t.cap_period, t.cap_roo
 -- a limited member's rooms (since 0.11.0)
 SELECT pg_catalog.to_regclass('credit_ledger.member_rooms') IS NOT NULL AS has_member_rooms \gset
 \if :has_member_rooms
-SELECT 'member_rooms|' || t::text FROM credit_ledger.member_rooms t ORDER BY wallet_id, asset, lane;
+SELECT 'member_rooms|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.member_rooms t ORDER BY wallet_id, asset, lane;
 \endif
 -- agent runs (since 0.5.0): the run columns where set, and every run
 SELECT pg_catalog.to_regclass('credit_ledger.runs') IS NOT NULL AS has_runs \gset
 \if :has_runs
 SELECT 'wallets.run_of|' || t.id || '|' || t.run_of FROM credit_ledger.wallets t WHERE t.run_of IS NOT NULL ORDER BY id;
 SELECT 'grants.source|' || t.id || '|' || t.source_id FROM credit_ledger.grants t WHERE t.source_id IS NOT NULL ORDER BY id;
-SELECT 'runs|' || t::text FROM credit_ledger.runs t ORDER BY id;
+SELECT 'runs|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.runs t ORDER BY id;
 \endif
-SELECT 'wallet_assets|' || t::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
+SELECT 'wallet_assets|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.wallet_assets t ORDER BY wallet_id, asset;
 -- rates: the columns of 0.6.0 (fallback, since 0.7.0, on a line of its own where set)
 SELECT 'rates|' || ROW(t.id, t.rate_card, t.action, t.variant, t.credits, t.asset, t.unit, t.vendor_cost, t.effective_from, t.created_at)::text
   FROM credit_ledger.rates t ORDER BY id;
@@ -72,8 +72,8 @@ SELECT 'grants|' || ROW(t.id, t.wallet_id, t.asset, t.category, t.priority, t.am
 -- 0.6.0, on lines of their own below)
 SELECT 'authorizations|' || ROW(a.id, a.wallet_id, a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.rate_id, a.asset, a.cost, a.vendor_cost, a.pool_amount, a.overdraft_amount, a.captured, a.captured_quantity, a.refunded, a.balance_after, a.idempotency_key, a.request_hash, a.close_key, a.close_hash, a.metadata, a.created_at, a.expires_at, a.closed_at)::text FROM credit_ledger.authorizations a ORDER BY id;
 SELECT 'journal|' || ROW(j.id, j.at, j.wallet_id, j.grant_id, j.asset, j.kind, j.amount, j.held, j.authorization_id, j.member_id, j.note)::text FROM credit_ledger.journal j ORDER BY id;
-SELECT 'refunds|' || t::text FROM credit_ledger.refunds t ORDER BY id;
-SELECT 'allowances|' || t::text FROM credit_ledger.allowances t ORDER BY id;
+SELECT 'refunds|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.refunds t ORDER BY id;
+SELECT 'allowances|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.allowances t ORDER BY id;
 -- events (since 0.3.0)
 SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL AS has_events \gset
 \if :has_events
@@ -90,7 +90,7 @@ SELECT 'authorizations.who|' || a.id || '|' || ROW(a.actor, a.db_user, a.db_sess
 SELECT 'wallets.closed|' || t.id || '|' || t.closed_at FROM credit_ledger.wallets t WHERE t.closed_at IS NOT NULL ORDER BY id;
 SELECT 'grants.transfer_of|' || t.id || '|' || t.transfer_of FROM credit_ledger.grants t WHERE t.transfer_of IS NOT NULL ORDER BY id;
 SELECT 'events.seq|' || t.id || '|' || t.seq FROM credit_ledger.events t WHERE t.seq IS DISTINCT FROM t.id ORDER BY id;
-SELECT 'operations|' || t::text FROM credit_ledger.operations t ORDER BY id;
+SELECT 'operations|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.operations t ORDER BY id;
 SELECT 'event_consumers|' || t::text FROM credit_ledger.event_consumers t ORDER BY consumer;
 \endif
 
@@ -143,8 +143,8 @@ SELECT 'rates.tiers|' || t.id || '|' || (to_jsonb(t) ->> 'tiers') FROM credit_le
 SELECT 'authorizations.fair_use|' || a.id FROM credit_ledger.authorizations a WHERE to_jsonb(a) ->> 'fair_use' = 'true' ORDER BY id;
 SELECT pg_catalog.to_regclass('credit_ledger.fair_use_usage') IS NOT NULL AS snap_has_fair_use \gset
 \if :snap_has_fair_use
-SELECT 'tier_usage|' || t::text FROM credit_ledger.tier_usage t ORDER BY t::text;
-SELECT 'fair_use_usage|' || t::text FROM credit_ledger.fair_use_usage t ORDER BY t::text;
+SELECT 'tier_usage|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.tier_usage t ORDER BY 1;
+SELECT 'fair_use_usage|' || (to_jsonb(t) - 'tenant')::text FROM credit_ledger.fair_use_usage t ORDER BY 1;
 \endif
 SELECT 'report.margin_by_action|' || t::text FROM credit_ledger.margin_by_action t ORDER BY t::text;
 SELECT 'report.liability|' || t::text FROM credit_ledger.liability t ORDER BY t::text;
@@ -153,5 +153,30 @@ SELECT 'report.declines_daily|' || t::text FROM credit_ledger.declines_daily t O
 SELECT 'report.pool_usage|' || t::text FROM credit_ledger.pool_usage t ORDER BY t::text;
 
 -- integrity
+-- tenants (0.12.0 on): how many rows of each table each tenant has, and each wallet's tenant
+-- (lines of their own, none on an older catalog: the rows above leave the column out)
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'credit_ledger.wallets'::regclass
+                AND attname = 'tenant' AND NOT attisdropped) AS has_tenants \gset
+\if :has_tenants
+SELECT 'tenants.wallets|' || t.wallet || '|' || (to_jsonb(t) ->> 'tenant')
+  FROM credit_ledger.wallets t WHERE to_jsonb(t) ? 'tenant' ORDER BY t.id;
+SELECT 'tenants.rows|' || x.tbl || '|' || x.tenant || '|' || count(*)
+  FROM (SELECT 'grants' AS tbl, to_jsonb(t) ->> 'tenant' AS tenant FROM credit_ledger.grants t
+        UNION ALL SELECT 'journal', to_jsonb(t) ->> 'tenant' FROM credit_ledger.journal t
+        UNION ALL SELECT 'authorizations', to_jsonb(t) ->> 'tenant' FROM credit_ledger.authorizations t
+        UNION ALL SELECT 'wallet_assets', to_jsonb(t) ->> 'tenant' FROM credit_ledger.wallet_assets t
+        UNION ALL SELECT 'lanes', to_jsonb(t) ->> 'tenant' FROM credit_ledger.lanes t
+        UNION ALL SELECT 'member_rooms', to_jsonb(t) ->> 'tenant' FROM credit_ledger.member_rooms t
+        UNION ALL SELECT 'refunds', to_jsonb(t) ->> 'tenant' FROM credit_ledger.refunds t
+        UNION ALL SELECT 'runs', to_jsonb(t) ->> 'tenant' FROM credit_ledger.runs t
+        UNION ALL SELECT 'allowances', to_jsonb(t) ->> 'tenant' FROM credit_ledger.allowances t
+        UNION ALL SELECT 'events', to_jsonb(t) ->> 'tenant' FROM credit_ledger.events t
+        UNION ALL SELECT 'operations', to_jsonb(t) ->> 'tenant' FROM credit_ledger.operations t
+        UNION ALL SELECT 'wallet_overage', to_jsonb(t) ->> 'tenant' FROM credit_ledger.wallet_overage t
+        UNION ALL SELECT 'tier_usage', to_jsonb(t) ->> 'tenant' FROM credit_ledger.tier_usage t
+        UNION ALL SELECT 'fair_use_usage', to_jsonb(t) ->> 'tenant' FROM credit_ledger.fair_use_usage t) x
+ WHERE x.tenant IS NOT NULL
+ GROUP BY x.tbl, x.tenant ORDER BY 1;
+\endif
 SELECT 'verify|' || t::text FROM credit_verify() t ORDER BY t::text;
 SELECT 'verify.rows|' || count(*) FROM credit_verify();

@@ -12,12 +12,12 @@ SELECT id AS rate_id FROM credit_rate_set(action => 'embed', credits => 2,
 SELECT wallet FROM credit_wallet_create(wallet => 'vol');
 SELECT amount FROM credit_grant(wallet => 'vol', amount => 1000);
 -- last period's counter (its calls are not in this test: 0 units, so credit_verify agrees)
-INSERT INTO credit_ledger.tier_usage (wallet_id, action, variant, period_start, units)
-SELECT id, 'embed', '', credit_ledger._period_start(NULL, NULL, now() - interval '2 months'), 0
+INSERT INTO credit_ledger.tier_usage (wallet_id, tenant, action, variant, period_start, units)
+SELECT id, tenant, 'embed', '', credit_ledger._period_start(NULL, NULL, now() - interval '2 months'), 0
   FROM credit_ledger.wallets WHERE wallet = 'vol';
 -- another key of the wallet is left alone
-INSERT INTO credit_ledger.tier_usage (wallet_id, action, variant, period_start, units)
-SELECT id, 'rerank', '', credit_ledger._period_start(NULL, NULL, now() - interval '2 months'), 0
+INSERT INTO credit_ledger.tier_usage (wallet_id, tenant, action, variant, period_start, units)
+SELECT id, tenant, 'rerank', '', credit_ledger._period_start(NULL, NULL, now() - interval '2 months'), 0
   FROM credit_ledger.wallets WHERE wallet = 'vol';
 -- the first call of this period creates its counter and deletes the key's earlier one
 SELECT cost FROM credit_authorize('vol', 'embed', 10);

@@ -19,10 +19,18 @@ ROLLBACK;
 -- through its wallet
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE credit_ledger.journal SET wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'b')
- WHERE kind = 'debit';
+UPDATE credit_ledger.journal j SET wallet_id = w.id, tenant = w.tenant
+  FROM credit_ledger.wallets w WHERE w.wallet = 'b' AND j.kind = 'debit';
 SELECT check_name, detail LIKE 'wallet_id % but grant % belongs to wallet %' AS explained
   FROM credit_verify() ORDER BY 1;
+ROLLBACK;
+-- tenants (0.12.0): a row placed in another tenant than its wallet's, a member in another than
+-- its pool's
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE credit_ledger.grants SET tenant = 'elsewhere'
+ WHERE wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'a');
+SELECT check_name, subject, detail FROM credit_verify() ORDER BY 1, 2;
 ROLLBACK;
 SELECT count(*) AS problems FROM credit_verify();
 -- grant_status and credit_balance(as_of) read a grant's entries through its wallet

@@ -1,0 +1,507 @@
+-- credit_ledger 0.11.0 -> 0.12.0 (frozen once released).
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- Tenants (issue 20): every ledger row names its tenant, the key a Citus cluster distributes the
+-- ledger by: the pool's key for a pool and its members, the wallet's own key for a wallet without
+-- a pool, the opener's tenant for a run's wallet; every row of a wallet carries the wallet's.
+-- The journal's guard lets an entry's tenant label change (a wallet joining a pool of another
+-- tenant moves with its rows), and this script's backfill goes through it: nothing an entry
+-- records changes. Every table is rewritten once (its rows get the column).
+CREATE OR REPLACE FUNCTION credit_ledger._journal_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- the one change let through (0.12.0): an entry's tenant, the label of where it is placed,
+    -- when its wallet joins a pool of another tenant (credit_wallet_update); nothing it records
+    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - 'tenant') = (to_jsonb(OLD) - 'tenant') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'the credit_ledger journal is append-only'
+        USING ERRCODE = '42501',
+              DETAIL = format('%s on credit_ledger.journal is not allowed', TG_OP),
+              HINT = 'correct a balance with a new entry (credit_grant, credit_refund) instead';
+END $$;
+
+ALTER TABLE credit_ledger.wallets ADD COLUMN tenant text;
+-- the pool's key for a member, else the wallet's own key; then a run's wallet takes its opener's
+UPDATE credit_ledger.wallets w
+   SET tenant = coalesce((SELECT p.wallet FROM credit_ledger.wallets p WHERE p.id = w.parent_id), w.wallet)
+ WHERE w.run_of IS NULL;
+UPDATE credit_ledger.wallets w
+   SET tenant = o.tenant
+  FROM credit_ledger.wallets o
+ WHERE o.id = w.run_of;
+ALTER TABLE credit_ledger.wallets ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.wallet_assets ADD COLUMN tenant text;
+UPDATE credit_ledger.wallet_assets x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.wallet_assets ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.grants ADD COLUMN tenant text;
+UPDATE credit_ledger.grants x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.grants ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.lanes ADD COLUMN tenant text;
+UPDATE credit_ledger.lanes x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.lanes ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.member_rooms ADD COLUMN tenant text;
+UPDATE credit_ledger.member_rooms x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.member_rooms ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.authorizations ADD COLUMN tenant text;
+UPDATE credit_ledger.authorizations x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.authorizations ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.journal ADD COLUMN tenant text;
+UPDATE credit_ledger.journal x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.journal ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.refunds ADD COLUMN tenant text;
+UPDATE credit_ledger.refunds x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.refunds ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.runs ADD COLUMN tenant text;
+UPDATE credit_ledger.runs x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.runs ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.allowances ADD COLUMN tenant text;
+UPDATE credit_ledger.allowances x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.allowances ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.events ADD COLUMN tenant text;
+UPDATE credit_ledger.events x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.events ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.operations ADD COLUMN tenant text;
+UPDATE credit_ledger.operations x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.operations ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.wallet_overage ADD COLUMN tenant text;
+UPDATE credit_ledger.wallet_overage x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.wallet_overage ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.tier_usage ADD COLUMN tenant text;
+UPDATE credit_ledger.tier_usage x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.tier_usage ALTER COLUMN tenant SET NOT NULL;
+ALTER TABLE credit_ledger.fair_use_usage ADD COLUMN tenant text;
+UPDATE credit_ledger.fair_use_usage x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
+ALTER TABLE credit_ledger.fair_use_usage ALTER COLUMN tenant SET NOT NULL;
+
+-- the functions that write or check tenants (as in sql/overage.sql and sql/finalize.sql)
+CREATE OR REPLACE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
+    auto_topup_threshold numeric DEFAULT NULL, auto_topup_amount numeric DEFAULT NULL,
+    upgrade_at numeric[] DEFAULT NULL, clear text[] DEFAULT NULL, fair_use_limit numeric DEFAULT NULL)
+RETURNS SETOF @extschema@.credit_overage
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    w credit_ledger.wallets;
+    bad text;
+BEGIN
+    IF credit_wallet_overage.asset IS NULL
+       OR NOT EXISTS (SELECT 1 FROM credit_ledger.assets s WHERE s.asset = credit_wallet_overage.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', coalesce(credit_wallet_overage.asset, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'define it with credit_asset_define()';
+    END IF;
+    SELECT b INTO bad FROM unnest(coalesce(clear, '{}'::text[])) b
+     WHERE b IS NULL OR b NOT IN ('auto_topup', 'upgrade_at', 'fair_use') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'setting "%" cannot be cleared', coalesce(bad, 'NULL') USING ERRCODE = '22023',
+            HINT = 'clearable settings: auto_topup, upgrade_at, fair_use';
+    END IF;
+    IF fair_use_limit IS NOT NULL AND (fair_use_limit <= 0 OR fair_use_limit = 'NaN'::numeric
+       OR fair_use_limit = 'Infinity'::numeric) THEN
+        RAISE EXCEPTION 'fair_use_limit must be positive and finite, got %', fair_use_limit USING ERRCODE = '22023';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND (auto_topup_amount <= 0 OR auto_topup_amount = 'NaN'::numeric) THEN
+        RAISE EXCEPTION 'auto_topup_amount must be positive, got %', auto_topup_amount USING ERRCODE = '22023';
+    END IF;
+    IF upgrade_at IS NOT NULL AND (cardinality(upgrade_at) = 0 OR cardinality(upgrade_at) > 32
+       OR array_position(upgrade_at, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(upgrade_at) WITH ORDINALITY t(v, i)
+                   WHERE t.v <= 0 OR t.v = 'NaN'::numeric
+                      OR (t.i > 1 AND t.v <= upgrade_at[t.i - 1]))) THEN
+        RAISE EXCEPTION 'upgrade_at must hold 1 to 32 positive amounts in ascending order'
+            USING ERRCODE = '22023', HINT = 'for example ''{500, 2000}''';
+    END IF;
+    -- the threshold is the wallet's low-balance threshold (validated, and the wallet locked, there)
+    IF auto_topup_threshold IS NOT NULL THEN
+        PERFORM @extschema@.credit_wallet_update(wallet => credit_wallet_overage.wallet,
+                                                 low_balance_threshold => auto_topup_threshold);
+    END IF;
+    SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_wallet_overage.wallet FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', coalesce(credit_wallet_overage.wallet, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF w.closed_at IS NOT NULL THEN
+        RAISE EXCEPTION 'wallet "%" is closed', w.wallet USING ERRCODE = '55000';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND w.low_balance_threshold IS NULL THEN
+        RAISE EXCEPTION 'an auto top-up needs a threshold' USING ERRCODE = '22023',
+            HINT = 'give auto_topup_threshold (it is the wallet''s low_balance_threshold)';
+    END IF;
+    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, tenant, asset, auto_topup_amount, upgrade_at, fair_use_limit)
+    VALUES (w.id, w.tenant, credit_wallet_overage.asset,
+            CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.auto_topup_amount END,
+            CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END,
+            CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.fair_use_limit END)
+    ON CONFLICT ON CONSTRAINT wallet_overage_pkey DO UPDATE
+       SET auto_topup_amount = CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL
+                                    ELSE coalesce(EXCLUDED.auto_topup_amount, o.auto_topup_amount) END,
+           upgrade_at = CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL
+                             ELSE coalesce(EXCLUDED.upgrade_at, o.upgrade_at) END,
+           fair_use_limit = CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL
+                                 ELSE coalesce(EXCLUDED.fair_use_limit, o.fair_use_limit) END,
+           updated_at = now();
+    -- the spend path looks for fair use only on tracked wallets (the flag is never reset)
+    IF fair_use_limit IS NOT NULL AND NOT w.tracked THEN
+        UPDATE credit_ledger.wallets x SET tracked = true WHERE x.id = w.id;
+    END IF;
+    RETURN QUERY
+    SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups, o.fair_use_limit
+      FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id
+     WHERE o.wallet_id = w.id AND o.asset = credit_wallet_overage.asset;
+END $$;
+
+CREATE OR REPLACE FUNCTION credit_ledger._upgrade_signals(as_of timestamptz) RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH o AS (
+        SELECT o.wallet_id, o.asset, o.upgrade_at, w.wallet, w.tenant,
+               credit_ledger._period_start(w.period, w.period_anchor, as_of) AS since
+          FROM credit_ledger.wallet_overage o
+          JOIN credit_ledger.wallets w ON w.id = o.wallet_id
+         WHERE o.upgrade_at IS NOT NULL AND w.closed_at IS NULL
+    ), u AS (
+        SELECT o.*, coalesce((
+                   SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
+                     FROM credit_ledger.authorizations a
+                    WHERE a.wallet_id = ANY (o.wallet_id || ARRAY(SELECT r.id FROM credit_ledger.wallets r WHERE r.run_of = o.wallet_id))
+                      AND a.asset = o.asset AND a.status IN ('approved', 'held', 'captured')
+                      AND a.created_at >= o.since AND a.created_at <= as_of), 0) AS used
+          FROM o
+    ), due AS (
+        SELECT u.*, t.tier
+          FROM u CROSS JOIN LATERAL unnest(u.upgrade_at) t(tier)
+         WHERE u.used >= t.tier
+           AND NOT EXISTS (SELECT 1 FROM credit_ledger.events x
+                            WHERE x.wallet_id = u.wallet_id AND x.kind = 'upgrade_suggested'
+                              AND x.asset = u.asset AND x.at >= u.since
+                              AND x.payload ->> 'tier' = t.tier::text)
+    ), e AS (
+        INSERT INTO credit_ledger.events (kind, wallet_id, tenant, asset, payload)
+        SELECT 'upgrade_suggested', d.wallet_id, d.tenant, d.asset,
+               jsonb_build_object('event', 'upgrade_suggested', 'wallet', d.wallet, 'asset', d.asset,
+                                  'tier', d.tier::text, 'period_usage', d.used, 'period_start', d.since)
+          FROM due d ORDER BY d.wallet_id, d.asset, d.tier
+        RETURNING id
+    )
+    SELECT count(pg_notify('credit_ledger', e.id::text)) FROM e
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_verify()
+RETURNS TABLE (check_name text, subject text, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp
+SET jit = off AS $$
+    -- cached grant amounts equal the journal
+    SELECT 'grant_matches_journal', 'grant ' || g.id,
+           format('remaining %s held %s, journal says %s and %s', g.remaining, g.held, coalesce(j.amount, 0), coalesce(j.held, 0))
+      FROM credit_ledger.grants g
+      LEFT JOIN (SELECT grant_id, sum(amount) AS amount, sum(held) AS held
+                   FROM credit_ledger.journal WHERE grant_id IS NOT NULL GROUP BY grant_id) j ON j.grant_id = g.id
+     WHERE g.remaining IS DISTINCT FROM coalesce(j.amount, 0) OR g.held IS DISTINCT FROM coalesce(j.held, 0)
+    UNION ALL
+    -- bounds and the live flag
+    SELECT 'grant_bounds', 'grant ' || g.id,
+           format('amount %s remaining %s held %s live %s unit_price %s effective_at %s expires_at %s',
+                  g.amount, g.remaining, g.held, g.live, g.unit_price, g.effective_at, g.expires_at)
+      FROM credit_ledger.grants g
+     WHERE g.remaining < 0 OR g.remaining > g.amount OR g.held < 0 OR g.held > g.remaining OR g.live <> (g.remaining > 0)
+        OR g.amount <= 0 OR g.unit_price < 0 OR g.expires_at <= g.effective_at
+    UNION ALL
+    -- conservation per grant: granted = spent + held + expired + remaining -/+ refunds, settlements
+    -- (a grant a transfer created, since 0.6.0, is filled by one 'transfer' entry)
+    SELECT 'grant_conservation', 'grant ' || g.id,
+           format('amount %s but grant entries total %s', g.amount,
+                  coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0))
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.journal j ON j.grant_id = g.id
+     WHERE g.home_id IS NULL AND g.source_id IS NULL
+     GROUP BY g.id, g.amount, g.transfer_of
+    HAVING coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant' OR (g.transfer_of IS NOT NULL AND j.kind = 'transfer' AND j.amount > 0)), 0) <> g.amount
+    UNION ALL
+    -- transfers and closes (since 0.6.0) move credits, they create and destroy none; a grant a
+    -- transfer created keeps its source's asset, category, priority, expiry and unit price
+    SELECT 'transfer_moves_balance', 'operation ' || j.operation_id,
+           format('transfer entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'transfer'
+     GROUP BY j.operation_id
+    HAVING sum(j.amount) <> 0 OR j.operation_id IS NULL
+    UNION ALL
+    SELECT 'transfer_provenance', 'grant ' || g.id,
+           format('transfer of grant %s: asset %s/%s category %s/%s priority %s/%s expires_at %s/%s unit_price %s/%s',
+                  g.transfer_of, g.asset, s.asset, g.category, s.category, g.priority, s.priority,
+                  g.expires_at, s.expires_at, g.unit_price, s.unit_price)
+      FROM credit_ledger.grants g LEFT JOIN credit_ledger.grants s ON s.id = g.transfer_of
+     WHERE g.transfer_of IS NOT NULL
+       AND (s.id IS NULL OR s.asset <> g.asset OR s.category <> g.category OR s.priority <> g.priority
+            OR s.expires_at IS DISTINCT FROM g.expires_at OR s.unit_price <> g.unit_price)
+    UNION ALL
+    -- an operation did what it says: a void voided `done` (no more than requested), an
+    -- adjustment moved `amount`, a transfer moved `done`, all through entries that name it
+    SELECT 'operation_matches_journal', 'operation ' || o.id,
+           format('%s amount %s done %s pending %s; journal %s', o.kind, o.amount, o.done, o.pending, x.moved)
+      FROM credit_ledger.operations o
+      CROSS JOIN LATERAL (
+          SELECT coalesce(sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0)
+                 + coalesce(sum(j.amount) FILTER (WHERE j.kind = 'grant'), 0)
+                 - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.wallet_id = o.wallet_id), 0) AS moved
+            FROM credit_ledger.journal j WHERE j.operation_id = o.id) x
+     WHERE (o.kind = 'void' AND (-x.moved <> o.done OR o.done + o.pending > coalesce(o.amount, o.done + o.pending) OR o.pending < 0
+                                 OR (o.open AND o.amount IS NOT NULL AND o.pending > (
+                                        SELECT coalesce(sum(g.held), 0) FROM credit_ledger.grants g
+                                         WHERE g.id = o.grant_id OR g.home_id = o.grant_id))))
+        OR (o.kind = 'adjust' AND (x.moved <> o.amount OR o.done <> o.amount))
+        OR (o.kind = 'transfer' AND (x.moved <> o.done OR o.done <> o.amount))
+    UNION ALL
+    -- a closed wallet keeps no credit and no open hold or run
+    SELECT 'closed_wallet_empty', 'wallet ' || w.wallet,
+           format('closed at %s but it keeps %s credits, %s open holds, %s open runs', w.closed_at,
+                  (SELECT sum(g.remaining) FROM credit_ledger.grants g WHERE g.wallet_id = w.id),
+                  (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held'),
+                  (SELECT count(*) FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
+      FROM credit_ledger.wallets w
+     WHERE w.closed_at IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.remaining > 0)
+            OR EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id AND a.status = 'held')
+            OR EXISTS (SELECT 1 FROM credit_ledger.runs r WHERE r.wallet_id = w.id AND r.status = 'open'))
+    UNION ALL
+    -- a slice (lanes, since 0.4.0) is a row of a grant of its wallet and asset, with its amount
+    SELECT 'slice_matches_grant', 'grant ' || s.id,
+           format('slice of grant %s in lane %s: wallet_id %s asset %s amount %s; the grant: wallet_id %s asset %s amount %s',
+                  s.home_id, s.lane, s.wallet_id, s.asset, s.amount, h.wallet_id, h.asset, h.amount)
+      FROM credit_ledger.grants s LEFT JOIN credit_ledger.grants h ON h.id = s.home_id
+     WHERE (s.home_id IS NOT NULL OR s.lane IS NOT NULL)
+       AND (h.id IS NULL OR h.home_id IS NOT NULL OR s.lane IS NULL OR s.lane < 0
+            OR s.wallet_id <> h.wallet_id OR s.asset <> h.asset OR s.amount <> h.amount)
+    UNION ALL
+    -- moves between the rows of one grant ('lane' entries) create and destroy nothing
+    SELECT 'lane_moves_balance', 'grant ' || coalesce(g.home_id, g.id),
+           format('lane entries total %s', sum(j.amount))
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.kind = 'lane'
+     GROUP BY coalesce(g.home_id, g.id)
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a spend cap sliced over lanes (since 0.10.0) hands out no more room than the cap leaves
+    -- this period: the lanes' room is at most the cap minus the period's spend (the wallet's
+    -- counter and what the lanes spent that is not in it yet)
+    SELECT 'lane_cap_room', 'wallet ' || w.wallet || ' ' || l.asset,
+           format('spend cap %s, spent this period %s, room in the lanes %s', w.spend_cap,
+                  l.spent + CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, l.room)
+      FROM (SELECT x.wallet_id, x.asset, c.cur, sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
+              FROM credit_ledger.lanes x
+              JOIN credit_ledger.wallets v ON v.id = x.wallet_id
+             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
+             WHERE x.cap_period = c.cur
+             GROUP BY x.wallet_id, x.asset, c.cur) l
+      JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+      LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = l.wallet_id AND s.asset = l.asset
+     WHERE l.room > greatest(coalesce(w.spend_cap, 0) - l.spent
+                             - CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, 0)
+    UNION ALL
+    -- a limited member's limits sliced over its pool's lanes (since 0.11.0) hand out no more room
+    -- than its pool limit and its spend cap leave this period (each counted as the counter plus
+    -- what the rows drew that it does not hold yet)
+    SELECT 'member_room', 'wallet ' || w.wallet || ' ' || r.asset,
+           format('pool limit %s, spend cap %s, drawn this period %s, spent this period %s, room in the pool''s lanes %s',
+                  w.pool_limit, w.spend_cap,
+                  r.spent + CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END,
+                  r.spent + CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)
+      FROM (SELECT x.wallet_id, x.asset, c.cur, sum(x.room) AS room, sum(x.spent) AS spent
+              FROM credit_ledger.member_rooms x
+              JOIN credit_ledger.wallets v ON v.id = x.wallet_id
+             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
+             WHERE x.period = c.cur
+             GROUP BY x.wallet_id, x.asset, c.cur) r
+      JOIN credit_ledger.wallets w ON w.id = r.wallet_id
+      LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = r.wallet_id AND s.asset = r.asset
+     WHERE r.room < 0
+        OR r.room > greatest(least(coalesce(w.pool_limit - r.spent
+                                            - CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END, r.room),
+                                   coalesce(w.spend_cap - r.spent
+                                            - CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)), 0)
+        OR (w.pool_limit IS NULL AND w.spend_cap IS NULL AND r.room > 0)
+    UNION ALL
+    -- a run's moves (since 0.5.0: 'run' entries, member_id = the run's wallet) create and
+    -- destroy nothing: what its slices got, their sources gave, and back
+    SELECT 'run_moves_balance', 'wallet ' || j.member_id,
+           format('run entries total %s and %s held', sum(j.amount), sum(j.held))
+      FROM credit_ledger.journal j
+     WHERE j.kind = 'run'
+     GROUP BY j.member_id
+    HAVING sum(j.amount) <> 0 OR sum(j.held) <> 0
+    UNION ALL
+    -- a slice of a run belongs to a run's wallet and comes from a row of the same asset of the
+    -- run's owner, the owner's pool, or the parent run
+    SELECT 'run_slice_source', 'grant ' || g.id,
+           format('wallet %s source %s (wallet %s, asset %s); run %s of wallet %s, parent run %s',
+                  g.wallet_id, g.source_id, s.wallet_id, s.asset, r.id, r.wallet_id, r.parent_run)
+      FROM credit_ledger.grants g
+      LEFT JOIN credit_ledger.grants s ON s.id = g.source_id
+      LEFT JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
+     WHERE g.source_id IS NOT NULL
+       AND (s.id IS NULL OR r.id IS NULL OR s.asset <> g.asset OR g.asset <> r.asset
+            OR NOT (s.wallet_id = r.wallet_id
+                    OR s.wallet_id = (SELECT o.parent_id FROM credit_ledger.wallets o WHERE o.id = r.wallet_id)
+                    OR s.wallet_id = (SELECT p.run_wallet_id FROM credit_ledger.runs p WHERE p.id = r.parent_run)))
+    UNION ALL
+    -- a run that was funded has a wallet of its own, and a declined one has none
+    SELECT 'run_state', 'run ' || r.id,
+           format('status %s run wallet %s', r.status, r.run_wallet_id)
+      FROM credit_ledger.runs r
+     WHERE (r.status = 'declined') <> (r.run_wallet_id IS NULL)
+        OR (r.run_wallet_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM credit_ledger.wallets w WHERE w.id = r.run_wallet_id AND w.run_of = r.wallet_id))
+    UNION ALL
+    -- a closed run keeps nothing: every credit left (and every later refund) went back
+    SELECT 'run_closed_empty', 'run ' || r.id,
+           format('status %s but its slices keep %s', r.status, sum(g.remaining))
+      FROM credit_ledger.runs r JOIN credit_ledger.grants g ON g.wallet_id = r.run_wallet_id
+     WHERE r.status IN ('closed', 'expired')
+     GROUP BY r.id, r.status
+    HAVING sum(g.remaining) <> 0
+    UNION ALL
+    -- an entry of a grant carries the grant's wallet (balances and reports find a grant's
+    -- entries through its wallet: the journal has no index on grant_id)
+    SELECT 'journal_wallet_matches_grant', 'journal entry ' || j.id,
+           format('wallet_id %s but grant %s belongs to wallet %s', j.wallet_id, g.id, g.wallet_id)
+      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+     WHERE j.wallet_id <> g.wallet_id
+    UNION ALL
+    -- overdraft debt equals its journal line
+    SELECT 'debt_matches_journal', 'wallet ' || w.wallet || ' ' || s.asset,
+           format('debt %s, journal says %s', s.debt, coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0))
+      FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+     WHERE s.debt <> coalesce(-(SELECT sum(j.amount) FROM credit_ledger.journal j
+                   WHERE j.wallet_id = s.wallet_id AND j.asset = s.asset AND j.grant_id IS NULL), 0)
+    UNION ALL
+    -- per asset: what the grants say equals what the journal says
+    SELECT 'asset_conservation', 'asset ' || x.asset, format('grants remaining %s, journal %s', x.rem, x.jr)
+      FROM (SELECT a.asset,
+                   coalesce((SELECT sum(remaining) FROM credit_ledger.grants g WHERE g.asset = a.asset), 0) AS rem,
+                   coalesce((SELECT sum(amount) FROM credit_ledger.journal j WHERE j.asset = a.asset AND j.grant_id IS NOT NULL), 0) AS jr
+              FROM credit_ledger.assets a) x
+     WHERE x.rem <> x.jr
+    UNION ALL
+    -- holds: an open hold reserves exactly its cost; a closed hold reserves nothing;
+    -- a captured hold spent exactly `captured`
+    SELECT 'hold_consistency', 'authorization ' || a.id,
+           format('status %s cost %s captured %s; journal held %s spent %s', a.status, a.cost, a.captured,
+                  coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'hold'
+     GROUP BY a.id
+    HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> CASE WHEN a.fair_use THEN 0 ELSE a.cost END)
+        OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
+        OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0)
+                                      <> CASE WHEN a.fair_use THEN 0 ELSE a.captured END)
+        OR (a.status IN ('released', 'expired', 'declined') AND coalesce(sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0) <> 0)
+    UNION ALL
+    -- debits: an approved debit took exactly its cost; a declined one, or one fair use paid
+    -- (since 0.8.0), took nothing
+    SELECT 'debit_consistency', 'authorization ' || a.id,
+           format('status %s cost %s; journal debited %s', a.status, a.cost,
+                  coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
+      FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
+     WHERE a.kind = 'debit'
+     GROUP BY a.id
+    HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
+           <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
+    UNION ALL
+    -- volume tiers (since 0.8.0): a counter holds the units of the tiered calls it priced (a
+    -- run's calls count for the wallet that opened it): approved debits in the period they were
+    -- made in, captured holds in the period they were captured in
+    SELECT 'tier_matches_calls', 'wallet ' || w.wallet || ' ' || t.action || ' ' || t.variant || ' ' || t.period_start,
+           format('counted %s, calls %s', t.units, x.units)
+      FROM credit_ledger.tier_usage t
+      JOIN credit_ledger.wallets w ON w.id = t.wallet_id
+     CROSS JOIN LATERAL (
+        SELECT coalesce(sum(CASE WHEN a.kind = 'hold' THEN a.captured_quantity ELSE a.quantity END), 0) AS units
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.wallets s ON s.id = a.wallet_id
+          JOIN credit_ledger.rates r ON r.id = a.rate_id
+         WHERE coalesce(s.run_of, s.id) = t.wallet_id AND a.action = t.action
+           AND coalesce(a.variant, '') = t.variant AND r.tiers IS NOT NULL
+           AND ((a.kind = 'debit' AND a.status = 'approved'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = t.period_start)
+             OR (a.kind = 'hold' AND a.status = 'captured'
+                 AND credit_ledger._period_start(w.period, w.period_anchor, a.closed_at) = t.period_start))) x
+     WHERE t.units <> x.units
+    UNION ALL
+    -- fair use (since 0.8.0): a period's count is what the calls fair use paid in it took
+    -- (approved debits and open holds their cost, captured holds what they captured)
+    SELECT 'fair_use_matches_calls', 'wallet ' || w.wallet || ' ' || f.asset || ' ' || f.period_start,
+           format('counted %s, calls %s', f.used, x.took)
+      FROM credit_ledger.fair_use_usage f
+      JOIN credit_ledger.wallets w ON w.id = f.wallet_id
+     CROSS JOIN LATERAL (
+        SELECT coalesce(sum(CASE a.status WHEN 'captured' THEN a.captured WHEN 'released' THEN 0
+                                          WHEN 'expired' THEN 0 ELSE a.cost END), 0) AS took
+          FROM credit_ledger.authorizations a
+         WHERE a.wallet_id = f.wallet_id AND a.asset = f.asset AND a.fair_use
+           AND a.status IN ('approved', 'held', 'captured')
+           AND credit_ledger._period_start(w.period, w.period_anchor, a.created_at) = f.period_start) x
+     WHERE f.used <> x.took
+    UNION ALL
+    -- references and vocabularies of the hot tables (they carry no FKs or CHECKs)
+    SELECT 'journal_references', 'journal entry ' || j.id,
+           format('wallet %s grant %s authorization %s member %s kind %s', j.wallet_id, j.grant_id,
+                  j.authorization_id, j.member_id, j.kind)
+      FROM credit_ledger.journal j
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.wallet_id)
+        OR (j.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.id = j.grant_id))
+        OR (j.authorization_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a WHERE a.id = j.authorization_id))
+        OR (j.member_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = j.member_id))
+        OR j.kind NOT IN ('grant', 'debit', 'hold', 'capture', 'release', 'refund', 'expiry', 'rollover',
+                          'adjustment', 'overdraft', 'settlement', 'lane', 'run', 'transfer')
+        OR (j.operation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.operations o WHERE o.id = j.operation_id))
+    UNION ALL
+    SELECT 'authorization_references', 'authorization ' || a.id,
+           format('wallet %s rate %s kind %s status %s refunded %s', a.wallet_id, a.rate_id, a.kind, a.status, a.refunded)
+      FROM credit_ledger.authorizations a
+     WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.wallets w WHERE w.id = a.wallet_id)
+        OR (a.rate_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit_ledger.rates r WHERE r.id = a.rate_id))
+        OR a.kind NOT IN ('debit', 'hold')
+        OR a.status NOT IN ('approved', 'declined', 'held', 'captured', 'released', 'expired')
+        OR (a.kind = 'debit' AND a.status NOT IN ('approved', 'declined'))
+        OR a.refunded < 0
+    UNION ALL
+    -- refunds: never more than was debited; the totals agree
+    SELECT 'refund_consistency', 'authorization ' || a.id,
+           format('refunded %s, refunds %s, debited %s', a.refunded,
+                  coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0),
+                  coalesce(a.captured, a.cost))
+      FROM credit_ledger.authorizations a
+     WHERE a.refunded <> coalesce((SELECT sum(r.amount) FROM credit_ledger.refunds r WHERE r.authorization_id = a.id), 0)
+        OR a.refunded > coalesce(a.captured, a.cost)
+    UNION ALL
+    -- tenants (since 0.12.0): a member is in its pool's tenant, a run's wallet in its opener's,
+    -- and every row of a wallet carries the wallet's tenant
+    SELECT 'tenant', 'wallet ' || w.wallet, format('tenant %s, but %s %s is in %s',
+           w.tenant, CASE WHEN w.run_of IS NULL THEN 'its pool' ELSE 'its run''s opener' END, p.wallet, p.tenant)
+      FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = coalesce(w.run_of, w.parent_id)
+     WHERE w.tenant <> p.tenant
+    UNION ALL
+    SELECT 'tenant', x.what || ' of wallet ' || w.wallet, format('tenant %s, the wallet''s %s', x.tenant, w.tenant)
+      FROM (SELECT 'grant ' || id AS what, wallet_id, tenant FROM credit_ledger.grants
+            UNION ALL SELECT 'journal entry ' || id, wallet_id, tenant FROM credit_ledger.journal
+            UNION ALL SELECT 'authorization ' || id, wallet_id, tenant FROM credit_ledger.authorizations
+            UNION ALL SELECT 'refund ' || id, wallet_id, tenant FROM credit_ledger.refunds
+            UNION ALL SELECT 'run ' || id, wallet_id, tenant FROM credit_ledger.runs
+            UNION ALL SELECT 'allowance ' || id, wallet_id, tenant FROM credit_ledger.allowances
+            UNION ALL SELECT 'event ' || id, wallet_id, tenant FROM credit_ledger.events
+            UNION ALL SELECT 'operation ' || id, wallet_id, tenant FROM credit_ledger.operations
+            UNION ALL SELECT 'counters ' || asset, wallet_id, tenant FROM credit_ledger.wallet_assets
+            UNION ALL SELECT 'lane ' || asset || ' ' || lane, wallet_id, tenant FROM credit_ledger.lanes
+            UNION ALL SELECT 'room ' || asset || ' ' || lane, wallet_id, tenant FROM credit_ledger.member_rooms
+            UNION ALL SELECT 'overage ' || asset, wallet_id, tenant FROM credit_ledger.wallet_overage
+            UNION ALL SELECT 'tier counter ' || action, wallet_id, tenant FROM credit_ledger.tier_usage
+            UNION ALL SELECT 'fair use ' || asset, wallet_id, tenant FROM credit_ledger.fair_use_usage) x
+      JOIN credit_ledger.wallets w ON w.id = x.wallet_id
+     WHERE x.tenant <> w.tenant
+$$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

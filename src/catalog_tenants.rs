@@ -1,0 +1,26 @@
+//! Statements of the tenant column (0.12.0 on, issue 20): see [`crate::catalog`] for the
+//! conventions, [`crate::spi::TENANT_PART`] for the marked parts that older catalogs leave out.
+
+/// Wallet `$1` joins pool `$2`: it, and its runs' wallets, take the pool's tenant, and so does
+/// every row of theirs (the caller holds the wallet whole). A wallet already in the pool's tenant
+/// moves nothing. Returns the number of wallets moved.
+pub const WALLET_TENANT_MOVE: &str = "
+WITH t AS (SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2),
+ids AS (SELECT w.id FROM credit_ledger.wallets w, t
+         WHERE (w.id = $1 OR w.run_of = $1) AND w.tenant <> t.tenant),
+w AS (UPDATE credit_ledger.wallets x SET tenant = t.tenant FROM t WHERE x.id IN (SELECT id FROM ids)),
+s AS (UPDATE credit_ledger.wallet_assets x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+g AS (UPDATE credit_ledger.grants x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+l AS (UPDATE credit_ledger.lanes x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+m AS (UPDATE credit_ledger.member_rooms x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+a AS (UPDATE credit_ledger.authorizations x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+j AS (UPDATE credit_ledger.journal x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+r AS (UPDATE credit_ledger.refunds x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+n AS (UPDATE credit_ledger.runs x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+al AS (UPDATE credit_ledger.allowances x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+e AS (UPDATE credit_ledger.events x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+o AS (UPDATE credit_ledger.operations x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+ov AS (UPDATE credit_ledger.wallet_overage x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+tu AS (UPDATE credit_ledger.tier_usage x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
+fu AS (UPDATE credit_ledger.fair_use_usage x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids))
+SELECT count(*) FROM ids";
