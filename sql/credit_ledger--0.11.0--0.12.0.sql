@@ -76,6 +76,131 @@ ALTER TABLE credit_ledger.fair_use_usage ADD COLUMN tenant text;
 UPDATE credit_ledger.fair_use_usage x SET tenant = w.tenant FROM credit_ledger.wallets w WHERE w.id = x.wallet_id;
 ALTER TABLE credit_ledger.fair_use_usage ALTER COLUMN tenant SET NOT NULL;
 
+-- grant_status names every column it groups by (it relied on the grants key, which changes)
+CREATE OR REPLACE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN f.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND f.remaining > 0) AS expiring_soon,
+       -- since 0.6.0: taken back by voids and negative adjustments, moved out by transfers
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0) AS voided,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0) AS transferred_out
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
+                             g.held + coalesce(sum(x.held), 0) AS held,
+                             array_append(array_agg(x.id), g.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
+ WHERE g.home_id IS NULL AND g.source_id IS NULL
+ -- every column named (since 0.12.0 the grants key is (id, tenant), see sql/schema.sql)
+ GROUP BY g.id, g.asset, g.category, g.priority, g.amount, g.unit_price, g.effective_at, g.expires_at,
+          w.wallet, f.remaining, f.held;
+
+-- Keys (since 0.12.0): every primary, unique and foreign key of the wallet-keyed tables names the
+-- tenant as well, as Citus requires of a distributed table (a unique key must contain the
+-- distribution column; a foreign key between two of them must join on it). On one node they are
+-- as unique as before (ids come from one sequence each, and a wallet's rows carry one tenant) and
+-- serve the same lookups (the tenant is their last column). A wallet key stays unique over the
+-- whole ledger through credit_ledger.wallet_keys. A transfer's receiving wallet may be in
+-- another tenant: operations.to_wallet_id has no foreign key (credit_verify() checks it).
+ALTER TABLE credit_ledger.wallets DROP CONSTRAINT wallets_parent_id_fkey, DROP CONSTRAINT wallets_run_of_fkey;
+ALTER TABLE credit_ledger.wallet_assets DROP CONSTRAINT wallet_assets_wallet_id_fkey;
+ALTER TABLE credit_ledger.grants DROP CONSTRAINT grants_wallet_id_fkey;
+ALTER TABLE credit_ledger.lanes DROP CONSTRAINT lanes_wallet_id_fkey;
+ALTER TABLE credit_ledger.member_rooms DROP CONSTRAINT member_rooms_wallet_id_fkey;
+ALTER TABLE credit_ledger.refunds DROP CONSTRAINT refunds_authorization_id_fkey, DROP CONSTRAINT refunds_wallet_id_fkey;
+ALTER TABLE credit_ledger.runs DROP CONSTRAINT runs_parent_run_fkey, DROP CONSTRAINT runs_run_wallet_id_fkey,
+    DROP CONSTRAINT runs_wallet_id_fkey;
+ALTER TABLE credit_ledger.allowances DROP CONSTRAINT allowances_current_grant_id_fkey, DROP CONSTRAINT allowances_wallet_id_fkey;
+ALTER TABLE credit_ledger.operations DROP CONSTRAINT operations_grant_id_fkey, DROP CONSTRAINT operations_to_wallet_id_fkey,
+    DROP CONSTRAINT operations_wallet_id_fkey;
+ALTER TABLE credit_ledger.wallet_overage DROP CONSTRAINT wallet_overage_wallet_id_fkey;
+ALTER TABLE credit_ledger.tier_usage DROP CONSTRAINT tier_usage_wallet_id_fkey;
+ALTER TABLE credit_ledger.fair_use_usage DROP CONSTRAINT fair_use_usage_wallet_id_fkey;
+
+ALTER TABLE credit_ledger.wallets DROP CONSTRAINT wallets_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT wallets_wallet_key, ADD UNIQUE (wallet, tenant);
+ALTER TABLE credit_ledger.wallet_assets DROP CONSTRAINT wallet_assets_pkey, ADD PRIMARY KEY (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.grants DROP CONSTRAINT grants_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.lanes DROP CONSTRAINT lanes_pkey, ADD PRIMARY KEY (wallet_id, asset, lane, tenant);
+ALTER TABLE credit_ledger.member_rooms DROP CONSTRAINT member_rooms_pkey, ADD PRIMARY KEY (wallet_id, asset, lane, tenant);
+ALTER TABLE credit_ledger.authorizations DROP CONSTRAINT authorizations_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.journal DROP CONSTRAINT journal_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.refunds DROP CONSTRAINT refunds_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.runs DROP CONSTRAINT runs_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT runs_run_wallet_id_key, ADD UNIQUE (run_wallet_id, tenant);
+ALTER TABLE credit_ledger.allowances DROP CONSTRAINT allowances_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT allowances_wallet_id_asset_key, ADD UNIQUE (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.operations DROP CONSTRAINT operations_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.wallet_overage DROP CONSTRAINT wallet_overage_pkey, ADD PRIMARY KEY (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.tier_usage DROP CONSTRAINT tier_usage_pkey,
+    ADD PRIMARY KEY (wallet_id, action, variant, period_start, tenant);
+ALTER TABLE credit_ledger.fair_use_usage DROP CONSTRAINT fair_use_usage_pkey, ADD PRIMARY KEY (wallet_id, asset, period_start, tenant);
+DROP INDEX credit_ledger.grants_idempotency;
+CREATE UNIQUE INDEX grants_idempotency ON credit_ledger.grants (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.authorizations_idempotency;
+CREATE UNIQUE INDEX authorizations_idempotency ON credit_ledger.authorizations (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.refunds_idempotency;
+CREATE UNIQUE INDEX refunds_idempotency ON credit_ledger.refunds (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.runs_idempotency;
+CREATE UNIQUE INDEX runs_idempotency ON credit_ledger.runs (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.operations_idempotency;
+CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+-- an event's place in the stream is given once, from one sequence (credit_events)
+DROP INDEX credit_ledger.events_seq_key;
+CREATE UNIQUE INDEX events_seq_key ON credit_ledger.events (seq, tenant);
+
+ALTER TABLE credit_ledger.wallets
+    ADD FOREIGN KEY (parent_id, tenant) REFERENCES credit_ledger.wallets (id, tenant),
+    ADD FOREIGN KEY (run_of, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.wallet_assets ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.grants ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.lanes ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.member_rooms ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.refunds
+    ADD FOREIGN KEY (authorization_id, tenant) REFERENCES credit_ledger.authorizations (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.runs
+    ADD FOREIGN KEY (parent_run, tenant) REFERENCES credit_ledger.runs (id, tenant),
+    ADD FOREIGN KEY (run_wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.allowances
+    ADD FOREIGN KEY (current_grant_id, tenant) REFERENCES credit_ledger.grants (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.operations
+    ADD FOREIGN KEY (grant_id, tenant) REFERENCES credit_ledger.grants (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.wallet_overage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.tier_usage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.fair_use_usage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+
+-- Every wallet key, once over the whole ledger, with its wallet's tenant: a key names one wallet
+-- (what the UNIQUE (wallet) of wallets said before), and a node that has a key finds its tenant
+-- without asking every shard (on Citus a reference table, on every node).
+CREATE TABLE credit_ledger.wallet_keys (
+    wallet text PRIMARY KEY,
+    tenant text NOT NULL
+);
+INSERT INTO credit_ledger.wallet_keys (wallet, tenant) SELECT w.wallet, w.tenant FROM credit_ledger.wallets w;
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallet_keys', '');
+REVOKE ALL ON TABLE credit_ledger.wallet_keys FROM PUBLIC;
+COMMENT ON TABLE credit_ledger.wallet_keys IS 'every wallet key once, with its wallet''s tenant: a key names one wallet over the whole ledger';
+
 -- the functions that write or check tenants (as in sql/overage.sql and sql/finalize.sql)
 CREATE OR REPLACE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
     auto_topup_threshold numeric DEFAULT NULL, auto_topup_amount numeric DEFAULT NULL,
@@ -393,7 +518,7 @@ SET jit = off AS $$
                   coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
       FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
      WHERE a.kind = 'hold'
-     GROUP BY a.id
+     GROUP BY a.id, a.tenant
     HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> CASE WHEN a.fair_use THEN 0 ELSE a.cost END)
         OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
         OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0)
@@ -407,7 +532,7 @@ SET jit = off AS $$
                   coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
       FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
      WHERE a.kind = 'debit'
-     GROUP BY a.id
+     GROUP BY a.id, a.tenant
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
            <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
     UNION ALL
@@ -502,6 +627,12 @@ SET jit = off AS $$
             UNION ALL SELECT 'fair use ' || asset, wallet_id, tenant FROM credit_ledger.fair_use_usage) x
       JOIN credit_ledger.wallets w ON w.id = x.wallet_id
      WHERE x.tenant <> w.tenant
+    UNION ALL
+    -- every wallet key once, with its wallet's tenant (wallet_keys)
+    SELECT 'tenant', 'wallet key ' || coalesce(w.wallet, k.wallet),
+           format('wallet in tenant %s, key in %s', w.tenant, k.tenant)
+      FROM credit_ledger.wallets w FULL JOIN credit_ledger.wallet_keys k ON k.wallet = w.wallet
+     WHERE w.tenant IS DISTINCT FROM k.tenant
 $$;
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

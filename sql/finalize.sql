@@ -522,7 +522,7 @@ SET jit = off AS $$
                   coalesce(sum(j.held), 0), coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0))
       FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
      WHERE a.kind = 'hold'
-     GROUP BY a.id
+     GROUP BY a.id, a.tenant
     HAVING (a.status = 'held' AND coalesce(sum(j.held), 0) <> CASE WHEN a.fair_use THEN 0 ELSE a.cost END)
         OR (a.status <> 'held' AND coalesce(sum(j.held), 0) <> 0)
         OR (a.status = 'captured' AND coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('capture', 'overdraft')), 0)
@@ -536,7 +536,7 @@ SET jit = off AS $$
                   coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0))
       FROM credit_ledger.authorizations a LEFT JOIN credit_ledger.journal j ON j.authorization_id = a.id
      WHERE a.kind = 'debit'
-     GROUP BY a.id
+     GROUP BY a.id, a.tenant
     HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'overdraft')), 0)
            <> CASE WHEN a.status = 'approved' AND NOT a.fair_use THEN a.cost ELSE 0 END
     UNION ALL
@@ -631,6 +631,12 @@ SET jit = off AS $$
             UNION ALL SELECT 'fair use ' || asset, wallet_id, tenant FROM credit_ledger.fair_use_usage) x
       JOIN credit_ledger.wallets w ON w.id = x.wallet_id
      WHERE x.tenant <> w.tenant
+    UNION ALL
+    -- every wallet key once, with its wallet's tenant (wallet_keys)
+    SELECT 'tenant', 'wallet key ' || coalesce(w.wallet, k.wallet),
+           format('wallet in tenant %s, key in %s', w.tenant, k.tenant)
+      FROM credit_ledger.wallets w FULL JOIN credit_ledger.wallet_keys k ON k.wallet = w.wallet
+     WHERE w.tenant IS DISTINCT FROM k.tenant
 $$;
 
 -- ---- privileges ----------------------------------------------------------------------------
@@ -673,6 +679,7 @@ SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.lanes', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.member_rooms', '');
+SELECT pg_catalog.pg_extension_config_dump('credit_ledger.wallet_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit_ledger.operations', '');
@@ -736,6 +743,7 @@ COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every j
 COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
 COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
 COMMENT ON TABLE credit_ledger.lanes IS 'spending lanes of a wallet and asset (lanes > 1): the lock a spender takes, and a hint of what the lane''s slices can spend';
+COMMENT ON TABLE credit_ledger.wallet_keys IS 'every wallet key once, with its wallet''s tenant: a key names one wallet over the whole ledger';
 COMMENT ON TABLE credit_ledger.member_rooms IS 'a limited pool member''s limits sliced over its pool''s lanes: what a spender holding that pool lane may still draw for it this period, and what it drew that the member''s counters do not hold yet';
 COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';

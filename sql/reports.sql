@@ -50,7 +50,9 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.
                         FROM credit_ledger.grants x WHERE x.home_id = g.id) f
   LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
  WHERE g.home_id IS NULL AND g.source_id IS NULL
- GROUP BY g.id, w.wallet, f.remaining, f.held;
+ -- every column named (since 0.12.0 the grants key is (id, tenant), see sql/schema.sql)
+ GROUP BY g.id, g.asset, g.category, g.priority, g.amount, g.unit_price, g.effective_at, g.expires_at,
+          w.wallet, f.remaining, f.held;
 COMMENT ON VIEW credit_ledger.grant_status IS
     'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';
 

@@ -505,4 +505,96 @@ ALTER TABLE credit_ledger.wallet_overage ADD COLUMN tenant text NOT NULL;
 ALTER TABLE credit_ledger.tier_usage ADD COLUMN tenant text NOT NULL;
 ALTER TABLE credit_ledger.fair_use_usage ADD COLUMN tenant text NOT NULL;
 
+-- Keys (since 0.12.0): every primary, unique and foreign key of the wallet-keyed tables names the
+-- tenant as well, as Citus requires of a distributed table (a unique key must contain the
+-- distribution column; a foreign key between two of them must join on it). On one node they are
+-- as unique as before (ids come from one sequence each, and a wallet's rows carry one tenant) and
+-- serve the same lookups (the tenant is their last column). A wallet key stays unique over the
+-- whole ledger through credit_ledger.wallet_keys. A transfer's receiving wallet may be in
+-- another tenant: operations.to_wallet_id has no foreign key (credit_verify() checks it).
+ALTER TABLE credit_ledger.wallets DROP CONSTRAINT wallets_parent_id_fkey, DROP CONSTRAINT wallets_run_of_fkey;
+ALTER TABLE credit_ledger.wallet_assets DROP CONSTRAINT wallet_assets_wallet_id_fkey;
+ALTER TABLE credit_ledger.grants DROP CONSTRAINT grants_wallet_id_fkey;
+ALTER TABLE credit_ledger.lanes DROP CONSTRAINT lanes_wallet_id_fkey;
+ALTER TABLE credit_ledger.member_rooms DROP CONSTRAINT member_rooms_wallet_id_fkey;
+ALTER TABLE credit_ledger.refunds DROP CONSTRAINT refunds_authorization_id_fkey, DROP CONSTRAINT refunds_wallet_id_fkey;
+ALTER TABLE credit_ledger.runs DROP CONSTRAINT runs_parent_run_fkey, DROP CONSTRAINT runs_run_wallet_id_fkey,
+    DROP CONSTRAINT runs_wallet_id_fkey;
+ALTER TABLE credit_ledger.allowances DROP CONSTRAINT allowances_current_grant_id_fkey, DROP CONSTRAINT allowances_wallet_id_fkey;
+ALTER TABLE credit_ledger.operations DROP CONSTRAINT operations_grant_id_fkey, DROP CONSTRAINT operations_to_wallet_id_fkey,
+    DROP CONSTRAINT operations_wallet_id_fkey;
+ALTER TABLE credit_ledger.wallet_overage DROP CONSTRAINT wallet_overage_wallet_id_fkey;
+ALTER TABLE credit_ledger.tier_usage DROP CONSTRAINT tier_usage_wallet_id_fkey;
+ALTER TABLE credit_ledger.fair_use_usage DROP CONSTRAINT fair_use_usage_wallet_id_fkey;
+
+ALTER TABLE credit_ledger.wallets DROP CONSTRAINT wallets_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT wallets_wallet_key, ADD UNIQUE (wallet, tenant);
+ALTER TABLE credit_ledger.wallet_assets DROP CONSTRAINT wallet_assets_pkey, ADD PRIMARY KEY (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.grants DROP CONSTRAINT grants_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.lanes DROP CONSTRAINT lanes_pkey, ADD PRIMARY KEY (wallet_id, asset, lane, tenant);
+ALTER TABLE credit_ledger.member_rooms DROP CONSTRAINT member_rooms_pkey, ADD PRIMARY KEY (wallet_id, asset, lane, tenant);
+ALTER TABLE credit_ledger.authorizations DROP CONSTRAINT authorizations_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.journal DROP CONSTRAINT journal_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.refunds DROP CONSTRAINT refunds_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.runs DROP CONSTRAINT runs_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT runs_run_wallet_id_key, ADD UNIQUE (run_wallet_id, tenant);
+ALTER TABLE credit_ledger.allowances DROP CONSTRAINT allowances_pkey, ADD PRIMARY KEY (id, tenant),
+    DROP CONSTRAINT allowances_wallet_id_asset_key, ADD UNIQUE (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.operations DROP CONSTRAINT operations_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE credit_ledger.wallet_overage DROP CONSTRAINT wallet_overage_pkey, ADD PRIMARY KEY (wallet_id, asset, tenant);
+ALTER TABLE credit_ledger.tier_usage DROP CONSTRAINT tier_usage_pkey,
+    ADD PRIMARY KEY (wallet_id, action, variant, period_start, tenant);
+ALTER TABLE credit_ledger.fair_use_usage DROP CONSTRAINT fair_use_usage_pkey, ADD PRIMARY KEY (wallet_id, asset, period_start, tenant);
+DROP INDEX credit_ledger.grants_idempotency;
+CREATE UNIQUE INDEX grants_idempotency ON credit_ledger.grants (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.authorizations_idempotency;
+CREATE UNIQUE INDEX authorizations_idempotency ON credit_ledger.authorizations (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.refunds_idempotency;
+CREATE UNIQUE INDEX refunds_idempotency ON credit_ledger.refunds (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.runs_idempotency;
+CREATE UNIQUE INDEX runs_idempotency ON credit_ledger.runs (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX credit_ledger.operations_idempotency;
+CREATE UNIQUE INDEX operations_idempotency ON credit_ledger.operations (wallet_id, idempotency_key, tenant)
+    WHERE idempotency_key IS NOT NULL;
+-- an event's place in the stream is given once, from one sequence (credit_events)
+DROP INDEX credit_ledger.events_seq_key;
+CREATE UNIQUE INDEX events_seq_key ON credit_ledger.events (seq, tenant);
+
+ALTER TABLE credit_ledger.wallets
+    ADD FOREIGN KEY (parent_id, tenant) REFERENCES credit_ledger.wallets (id, tenant),
+    ADD FOREIGN KEY (run_of, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.wallet_assets ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.grants ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.lanes ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.member_rooms ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.refunds
+    ADD FOREIGN KEY (authorization_id, tenant) REFERENCES credit_ledger.authorizations (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.runs
+    ADD FOREIGN KEY (parent_run, tenant) REFERENCES credit_ledger.runs (id, tenant),
+    ADD FOREIGN KEY (run_wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.allowances
+    ADD FOREIGN KEY (current_grant_id, tenant) REFERENCES credit_ledger.grants (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.operations
+    ADD FOREIGN KEY (grant_id, tenant) REFERENCES credit_ledger.grants (id, tenant),
+    ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.wallet_overage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.tier_usage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+ALTER TABLE credit_ledger.fair_use_usage ADD FOREIGN KEY (wallet_id, tenant) REFERENCES credit_ledger.wallets (id, tenant);
+
+-- Every wallet key, once over the whole ledger, with its wallet's tenant: a key names one wallet
+-- (what the UNIQUE (wallet) of wallets said before), and a node that has a key finds its tenant
+-- without asking every shard (on Citus a reference table, on every node).
+CREATE TABLE credit_ledger.wallet_keys (
+    wallet text PRIMARY KEY,
+    tenant text NOT NULL
+);
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

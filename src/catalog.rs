@@ -25,13 +25,16 @@ pub const POOL_STRUCTURE_LOCK: &str =
     "UPDATE credit_ledger.rate_cards SET description = description WHERE rate_card = 'default'";
 pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1";
 pub const WALLET_INSERT: &str = "
+WITH w AS (
 INSERT INTO credit_ledger.wallets
     (wallet, parent_id, rate_card, overdraft_limit, low_balance_threshold, spend_cap, pool_limit,
      metadata, period, period_anchor, tracked/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'::jsonb), $9, $10,
         $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL
         /*t*/, coalesce((SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2), $1)/*t*/)
-RETURNING id";
+RETURNING id/*t*/, tenant/*t*/
+)/*t*/, k AS (INSERT INTO credit_ledger.wallet_keys (wallet, tenant) SELECT $1, w.tenant FROM w)/*t*/
+SELECT id FROM w";
 /// Current settings of a wallet, as the `credit_wallet` type's columns.
 pub const WALLET_ROW: &str = "
 SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
@@ -109,7 +112,7 @@ pub const WALLET_STATE_SAVE: &str = "
 INSERT INTO credit_ledger.wallet_assets AS s
     (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
-ON CONFLICT (wallet_id, asset) DO UPDATE SET
+ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
     debt = EXCLUDED.debt, period_start = EXCLUDED.period_start, period_spent = EXCLUDED.period_spent,
     period_pool_drawn = EXCLUDED.period_pool_drawn, below_threshold = EXCLUDED.below_threshold";
 
@@ -252,7 +255,7 @@ pub(crate) use authorization_insert;
 macro_rules! keyed {
     () => {
         "
-    ON CONFLICT (wallet_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    ON CONFLICT (wallet_id, idempotency_key/*t*/, tenant/*t*/) WHERE idempotency_key IS NOT NULL DO NOTHING"
     };
 }
 pub(crate) use keyed;

@@ -94,7 +94,7 @@ WITH cur AS (
 )
 INSERT INTO credit_ledger.wallet_assets AS s (wallet_id, asset, period_start, period_spent, period_pool_drawn/*t*/, tenant/*t*/)
 SELECT $1, old.asset, cur.cur, old.spent, old.spent/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/ FROM old, cur
-ON CONFLICT (wallet_id, asset) DO UPDATE SET
+ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
     period_spent = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_spent ELSE 0 END
                    + EXCLUDED.period_spent,
     period_pool_drawn = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_pool_drawn ELSE 0 END
@@ -106,7 +106,7 @@ pub const MEMBER_ROOMS_SET: &str = "
 INSERT INTO credit_ledger.member_rooms (wallet_id, asset, lane, period, room, spent/*t*/, tenant/*t*/)
 SELECT $1, $2, $5 + i - 1, $3, ($4::numeric[])[i], 0/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/
   FROM generate_subscripts($4::numeric[], 1) i
-ON CONFLICT (wallet_id, asset, lane) DO UPDATE SET period = EXCLUDED.period, room = EXCLUDED.room, spent = 0";
+ON CONFLICT (wallet_id, asset, lane/*t*/, tenant/*t*/) DO UPDATE SET period = EXCLUDED.period, room = EXCLUDED.room, spent = 0";
 /// A released, captured-below or refunded draw of `$4` of member `$1` goes back to the room of the
 /// lowest lane of pool `$5` that authorization `$3` moved (the caller holds that lane and the
 /// member's row), if the member has that room in the current period. No row: the draw is the

@@ -28,8 +28,8 @@ pub const RUN_WALLET_INSERT: &str = "
 WITH w AS (
     INSERT INTO credit_ledger.wallets (wallet, rate_card, run_of/*t*/, tenant/*t*/)
     SELECT '~run.' || $1, o.rate_card, o.id/*t*/, o.tenant/*t*/ FROM credit_ledger.wallets o WHERE o.id = $2
-    RETURNING id
-), r AS (
+    RETURNING id/*t*/, wallet, tenant/*t*/
+)/*t*/, k AS (INSERT INTO credit_ledger.wallet_keys (wallet, tenant) SELECT w.wallet, w.tenant FROM w)/*t*/, r AS (
     UPDATE credit_ledger.runs SET run_wallet_id = (SELECT id FROM w) WHERE id = $1
 )
 SELECT id FROM w";

@@ -1,14 +1,19 @@
 //! Statements of the tenant column (0.12.0 on, issue 20): see [`crate::catalog`] for the
 //! conventions, [`crate::spi::TENANT_PART`] for the marked parts that older catalogs leave out.
 
-/// Wallet `$1` joins pool `$2`: it, and its runs' wallets, take the pool's tenant, and so does
-/// every row of theirs (the caller holds the wallet whole). A wallet already in the pool's tenant
-/// moves nothing. Returns the number of wallets moved.
+/// Wallet `$1` joins pool `$2`: it (its parent set here, so that its key to the pool names the
+/// new tenant), and its runs' wallets, take the pool's tenant, and so does every row of theirs
+/// (the caller holds the wallet whole; the keys between them are checked at the statement's
+/// end). A wallet already in the pool's tenant moves nothing. Returns the number of wallets moved.
 pub const WALLET_TENANT_MOVE: &str = "
 WITH t AS (SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2),
 ids AS (SELECT w.id FROM credit_ledger.wallets w, t
          WHERE (w.id = $1 OR w.run_of = $1) AND w.tenant <> t.tenant),
-w AS (UPDATE credit_ledger.wallets x SET tenant = t.tenant FROM t WHERE x.id IN (SELECT id FROM ids)),
+w AS (UPDATE credit_ledger.wallets x
+         SET tenant = t.tenant, parent_id = CASE WHEN x.id = $1 THEN $2 ELSE x.parent_id END
+        FROM t WHERE x.id IN (SELECT id FROM ids)),
+k AS (UPDATE credit_ledger.wallet_keys x SET tenant = t.tenant FROM t, credit_ledger.wallets y
+       WHERE y.id IN (SELECT id FROM ids) AND x.wallet = y.wallet),
 s AS (UPDATE credit_ledger.wallet_assets x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
 g AS (UPDATE credit_ledger.grants x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
 l AS (UPDATE credit_ledger.lanes x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),

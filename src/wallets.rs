@@ -409,11 +409,11 @@ fn credit_wallet_update(
                 period.into(),
                 anchor.into(),
             ];
-            exec(c, sql::WALLET_UPDATE, &args)?;
             // a wallet joining a pool of another tenant moves there with its rows (issue 20)
             if let Some(pid) = new_parent_id.filter(|_| spi::catalog_has_tenants()) {
                 exec(c, sql::WALLET_TENANT_MOVE, &[id.into(), pid.into()])?;
             }
+            exec(c, sql::WALLET_UPDATE, &args)?;
             // a spend cap sliced over its lanes: the room handed out under the new settings
             crate::lane_caps::refresh(c, id)?;
             if frozen && !was_frozen {

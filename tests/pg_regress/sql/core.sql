@@ -280,7 +280,7 @@ SELECT credit_balance('cust_42') AS credits, credit_balance('cust_42', 'usd') AS
 SELECT g.category, g.remaining, sum(j.amount) AS journal
   FROM credit_ledger.grants g JOIN credit_ledger.journal j ON j.grant_id = g.id
  WHERE g.wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'cust_42') AND g.asset = 'credits'
- GROUP BY g.id ORDER BY g.priority, g.id;
+ GROUP BY g.id, g.tenant ORDER BY g.priority, g.id;
 SELECT balance, available, held, debt, overdraft_room, pool_access, spendable, expiring_soon, by_category
   FROM credit_balance_detail('cust_42');
 -- "expiring soon" counts lots that expire within the window

@@ -554,7 +554,7 @@ pub(crate) fn scenario_corrections(
                     coalesce(sum(j.amount) FILTER (WHERE j.kind NOT IN ('transfer', 'adjustment', 'expiry', 'grant', 'lane')), 0)::text
                FROM credit_ledger.operations o LEFT JOIN credit_ledger.journal j ON j.operation_id = o.id
               WHERE o.wallet_id IN {wallets_sql}
-              GROUP BY o.id ORDER BY o.id"
+              GROUP BY o.id, o.tenant ORDER BY o.id"
         ),
         "operations",
     )?;
