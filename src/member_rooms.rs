@@ -127,6 +127,19 @@ pub fn fold_locked(c: &mut SpiClient<'_>, w: &Wallet) -> Result<()> {
     Ok(())
 }
 
+/// What the wallet's own row tells of [`sql::MEMBER_LIMITED`] (one lane, a limit of its own, no
+/// overdraft, alert or freeze): a member that fails it is not a limited member, without asking
+/// (a member with an alert or an overdraft locks its row on every call, and would otherwise pay
+/// that query on every call too). What the row does not tell (grants of its own, debt, fair
+/// use) the query asks.
+fn may_be_limited(w: &Wallet) -> bool {
+    w.lanes == 1
+        && !w.frozen
+        && w.overdraft_limit.is_zero()
+        && w.threshold.is_none()
+        && (w.pool_limit.is_some() || w.spend_cap.is_some())
+}
+
 /// After a spend of member `w` that held its row and folded its rooms (`pool_lanes`: its
 /// pool's lanes): when it is a limited member, hand the room its limits leave (after `state`,
 /// its counters as saved) out over the pool lanes of its [`window`].
@@ -136,7 +149,7 @@ pub fn spread(
     pool_lanes: i32,
     state: &WalletState,
 ) -> Result<()> {
-    if pool_lanes <= 1 || !may_have_rooms(w) {
+    if pool_lanes <= 1 || !may_have_rooms(w) || !may_be_limited(w) {
         return Ok(());
     }
     let limited = spi::first(exec(c, sql::MEMBER_LIMITED, &[w.id.into()])?)
