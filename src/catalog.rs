@@ -230,7 +230,9 @@ INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, hel
 VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)";
 
 /// The authorization row: `$1..$18` as in [`AUTHORIZE_WRITE`]; `$conflict` is the clause
-/// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`).
+/// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`). Its tenant is the call's
+/// (`$T`, found by the statement that read the wallet: [`crate::tenant`]), else read from the
+/// wallet here (the subquery runs only then).
 macro_rules! authorization_insert {
     ($conflict:expr) => {
         concat!(
@@ -241,7 +243,7 @@ macro_rules! authorization_insert {
          metadata, expires_at/*t*/, tenant/*t*/)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
             CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END
-            /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)",
+            /*t*/, coalesce($T, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1))/*t*/)",
             $conflict,
             "
     RETURNING id, created_at, expires_at/*t*/, tenant/*t*/"
@@ -552,7 +554,7 @@ SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares:
 /// [`WALLET_LOCK_FOR_SPEND`] with lanes (column 10), whatever their number.
 pub const WALLET_LOCK_FOR_SPEND_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
-       coalesce(rate_card, 'default'), lanes
+       coalesce(rate_card, 'default'), lanes/*t*/, tenant AS tenant_/*t*/
   FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
 /// [`WALLET_LOCK_ID`] with lanes (column 9).
 pub const WALLET_LOCK_ID_V4: &str = "

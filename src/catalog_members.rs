@@ -43,7 +43,7 @@ SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, 
             ",
        ",
             $rooms,
-            "
+            "/*t*/, w.tenant AS tenant_/*t*/
   FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id"
         )
     };
