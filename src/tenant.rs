@@ -11,10 +11,13 @@
 //! - *found*: the tenant of the row a statement marked as the unit's entry returned (its last
 //!   column, named `tenant_`).
 //!
-//! Every unit of work runs in its own scope ([`scoped`]): an API call ([`crate::spi::with`]),
-//! each wallet a sweep processes, each side of a transfer. Before the entry statement of a
-//! scope, statements run without the predicates (correct on one node, routed by Citus from the
-//! coordinator on a cluster).
+//! Every API call runs in a scope of its own ([`scoped`], from [`crate::spi::with`]). Before a
+//! scope's entry statement, statements run without the predicates (correct on one node). The
+//! found tenant is the last marked wallet the scope read: a unit that reads wallets of two
+//! tenants (a transfer locks both; the sweeps go through many) must give each tenant a scope of
+//! its own before a predicate may rely on it. Today (0.12.0) only the authorization row takes
+//! `$T` (a spend's scope reads one tenant: the wallet, its pool, a run's wallet); the predicates
+//! of the spend path are the next step of issue 20.
 
 use std::cell::RefCell;
 
