@@ -587,6 +587,9 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
             }
             exclusive(c, id)?;
             if n != cur {
+                // a member with lanes is no limited member: its rooms go back to its counters
+                // (crate::member_rooms; it waits for the member's own open calls)
+                crate::member_rooms::fold_locked(c, &Wallet::from_row(&row)?)?;
                 exec(c, sql::WALLET_SET_LANES, &[id.into(), n.into()])?;
             }
             let assets: Vec<String> = exec(c, sql::LANES_ASSETS, &[id.into()])?

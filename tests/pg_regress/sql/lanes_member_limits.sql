@@ -145,3 +145,10 @@ SELECT count(*) AS drawn_outside_rooms
    AND g.lane NOT IN (SELECT lane FROM rooms WHERE wallet = 'team.cap');
 SELECT member, drawn_this_period FROM credit_ledger.pool_usage WHERE member = 'team.cap';
 SELECT count(*) AS violations FROM credit_verify();
+
+-- lanes of its own: no longer a limited member, its rooms are folded back into its counters
+-- at once (the draw they hold stays counted)
+SELECT credit_wallet_lanes(wallet => 'team.cap', lanes => 2) AS lanes;
+SELECT count(*) AS rooms FROM rooms WHERE wallet = 'team.cap';
+SELECT member, drawn_this_period FROM credit_ledger.pool_usage WHERE member = 'team.cap';
+SELECT count(*) AS violations FROM credit_verify();
