@@ -635,4 +635,71 @@ SET jit = off AS $$
      WHERE w.tenant IS DISTINCT FROM k.tenant
 $$;
 
+
+-- credit_authorize and credit_hold take tenant => text (a new last parameter with a default: the
+-- wallet's tenant, which a Citus cluster routes a call by). As in 0.7.0: each is dropped and
+-- created again, and the EXECUTE privileges granted on the old one are granted on the new one.
+SELECT pg_catalog.set_config('credit_ledger_upgrade.acl', coalesce((
+    SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+               'name', p.proname, 'grantee', a.grantee::pg_catalog.regrole::text, 'grantable', a.is_grantable))::text
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE n.nspname = '@extschema@' AND p.proname IN ('credit_authorize', 'credit_hold')
+       AND a.grantee <> p.proowner AND a.grantee <> 0 AND a.privilege_type = 'EXECUTE'), '[]'), true);
+DROP FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean);
+DROP FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean);
+
+CREATE FUNCTION @extschema@."credit_authorize"(
+	"wallet" TEXT, /* Option < & str > */
+	"action" TEXT, /* Option < & str > */
+	"quantity" NUMERIC DEFAULT 1, /* Option < AnyNumeric > */
+	"variant" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
+	"metadata" jsonb DEFAULT NULL, /* Option < JsonbText > */
+	"run" bigint DEFAULT NULL, /* Option < i64 > */
+	"degrade" bool DEFAULT false, /* Option < bool > */
+	"tenant" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS @extschema@.credit_authorization /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE 
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_authorize_v12_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row; degrade: the first affordable variant of the fallback chain; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+
+CREATE FUNCTION @extschema@."credit_hold"(
+	"wallet" TEXT, /* Option < & str > */
+	"action" TEXT, /* Option < & str > */
+	"quantity" NUMERIC DEFAULT 1, /* Option < AnyNumeric > */
+	"variant" TEXT DEFAULT NULL, /* Option < & str > */
+	"idempotency_key" TEXT DEFAULT NULL, /* Option < & str > */
+	"metadata" jsonb DEFAULT NULL, /* Option < JsonbText > */
+	"ttl" interval DEFAULT '10 minutes', /* Option < Interval > */
+	"run" bigint DEFAULT NULL, /* Option < i64 > */
+	"degrade" bool DEFAULT false, /* Option < bool > */
+	"tenant" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS @extschema@.credit_authorization /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE 
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'credit_hold_v12_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text) IS 'reserve credits for work of unknown final size (streaming); capture or release later; degrade and tenant as for credit_authorize';
+
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('credit_ledger_upgrade.acl')::pg_catalog.json)
+             AS x(name text, grantee text, grantable boolean) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
+            CASE g.name WHEN 'credit_authorize' THEN '@extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)'
+                        ELSE '@extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text)' END,
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;
+
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

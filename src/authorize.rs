@@ -710,11 +710,13 @@ fn replay(
 }
 
 /// Authorize and debit credits for an action, before the work runs (`run`: in an agent run;
-/// `degrade`: the first affordable variant of the rate's fallback chain, since 0.7.0).
+/// `degrade`: the first affordable variant of the rate's fallback chain, since 0.7.0; `tenant`:
+/// the wallet's tenant, since 0.12.0, which a Citus cluster routes the call by: see
+/// [`crate::tenant`]).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_authorize", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-pub(crate) fn credit_authorize_v7(
+pub(crate) fn credit_authorize_v12(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -723,8 +725,10 @@ pub(crate) fn credit_authorize_v7(
     metadata: default!(Option<JsonbText>, "NULL"),
     run: default!(Option<i64>, "NULL"),
     degrade: default!(Option<bool>, false),
+    tenant: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let mut r = Request::parse(
             wallet,
             action,
@@ -735,16 +739,20 @@ pub(crate) fn credit_authorize_v7(
             Mode::Debit,
         )?;
         r.degrade = degrade.unwrap_or(false);
-        spi::with(|c| spend_in(c, &r, run))
+        spi::with(|c| {
+            crate::tenant::give(tenant);
+            spend_in(c, &r, run)
+        })
     })())
     .build()
 }
 
-/// Reserve credits for work of unknown final size (a streaming call); capture or release later.
+/// Reserve credits for work of unknown final size (a streaming call); capture or release later
+/// (`tenant` as for [`credit_authorize_v12`]).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "credit_hold", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-pub(crate) fn credit_hold_v7(
+pub(crate) fn credit_hold_v12(
     wallet: Option<&str>,
     action: Option<&str>,
     quantity: default!(Option<AnyNumeric>, 1),
@@ -754,8 +762,10 @@ pub(crate) fn credit_hold_v7(
     ttl: default!(Option<Interval>, "'10 minutes'"),
     run: default!(Option<i64>, "NULL"),
     degrade: default!(Option<bool>, false),
+    tenant: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let mut r = Request::parse(
             wallet,
             action,
@@ -767,7 +777,10 @@ pub(crate) fn credit_hold_v7(
         )?;
         r.ttl = Some(crate::runs::positive_ttl(ttl)?);
         r.degrade = degrade.unwrap_or(false);
-        spi::with(|c| spend_in(c, &r, run))
+        spi::with(|c| {
+            crate::tenant::give(tenant);
+            spend_in(c, &r, run)
+        })
     })())
     .build()
 }

@@ -100,8 +100,8 @@ SELECT coalesce(s.debt, 0),
             ",
        coalesce(s.below_threshold, false), c.cur
   FROM (SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
-          FROM credit_ledger.wallets w WHERE w.id = $1) c
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2"
+          FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/) c
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/"
         )
     };
 }
@@ -122,7 +122,7 @@ ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
 pub const GRANTS_SPENDABLE: &str = "
 SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND live
+ WHERE wallet_id = $1 AND asset = $2 AND live/*G*/ AND tenant = $T/*G*/
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, id";
@@ -138,11 +138,11 @@ pub const GRANTS_SPENDABLE_HEAD: &str = "
 SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint,
        (SELECT sum(t.remaining - t.held)
           FROM credit_ledger.grants t
-         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
+         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live/*G*/ AND t.tenant = $T/*G*/
            AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
            AND t.remaining > t.held)
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND live
+ WHERE wallet_id = $1 AND asset = $2 AND live/*G*/ AND tenant = $T/*G*/
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, id
@@ -280,7 +280,7 @@ WITH a AS (",
        SET (remaining, held, live) =
            (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
               FROM unnest($19::bigint[], $22::numeric[], $23::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
-     WHERE g.id = ANY ($19::bigint[])",
+     WHERE g.id = ANY ($19::bigint[])/*G*/ AND g.tenant = $T/*G*/",
             $moved,
             "
 ), j AS (
@@ -315,7 +315,7 @@ WITH a AS (",
 ), g AS (
     UPDATE credit_ledger.grants
        SET remaining = remaining + $21, held = held + $22, live = remaining + $21 > 0
-     WHERE id = $19",
+     WHERE id = $19/*G*/ AND tenant = $T/*G*/",
             $moved,
             $lane,
             "
@@ -334,7 +334,7 @@ macro_rules! lane_hint {
             "
 ), l AS (
     UPDATE credit_ledger.lanes SET free = free + $21 - $22
-     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
+     WHERE wallet_id = $24 AND asset = $9 AND lane = $25/*G*/ AND tenant = $T/*G*/",
             $moved
         )
     };
@@ -355,7 +355,7 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
 // ---- authorizations ---------------------------------------------------------------------
 
 pub const AUTH_BY_KEY: &str =
-    "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2";
+    "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2/*G*/ AND tenant = $T/*G*/";
 pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
 /// Whether part of an authorization was paid as overdraft debt (a refund gives that back to the
 /// wallet's debt: it takes the whole wallet). Read without a lock: only a closed authorization
@@ -382,8 +382,8 @@ SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
        a.asset, a.balance_after, coalesce(o.wallet, w.wallet), a.kind, a.status, a.action, a.variant, a.quantity,
        a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
   FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
- WHERE a.id = $1";
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of/*G*/ AND o.tenant = $T/*G*/
+ WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*//*G*/ AND w.tenant = $T/*G*/";
 /// [`AUTH_ROW_V5`] on a catalog older than 0.5.0 (no runs).
 pub const AUTH_ROW: &str = "
 SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
@@ -555,11 +555,11 @@ SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares:
 pub const WALLET_LOCK_FOR_SPEND_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
        coalesce(rate_card, 'default'), lanes/*t*/, tenant AS tenant_/*t*/
-  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+  FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 /// [`WALLET_LOCK_ID`] with lanes (column 9).
 pub const WALLET_LOCK_ID_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
-  FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+  FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 /// [`WALLET_GET_ID`] with lanes (column 9).
 pub const WALLET_GET_ID_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes

@@ -14,10 +14,10 @@ macro_rules! limited_member {
         "(w.parent_id IS NOT NULL AND w.lanes = 1 AND p.lanes > 1 AND w.tracked AND NOT w.frozen
         AND w.run_of IS NULL AND (w.pool_limit IS NOT NULL OR w.spend_cap IS NOT NULL)
         AND w.overdraft_limit = 0 AND w.low_balance_threshold IS NULL
-        AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)
+        AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live/*G*/ AND g.tenant = $T/*G*/)
         AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallet_overage o
-                         WHERE o.wallet_id = w.id AND o.fair_use_limit IS NOT NULL)
-        AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallet_assets s WHERE s.wallet_id = w.id AND s.debt <> 0))"
+                         WHERE o.wallet_id = w.id AND o.fair_use_limit IS NOT NULL/*G*/ AND o.tenant = $T/*G*/)
+        AND NOT EXISTS (SELECT 1 FROM credit_ledger.wallet_assets s WHERE s.wallet_id = w.id AND s.debt <> 0/*G*/ AND s.tenant = $T/*G*/))"
     };
 }
 
@@ -25,12 +25,12 @@ macro_rules! limited_member {
 /// column 21: whether the wallet has rooms to fold (it was a limited member).
 pub const WALLET_LOCK_FOR_SPEND_ONE_LANE_V11: &str = concat!(
     wallet_for_spend!(
-        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live)",
+        "w.parent_id IS NULL OR EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live/*G*/ AND g.tenant = $T/*G*/)",
         "w.parent_id IS NOT NULL AND w.tracked
-        AND EXISTS (SELECT 1 FROM credit_ledger.member_rooms r WHERE r.wallet_id = w.id)"
+        AND EXISTS (SELECT 1 FROM credit_ledger.member_rooms r WHERE r.wallet_id = w.id/*G*/ AND r.tenant = $T/*G*/)"
     ),
     "
- WHERE w.wallet = $1 AND w.lanes = 1 AND NOT ",
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND w.lanes = 1 AND NOT ",
     free_member!(),
     " AND NOT ",
     limited_member!(),
@@ -41,7 +41,7 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE_V11: &str = concat!(
 pub const WALLET_FOR_SPEND_UNLOCKED_V11: &str = concat!(
     wallet_for_spend!("false", "false"),
     "
- WHERE w.wallet = $1 AND (w.lanes > 1 OR ",
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND (w.lanes > 1 OR ",
     free_member!(),
     " OR ",
     limited_member!(),

@@ -22,7 +22,7 @@ macro_rules! free_member {
             "(w.parent_id IS NOT NULL AND ",
             $crate::catalog_members::member_of_lanes!(),
             "
-        AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live))"
+        AND NOT EXISTS (SELECT 1 FROM credit_ledger.grants g WHERE g.wallet_id = w.id AND g.live/*G*/ AND g.tenant = $T/*G*/))"
         )
     };
 }
@@ -44,7 +44,7 @@ SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, 
        ",
             $rooms,
             "/*t*/, w.tenant AS tenant_/*t*/
-  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id"
+  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id/*G*/ AND p.tenant = $T/*G*/"
         )
     };
 }

@@ -79,7 +79,7 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!(
     "../sql/usage_trigger.sql",
     name = "usage_trigger",
-    requires = [authorize::credit_authorize_v7]
+    requires = [authorize::credit_authorize_v12]
 );
 ::pgrx::extension_sql_file!(
     "../sql/pools.sql",

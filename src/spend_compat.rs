@@ -2,7 +2,65 @@
 //! working with this library until `ALTER EXTENSION credit_ledger UPDATE`. None of these is in
 //! the current SQL (`sql = false`); each calls the current function.
 
-use crate::authorize::{credit_authorize_v7, credit_hold_v7};
+/// `credit_authorize` as 0.7.0 to 0.11.0 declare it (without `tenant`; symbol
+/// `credit_authorize_v7_wrapper`).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_authorize_v7(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    run: default!(Option<i64>, "NULL"),
+    degrade: default!(Option<bool>, false),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_authorize_v12(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        run,
+        degrade,
+        None,
+    )
+}
+
+/// `credit_hold` as 0.7.0 to 0.11.0 declare it (without `tenant`; symbol
+/// `credit_hold_v7_wrapper`).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_hold_v7(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    ttl: default!(Option<Interval>, "'10 minutes'"),
+    run: default!(Option<i64>, "NULL"),
+    degrade: default!(Option<bool>, false),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    credit_hold_v12(
+        wallet,
+        action,
+        quantity,
+        variant,
+        idempotency_key,
+        metadata,
+        ttl,
+        run,
+        degrade,
+        None,
+    )
+}
+
+use crate::authorize::{credit_authorize_v12, credit_hold_v12};
 use crate::types::JsonbText;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -23,7 +81,7 @@ fn credit_authorize_v5(
     metadata: default!(Option<JsonbText>, "NULL"),
     run: default!(Option<i64>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_authorize_v7(
+    credit_authorize_v12(
         wallet,
         action,
         quantity,
@@ -31,6 +89,7 @@ fn credit_authorize_v5(
         idempotency_key,
         metadata,
         run,
+        None,
         None,
     )
 }
@@ -47,13 +106,14 @@ fn credit_authorize(
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_authorize_v7(
+    credit_authorize_v12(
         wallet,
         action,
         quantity,
         variant,
         idempotency_key,
         metadata,
+        None,
         None,
         None,
     )
@@ -73,7 +133,7 @@ fn credit_hold_v5(
     ttl: default!(Option<Interval>, "'10 minutes'"),
     run: default!(Option<i64>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_hold_v7(
+    credit_hold_v12(
         wallet,
         action,
         quantity,
@@ -82,6 +142,7 @@ fn credit_hold_v5(
         metadata,
         ttl,
         run,
+        None,
         None,
     )
 }
@@ -99,7 +160,7 @@ fn credit_hold(
     metadata: default!(Option<JsonbText>, "NULL"),
     ttl: default!(Option<Interval>, "'10 minutes'"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
-    credit_hold_v7(
+    credit_hold_v12(
         wallet,
         action,
         quantity,
@@ -107,6 +168,7 @@ fn credit_hold(
         idempotency_key,
         metadata,
         ttl,
+        None,
         None,
         None,
     )

@@ -38,6 +38,14 @@ pub fn wallet_id(c: &mut SpiClient<'_>, wallet: &str) -> Result<(i64, Option<i64
 }
 
 pub fn wallet_missing(wallet: &str) -> LedgerError {
+    if crate::tenant::given() {
+        // the caller named a tenant (crate::tenant): the wallet is not in it
+        let tenant = crate::tenant::current().unwrap_or_default();
+        return LedgerError::not_found(format!(
+            "wallet \"{wallet}\" does not exist in tenant \"{tenant}\""
+        ))
+        .hint("a wallet's tenant is its pool's key, or its own key without a pool");
+    }
     LedgerError::not_found(format!("wallet \"{wallet}\" does not exist"))
         .hint("create it with credit_wallet_create()")
 }

@@ -20,7 +20,7 @@ CREATE ROLE cl_sec_esc NOLOGIN;
 CREATE ROLE cl_sec_app NOLOGIN;
 -- what a usage pipeline needs: EXECUTE on the trigger function (to create the trigger) and on
 -- credit_authorize (the trigger calls it as the inserting role)
-GRANT EXECUTE ON FUNCTION credit_usage_trigger(), credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean)
+GRANT EXECUTE ON FUNCTION credit_usage_trigger(), credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)
     TO cl_sec_esc, cl_sec_app;
 CREATE SCHEMA appz AUTHORIZATION cl_sec_esc;
 GRANT USAGE ON SCHEMA appz TO cl_sec_app;

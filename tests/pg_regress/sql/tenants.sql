@@ -43,6 +43,19 @@ SELECT * FROM placed('acme');
 SELECT * FROM placed('acme.ann');
 SELECT count(*) AS problems FROM credit_verify();
 
+-- ---------------------------------------------------------------- a call that names its tenant
+-- (what a Citus cluster routes by): its statements name it too; the wrong one finds no wallet
+SELECT approved, cost FROM credit_authorize(wallet => 'acme.ann', action => 'chat', tenant => 'acme');
+SELECT approved, cost FROM credit_authorize(wallet => 'acme', action => 'chat', tenant => 'acme', idempotency_key => 't1');
+SELECT approved, cost FROM credit_authorize(wallet => 'acme', action => 'chat', tenant => 'acme', idempotency_key => 't1');
+SELECT status, cost FROM credit_hold(wallet => 'acme.ann', action => 'chat', tenant => 'acme', idempotency_key => 'th');
+SELECT status, cost FROM credit_capture((SELECT authorization_id FROM credit_hold(wallet => 'acme.ann', action => 'chat', tenant => 'acme', idempotency_key => 'th')), quantity => 0.5);
+SELECT approved FROM credit_authorize(wallet => 'acme.ann', action => 'chat', tenant => 'solo');
+SELECT approved FROM credit_hold(wallet => 'solo', action => 'chat', tenant => 'acme');
+SELECT approved FROM credit_authorize(wallet => 'acme.ann', action => 'chat', tenant => '');
+SELECT * FROM placed('acme.ann');
+SELECT count(*) AS problems FROM credit_verify();
+
 -- ---------------------------------------------------------------- a run's wallet: its opener's tenant
 SELECT status FROM credit_run_open(wallet => 'acme.ann', budget => 40);
 SELECT approved FROM credit_authorize(wallet => 'acme.ann', action => 'chat', run => (SELECT max(id) FROM credit_ledger.runs));
