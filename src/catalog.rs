@@ -231,8 +231,9 @@ VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9/*t*/, (SELECT tenant FROM credit_ledg
 
 /// The authorization row: `$1..$18` as in [`AUTHORIZE_WRITE`]; `$conflict` is the clause
 /// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`). Its tenant is the call's
-/// (`$T`, found by the statement that read the wallet: [`crate::tenant`]), else read from the
-/// wallet here (the subquery runs only then).
+/// (`$T`, given or found by the statement that read the wallet: [`crate::tenant`]), else read
+/// from the wallet here (Citus takes no subquery in an `INSERT`: with the tenant known, there is
+/// none).
 macro_rules! authorization_insert {
     ($conflict:expr) => {
         concat!(
@@ -243,7 +244,7 @@ macro_rules! authorization_insert {
          metadata, expires_at/*t*/, tenant/*t*/)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
             CASE WHEN $2 = 'hold' AND $3 = 'held' THEN now() + $18 END
-            /*t*/, coalesce($T, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1))/*t*/)",
+            /*t*//*T*/, $T/*T*//*U*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*U*//*t*/)",
             $conflict,
             "
     RETURNING id, created_at, expires_at/*t*/, tenant/*t*/"

@@ -28,7 +28,7 @@ thread_local! {
 }
 
 /// Whether the `citus` extension is installed in this database: one syscache lookup.
-fn has_citus() -> bool {
+pub(crate) fn has_citus() -> bool {
     // SAFETY: a catalog lookup by name inside a transaction; missing_ok makes it return
     // InvalidOid instead of raising when there is no such extension
     unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
@@ -64,3 +64,8 @@ pub fn refuse_on_worker(c: &mut SpiClient<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether the ledger's wallets are a distributed table of Citus here (issue 20).
+pub(crate) const LEDGER_DISTRIBUTED: &str = "
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass)";

@@ -24,6 +24,9 @@ thread_local! {
     static MARKS: RefCell<HashMap<(usize, usize), u8>> = RefCell::new(HashMap::new());
     /// Whether the catalog has tenants, for the transaction that started at this instant.
     static TENANTS_IN: std::cell::Cell<(i64, bool)> = const { std::cell::Cell::new((i64::MIN, false)) };
+    /// Whether the ledger is distributed by Citus, for the transaction that started at this
+    /// instant (a database does not undistribute it: once true, for good).
+    static DISTRIBUTED_IN: std::cell::Cell<(i64, bool)> = const { std::cell::Cell::new((i64::MIN, false)) };
 }
 
 /// Marks the parts of a statement that name the `tenant` column (since 0.12.0, issue 20):
@@ -37,6 +40,9 @@ pub const TENANT_PREDICATE: &str = "/*T*/";
 /// Marks a predicate on the tenant the caller gave: left out unless the scope's tenant was given
 /// (the statement that finds the scope's wallet).
 pub const GIVEN_PREDICATE: &str = "/*G*/";
+/// Marks a part used only while the scope's tenant is not known (the same value read another
+/// way): left out once it is known, and on a catalog without tenants with the part around it.
+pub const UNKNOWN_PART: &str = "/*U*/";
 /// The scope's tenant as a parameter: bound as the statement's last argument (text, NULL when
 /// not known).
 const TENANT_PARAM: &str = "$T";
@@ -51,6 +57,7 @@ impl Marks {
     const GIVEN: u8 = 4;
     const PARAM: u8 = 8;
     const FOUND: u8 = 16;
+    const UNKNOWN: u8 = 32;
     fn of(sql: &'static str) -> u8 {
         let key = (sql.as_ptr() as usize, sql.len());
         if let Some(m) = MARKS.with(|m| m.borrow().get(&key).copied()) {
@@ -63,6 +70,7 @@ impl Marks {
             (GIVEN_PREDICATE, Self::GIVEN),
             (TENANT_PARAM, Self::PARAM),
             (FOUND_COLUMN, Self::FOUND),
+            (UNKNOWN_PART, Self::UNKNOWN),
         ] {
             if sql.contains(marker) {
                 m |= bit;
@@ -101,6 +109,29 @@ fn tenants_now() -> bool {
     has
 }
 
+/// Whether the ledger's tables are distributed by Citus (asked once per transaction, and only
+/// where Citus is installed): Citus routes a statement with parameters to one shard only when it
+/// plans it with their values, so there every statement is prepared for custom plans (planned
+/// at each execution) instead of the generic plan kept on one node.
+fn distributed_now(c: &mut SpiClient<'_>) -> Result<bool> {
+    let at = transaction_start();
+    let (when, known) = DISTRIBUTED_IN.with(|d| d.get());
+    if known || when == at {
+        return Ok(known);
+    }
+    let d = crate::citus::has_citus()
+        && first(exec(c, crate::citus::LEDGER_DISTRIBUTED, &[])?)
+            .map(|r| r.col::<bool>(1))
+            .transpose()?
+            .flatten()
+            .unwrap_or(false);
+    DISTRIBUTED_IN.with(|x| x.set((at, d)));
+    Ok(d)
+}
+
+/// Plan-key bit: prepared for custom plans ([`distributed_now`]).
+const CUSTOM_PLANS: u8 = 0x80;
+
 /// The text a statement is prepared from: its tenant parts left out per `strip` (bits of
 /// [`Marks`]), `$T` numbered after the caller's `n` arguments.
 fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
@@ -109,6 +140,7 @@ fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
         (Marks::PART, TENANT_PART),
         (Marks::PREDICATE, TENANT_PREDICATE),
         (Marks::GIVEN, GIVEN_PREDICATE),
+        (Marks::UNKNOWN, UNKNOWN_PART),
     ] {
         if strip & bit != 0 {
             text = without_parts(&text, marker);
@@ -121,15 +153,16 @@ fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
 /// a *generic* plan (`CURSOR_OPT_GENERIC_PLAN`: planned once, never re-planned per call) kept
 /// for the backend's life. Argument types are taken from the first call's arguments, so every
 /// call site of one statement must pass the same Rust types. Runs with `read_only = false`,
-/// so every statement takes a fresh snapshot. The caller holds an SPI connection (`_c`).
+/// so every statement takes a fresh snapshot. The caller holds an SPI connection (`c`).
 ///
 /// Tenants (see [`crate::tenant`]): the marked parts a catalog or scope cannot use are left
 /// out (one kept plan per combination), `$T` is bound to the scope's tenant, and an entry
 /// statement's `tenant_` column sets it.
-pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<Rows> {
+pub fn exec(c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<Rows> {
+    let custom = sql != crate::citus::LEDGER_DISTRIBUTED && distributed_now(c)?;
     let marks = Marks::of(sql);
     let tenants = marks != 0 && tenants_now();
-    let scope = if marks & (Marks::PARAM | Marks::PREDICATE) != 0 {
+    let scope = if marks & (Marks::PARAM | Marks::PREDICATE | Marks::UNKNOWN) != 0 {
         crate::tenant::current()
     } else {
         None
@@ -140,12 +173,17 @@ pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]
     } else {
         if scope.is_none() {
             strip |= Marks::PREDICATE;
+        } else {
+            strip |= Marks::UNKNOWN;
         }
         if marks & Marks::GIVEN != 0 && !crate::tenant::given() {
             strip |= Marks::GIVEN;
         }
     }
     strip &= marks;
+    if custom {
+        strip |= CUSTOM_PLANS;
+    }
     // `$T`: the scope's tenant, after the caller's arguments
     let extra: Option<DatumWithOid<'_>> = (marks & Marks::PARAM != 0).then(|| scope.into());
     let n = args.len();
@@ -156,7 +194,7 @@ pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]
             let text = if marks == 0 {
                 CString::new(sql)
             } else {
-                CString::new(prepared_text(sql, strip, n))
+                CString::new(prepared_text(sql, strip & !CUSTOM_PLANS, n))
             }
             .map_err(|_| internal("statement text contains NUL"))?;
             let mut oids: Vec<pg_sys::Oid> =
@@ -167,7 +205,11 @@ pub fn exec(_c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]
                     text.as_ptr(),
                     oids.len() as i32,
                     oids.as_mut_ptr(),
-                    pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+                    if custom {
+                        pg_sys::CURSOR_OPT_CUSTOM_PLAN as i32
+                    } else {
+                        pg_sys::CURSOR_OPT_GENERIC_PLAN as i32
+                    },
                 )
             };
             if plan.is_null() {
