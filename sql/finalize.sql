@@ -748,6 +748,7 @@ COMMENT ON TABLE credit_ledger.member_rooms IS 'a limited pool member''s limits 
 COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOTIFY credit_ledger carries only the id';
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
+COMMENT ON FUNCTION @extschema@.credit_distribute() IS 'on a Citus coordinator, once: the ledger''s tables distributed by tenant (the catalogue and wallet keys as reference tables), credit_authorize and credit_hold delegated by their tenant';
 COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
 COMMENT ON FUNCTION @extschema@.credit_run_close(bigint) IS 'close an agent run and its open sub-runs; unspent credits go back to the exact grants they came from';
 COMMENT ON FUNCTION @extschema@.credit_run(bigint) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status';

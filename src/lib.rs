@@ -103,6 +103,11 @@ pub extern "C-unwind" fn _PG_init() {
 );
 ::pgrx::extension_sql_file!("../sql/health.sql", name = "health", requires = ["schema"]);
 ::pgrx::extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = [authorize::credit_authorize_v12, authorize::credit_hold_v12]
+);
+::pgrx::extension_sql_file!(
     "../sql/overage.sql",
     name = "overage",
     requires = ["reports"]

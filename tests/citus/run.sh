@@ -23,11 +23,14 @@
 #      and restarted: afterwards every approved authorization has exactly its application row
 #      and no row lacks its authorization (nothing acknowledged is lost, nothing half-done
 #      survives), conservation holds and credit_verify() is empty.
-#   7. The schema distributes (0.12.0, step 2): on a filled ledger, Citus accepts the catalogue
-#      and wallet_keys as reference tables and the fifteen wallet-keyed tables distributed by
-#      tenant with their keys (one colocation group); every row is kept; the rows are on both
-#      workers and a pool with its members on one shard. (The spending calls do not run on the
-#      distributed tables yet: docs/design.md.)
+#   7. credit_distribute() (0.12.0) on a filled ledger: the catalogue and wallet_keys become
+#      reference tables, the fifteen wallet-keyed tables are distributed by tenant with their
+#      keys (one colocation group); every row is kept; the rows are on both workers and a pool
+#      with its members on one shard; a second call does nothing.
+#   8. Delegation: credit_authorize and credit_hold with a literal tenant, four calls of two
+#      tenants inside one BEGIN ... COMMIT through the coordinator, each sent whole to a worker
+#      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
+#      replay, a wrong tenant refused, the rows and the pool's credits exact.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -264,12 +267,10 @@ check_eq "credit_verify() empty on the coordinator" "0" "$(qc -c "SELECT count(*
 
 # ------------------------------------------------------------------ 7. the schema distributes (0.12.0)
 # Every ledger row names its tenant and every key of the wallet-keyed tables ends with it, so
-# Citus accepts the tables as they are: the catalogue and wallet_keys as reference tables, the
-# rest distributed by tenant and colocated with wallets. Done here by hand on a filled ledger
-# (credit_distribute(), which will also make the spending calls run there, is the next step):
-# the foreign keys to the catalogue are dropped first (on the workers' copies of the tables too,
-# which Citus uses as the shells) and added again after. (Placements are read from
-# pg_dist_placement: the citus_shards view leaves out tables an extension owns.)
+# Citus accepts the tables as they are: credit_distribute() makes the catalogue and wallet_keys
+# reference tables and distributes the rest by tenant, colocated with wallets, on a filled
+# ledger. (Placements are read from pg_dist_placement: the citus_shards view leaves out tables
+# an extension owns.)
 citus_database distributed
 qd() { qdb "${PORT[citus-cx]}" distributed "$@"; }
 qd -c "CREATE EXTENSION credit_ledger" >/dev/null
@@ -287,31 +288,14 @@ before="$(qd -c "SELECT (SELECT count(*) || '/' || sum(amount) FROM credit_ledge
                         (SELECT count(*) FROM credit_ledger.authorizations) || '|' ||
                         (SELECT count(*) FROM credit_ledger.wallet_keys)")"
 check_eq "the ledger is healthy before it is distributed (credit_verify() empty)" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
-fks="$(qd -c "SELECT string_agg(format('ALTER TABLE %s DROP CONSTRAINT %I;', c.conrelid::regclass, c.conname), ' ')
-                FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-               WHERE n.nspname = 'credit_ledger' AND c.contype = 'f'
-                 AND c.confrelid IN ('credit_ledger.assets'::regclass, 'credit_ledger.rate_cards'::regclass)")"
-readd="$(qd -c "SELECT string_agg(format('ALTER TABLE %s ADD CONSTRAINT %I %s;', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)), ' ')
-                  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-                 WHERE n.nspname = 'credit_ledger' AND c.contype = 'f'
-                   AND c.confrelid IN ('credit_ledger.assets'::regclass, 'credit_ledger.rate_cards'::regclass)")"
-for n in citus-w1 citus-w2; do qdb "${PORT[$n]}" distributed -c "$fks" >/dev/null; done
-if out="$(qd -v ON_ERROR_STOP=1 2>&1 <<SQL
-SET citus.enable_unsafe_triggers = on;
-SET client_min_messages = warning;
-$fks
-SELECT create_reference_table('credit_ledger.' || t) FROM unnest(ARRAY['assets', 'rate_cards', 'rates', 'wallet_keys']) t;
-SELECT create_distributed_table('credit_ledger.wallets', 'tenant');
-SELECT create_distributed_table('credit_ledger.' || t, 'tenant', colocate_with => 'credit_ledger.wallets')
-  FROM unnest(ARRAY['wallet_assets', 'grants', 'lanes', 'member_rooms', 'authorizations', 'journal', 'refunds',
-                    'runs', 'allowances', 'events', 'operations', 'wallet_overage', 'tier_usage', 'fair_use_usage']) t;
-$readd
-SQL
-)"; then
-  ok "Citus accepts the ledger's tables with their keys: 4 reference tables, 15 distributed by tenant"
+if out="$(qd -c "SELECT step || ' ' || count(*) FROM credit_distribute() GROUP BY step ORDER BY step" 2>&1)"; then
+  check_eq "credit_distribute(): 4 reference tables, 15 distributed by tenant, 2 functions delegated, worker id ranges" \
+    "delegated by tenant 2|distributed by tenant 15|reference table 4|worker id ranges 1" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
 else
-  fail "Citus accepts the ledger's tables with their keys" "$(tail -n 8 <<<"$out")"
+  fail "credit_distribute()" "$(tail -n 8 <<<"$out")"
 fi
+check_eq "a second credit_distribute() does nothing" "already distributed" \
+  "$(qd -c "SELECT step FROM credit_distribute()")"
 check_eq "4 reference tables and 15 hash-distributed by tenant in one colocation group" "h|15|1|tenant  n|4|1|-" \
   "$(qd -c "SELECT string_agg(x, '  ' ORDER BY x) FROM (
               SELECT p.partmethod::text || '|' || count(*) || '|' || count(DISTINCT p.colocationid) || '|' ||
@@ -330,4 +314,36 @@ check_eq "the wallets' rows are on both workers, a pool and its members on one" 
               FROM run_command_on_shards('credit_ledger.journal', 'SELECT count(*) FROM %s') r
               JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node s ON s.groupid = p.groupid
              WHERE r.success AND r.result::bigint > 0")"
+
+# ------------------------------------------------------------------ 8. spends delegated to one worker
+# credit_authorize and credit_hold with a literal tenant, inside the application's transaction:
+# Citus sends each call whole to the worker of its tenant (one statement in
+# citus.log_remote_commands), where every statement of the call stays on the tenant's shard.
+deleg="$(qd 2>&1 <<'SQL' || true
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+BEGIN;
+SELECT 'r1=' || approved || '/' || cost FROM credit_authorize(wallet => 'team.m1', action => 'chat', tenant => 'team');
+SELECT 'r2=' || approved || '/' || cost FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'solo3', idempotency_key => 'd1');
+SELECT 'r3=' || approved || '/' || cost FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'solo3', idempotency_key => 'd1');
+SELECT 'r4=' || status || '/' || cost FROM credit_hold(wallet => 'team.m2', action => 'chat', tenant => 'team');
+COMMIT;
+SQL
+)"
+got="$(grep -o '^r[0-9]=[a-z]*/[0-9.]*' <<<"$deleg" | tr '\n' ' ' | sed 's/ $//')"
+if [ "$got" = "r1=true/10 r2=true/10 r3=true/10 r4=held/10" ]; then
+  ok "four calls in one transaction: approved, the key's replay the same, a hold"
+else
+  fail "four calls in one transaction: approved, the key's replay the same, a hold" \
+    "got: $got"$'\n'"$(grep -v '^ *[0-9]*: \|^ *at ' <<<"$deleg" | grep -E 'ERROR|DETAIL|HINT|CONTEXT' | head -n 8)"
+fi
+check_eq "each call sent whole to a worker: one statement each, nothing else of the ledger's" "4|0" \
+  "$(grep -c "issuing SELECT .*public.credit_\(authorize\|hold\)(" <<<"$deleg")|$(grep -c "issuing .*credit_ledger\." <<<"$deleg")"
+check_eq "a wrong tenant finds no wallet (delegated to that tenant's worker)" "wallet \"solo3\" does not exist in tenant \"team\"" \
+  "$(qd -c "SELECT approved FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'team')" 2>&1 | grep -o 'wallet "solo3" does not exist in tenant "team"' | head -n 1)"
+check_eq "the rows: team's authorizations 4 + 2, solo3's keyed call once, the pool's 1000 - 4 x 10 - 10 spent - 10 held" "6|1|940" \
+  "$(qd -c "SELECT (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'team') || '|' ||
+                   (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'solo3' AND idempotency_key = 'd1') || '|' ||
+                   (SELECT trim_scale(sum(g.remaining - g.held)) FROM credit_ledger.grants g
+                     WHERE g.tenant = 'team' AND g.wallet_id = (SELECT w.id FROM credit_ledger.wallets w WHERE w.tenant = 'team' AND w.wallet = 'team'))")"
 finish

@@ -76,6 +76,10 @@ SELECT credit_asset_define(asset => 'usd', scale => 2, description => 'US dollar
 SELECT count(*) AS privileges_granted FROM credit_ledger_grant('app_backend', 'app');
 -- example: credit_ledger_revoke
 SELECT count(*) AS privileges_revoked FROM credit_ledger_revoke('app_backend', 'app');
+-- example: credit_distribute
+\set VERBOSITY terse
+SELECT * FROM credit_distribute();
+\set VERBOSITY default
 -- example: credit_rate_set
 SELECT id AS rate_id, action, variant, credits, unit, vendor_cost, fallback
   FROM credit_rate_set(action => 'chat', variant => 'sonnet', credits => 3, unit => '1k tokens',
