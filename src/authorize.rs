@@ -714,7 +714,13 @@ fn replay(
 /// the wallet's tenant, since 0.12.0, which a Citus cluster routes the call by: see
 /// [`crate::tenant`]).
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(name = "credit_authorize", volatile, parallel_unsafe, security_definer)]
+#[pg_extern(
+    name = "credit_authorize",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 pub(crate) fn credit_authorize_v12(
     wallet: Option<&str>,
@@ -725,7 +731,7 @@ pub(crate) fn credit_authorize_v12(
     metadata: default!(Option<JsonbText>, "NULL"),
     run: default!(Option<i64>, "NULL"),
     degrade: default!(Option<bool>, false),
-    tenant: default!(Option<&str>, "NULL"),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let tenant = input::opt_name(tenant, "tenant")?;
@@ -740,7 +746,7 @@ pub(crate) fn credit_authorize_v12(
         )?;
         r.degrade = degrade.unwrap_or(false);
         spi::with(|c| {
-            crate::tenant::give(tenant);
+            crate::tenant::enter(c, r.wallet, tenant)?;
             spend_in(c, &r, run)
         })
     })())
@@ -750,7 +756,13 @@ pub(crate) fn credit_authorize_v12(
 /// Reserve credits for work of unknown final size (a streaming call); capture or release later
 /// (`tenant` as for [`credit_authorize_v12`]).
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(name = "credit_hold", volatile, parallel_unsafe, security_definer)]
+#[pg_extern(
+    name = "credit_hold",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 pub(crate) fn credit_hold_v12(
     wallet: Option<&str>,
@@ -762,7 +774,7 @@ pub(crate) fn credit_hold_v12(
     ttl: default!(Option<Interval>, "'10 minutes'"),
     run: default!(Option<i64>, "NULL"),
     degrade: default!(Option<bool>, false),
-    tenant: default!(Option<&str>, "NULL"),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
         let tenant = input::opt_name(tenant, "tenant")?;
@@ -778,7 +790,7 @@ pub(crate) fn credit_hold_v12(
         r.ttl = Some(crate::runs::positive_ttl(ttl)?);
         r.degrade = degrade.unwrap_or(false);
         spi::with(|c| {
-            crate::tenant::give(tenant);
+            crate::tenant::enter(c, r.wallet, tenant)?;
             spend_in(c, &r, run)
         })
     })())

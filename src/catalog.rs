@@ -15,7 +15,8 @@ pub const RATE_CARD_ENSURE: &str =
     "INSERT INTO credit_ledger.rate_cards (rate_card) VALUES ($1) ON CONFLICT DO NOTHING";
 pub const RATE_CARD_EXISTS: &str = "SELECT 1 FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
-pub const WALLET_ID: &str = "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1";
+pub const WALLET_ID: &str =
+    "SELECT id, parent_id FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/";
 /// Serializes changes of pool structure (who is whose parent) until commit. The lock is the row
 /// of the built-in rate card `default` (it exists in every version, is never deleted and is not
 /// dumped), updated without changing it: unlike the advisory lock of 0.2.0, no other role can
@@ -31,7 +32,7 @@ INSERT INTO credit_ledger.wallets
      metadata, period, period_anchor, tracked/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'::jsonb), $9, $10,
         $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL
-        /*t*/, coalesce((SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2), $1)/*t*/)
+        /*t*/, /*N*/coalesce((SELECT p.tenant FROM credit_ledger.wallets p WHERE p.id = $2), $1)/*N*//*G*/$T/*G*//*t*/)
 RETURNING id/*t*/, tenant/*t*/
 )/*t*/, k AS (INSERT INTO credit_ledger.wallet_keys (wallet, tenant) SELECT $1, w.tenant FROM w)/*t*/
 SELECT id FROM w";
@@ -39,8 +40,9 @@ SELECT id FROM w";
 pub const WALLET_ROW: &str = "
 SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
        w.pool_limit, w.period, w.frozen, w.metadata, w.created_at, w.period_anchor, w.id
-  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id
- WHERE w.wallet = $1";
+  FROM credit_ledger.wallets w
+  LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*/
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/";
 pub const WALLET_UPDATE: &str = "
 UPDATE credit_ledger.wallets SET
     parent_id = $2, rate_card = $3, overdraft_limit = $4, low_balance_threshold = $5,
@@ -81,7 +83,7 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
   FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
 pub const WALLET_LOCK_KEY: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
-  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+  FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 pub const WALLET_TRY_LOCK_ID: &str =
     "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
 
@@ -111,7 +113,7 @@ pub const WALLET_STATE: &str = wallet_state!("", "");
 pub const WALLET_STATE_SAVE: &str = "
 INSERT INTO credit_ledger.wallet_assets AS s
     (wallet_id, asset, debt, period_start, period_spent, period_pool_drawn, below_threshold/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
     debt = EXCLUDED.debt, period_start = EXCLUDED.period_start, period_spent = EXCLUDED.period_spent,
     period_pool_drawn = EXCLUDED.period_pool_drawn, below_threshold = EXCLUDED.below_threshold";
@@ -159,28 +161,31 @@ SELECT g.id, g.remaining - g.held + CASE WHEN g.held > 0 THEN coalesce((
    AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())
  ORDER BY g.priority, g.expires_at, g.id";
 pub const GRANT_BY_KEY: &str =
-    "SELECT id, request_hash FROM credit_ledger.grants WHERE wallet_id = $1 AND idempotency_key = $2";
+    "SELECT id, request_hash FROM credit_ledger.grants WHERE wallet_id = $1 AND idempotency_key = $2/*G*/ AND tenant = $T/*G*/";
 pub const GRANT_INSERT: &str = "
 INSERT INTO credit_ledger.grants
     (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
      idempotency_key, request_hash, metadata, source/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12
-        /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
-RETURNING id, effective_at <= now()";
+        /*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
+RETURNING id, effective_at";
 pub const GRANT_ROW: &str = "
 SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
-  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
- WHERE g.id = $1";
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
+ WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// [`GRANT_ROW`] with the credits of the grant's slices (0.4.0 on).
 pub const GRANT_ROW_V4: &str = "
 SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount,
        g.remaining + coalesce(f.remaining, 0), g.held + coalesce(f.held, 0),
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
-  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
   LEFT JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
-                       FROM credit_ledger.grants x WHERE x.home_id = g.id) f ON true
- WHERE g.id = $1";
+                       FROM credit_ledger.grants x
+                      WHERE x.home_id = g.id/*t*/ AND x.tenant = g.tenant/*t*/) f ON true
+ WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// The body of `credit_ledger._balance` (sql/schema.sql) as a statement of its own: a SQL
 /// function with `SET search_path` is not inlined and re-plans its query on every call, which
 /// made the capture path spend half its time planning.
@@ -212,11 +217,12 @@ WITH m AS (
        SET (remaining, held, live) =
            (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
               FROM unnest($1::bigint[], $4::numeric[], $5::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
-     WHERE g.id = ANY ($1::bigint[])
+     WHERE g.id = ANY ($1::bigint[])/*G*/ AND g.tenant = $T/*G*/
 )
 INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note/*t*/, tenant/*t*/)
 SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9
-       /*t*/, (SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*t*/ FROM m";
+       /*t*/, /*N*/(SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*N*//*G*/$T/*G*//*t*/
+  FROM m";
 
 /// [`APPLY`] for one grant movement: grant id `$1`, wallet `$2`, kind `$3`, change of remaining
 /// `$4`, change of held `$5`, then `$6..$9` as in [`APPLY`].
@@ -224,10 +230,10 @@ pub const APPLY_ONE: &str = "
 WITH g AS (
     UPDATE credit_ledger.grants
        SET remaining = remaining + $4, held = held + $5, live = remaining + $4 > 0
-     WHERE id = $1
+     WHERE id = $1/*G*/ AND tenant = $T/*G*/
 )
 INSERT INTO credit_ledger.journal (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note/*t*/, tenant/*t*/)
-VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)";
+VALUES ($2, $1, $6, $3, $4, $5, $7, $8, $9/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/)";
 
 /// The authorization row: `$1..$18` as in [`AUTHORIZE_WRITE`]; `$conflict` is the clause
 /// before `RETURNING` (empty, or the keyed form's `ON CONFLICT`). Its tenant is the call's
@@ -437,7 +443,7 @@ SELECT id, request_hash, authorization_id, amount FROM credit_ledger.refunds
  WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const REFUND_INSERT: &str = "
 INSERT INTO credit_ledger.refunds (authorization_id, wallet_id, amount, reason, idempotency_key, request_hash, metadata/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/) RETURNING id";
+VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/) RETURNING id";
 pub const AUTH_REFUNDED: &str =
     "UPDATE credit_ledger.authorizations SET refunded = refunded + $2 WHERE id = $1 RETURNING refunded";
 
@@ -520,7 +526,7 @@ SELECT id, amount, period, anchor, rollover_cap, rollover_shares::text[], next_b
 /// from the anchor, never the previous boundary + period, which drifts).
 pub const ALLOWANCE_INSERT: &str = "
 INSERT INTO credit_ledger.allowances (wallet_id, asset, amount, period, anchor, rollover_cap, rollover_shares, next_boundary/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 RETURNING id";
 pub const ALLOWANCE_UPDATE: &str = "
 UPDATE credit_ledger.allowances SET amount = $2, rollover_cap = $3, rollover_shares = $4::text[]::numeric[]
@@ -570,7 +576,8 @@ pub const WALLET_SET_LANES: &str =
     "UPDATE credit_ledger.wallets SET lanes = $2, updated_at = now() WHERE id = $1";
 /// Every lane of a wallet (all assets), locked in lane order.
 pub const LANES_LOCK_ALL: &str = "
-SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset, lane FOR NO KEY UPDATE";
+SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1/*G*/ AND tenant = $T/*G*/
+ ORDER BY asset, lane FOR NO KEY UPDATE";
 /// The condition of [`LANE_TAKE`] and [`LANE_TAKE_WALK`] that lane `l`'s unexpired slices
 /// (this statement's snapshot) cover `$4`.
 macro_rules! lane_slices_cover {
@@ -713,19 +720,18 @@ RETURNING id";
 /// Lanes `0 .. $3` of a wallet x asset exist.
 pub const LANES_ENSURE: &str = "
 INSERT INTO credit_ledger.lanes (wallet_id, asset, lane/*t*/, tenant/*t*/)
-SELECT $1, $2, n/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/ FROM generate_series(0, $3 - 1) n
+SELECT $1, $2, n/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/ FROM generate_series(0, $3 - 1) n
 ON CONFLICT DO NOTHING";
 /// Recompute every lane hint of a wallet (its lanes locked): what the lane's slices can spend
 /// now; 0 for a lane beyond the wallet's lane count.
 pub const LANES_REFRESH: &str = "
 UPDATE credit_ledger.lanes l
-   SET free = CASE WHEN l.lane < $2 THEN coalesce((
-           SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-            WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
-              AND g.home_id IS NOT NULL AND g.remaining > g.held
-              AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
-       ELSE 0 END
- WHERE l.wallet_id = $1";
+   SET free = (SELECT coalesce(sum(g.remaining - g.held), 0) FROM credit_ledger.grants g
+                WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+                  AND l.lane < $2/*t*/ AND g.tenant = l.tenant/*t*/
+                  AND g.home_id IS NOT NULL AND g.remaining > g.held
+                  AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now()))
+ WHERE l.wallet_id = $1/*G*/ AND l.tenant = $T/*G*/";
 pub const LANES_ASSETS: &str = "
 SELECT DISTINCT asset FROM credit_ledger.grants WHERE wallet_id = $1 AND live ORDER BY asset";
 /// The lanes of the slices authorization `$1` moved, locked in order.
@@ -750,16 +756,15 @@ SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM want)";
 /// The hints of the lanes of wallet `$1` that hold the rows `$2` (their lanes locked).
 pub const LANES_REFRESH_ROWS: &str = "
 UPDATE credit_ledger.lanes l
-   SET free = CASE WHEN l.lane < w.lanes THEN coalesce((
-           SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-            WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
-              AND g.home_id IS NOT NULL AND g.remaining > g.held
-              AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
-       ELSE 0 END
+   SET free = (SELECT coalesce(sum(g.remaining - g.held), 0) FROM credit_ledger.grants g
+                WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
+                  AND l.lane < w.lanes/*t*/ AND g.tenant = l.tenant/*t*/
+                  AND g.home_id IS NOT NULL AND g.remaining > g.held
+                  AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now()))
   FROM credit_ledger.wallets w
- WHERE w.id = l.wallet_id AND l.wallet_id = $1
+ WHERE w.id = l.wallet_id AND l.wallet_id = $1/*t*/ AND w.tenant = l.tenant/*t*//*G*/ AND l.tenant = $T/*G*/
    AND (l.asset, l.lane) IN (SELECT g.asset, g.lane FROM credit_ledger.grants g
-                              WHERE g.id = ANY ($2) AND g.lane IS NOT NULL)";
+                              WHERE g.id = ANY ($2) AND g.lane IS NOT NULL/*G*/ AND g.tenant = $T/*G*/)";
 /// The low-balance latch of a wallet with lanes, if free (see `lanes::alert`).
 pub const LATCH_TRY: &str = "
 SELECT below_threshold FROM credit_ledger.wallet_assets
@@ -769,7 +774,7 @@ pub const LATCH_SET: &str =
 /// The counter row of a wallet x asset exists (its latch is taken with SKIP LOCKED).
 pub const LATCH_ENSURE: &str = "
 INSERT INTO credit_ledger.wallet_assets (wallet_id, asset/*t*/, tenant/*t*/)
-VALUES ($1, $2/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/) ON CONFLICT DO NOTHING";
+VALUES ($1, $2/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/) ON CONFLICT DO NOTHING";
 
 // ---- agent runs (0.5.0 on; see crate::runs): in catalog_runs.rs ---------------------------
 

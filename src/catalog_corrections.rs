@@ -23,7 +23,7 @@ pub const OP_INSERT: &str = "
 INSERT INTO credit_ledger.operations
     (kind, wallet_id, to_wallet_id, grant_id, asset, amount, done, pending, open, disposition, reason,
      idempotency_key, request_hash, metadata/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/)
 RETURNING id";
 pub const OP_DONE: &str = "
 UPDATE credit_ledger.operations SET done = $2, pending = $3, open = $4 WHERE id = $1";
@@ -70,7 +70,7 @@ SELECT id, remaining - held, coalesce(home_id, id)
 pub const EVENT_EMIT: &str = "
 WITH e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
-    VALUES ($1, $2, $3, $4::jsonb/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*t*/)
+    VALUES ($1, $2, $3, $4::jsonb/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/)
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// The wallets of a transfer, unlocked: (id, parent, run_of, closed).
@@ -81,7 +81,7 @@ pub const WALLET_OR_OWNER_CLOSED: &str = "
 SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)
  WHERE x.id = $1 AND o.closed_at IS NOT NULL";
 pub const WALLET_CLOSED: &str =
-    "SELECT closed_at IS NOT NULL FROM credit_ledger.wallets WHERE id = $1";
+    "SELECT closed_at IS NOT NULL FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// The attributes a transferred lot keeps, of the grant (home row) `$1`.
 pub const GRANT_PROVENANCE: &str = "
 SELECT category, priority, expires_at, unit_price, metadata, effective_at
@@ -112,8 +112,8 @@ INSERT INTO credit_ledger.grants
     (wallet_id, asset, category, priority, amount, remaining, live, effective_at, expires_at, unit_price,
      idempotency_key, request_hash, metadata, source, transfer_of/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, 0, false, coalesce($6, now()), $7, coalesce($8, 0), $9, $10, $11, $12, $13
-        /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
-RETURNING id, effective_at <= now()";
+        /*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
+RETURNING id, effective_at";
 /// [`crate::catalog::APPLY`] for the entries of an operation (`$10`).
 pub const APPLY_OP: &str = "
 WITH m AS (

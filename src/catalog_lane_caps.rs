@@ -34,7 +34,7 @@ WITH cur AS (
      WHERE l.wallet_id = $1 AND l.asset = $2 AND (l.cap_spent <> 0 OR l.cap_room <> 0)
 )
 INSERT INTO credit_ledger.wallet_assets AS s (wallet_id, asset, period_start, period_spent/*t*/, tenant/*t*/)
-SELECT $1, $2, cur.cur, old.spent/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/ FROM old, cur WHERE old.spent <> 0
+SELECT $1, $2, cur.cur, old.spent/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/ FROM old, cur WHERE old.spent <> 0
 ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
     period_spent = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_spent ELSE 0 END
                    + EXCLUDED.period_spent,

@@ -93,7 +93,7 @@ WITH cur AS (
      GROUP BY z.asset HAVING sum(z.spent) <> 0
 )
 INSERT INTO credit_ledger.wallet_assets AS s (wallet_id, asset, period_start, period_spent, period_pool_drawn/*t*/, tenant/*t*/)
-SELECT $1, old.asset, cur.cur, old.spent, old.spent/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/ FROM old, cur
+SELECT $1, old.asset, cur.cur, old.spent, old.spent/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/ FROM old, cur
 ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
     period_spent = CASE WHEN s.period_start = EXCLUDED.period_start THEN s.period_spent ELSE 0 END
                    + EXCLUDED.period_spent,
@@ -104,7 +104,7 @@ ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
 /// gets `$4[i + 1]`. The caller holds the member's row and has folded.
 pub const MEMBER_ROOMS_SET: &str = "
 INSERT INTO credit_ledger.member_rooms (wallet_id, asset, lane, period, room, spent/*t*/, tenant/*t*/)
-SELECT $1, $2, $5 + i - 1, $3, ($4::numeric[])[i], 0/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/
+SELECT $1, $2, $5 + i - 1, $3, ($4::numeric[])[i], 0/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/
   FROM generate_subscripts($4::numeric[], 1) i
 ON CONFLICT (wallet_id, asset, lane/*t*/, tenant/*t*/) DO UPDATE SET period = EXCLUDED.period, room = EXCLUDED.room, spent = 0";
 /// A released, captured-below or refunded draw of `$4` of member `$1` goes back to the room of the

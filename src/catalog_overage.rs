@@ -48,7 +48,7 @@ e AS (
            pg_catalog.jsonb_build_object('event', 'auto_topup', 'wallet', $3::text, 'asset', $2::text,
                'balance', $4::numeric, 'threshold', $5::numeric, 'amount', o.auto_topup_amount,
                'idempotency_key', 'auto_topup.' || o.topups)
-           /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/
+           /*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/
       FROM o
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
@@ -66,7 +66,7 @@ SELECT units FROM credit_ledger.tier_usage
 /// A new counter: nothing when a concurrent call created it first (it is then locked).
 pub const TIER_CREATE: &str = "
 INSERT INTO credit_ledger.tier_usage (wallet_id, action, variant, period_start/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
+VALUES ($1, $2, $3, $4/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 ON CONFLICT DO NOTHING RETURNING units";
 pub const TIER_PEEK: &str = "
 SELECT units FROM credit_ledger.tier_usage
@@ -94,7 +94,7 @@ SELECT used FROM credit_ledger.fair_use_usage
  WHERE wallet_id = $1 AND asset = $2 AND period_start = $3 FOR UPDATE";
 pub const FAIR_USE_CREATE: &str = "
 INSERT INTO credit_ledger.fair_use_usage (wallet_id, asset, period_start/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
+VALUES ($1, $2, $3/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 ON CONFLICT DO NOTHING RETURNING used";
 pub const FAIR_USE_PEEK: &str = "
 SELECT used FROM credit_ledger.fair_use_usage WHERE wallet_id = $1 AND asset = $2 AND period_start = $3";

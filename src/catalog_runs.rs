@@ -10,14 +10,14 @@ SELECT r.status, r.expires_at <= now(), o.wallet, rw.wallet, r.asset, r.max_call
  WHERE r.id = $1";
 /// Whether a wallet is a run's wallet (a row when it is).
 pub const WALLET_IS_RUN: &str =
-    "SELECT 1 FROM credit_ledger.wallets WHERE id = $1 AND run_of IS NOT NULL";
+    "SELECT 1 FROM credit_ledger.wallets WHERE id = $1 AND run_of IS NOT NULL/*G*/ AND tenant = $T/*G*/";
 pub const RUN_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.runs WHERE wallet_id = $1 AND idempotency_key = $2";
 pub const RUN_INSERT: &str = "
 INSERT INTO credit_ledger.runs (wallet_id, parent_run, asset, budget, status, reason, idempotency_key,
                                 request_hash, metadata, expires_at, balance_after, max_calls,
                                 max_cost_per_call/*t*/, tenant/*t*/)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11, $12, $13/*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now() + $10, $11, $12, $13/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 RETURNING id";
 /// Approved calls (debits and holds) of run wallet `$1` so far.
 pub const RUN_CALLS: &str = "
@@ -38,7 +38,7 @@ pub const RUN_SLICE_INSERT: &str = "
 INSERT INTO credit_ledger.grants (wallet_id, asset, category, priority, amount, remaining, held, live,
                                   effective_at, expires_at, unit_price, source, source_id/*t*/, tenant/*t*/)
 SELECT $1, asset, category, priority, $3, 0, 0, false, effective_at, expires_at, unit_price, 'run', id
-       /*t*/, (SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*t*/
+       /*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/
   FROM credit_ledger.grants WHERE id = $2
 RETURNING id";
 /// What credit_run_open returns.

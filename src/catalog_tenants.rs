@@ -1,6 +1,10 @@
 //! Statements of the tenant column (0.12.0 on, issue 20): see [`crate::catalog`] for the
 //! conventions, [`crate::spi::TENANT_PART`] for the marked parts that older catalogs leave out.
 
+/// The tenant of wallet key `$1` (a reference table on a distributed ledger: read locally).
+pub const WALLET_KEY_TENANT: &str =
+    "SELECT tenant FROM credit_ledger.wallet_keys WHERE wallet = $1";
+
 /// Wallet `$1` joins pool `$2`: it (its parent set here, so that its key to the pool names the
 /// new tenant), and its runs' wallets, take the pool's tenant, and so does every row of theirs
 /// (the caller holds the wallet whole; the keys between them are checked at the statement's

@@ -117,7 +117,10 @@ pub fn insert_as(
         )
     })?;
     let id = row.req::<i64>(1)?;
-    let effective_now = row.req::<bool>(2)?;
+    // (compared here: Citus takes no now() in a RETURNING list)
+    // SAFETY: reads the current transaction's start time, as now() does
+    let effective_now = row.req::<TimestampWithTimeZone>(2)?.into_inner()
+        <= unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let mut moves = vec![Movement::grant(
         id,
         g.wallet_id,
@@ -226,6 +229,7 @@ fn credit_grant(
             ])
         });
         spi::with(|c| {
+            crate::tenant::enter(c, wallet, None)?;
             let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id = w.req::<i64>(1)?;

@@ -43,6 +43,12 @@ pub const GIVEN_PREDICATE: &str = "/*G*/";
 /// Marks a part used only while the scope's tenant is not known (the same value read another
 /// way): left out once it is known, and on a catalog without tenants with the part around it.
 pub const UNKNOWN_PART: &str = "/*U*/";
+/// Marks a part used only while the scope's tenant is not given (a tenant read from the rows,
+/// where `$T` stands in a [`GIVEN_PREDICATE`] part next to it): left out once it is given, and on
+/// a catalog without tenants with the part around it. Unlike [`UNKNOWN_PART`] it stays when the
+/// tenant was only found: a statement about another wallet than the one the scope found (a
+/// transfer's receiver) must not take the found tenant.
+pub const NOT_GIVEN_PART: &str = "/*N*/";
 /// The scope's tenant as a parameter: bound as the statement's last argument (text, NULL when
 /// not known).
 const TENANT_PARAM: &str = "$T";
@@ -58,6 +64,7 @@ impl Marks {
     const PARAM: u8 = 8;
     const FOUND: u8 = 16;
     const UNKNOWN: u8 = 32;
+    const NOT_GIVEN: u8 = 64;
     fn of(sql: &'static str) -> u8 {
         let key = (sql.as_ptr() as usize, sql.len());
         if let Some(m) = MARKS.with(|m| m.borrow().get(&key).copied()) {
@@ -71,6 +78,7 @@ impl Marks {
             (TENANT_PARAM, Self::PARAM),
             (FOUND_COLUMN, Self::FOUND),
             (UNKNOWN_PART, Self::UNKNOWN),
+            (NOT_GIVEN_PART, Self::NOT_GIVEN),
         ] {
             if sql.contains(marker) {
                 m |= bit;
@@ -113,7 +121,7 @@ fn tenants_now() -> bool {
 /// where Citus is installed): Citus routes a statement with parameters to one shard only when it
 /// plans it with their values, so there every statement is prepared for custom plans (planned
 /// at each execution) instead of the generic plan kept on one node.
-fn distributed_now(c: &mut SpiClient<'_>) -> Result<bool> {
+pub fn distributed(c: &mut SpiClient<'_>) -> Result<bool> {
     let at = transaction_start();
     let (when, known) = DISTRIBUTED_IN.with(|d| d.get());
     if known || when == at {
@@ -129,7 +137,7 @@ fn distributed_now(c: &mut SpiClient<'_>) -> Result<bool> {
     Ok(d)
 }
 
-/// Plan-key bit: prepared for custom plans ([`distributed_now`]).
+/// Plan-key bit: prepared for custom plans ([`distributed`]).
 const CUSTOM_PLANS: u8 = 0x80;
 
 /// The text a statement is prepared from: its tenant parts left out per `strip` (bits of
@@ -141,6 +149,7 @@ fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
         (Marks::PREDICATE, TENANT_PREDICATE),
         (Marks::GIVEN, GIVEN_PREDICATE),
         (Marks::UNKNOWN, UNKNOWN_PART),
+        (Marks::NOT_GIVEN, NOT_GIVEN_PART),
     ] {
         if strip & bit != 0 {
             text = without_parts(&text, marker);
@@ -159,7 +168,7 @@ fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
 /// out (one kept plan per combination), `$T` is bound to the scope's tenant, and an entry
 /// statement's `tenant_` column sets it.
 pub fn exec(c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<Rows> {
-    let custom = sql != crate::citus::LEDGER_DISTRIBUTED && distributed_now(c)?;
+    let custom = sql != crate::citus::LEDGER_DISTRIBUTED && distributed(c)?;
     let marks = Marks::of(sql);
     let tenants = marks != 0 && tenants_now();
     let scope = if marks & (Marks::PARAM | Marks::PREDICATE | Marks::UNKNOWN) != 0 {
@@ -169,14 +178,16 @@ pub fn exec(c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>])
     };
     let mut strip = 0u8;
     if !tenants {
-        strip = Marks::PART | Marks::PREDICATE | Marks::GIVEN;
+        strip = Marks::PART | Marks::PREDICATE | Marks::GIVEN | Marks::NOT_GIVEN;
     } else {
         if scope.is_none() {
             strip |= Marks::PREDICATE;
         } else {
             strip |= Marks::UNKNOWN;
         }
-        if marks & Marks::GIVEN != 0 && !crate::tenant::given() {
+        if crate::tenant::given() {
+            strip |= Marks::NOT_GIVEN;
+        } else {
             strip |= Marks::GIVEN;
         }
     }

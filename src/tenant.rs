@@ -11,21 +11,32 @@
 //! - *found*: the tenant of the row a statement marked as the unit's entry returned (its last
 //!   column, named `tenant_`).
 //!
+//! - *entered*: on a ledger Citus distributes, a call without the argument looks its wallet's
+//!   tenant up first ([`enter`]) and then runs as if it had been given: every statement names
+//!   it, so Citus routes each to one shard (a locking read or an insert must, on Citus).
+//!
 //! Every API call runs in a scope of its own ([`scoped`], from [`crate::spi::with`]). Before a
 //! scope's entry statement, statements run without the predicates (correct on one node). The
 //! found tenant is the last marked wallet the scope read: a unit that reads wallets of two
 //! tenants (a transfer locks both; the sweeps go through many) must give each tenant a scope of
-//! its own before a predicate may rely on it. Today (0.12.0) only the authorization row takes
-//! `$T` (a spend's scope reads one tenant: the wallet, its pool, a run's wallet); the predicates
-//! of the spend path are the next step of issue 20.
+//! its own before a predicate may rely on it.
 
+use crate::catalog_tenants as sql;
+use crate::error::Result;
+use crate::spi::{self, RowExt};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 use std::cell::RefCell;
 
 /// The tenant of the current scope.
 #[derive(Clone, Default)]
 struct Scope {
     tenant: Option<String>,
+    /// The statements name it from the start (`/*G*/` predicates apply): the caller's argument,
+    /// or on a distributed ledger the tenant [`enter`] looked up.
     given: bool,
+    /// It is the caller's argument (errors say "in tenant").
+    by_caller: bool,
 }
 
 thread_local! {
@@ -37,21 +48,54 @@ pub fn current() -> Option<String> {
     CURRENT.with(|s| s.borrow().tenant.clone())
 }
 
-/// Whether the current scope's tenant was given by the caller (the entry statement names it).
+/// Whether the current scope's tenant is known before its entry statement (the caller gave it,
+/// or [`enter`] looked it up): the entry statement and every `/*G*/` predicate name it.
 pub fn given() -> bool {
     CURRENT.with(|s| s.borrow().given)
+}
+
+/// Whether the current scope's tenant is the caller's `tenant` argument.
+pub fn by_caller() -> bool {
+    CURRENT.with(|s| s.borrow().by_caller)
 }
 
 /// The caller's `tenant` argument (None: not given, nothing changes).
 pub fn give(tenant: Option<&str>) {
     if let Some(t) = tenant {
-        CURRENT.with(|s| {
-            *s.borrow_mut() = Scope {
-                tenant: Some(t.to_string()),
-                given: true,
-            }
-        });
+        set_given(t, true);
     }
+}
+
+fn set_given(tenant: &str, by_caller: bool) {
+    CURRENT.with(|s| {
+        *s.borrow_mut() = Scope {
+            tenant: Some(tenant.to_string()),
+            given: true,
+            by_caller,
+        }
+    });
+}
+
+/// The tenant of the unit of work on wallet `wallet`: the caller's `tenant` argument when given
+/// (see [`give`]); otherwise, on a ledger Citus distributes, the wallet's tenant from
+/// `credit_ledger.wallet_keys` (a reference table: read on the node itself), or for a key with no
+/// wallet the tenant a new wallet of that key gets (its own key), so that every statement of the
+/// call names one tenant and Citus routes it to that tenant's shard. On one node without the
+/// argument nothing changes (the wallet's row tells the tenant: see [`found`]).
+pub fn enter(c: &mut SpiClient<'_>, wallet: &str, tenant: Option<&str>) -> Result<()> {
+    if tenant.is_some() {
+        give(tenant);
+        return Ok(());
+    }
+    if !crate::spi::distributed(c)? {
+        return Ok(());
+    }
+    let t = spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[wallet.into()])?)
+        .map(|r| r.col::<String>(1))
+        .transpose()?
+        .flatten();
+    set_given(t.as_deref().unwrap_or(wallet), false);
+    Ok(())
 }
 
 /// The tenant the scope's entry statement found.
@@ -65,4 +109,17 @@ pub fn scoped<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     CURRENT.with(|s| *s.borrow_mut() = outer);
     r
+}
+
+/// The default of the `tenant` argument of `credit_authorize` and `credit_hold` (0.13.0): NULL,
+/// but from a VOLATILE function instead of a NULL constant. Citus 13.2 plans a delegated
+/// function's call by hashing its distribution argument when that is a constant, NULL included
+/// (a segmentation fault: citusdata/citus#7242), and does not delegate a call whose arguments
+/// hold a volatile function: so a call without `tenant` runs on the node it was sent to, which
+/// looks the tenant up ([`enter`]). Granted to PUBLIC: it is part of every caller's query.
+#[pg_extern(sql = "
+CREATE FUNCTION credit_ledger._tenant_unset() RETURNS text VOLATILE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_unset_wrapper';")]
+fn tenant_unset() -> Option<&'static str> {
+    None
 }

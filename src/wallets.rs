@@ -38,7 +38,7 @@ pub fn wallet_id(c: &mut SpiClient<'_>, wallet: &str) -> Result<(i64, Option<i64
 }
 
 pub fn wallet_missing(wallet: &str) -> LedgerError {
-    if crate::tenant::given() {
+    if crate::tenant::by_caller() {
         // the caller named a tenant (crate::tenant): the wallet is not in it
         let tenant = crate::tenant::current().unwrap_or_default();
         return LedgerError::not_found(format!(
@@ -213,11 +213,16 @@ fn credit_wallet_create(
         check_period(&period)?;
         spi::with(|c| {
             crate::citus::refuse_on_worker(c)?;
+            crate::tenant::enter(c, wallet, None)?;
             if spi::first(exec(c, sql::WALLET_ID, &[wallet.into()])?).is_some() {
                 return existing_wallet(
                     c, wallet, parent, rate_card, overdraft, threshold, spend_cap, pool_limit,
                     &metadata,
                 );
+            }
+            if let Some(p) = parent {
+                // a member is in its pool's tenant
+                crate::tenant::enter(c, p, None)?;
             }
             let parent_id = parent.map(|p| check_parent(c, p, None)).transpose()?;
             if pool_limit.is_some() && parent_id.is_none() {

@@ -36,7 +36,8 @@ DO $$ BEGIN PERFORM credit_ledger_grant(NULL, 'app');
 EXCEPTION WHEN OTHERS THEN RAISE WARNING '% %', SQLSTATE, SQLERRM; END $$;
 DO $$ BEGIN PERFORM credit_ledger_grant('cl_pb_nobody_by_that_name', 'app');
 EXCEPTION WHEN OTHERS THEN RAISE WARNING '% %', SQLSTATE, SQLERRM; END $$;
--- nothing is granted to PUBLIC, the bundle functions included
+-- nothing is granted to PUBLIC, the bundle functions included, but credit_ledger._tenant_unset()
+-- (the default of credit_authorize's and credit_hold's tenant, evaluated in the caller's query)
 SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'credit_ledger'
