@@ -498,12 +498,12 @@ SET jit = off AS $$
     SELECT 'lane_cap_room', 'wallet ' || w.wallet || ' ' || l.asset,
            format('spend cap %s, spent this period %s, room in the lanes %s', w.spend_cap,
                   l.spent + CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, l.room)
-      FROM (SELECT x.wallet_id, x.tenant, x.asset, c.cur, sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
+      FROM (SELECT x.wallet_id, x.tenant, x.asset, x.cap_period AS cur,
+                   sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
               FROM credit_ledger.lanes x
               JOIN credit_ledger.wallets v ON v.id = x.wallet_id AND v.tenant = x.tenant
-             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
-             WHERE x.cap_period = c.cur
-             GROUP BY x.wallet_id, x.tenant, x.asset, c.cur) l
+             WHERE x.cap_period = credit_ledger._period_start(v.period, v.period_anchor, now())
+             GROUP BY x.wallet_id, x.tenant, x.asset, x.cap_period) l
       JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant
       LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = l.wallet_id AND s.tenant = l.tenant AND s.asset = l.asset
      WHERE l.room > greatest(coalesce(w.spend_cap, 0) - l.spent
@@ -517,12 +517,11 @@ SET jit = off AS $$
                   w.pool_limit, w.spend_cap,
                   r.spent + CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END,
                   r.spent + CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)
-      FROM (SELECT x.wallet_id, x.tenant, x.asset, c.cur, sum(x.room) AS room, sum(x.spent) AS spent
+      FROM (SELECT x.wallet_id, x.tenant, x.asset, x.period AS cur, sum(x.room) AS room, sum(x.spent) AS spent
               FROM credit_ledger.member_rooms x
               JOIN credit_ledger.wallets v ON v.id = x.wallet_id AND v.tenant = x.tenant
-             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
-             WHERE x.period = c.cur
-             GROUP BY x.wallet_id, x.tenant, x.asset, c.cur) r
+             WHERE x.period = credit_ledger._period_start(v.period, v.period_anchor, now())
+             GROUP BY x.wallet_id, x.tenant, x.asset, x.period) r
       JOIN credit_ledger.wallets w ON w.id = r.wallet_id AND w.tenant = r.tenant
       LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = r.wallet_id AND s.tenant = r.tenant AND s.asset = r.asset
      WHERE r.room < 0

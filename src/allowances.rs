@@ -237,27 +237,36 @@ pub fn run_due(
         let mut candidates = Vec::new();
         for r in batch {
             let (id, wallet_id) = (r.req::<i64>(1)?, r.req::<i64>(2)?);
-            if !candidates.iter().any(|(_, w)| *w == wallet_id) {
-                candidates.push((id, wallet_id));
+            if !candidates.iter().any(|(_, w, _)| *w == wallet_id) {
+                candidates.push((id, wallet_id, crate::tenant::column(&r, 11)?));
             }
         }
         if candidates.is_empty() {
             return Ok((done, !busy.is_empty() || !caught_up.capped.is_empty()));
         }
-        for (id, wallet_id) in candidates {
+        for (id, wallet_id, tenant) in candidates {
             if busy.contains(&wallet_id) {
                 continue;
             }
-            if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+            // (None: the wallet is busy; Some(false): nothing due any more)
+            let step = crate::tenant::within(c, tenant, |c| -> Result<Option<bool>> {
+                if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
+                    return Ok(None);
+                }
+                // a wallet with lanes: wait for its lanes (see lifecycle::expire)
+                crate::lanes::exclusive(c, wallet_id)?;
+                // re-read under the lock with a fresh snapshot: another tick may have advanced it
+                let fresh = exec(c, sql::ALLOWANCE_DUE_ONE, &[id.into(), as_of.into()])?;
+                match spi::first(fresh) {
+                    Some(f) => process_boundary(c, &f).map(|_| Some(true)),
+                    None => Ok(Some(false)),
+                }
+            })?;
+            if step.is_none() {
                 busy.push(wallet_id);
                 continue;
             }
-            // a wallet with lanes: wait for its lanes (see lifecycle::expire)
-            crate::lanes::exclusive(c, wallet_id)?;
-            // re-read under the lock with a fresh snapshot: another tick may have advanced it
-            let fresh = exec(c, sql::ALLOWANCE_DUE_ONE, &[id.into(), as_of.into()])?;
-            if let Some(f) = spi::first(fresh) {
-                process_boundary(c, &f)?;
+            if step == Some(true) {
                 done += 1;
                 let n = caught_up.per_allowance.entry(id).or_insert(0);
                 *n += 1;
@@ -400,6 +409,7 @@ fn allowance_set(
             rollover_shares.map(|v| v.into_iter().map(|s| s.map(|x| x.to_string())).collect());
         parse_shares(shares.clone())?;
         spi::with(|c| {
+            crate::tenant::enter(c, wallet, None)?;
             let w = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let wallet_id: i64 = w.req(1)?;

@@ -24,7 +24,8 @@ pub const WALLET_ID: &str =
 /// committed after the snapshot. A no-key update: wallets referencing the card are not blocked.
 pub const POOL_STRUCTURE_LOCK: &str =
     "UPDATE credit_ledger.rate_cards SET description = description WHERE rate_card = 'default'";
-pub const WALLET_CHILDREN: &str = "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1";
+pub const WALLET_CHILDREN: &str =
+    "SELECT count(*) FROM credit_ledger.wallets WHERE parent_id = $1/*G*/ AND tenant = $T/*G*/";
 pub const WALLET_INSERT: &str = "
 WITH w AS (
 INSERT INTO credit_ledger.wallets
@@ -49,7 +50,7 @@ UPDATE credit_ledger.wallets SET
     spend_cap = $6, pool_limit = $7, frozen = $8, metadata = $9, period = $10, period_anchor = $11,
     tracked = tracked OR $4 > 0 OR $5 IS NOT NULL OR $6 IS NOT NULL OR $7 IS NOT NULL,
     updated_at = now()
- WHERE id = $1";
+ WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 
 /// A wallet's spending settings (columns 1..=8: see `authorize::Wallet::from_row`) and its rate card,
 /// locked: every movement of a wallet's grants holds this lock first; members before pools.
@@ -57,12 +58,12 @@ UPDATE credit_ledger.wallets SET
 pub const WALLET_LOCK_FOR_SPEND: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
        coalesce(rate_card, 'default')
-  FROM credit_ledger.wallets WHERE wallet = $1 FOR NO KEY UPDATE";
+  FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 /// The same without the lock (quotes).
 pub const WALLET_FOR_QUOTE: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked,
        coalesce(rate_card, 'default')
-  FROM credit_ledger.wallets WHERE wallet = $1";
+  FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/";
 /// Every version of the rates of an action on a card and on `default`, for the rate cache.
 pub const RATES_FOR_ACTION: &str = "
 SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
@@ -80,12 +81,12 @@ SELECT r.id, r.rate_card, r.variant, r.credits, r.asset, r.vendor_cost,
 /// Lock a wallet by id (pool parents, holds, refunds, sweeps).
 pub const WALLET_LOCK_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
-  FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE";
+  FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 pub const WALLET_LOCK_KEY: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
   FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE";
 pub const WALLET_TRY_LOCK_ID: &str =
-    "SELECT id FROM credit_ledger.wallets WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED";
+    "SELECT id FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE SKIP LOCKED";
 
 /// [`WALLET_STATE`] with `$spent` added to the period's spend (column 2) and `$drawn` to its pool
 /// draw (column 3).
@@ -154,10 +155,11 @@ pub const GRANTS_SPENDABLE_NOW: &str = "
 SELECT g.id, g.remaining - g.held + CASE WHEN g.held > 0 THEN coalesce((
            SELECT sum(j.held) FROM credit_ledger.journal j
              JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-            WHERE j.grant_id = g.id AND a.status = 'held' AND a.expires_at <= now()), 0) ELSE 0 END,
+            WHERE j.grant_id = g.id AND a.status = 'held' AND a.expires_at <= now()
+              /*G*/ AND j.tenant = $T AND a.tenant = $T/*G*/), 0) ELSE 0 END,
        g.priority, (extract(epoch FROM g.expires_at) * 1000000)::bigint
   FROM credit_ledger.grants g
- WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live
+ WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live/*G*/ AND g.tenant = $T/*G*/
    AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())
  ORDER BY g.priority, g.expires_at, g.id";
 pub const GRANT_BY_KEY: &str =
@@ -193,16 +195,16 @@ pub const WALLET_BALANCE: &str = "
 SELECT coalesce((
         SELECT sum(g.remaining - g.held)
           FROM credit_ledger.grants g
-         WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live
+         WHERE g.wallet_id = $1 AND g.asset = $2 AND g.live/*G*/ AND g.tenant = $T/*G*/
            AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
      + coalesce((
         SELECT sum(j.held)
           FROM credit_ledger.authorizations a
-          JOIN credit_ledger.journal j ON j.authorization_id = a.id
-          JOIN credit_ledger.grants g ON g.id = j.grant_id
-         WHERE a.status = 'held' AND a.expires_at <= now() AND g.wallet_id = $1 AND g.asset = $2
+          JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*/
+          JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+         WHERE a.status = 'held' AND a.expires_at <= now() AND g.wallet_id = $1 AND g.asset = $2/*G*/ AND a.tenant = $T/*G*/
            AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
-     - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)";
+     - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/), 0)";
 
 // ---- movements and the journal ----------------------------------------------------------
 
@@ -363,14 +365,16 @@ pub const AUTHORIZE_WRITE_ONE_KEYED_LANE: &str = authorize_write_one!(
 
 pub const AUTH_BY_KEY: &str =
     "SELECT id, request_hash FROM credit_ledger.authorizations WHERE wallet_id = $1 AND idempotency_key = $2/*G*/ AND tenant = $T/*G*/";
-pub const AUTH_WALLET: &str = "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1";
+pub const AUTH_WALLET: &str =
+    "SELECT wallet_id FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Whether part of an authorization was paid as overdraft debt (a refund gives that back to the
 /// wallet's debt: it takes the whole wallet). Read without a lock: only a closed authorization
 /// is refunded.
 pub const AUTH_IN_DEBT: &str =
-    "SELECT overdraft_amount > 0 FROM credit_ledger.authorizations WHERE id = $1";
+    "SELECT overdraft_amount > 0 FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// The quantity an authorization was made for (set once: read without a lock).
-pub const AUTH_QUANTITY: &str = "SELECT quantity FROM credit_ledger.authorizations WHERE id = $1";
+pub const AUTH_QUANTITY: &str =
+    "SELECT quantity FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Lock an authorization; columns used by capture, release and refund.
 pub const AUTH_LOCK: &str = "
 SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
@@ -381,7 +385,7 @@ SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quanti
   FROM credit_ledger.authorizations a
   LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
   JOIN credit_ledger.assets s ON s.asset = a.asset
- WHERE a.id = $1 FOR UPDATE OF a";
+ WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE OF a";
 /// Everything the `credit_authorization` type shows (a call in a run: the run's owner as its
 /// wallet).
 pub const AUTH_ROW_V5: &str = "
@@ -396,13 +400,13 @@ pub const AUTH_ROW: &str = "
 SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
        a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
        a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
- WHERE a.id = $1";
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*/
+ WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/";
 /// What a hold still reserves, per grant, in consumption order.
 pub const HOLD_PARTS: &str = "
 SELECT j.grant_id, j.wallet_id, sum(j.held), bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
-  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
- WHERE j.authorization_id = $1
+  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+ WHERE j.authorization_id = $1/*G*/ AND j.tenant = $T/*G*/
  GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
 HAVING sum(j.held) > 0
  ORDER BY g.priority, g.expires_at, j.grant_id";
@@ -414,14 +418,14 @@ UPDATE credit_ledger.authorizations
        vendor_cost = CASE WHEN $2 = 'captured'
                           THEN (SELECT r.vendor_cost * $4 FROM credit_ledger.rates r WHERE r.id = rate_id)
                           ELSE vendor_cost END
- WHERE id = $1";
+ WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const EXPIRED_HOLDS_ON_WALLET: &str = "
 SELECT DISTINCT a.id FROM credit_ledger.authorizations a
-  JOIN credit_ledger.journal j ON j.authorization_id = a.id
- WHERE a.status = 'held' AND a.expires_at <= coalesce($2, now()) AND j.wallet_id = $1 AND j.kind = 'hold'
+  JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*/
+ WHERE a.status = 'held' AND a.expires_at <= coalesce($2, now()) AND j.wallet_id = $1 AND j.kind = 'hold'/*G*/ AND a.tenant = $T/*G*/
  ORDER BY a.id";
 pub const EXPIRED_HOLDS: &str = "
-SELECT id, wallet_id FROM credit_ledger.authorizations
+SELECT id, wallet_id/*t*/, tenant/*t*/ FROM credit_ledger.authorizations
  WHERE status = 'held' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2";
 
 // ---- refunds ------------------------------------------------------------------------------
@@ -433,19 +437,19 @@ SELECT j.grant_id, j.wallet_id,
        -sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')),
        coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0),
        bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
-  FROM credit_ledger.journal j LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
- WHERE j.authorization_id = $1 AND j.kind IN ('debit', 'capture', 'overdraft', 'refund')
+  FROM credit_ledger.journal j LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+ WHERE j.authorization_id = $1/*G*/ AND j.tenant = $T/*G*/ AND j.kind IN ('debit', 'capture', 'overdraft', 'refund')
  GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
 HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')), 0) > 0
  ORDER BY j.grant_id IS NULL, g.priority, g.expires_at, j.grant_id";
 pub const REFUND_BY_KEY: &str = "
 SELECT id, request_hash, authorization_id, amount FROM credit_ledger.refunds
- WHERE wallet_id = $1 AND idempotency_key = $2";
+ WHERE wallet_id = $1 AND idempotency_key = $2/*G*/ AND tenant = $T/*G*/";
 pub const REFUND_INSERT: &str = "
 INSERT INTO credit_ledger.refunds (authorization_id, wallet_id, amount, reason, idempotency_key, request_hash, metadata/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3, $4, $5, $6, $7/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/) RETURNING id";
 pub const AUTH_REFUNDED: &str =
-    "UPDATE credit_ledger.authorizations SET refunded = refunded + $2 WHERE id = $1 RETURNING refunded";
+    "UPDATE credit_ledger.authorizations SET refunded = refunded + $2 WHERE id = $1/*G*/ AND tenant = $T/*G*/ RETURNING refunded";
 
 // ---- lifecycle -------------------------------------------------------------------------------
 
@@ -453,16 +457,16 @@ pub const AUTH_REFUNDED: &str =
 /// wallet and asset that is still to be processed (its rollover looks at what is unused then:
 /// a tick that stopped at its bound or skipped a busy wallet must not expire them first).
 pub const WALLETS_WITH_EXPIRED_GRANTS: &str = "
-SELECT DISTINCT g.wallet_id FROM credit_ledger.grants g
+SELECT DISTINCT g.wallet_id/*t*/, g.tenant/*t*/ FROM credit_ledger.grants g
  WHERE g.live AND g.expires_at <= $1 AND g.remaining > g.held
    AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
-                    WHERE l.wallet_id = g.wallet_id AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
  LIMIT $2";
 pub const EXPIRED_GRANTS_OF_WALLET: &str = "
 SELECT g.id, g.asset, g.remaining - g.held FROM credit_ledger.grants g
- WHERE g.wallet_id = $1 AND g.live AND g.expires_at <= $2 AND g.remaining > g.held
+ WHERE g.wallet_id = $1 AND g.live/*G*/ AND g.tenant = $T/*G*/ AND g.expires_at <= $2 AND g.remaining > g.held
    AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
-                    WHERE l.wallet_id = g.wallet_id AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
  ORDER BY g.id";
 
 // ---- rates --------------------------------------------------------------------------------
@@ -504,15 +508,16 @@ pub const EVENTS_EXIST: &str = "SELECT pg_catalog.to_regclass('credit_ledger.eve
 pub const EVENT_NOTIFY: &str = "
 WITH e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
-    SELECT $2, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w WHERE w.wallet = $1
+    SELECT $2, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 pub const WALLET_THRESHOLD: &str =
-    "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1";
+    "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const WALLET_GET_ID: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked
-  FROM credit_ledger.wallets WHERE id = $1";
-pub const WALLET_NAME: &str = "SELECT wallet FROM credit_ledger.wallets WHERE id = $1";
+  FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
+pub const WALLET_NAME: &str =
+    "SELECT wallet FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const RATE_CARD_GET: &str =
     "SELECT description FROM credit_ledger.rate_cards WHERE rate_card = $1";
 
@@ -521,7 +526,7 @@ pub const RATE_CARD_GET: &str =
 pub const ALLOWANCE_GET: &str = "
 SELECT id, amount, period, anchor, rollover_cap, rollover_shares::text[], next_boundary, current_grant_id, a.scale
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
- WHERE l.wallet_id = $1 AND l.asset = $2";
+ WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/";
 /// `next_boundary` ($8) is computed by the caller ([`crate::period`]: `anchor + k × period`
 /// from the anchor, never the previous boundary + period, which drifts).
 pub const ALLOWANCE_INSERT: &str = "
@@ -530,13 +535,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7::text[]::numeric[], $8/*t*/, /*N*/(SELECT ten
 RETURNING id";
 pub const ALLOWANCE_UPDATE: &str = "
 UPDATE credit_ledger.allowances SET amount = $2, rollover_cap = $3, rollover_shares = $4::text[]::numeric[]
- WHERE id = $1";
+ WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const ALLOWANCE_ADVANCE: &str = "
-UPDATE credit_ledger.allowances SET next_boundary = $2, current_grant_id = coalesce($3, current_grant_id) WHERE id = $1";
+UPDATE credit_ledger.allowances SET next_boundary = $2, current_grant_id = coalesce($3, current_grant_id) WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Due boundaries (the caller computes the next one from the anchor: no drift).
 pub const ALLOWANCES_DUE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
-       l.next_boundary, l.current_grant_id, a.scale, l.anchor
+       l.next_boundary, l.current_grant_id, a.scale, l.anchor/*t*/, l.tenant/*t*/
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
  WHERE l.next_boundary <= $1 AND l.id <> ALL ($3) AND l.wallet_id <> ALL ($4)
  ORDER BY l.next_boundary, l.id LIMIT $2";
@@ -544,17 +549,17 @@ pub const ALLOWANCE_DUE_ONE: &str = "
 SELECT l.id, l.wallet_id, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text[],
        l.next_boundary, l.current_grant_id, a.scale, l.anchor
   FROM credit_ledger.allowances l JOIN credit_ledger.assets a USING (asset)
- WHERE l.id = $1 AND l.next_boundary <= $2";
+ WHERE l.id = $1/*G*/ AND l.tenant = $T/*G*/ AND l.next_boundary <= $2";
 /// Grants of a wallet ending at a boundary that a rollover policy looks at.
 pub const ENDING_GRANTS: &str = "
 SELECT id, remaining - held, source, unit_price
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND expires_at = $3 AND remaining > held
+ WHERE wallet_id = $1 AND asset = $2/*G*/ AND tenant = $T/*G*/ AND expires_at = $3 AND remaining > held
    AND (source = 'allowance' OR source LIKE 'rollover:%')
  ORDER BY id";
 pub const ALLOWANCE_ROW: &str = "
 SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text, l.next_boundary
-  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE l.id = $1";
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id/*t*/ AND w.tenant = l.tenant/*t*/ WHERE l.id = $1/*G*/ AND l.tenant = $T/*G*/";
 
 // ---- lanes (0.4.0 on; see crate::lanes) -------------------------------------------------------
 
@@ -570,10 +575,11 @@ SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap,
 /// [`WALLET_GET_ID`] with lanes (column 9).
 pub const WALLET_GET_ID_V4: &str = "
 SELECT id, parent_id, frozen, overdraft_limit, low_balance_threshold, spend_cap, pool_limit, tracked, lanes
-  FROM credit_ledger.wallets WHERE id = $1";
-pub const WALLET_LANES: &str = "SELECT lanes FROM credit_ledger.wallets WHERE id = $1";
+  FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
+pub const WALLET_LANES: &str =
+    "SELECT lanes FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const WALLET_SET_LANES: &str =
-    "UPDATE credit_ledger.wallets SET lanes = $2, updated_at = now() WHERE id = $1";
+    "UPDATE credit_ledger.wallets SET lanes = $2, updated_at = now() WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Every lane of a wallet (all assets), locked in lane order.
 pub const LANES_LOCK_ALL: &str = "
 SELECT 1 FROM credit_ledger.lanes WHERE wallet_id = $1/*G*/ AND tenant = $T/*G*/
@@ -690,21 +696,21 @@ pub const LANE_LOTS_ONLY: &str = lane_walk!("");
 pub const LANES_ALL_LOTS: &str = "
 SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000)::bigint
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND live
+ WHERE wallet_id = $1 AND asset = $2 AND live/*G*/ AND tenant = $T/*G*/
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, coalesce(home_id, id), lane NULLS FIRST";
 pub const LANE_FREE_ADD: &str = "
-UPDATE credit_ledger.lanes SET free = free + $4 WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
+UPDATE credit_ledger.lanes SET free = free + $4 WHERE wallet_id = $1 AND asset = $2 AND lane = $3/*G*/ AND tenant = $T/*G*/";
 /// The rows of every grant of a wallet x asset that has unexpired credit not held
 /// (`$3`: only this grant), as (row id, grant, lane, free): the input of a spread.
 pub const LANES_FAMILIES: &str = "
 SELECT g.id, coalesce(g.home_id, g.id), g.lane, CASE WHEN g.live THEN g.remaining - g.held ELSE 0 END
   FROM credit_ledger.grants g
- WHERE g.wallet_id = $1 AND g.asset = $2
+ WHERE g.wallet_id = $1 AND g.asset = $2/*G*/ AND g.tenant = $T/*G*/
    AND coalesce(g.home_id, g.id) IN (
        SELECT coalesce(f.home_id, f.id) FROM credit_ledger.grants f
-        WHERE f.wallet_id = $1 AND f.asset = $2 AND f.live AND f.remaining > f.held
+        WHERE f.wallet_id = $1 AND f.asset = $2 AND f.live/*G*/ AND f.tenant = $T/*G*/ AND f.remaining > f.held
           AND (f.expires_at IS NULL OR f.expires_at > now())
           AND ($3::bigint IS NULL OR coalesce(f.home_id, f.id) = $3))
  ORDER BY 2, g.lane NULLS FIRST";
@@ -715,7 +721,7 @@ INSERT INTO credit_ledger.grants
      source, created_at, lane, home_id/*t*/, tenant/*t*/)
 SELECT wallet_id, asset, category, priority, amount, 0, false, effective_at, expires_at, unit_price,
        source, created_at, $2, id/*t*/, tenant/*t*/
-  FROM credit_ledger.grants WHERE id = $1
+  FROM credit_ledger.grants WHERE id = $1/*G*/ AND tenant = $T/*G*/
 RETURNING id";
 /// Lanes `0 .. $3` of a wallet x asset exist.
 pub const LANES_ENSURE: &str = "
@@ -733,24 +739,24 @@ UPDATE credit_ledger.lanes l
                   AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now()))
  WHERE l.wallet_id = $1/*G*/ AND l.tenant = $T/*G*/";
 pub const LANES_ASSETS: &str = "
-SELECT DISTINCT asset FROM credit_ledger.grants WHERE wallet_id = $1 AND live ORDER BY asset";
+SELECT DISTINCT asset FROM credit_ledger.grants WHERE wallet_id = $1 AND live/*G*/ AND tenant = $T/*G*/ ORDER BY asset";
 /// The lanes of the slices authorization `$1` moved, locked in order.
 pub const LANES_LOCK_OF_AUTH: &str = "
 SELECT 1 FROM credit_ledger.lanes l
  WHERE (l.wallet_id, l.asset, l.lane) IN (
        SELECT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
-         JOIN credit_ledger.grants g ON g.id = j.grant_id
-        WHERE j.authorization_id = $1 AND g.lane IS NOT NULL)
+         JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+        WHERE j.authorization_id = $1 AND g.lane IS NOT NULL/*G*/ AND j.tenant = $T/*G*/)/*G*/ AND l.tenant = $T/*G*/
  ORDER BY l.wallet_id, l.asset, l.lane FOR NO KEY UPDATE";
 /// [`LANES_LOCK_OF_AUTH`] without waiting: (locked, wanted).
 pub const LANES_TRY_LOCK_OF_AUTH: &str = "
 WITH want AS (
     SELECT DISTINCT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
-      JOIN credit_ledger.grants g ON g.id = j.grant_id
-     WHERE j.authorization_id = $1 AND g.lane IS NOT NULL
+      JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+     WHERE j.authorization_id = $1 AND g.lane IS NOT NULL/*G*/ AND j.tenant = $T/*G*/
 ), l AS (
     SELECT 1 FROM credit_ledger.lanes l
-     WHERE (l.wallet_id, l.asset, l.lane) IN (SELECT * FROM want)
+     WHERE (l.wallet_id, l.asset, l.lane) IN (SELECT * FROM want)/*G*/ AND l.tenant = $T/*G*/
      ORDER BY l.wallet_id, l.asset, l.lane FOR NO KEY UPDATE SKIP LOCKED)
 SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM want)";
 /// The hints of the lanes of wallet `$1` that hold the rows `$2` (their lanes locked).
@@ -768,9 +774,9 @@ UPDATE credit_ledger.lanes l
 /// The low-balance latch of a wallet with lanes, if free (see `lanes::alert`).
 pub const LATCH_TRY: &str = "
 SELECT below_threshold FROM credit_ledger.wallet_assets
- WHERE wallet_id = $1 AND asset = $2 FOR NO KEY UPDATE SKIP LOCKED";
+ WHERE wallet_id = $1 AND asset = $2/*G*/ AND tenant = $T/*G*/ FOR NO KEY UPDATE SKIP LOCKED";
 pub const LATCH_SET: &str =
-    "UPDATE credit_ledger.wallet_assets SET below_threshold = true WHERE wallet_id = $1 AND asset = $2";
+    "UPDATE credit_ledger.wallet_assets SET below_threshold = true WHERE wallet_id = $1 AND asset = $2/*G*/ AND tenant = $T/*G*/";
 /// The counter row of a wallet x asset exists (its latch is taken with SKIP LOCKED).
 pub const LATCH_ENSURE: &str = "
 INSERT INTO credit_ledger.wallet_assets (wallet_id, asset/*t*/, tenant/*t*/)

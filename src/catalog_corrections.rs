@@ -6,17 +6,17 @@
 pub const VOID_GRANT: &str = "
 SELECT g.wallet_id, g.asset, g.home_id, g.source_id,
        g.expires_at IS NOT NULL AND g.expires_at <= now(), w.wallet, w.run_of IS NOT NULL
-  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
- WHERE g.id = $1";
+  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
+ WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// The rows of grant `$1` (its home row and its lane slices) with credit: (row, free, held).
 pub const GRANT_ROWS: &str = "
 SELECT id, remaining - held, held
   FROM credit_ledger.grants
- WHERE (id = $1 OR home_id = $1) AND live
+ WHERE (id = $1 OR home_id = $1) AND live/*G*/ AND tenant = $T/*G*/
  ORDER BY lane NULLS FIRST";
 /// An operation by its wallet and idempotency key: (id, request hash).
 pub const OP_BY_KEY: &str = "
-SELECT id, request_hash FROM credit_ledger.operations WHERE wallet_id = $1 AND idempotency_key = $2";
+SELECT id, request_hash FROM credit_ledger.operations WHERE wallet_id = $1 AND idempotency_key = $2/*G*/ AND tenant = $T/*G*/";
 /// A new operation: kind, wallet, to wallet, grant, asset, amount, done, pending, open,
 /// disposition, reason, key, hash, metadata.
 pub const OP_INSERT: &str = "
@@ -26,7 +26,7 @@ INSERT INTO credit_ledger.operations
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $2)/*N*//*G*/$T/*G*//*t*/)
 RETURNING id";
 pub const OP_DONE: &str = "
-UPDATE credit_ledger.operations SET done = $2, pending = $3, open = $4 WHERE id = $1";
+UPDATE credit_ledger.operations SET done = $2, pending = $3, open = $4 WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// What an operation returns, one row per asset it moved (a close: every asset of the wallet).
 pub const OP_ROWS: &str = "
 SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, o.pending,
@@ -53,16 +53,16 @@ SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, 
 pub const OPEN_VOIDS: &str = "
 SELECT o.id, o.grant_id, o.pending, o.amount IS NULL, o.asset, o.wallet_id
   FROM credit_ledger.operations o
- WHERE o.open AND o.wallet_id = ANY ($1)
-   AND o.grant_id IN (SELECT coalesce(g.home_id, g.id) FROM credit_ledger.grants g WHERE g.id = ANY ($2))
+ WHERE o.open AND o.wallet_id = ANY ($1)/*G*/ AND o.tenant = $T/*G*/
+   AND o.grant_id IN (SELECT coalesce(g.home_id, g.id) FROM credit_ledger.grants g WHERE g.id = ANY ($2)/*G*/ AND g.tenant = $T/*G*/)
  ORDER BY o.id";
 pub const OP_DONE_ADD: &str = "
-UPDATE credit_ledger.operations SET done = done + $2, pending = $3, open = $4 WHERE id = $1";
+UPDATE credit_ledger.operations SET done = done + $2, pending = $3, open = $4 WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// A wallet's spendable rows of an asset in consumption order: (row, free, home grant).
 pub const SPENDABLE_ROWS: &str = "
 SELECT id, remaining - held, coalesce(home_id, id)
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND live
+ WHERE wallet_id = $1 AND asset = $2 AND live/*G*/ AND tenant = $T/*G*/
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, coalesce(home_id, id), lane NULLS FIRST";
@@ -75,36 +75,37 @@ WITH e AS (
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// The wallets of a transfer, unlocked: (id, parent, run_of, closed).
 pub const WALLET_PEEK: &str = "
-SELECT id, parent_id, run_of IS NOT NULL, closed_at IS NOT NULL FROM credit_ledger.wallets WHERE wallet = $1";
+SELECT id, parent_id, run_of IS NOT NULL, closed_at IS NOT NULL FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/";
 /// The name of wallet `$1`, or of the wallet whose run it is, when that one is closed.
 pub const WALLET_OR_OWNER_CLOSED: &str = "
-SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)
- WHERE x.id = $1 AND o.closed_at IS NOT NULL";
+SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)/*t*/ AND o.tenant = x.tenant/*t*/
+ WHERE x.id = $1/*G*/ AND x.tenant = $T/*G*/ AND o.closed_at IS NOT NULL";
 pub const WALLET_CLOSED: &str =
     "SELECT closed_at IS NOT NULL FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// The attributes a transferred lot keeps, of the grant (home row) `$1`.
 pub const GRANT_PROVENANCE: &str = "
 SELECT category, priority, expires_at, unit_price, metadata, effective_at
-  FROM credit_ledger.grants WHERE id = $1";
+  FROM credit_ledger.grants WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Every row with credits of a wallet (every asset; effective or not, expired or not):
 /// (row, home, asset, remaining, held, expired).
 pub const CLOSE_ROWS: &str = "
 SELECT id, coalesce(home_id, id), asset, remaining, held, expires_at IS NOT NULL AND expires_at <= now()
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND live
+ WHERE wallet_id = $1 AND live/*G*/ AND tenant = $T/*G*/
  ORDER BY asset, priority, expires_at, coalesce(home_id, id), lane NULLS FIRST";
 /// Members of `$1` that are not closed.
 pub const OPEN_MEMBERS: &str = "
-SELECT wallet FROM credit_ledger.wallets WHERE parent_id = $1 AND closed_at IS NULL ORDER BY wallet LIMIT 3";
+SELECT wallet FROM credit_ledger.wallets WHERE parent_id = $1 AND closed_at IS NULL/*G*/ AND tenant = $T/*G*/ ORDER BY wallet LIMIT 3";
 /// Open root runs of wallet `$1`.
 pub const OPEN_RUNS_OF: &str = "
-SELECT id FROM credit_ledger.runs WHERE wallet_id = $1 AND status = 'open' AND parent_run IS NULL ORDER BY id";
+SELECT id FROM credit_ledger.runs WHERE wallet_id = $1 AND status = 'open' AND parent_run IS NULL/*G*/ AND tenant = $T/*G*/ ORDER BY id";
 /// Open holds of wallet `$1`.
 pub const OPEN_HOLDS_OF: &str = "
-SELECT id FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status = 'held' ORDER BY id";
+SELECT id FROM credit_ledger.authorizations WHERE wallet_id = $1 AND status = 'held'/*G*/ AND tenant = $T/*G*/ ORDER BY id";
 pub const WALLET_CLOSE: &str = "
-UPDATE credit_ledger.wallets SET closed_at = now(), frozen = true, updated_at = now() WHERE id = $1";
-pub const ALLOWANCES_DROP: &str = "DELETE FROM credit_ledger.allowances WHERE wallet_id = $1";
+UPDATE credit_ledger.wallets SET closed_at = now(), frozen = true, updated_at = now() WHERE id = $1/*G*/ AND tenant = $T/*G*/";
+pub const ALLOWANCES_DROP: &str =
+    "DELETE FROM credit_ledger.allowances WHERE wallet_id = $1/*G*/ AND tenant = $T/*G*/";
 /// [`crate::catalog::GRANT_INSERT`] for a grant a transfer creates (`$13`: the grant its
 /// credits came from).
 pub const GRANT_INSERT_TRANSFER: &str = "
@@ -124,18 +125,19 @@ WITH m AS (
        SET (remaining, held, live) =
            (SELECT g.remaining + sum(x.a), g.held + sum(x.h), g.remaining + sum(x.a) > 0
               FROM unnest($1::bigint[], $4::numeric[], $5::numeric[]) AS x(i, a, h) WHERE x.i = g.id)
-     WHERE g.id = ANY ($1::bigint[])
+     WHERE g.id = ANY ($1::bigint[])/*G*/ AND g.tenant = $T/*G*/
 )
 INSERT INTO credit_ledger.journal
     (wallet_id, grant_id, asset, kind, amount, held, authorization_id, member_id, note, operation_id/*t*/, tenant/*t*/)
 SELECT m.wallet_id, m.grant_id, $6, m.kind, m.amount, m.held, $7, $8, $9, $10
-       /*t*/, (SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*t*/ FROM m";
+       /*t*/, /*N*/(SELECT w.tenant FROM credit_ledger.wallets w WHERE w.id = m.wallet_id)/*N*//*G*/$T/*G*//*t*/
+  FROM m";
 /// One `grant_expired` event per grant of the rows `$1` that expired `$2` credits.
 pub const EVENTS_GRANTS_EXPIRED: &str = "
 WITH x AS (
     SELECT coalesce(g.home_id, g.id) AS grant_id, min(g.wallet_id) AS wallet_id, min(g.asset) AS asset,
            sum(m.a) AS credits, min(g.expires_at) AS expires_at
-      FROM unnest($1::bigint[], $2::numeric[]) AS m(id, a) JOIN credit_ledger.grants g ON g.id = m.id
+      FROM unnest($1::bigint[], $2::numeric[]) AS m(id, a) JOIN credit_ledger.grants g ON g.id = m.id/*G*/ AND g.tenant = $T/*G*/
      GROUP BY 1
 ), e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
@@ -143,7 +145,7 @@ WITH x AS (
            jsonb_build_object('event', 'grant_expired', 'wallet', w.wallet, 'asset', x.asset,
                               'grant_id', x.grant_id, 'credits', x.credits::text, 'expires_at', x.expires_at)
            /*t*/, w.tenant/*t*/
-      FROM x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
+      FROM x JOIN credit_ledger.wallets w ON w.id = x.wallet_id/*G*/ AND w.tenant = $T/*G*/
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// An event (kind `$1`, wallet `$2`, asset `$3`, payload `$4`) unless the wallet already has
@@ -152,9 +154,9 @@ pub const EVENT_ONCE_PER_PERIOD: &str = "
 WITH e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
     SELECT $1, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w
-     WHERE w.id = $2
+     WHERE w.id = $2/*G*/ AND w.tenant = $T/*G*/
        AND NOT EXISTS (SELECT 1 FROM credit_ledger.events x
-                        WHERE x.wallet_id = $2 AND x.kind = $1 AND x.asset = $3
+                        WHERE x.wallet_id = $2 AND x.kind = $1 AND x.asset = $3/*t*/ AND x.tenant = w.tenant/*t*/
                           AND x.at >= credit_ledger._period_start(w.period, w.period_anchor, now()))
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
@@ -162,18 +164,19 @@ SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 /// none yet; returns how many were written.
 pub const EVENTS_GRANTS_EXPIRING: &str = "
 WITH due AS (
-    SELECT DISTINCT coalesce(g.home_id, g.id) AS grant_id
+    SELECT DISTINCT coalesce(g.home_id, g.id) AS grant_id/*t*/, g.tenant/*t*/
       FROM credit_ledger.grants g
      WHERE g.live AND g.source_id IS NULL AND g.expires_at > $1
        AND g.expires_at <= $1 + coalesce(nullif(current_setting('credit_ledger.expiring_notice', true), ''), '7 days')::interval
      LIMIT 10000
 ), x AS (
     SELECT h.id, h.wallet_id, h.asset, h.expires_at, w.wallet/*t*/, w.tenant/*t*/,
-           (SELECT sum(s.remaining - s.held) FROM credit_ledger.grants s WHERE s.id = h.id OR s.home_id = h.id) AS credits
-      FROM due JOIN credit_ledger.grants h ON h.id = due.grant_id
-      JOIN credit_ledger.wallets w ON w.id = h.wallet_id
+           (SELECT sum(s.remaining - s.held) FROM credit_ledger.grants s
+             WHERE (s.id = h.id OR s.home_id = h.id)/*t*/ AND s.tenant = h.tenant/*t*/) AS credits
+      FROM due JOIN credit_ledger.grants h ON h.id = due.grant_id/*t*/ AND h.tenant = due.tenant/*t*/
+      JOIN credit_ledger.wallets w ON w.id = h.wallet_id/*t*/ AND w.tenant = h.tenant/*t*/
      WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.events e
-                        WHERE e.wallet_id = h.wallet_id AND e.kind = 'grant_expiring'
+                        WHERE e.wallet_id = h.wallet_id AND e.kind = 'grant_expiring'/*t*/ AND e.tenant = h.tenant/*t*/
                           AND e.payload->>'grant_id' = h.id::text)
 ), e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)

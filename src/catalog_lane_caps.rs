@@ -16,7 +16,7 @@ pub const WALLET_STATE_LANES: &str = crate::catalog::wallet_state!(
 /// A fast spend of `$5` under the cap on lane `$3` (the caller holds it), with its hint `$4`.
 pub const LANE_SPEND_CAP: &str = "
 UPDATE credit_ledger.lanes SET free = free - $4, cap_room = cap_room - $5, cap_spent = cap_spent + $5
- WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3/*G*/ AND tenant = $T/*G*/";
 
 /// Fold the lanes' spend of the current period into the wallet's counter and take their room
 /// back (the caller holds the whole wallet): the period's spend is unchanged, and no lane has
@@ -46,7 +46,7 @@ ON CONFLICT (wallet_id, asset/*t*/, tenant/*t*/) DO UPDATE SET
 pub const LANE_CAPS_SET: &str = "
 UPDATE credit_ledger.lanes l
    SET cap_period = $3, cap_room = coalesce(($4::numeric[])[l.lane + 1], 0), cap_spent = 0
- WHERE l.wallet_id = $1 AND l.asset = $2";
+ WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/";
 
 /// A released, captured-below or refunded spend of `$4` goes back to the cap: to the lowest
 /// lane of the slices authorization `$3` moved in the wallet (lane 0 when none or no id), as
@@ -58,24 +58,24 @@ UPDATE credit_ledger.lanes l
 pub const LANE_CAP_GIVE_BACK: &str = "
 WITH cur AS (
     SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
-      FROM credit_ledger.wallets w WHERE w.id = $1
+      FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/
 ), lane AS (
     UPDATE credit_ledger.lanes l SET cap_spent = l.cap_spent - $4, cap_room = l.cap_room + $4
-     WHERE l.wallet_id = $1 AND l.asset = $2
+     WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/
        AND l.lane = coalesce((SELECT min(g.lane) FROM credit_ledger.journal j
-                                JOIN credit_ledger.grants g ON g.id = j.grant_id
-                               WHERE j.authorization_id = $3 AND g.wallet_id = $1 AND g.asset = $2
+                                JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+                               WHERE j.authorization_id = $3 AND g.wallet_id = $1/*G*/ AND j.tenant = $T/*G*/ AND g.asset = $2
                                  AND g.lane IS NOT NULL), 0)
        AND l.cap_period = (SELECT cur FROM cur)
     RETURNING 1
 )
 UPDATE credit_ledger.wallet_assets s SET period_spent = s.period_spent - $4
  WHERE NOT EXISTS (SELECT FROM lane)
-   AND s.wallet_id = $1 AND s.asset = $2 AND s.period_start = (SELECT cur FROM cur)";
+   AND s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/ AND s.period_start = (SELECT cur FROM cur)";
 
 /// The assets a wallet has lanes in.
 pub const LANE_CAPS_ASSETS: &str =
-    "SELECT DISTINCT asset FROM credit_ledger.lanes WHERE wallet_id = $1 ORDER BY asset";
+    "SELECT DISTINCT asset FROM credit_ledger.lanes WHERE wallet_id = $1/*G*/ AND tenant = $T/*G*/ ORDER BY asset";
 
 // ---- the lane statements of the spend path under a sliced cap (the uncapped ones: catalog) --
 

@@ -53,8 +53,8 @@ pub const MEMBER_LIMITED: &str = concat!(
 SELECT ",
     limited_member!(),
     "
-  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id
- WHERE w.id = $1"
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*/
+ WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/"
 );
 /// A limited member's fast draw of `$4` from room `$3` (of the pool's lane of that number, which
 /// the caller holds) of member `$1` in asset `$2`: taken, and the room locked, when it has that
@@ -63,20 +63,20 @@ SELECT ",
 pub const MEMBER_ROOM_TAKE: &str = "
 WITH x AS (
     SELECT r.ctid FROM credit_ledger.member_rooms r
-     WHERE r.wallet_id = $1 AND r.asset = $2 AND r.lane = $3 AND r.room >= $4
+     WHERE r.wallet_id = $1 AND r.asset = $2 AND r.lane = $3 AND r.room >= $4/*G*/ AND r.tenant = $T/*G*/
        AND r.period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
-                         FROM credit_ledger.wallets w WHERE w.id = $1)
+                         FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/)
        FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE credit_ledger.member_rooms r SET room = r.room - $4, spent = r.spent + $4
-  FROM x WHERE r.ctid = x.ctid
+  FROM x WHERE r.ctid = x.ctid/*G*/ AND r.tenant = $T/*G*/
 RETURNING 1";
 /// A draw of `$4` taken from room `$3` of member `$1` in asset `$2` by this transaction
 /// ([`MEMBER_ROOM_TAKE`]) and not spent after all (its idempotency key was used at once by
 /// another call, which won): back to the room.
 pub const MEMBER_ROOM_UNTAKE: &str = "
 UPDATE credit_ledger.member_rooms SET room = room + $4, spent = spent - $4
- WHERE wallet_id = $1 AND asset = $2 AND lane = $3";
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3/*G*/ AND tenant = $T/*G*/";
 /// Fold member `$1`'s rooms back (the caller holds its row; the delete waits for the member's
 /// spends in flight, which hold their rooms): what they drew this period goes into both
 /// counters (a limited member's spend is all pool draw), their room back to the limits, and the
@@ -114,9 +114,9 @@ ON CONFLICT (wallet_id, asset, lane/*t*/, tenant/*t*/) DO UPDATE SET period = EX
 pub const MEMBER_ROOM_GIVE_BACK: &str = "
 UPDATE credit_ledger.member_rooms r SET room = r.room + $4, spent = r.spent - $4
   FROM credit_ledger.wallets w
- WHERE w.id = $1 AND r.wallet_id = $1 AND r.asset = $2
-   AND r.lane = (SELECT min(g.lane) FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-                  WHERE j.authorization_id = $3 AND g.wallet_id = $5 AND g.asset = $2 AND g.lane IS NOT NULL)
+ WHERE w.id = $1 AND r.wallet_id = $1 AND r.asset = $2/*G*/ AND w.tenant = $T/*G*//*G*/ AND r.tenant = $T/*G*/
+   AND r.lane = (SELECT min(g.lane) FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+                  WHERE j.authorization_id = $3 AND g.wallet_id = $5/*G*/ AND j.tenant = $T/*G*/ AND g.asset = $2 AND g.lane IS NOT NULL)
    AND r.period = credit_ledger._period_start(w.period, w.period_anchor, now())
 RETURNING 1";
 /// [`crate::catalog::WALLET_STATE_LANES`] with what a member's rooms drew this period added to

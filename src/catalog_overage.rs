@@ -33,7 +33,7 @@ SELECT DISTINCT ON (action, variant) action, variant, credits::text, asset, unit
  ORDER BY action, variant, effective_from DESC"#;
 /// A degraded call: the variant its caller asked for (the row was just written by this call).
 pub const AUTH_DEGRADED: &str = "
-UPDATE credit_ledger.authorizations SET degraded = true, requested_variant = $2 WHERE id = $1";
+UPDATE credit_ledger.authorizations SET degraded = true, requested_variant = $2 WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// A wallet's auto top-up: the low-balance crossing just announced also writes an
 /// `auto_topup` event with the amount and an idempotency key for the grant, unique per
 /// crossing (`auto_topup.<n>`).
@@ -58,11 +58,11 @@ pub const UPGRADE_SIGNALS: &str = "SELECT credit_ledger._upgrade_signals($1)";
 /// wallet) and its current period's start (0.8.0 on; see [`crate::tiers`]).
 pub const TIER_OWNER: &str = "
 SELECT o.id, credit_ledger._period_start(o.period, o.period_anchor, now())
-  FROM credit_ledger.wallets w JOIN credit_ledger.wallets o ON o.id = coalesce(w.run_of, w.id)
- WHERE w.id = $1";
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets o ON o.id = coalesce(w.run_of, w.id)/*t*/ AND o.tenant = w.tenant/*t*/
+ WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/";
 pub const TIER_LOCK: &str = "
 SELECT units FROM credit_ledger.tier_usage
- WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4 FOR UPDATE";
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4/*G*/ AND tenant = $T/*G*/ FOR UPDATE";
 /// A new counter: nothing when a concurrent call created it first (it is then locked).
 pub const TIER_CREATE: &str = "
 INSERT INTO credit_ledger.tier_usage (wallet_id, action, variant, period_start/*t*/, tenant/*t*/)
@@ -70,56 +70,56 @@ VALUES ($1, $2, $3, $4/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHER
 ON CONFLICT DO NOTHING RETURNING units";
 pub const TIER_PEEK: &str = "
 SELECT units FROM credit_ledger.tier_usage
- WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4";
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4/*G*/ AND tenant = $T/*G*/";
 pub const TIER_ADVANCE: &str = "
 UPDATE credit_ledger.tier_usage SET units = units + $5
- WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4";
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start = $4/*G*/ AND tenant = $T/*G*/";
 /// A rate version's tiers (0.8.0 on; NULL: none).
 pub const RATE_SET_TIERS: &str = "UPDATE credit_ledger.rates SET tiers = $2::jsonb WHERE id = $1";
 /// A wallet's fair-use limit in an asset and its current period's start (0.8.0 on; see
 /// [`crate::fair_use`]).
 pub const FAIR_USE_OF: &str = "
 SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, now())
-  FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id
- WHERE o.wallet_id = $1 AND o.asset = $2 AND o.fair_use_limit IS NOT NULL";
+  FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*/
+ WHERE o.wallet_id = $1 AND o.asset = $2 AND o.fair_use_limit IS NOT NULL/*G*/ AND o.tenant = $T/*G*/";
 /// A fair-use authorization's wallet's limit now and the start of the period the authorization
 /// was made in.
 pub const FAIR_USE_OF_AUTH: &str = "
 SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, a.created_at)
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset
- WHERE a.id = $1 AND a.fair_use";
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*/
+  LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset/*t*/ AND o.tenant = a.tenant/*t*/
+ WHERE a.id = $1 AND a.fair_use/*G*/ AND a.tenant = $T/*G*/";
 pub const FAIR_USE_LOCK: &str = "
 SELECT used FROM credit_ledger.fair_use_usage
- WHERE wallet_id = $1 AND asset = $2 AND period_start = $3 FOR UPDATE";
+ WHERE wallet_id = $1 AND asset = $2 AND period_start = $3/*G*/ AND tenant = $T/*G*/ FOR UPDATE";
 pub const FAIR_USE_CREATE: &str = "
 INSERT INTO credit_ledger.fair_use_usage (wallet_id, asset, period_start/*t*/, tenant/*t*/)
 VALUES ($1, $2, $3/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/)
 ON CONFLICT DO NOTHING RETURNING used";
 pub const FAIR_USE_PEEK: &str = "
-SELECT used FROM credit_ledger.fair_use_usage WHERE wallet_id = $1 AND asset = $2 AND period_start = $3";
+SELECT used FROM credit_ledger.fair_use_usage WHERE wallet_id = $1 AND asset = $2 AND period_start = $3/*G*/ AND tenant = $T/*G*/";
 pub const FAIR_USE_ADVANCE: &str = "
 UPDATE credit_ledger.fair_use_usage SET used = greatest(used + $4, 0)
- WHERE wallet_id = $1 AND asset = $2 AND period_start = $3";
+ WHERE wallet_id = $1 AND asset = $2 AND period_start = $3/*G*/ AND tenant = $T/*G*/";
 /// A call paid by fair use (the row was just written by this call).
 pub const AUTH_FAIR_USE: &str =
-    "UPDATE credit_ledger.authorizations SET fair_use = true WHERE id = $1";
+    "UPDATE credit_ledger.authorizations SET fair_use = true WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// A wallet's own balance in an asset, net of overdraft debt (what a spend reports).
 pub const OWN_BALANCE: &str = "
 SELECT credit_ledger._balance($1, $2)
-       - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2), 0)";
+       - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/), 0)";
 /// The same key's positions of earlier periods, deleted when its first call of a new period
 /// creates the new one (0.9.0 on): no call reads them again (a capture counts in the period it
 /// closes in), and a wallet keeps one row per key instead of one per key and period.
 pub const TIER_PRUNE: &str = "
 DELETE FROM credit_ledger.tier_usage
- WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start < $4";
+ WHERE wallet_id = $1 AND action = $2 AND variant = $3 AND period_start < $4/*G*/ AND tenant = $T/*G*/";
 /// The same for fair use, unless a fair-use hold made before the new period is still open (its
 /// capture, release or expiry corrects the count of the period it was made in; the rows wait
 /// for the next new period then).
 pub const FAIR_USE_PRUNE: &str = "
 DELETE FROM credit_ledger.fair_use_usage
- WHERE wallet_id = $1 AND asset = $2 AND period_start < $3
+ WHERE wallet_id = $1 AND asset = $2 AND period_start < $3/*G*/ AND tenant = $T/*G*/
    AND NOT EXISTS (SELECT 1 FROM credit_ledger.authorizations a
                     WHERE a.wallet_id = $1 AND a.asset = $2 AND a.fair_use AND a.status = 'held'
-                      AND a.created_at < $3)";
+                      AND a.created_at < $3/*G*/ AND a.tenant = $T/*G*/)";

@@ -5,6 +5,13 @@
 pub const WALLET_KEY_TENANT: &str =
     "SELECT tenant FROM credit_ledger.wallet_keys WHERE wallet = $1";
 
+/// The tenant of authorization `$1`, of run `$1`, of grant `$1` (on a distributed ledger: read
+/// from every shard, no lock).
+pub const AUTHORIZATION_TENANT: &str =
+    "SELECT tenant FROM credit_ledger.authorizations WHERE id = $1";
+pub const RUN_TENANT: &str = "SELECT tenant FROM credit_ledger.runs WHERE id = $1";
+pub const GRANT_TENANT: &str = "SELECT tenant FROM credit_ledger.grants WHERE id = $1";
+
 /// Wallet `$1` joins pool `$2`: it (its parent set here, so that its key to the pool names the
 /// new tenant), and its runs' wallets, take the pool's tenant, and so does every row of theirs
 /// (the caller holds the wallet whole; the keys between them are checked at the statement's

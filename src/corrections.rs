@@ -437,6 +437,7 @@ fn credit_grant_void(
             reason.unwrap_or("\u{1}"),
         ]);
         spi::with(|c| {
+            crate::tenant::enter_row(c, crate::catalog_tenants::GRANT_TENANT, grant)?;
             let g = spi::first(exec(c, sql::VOID_GRANT, &[grant.into()])?)
                 .ok_or_else(|| LedgerError::not_found(format!("grant {grant} does not exist")))?;
             let (wallet_id, asset, home, source, expired, wallet, run): (
@@ -574,6 +575,7 @@ fn credit_adjust(
             &input::json_fingerprint(&meta),
         ]);
         spi::with(|c| {
+            crate::tenant::enter(c, wallet, None)?;
             let p = peek(c, wallet)?;
             let w = authorize::lock_whole(c, wallet)?;
             if let Some(id) = replay(c, p.id, key, hash)? {

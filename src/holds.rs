@@ -492,6 +492,7 @@ fn credit_capture(
                 .unwrap_or_default(),
         ]);
         spi::with(|c| {
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
             // a capture above the held quantity spends more: the whole wallet, taken first
             let held_quantity = spi::first(exec(c, sql::AUTH_QUANTITY, &[id.into()])?)
                 .map(|r| r.dec(1))
@@ -655,6 +656,7 @@ fn credit_release(
         input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&["release"]);
         spi::with(|c| {
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
             let (w, a) = lock(c, id, false, None)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if a.kind == "hold" && a.status == "expired" {

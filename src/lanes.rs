@@ -568,6 +568,7 @@ fn credit_wallet_lanes(wallet: Option<&str>, lanes: default!(Option<i32>, "NULL"
             }
         }
         spi::with(|c| {
+            crate::tenant::enter(c, wallet, None)?;
             let row = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallets::wallet_missing(wallet))?;
             let id = row.req::<i64>(1)?;

@@ -52,7 +52,7 @@ pub fn sweep(
         let (_, busy) = crate::runs::sweep(c, as_of, max_rows)?;
         out.more |= busy;
     }
-    let wallets: Vec<i64> = {
+    let wallets: Vec<(i64, Option<String>)> = {
         let t = exec(
             c,
             sql::WALLETS_WITH_EXPIRED_GRANTS,
@@ -61,14 +61,48 @@ pub fn sweep(
         out.more |= t.len() as i64 >= max_rows;
         let mut v = Vec::new();
         for r in t {
-            v.push(r.req::<i64>(1)?);
+            v.push((r.req::<i64>(1)?, crate::tenant::column(&r, 1)?));
         }
         v
     };
-    for wallet_id in wallets {
+    for (wallet_id, tenant) in wallets {
+        crate::tenant::within(c, tenant, |c| {
+            expire_grants_of(c, wallet_id, as_of, &mut out)
+        })?;
+    }
+    let holds_due: Vec<(i64, Option<String>)> = {
+        let t = exec(c, sql::EXPIRED_HOLDS, &[as_of.into(), max_rows.into()])?;
+        out.more |= t.len() as i64 >= max_rows;
+        let mut v = Vec::new();
+        for r in t {
+            v.push((r.req::<i64>(1)?, crate::tenant::column(&r, 2)?));
+        }
+        v
+    };
+    for (id, tenant) in holds_due {
+        match crate::tenant::within(c, tenant, |c| {
+            holds::expire_hold_with(c, id, true, Some(as_of))
+        })? {
+            Some(true) => out.holds += 1,
+            Some(false) => {}
+            None => out.more = true, // its wallet is busy: the next run finalizes it
+        }
+    }
+    Ok(out)
+}
+
+/// The expiry entries of wallet `wallet_id`'s grants past their `expires_at` (its row taken with
+/// SKIP LOCKED: a busy wallet is left for the next run, `more`).
+fn expire_grants_of(
+    c: &mut SpiClient<'_>,
+    wallet_id: i64,
+    as_of: TimestampWithTimeZone,
+    out: &mut Swept,
+) -> Result<()> {
+    {
         if spi::first(exec(c, sql::WALLET_TRY_LOCK_ID, &[wallet_id.into()])?).is_none() {
             out.more = true;
-            continue;
+            return Ok(());
         }
         // a wallet with lanes: wait for its lanes (their spenders hold one each until they
         // commit); skipping a busy one would defer a pool in constant use for ever
@@ -95,23 +129,7 @@ pub fn sweep(
             crate::events::grants_expired(c, &moves)?;
         }
     }
-    let holds_due: Vec<i64> = {
-        let t = exec(c, sql::EXPIRED_HOLDS, &[as_of.into(), max_rows.into()])?;
-        out.more |= t.len() as i64 >= max_rows;
-        let mut v = Vec::new();
-        for r in t {
-            v.push(r.req::<i64>(1)?);
-        }
-        v
-    };
-    for id in holds_due {
-        match holds::expire_hold_with(c, id, true, Some(as_of))? {
-            Some(true) => out.holds += 1,
-            Some(false) => {}
-            None => out.more = true, // its wallet is busy: the next run finalizes it
-        }
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// `as_of` of a lifecycle write must be a finite instant at most `credit_ledger.max_future_as_of`

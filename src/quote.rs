@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 
 /// The wallet (unlocked) and the rate in effect of a quote.
 pub(crate) fn quote_rate(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<(Wallet, Rate)> {
+    crate::tenant::enter(c, r.wallet, None)?;
     let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
         .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
     let w = Wallet::from_row(&row)?;
@@ -87,6 +88,7 @@ fn quote(
     let mut r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
     r.degrade = degrade;
     spi::with(|c| {
+        crate::tenant::enter(c, r.wallet, None)?;
         let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
             .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
         let w = Wallet::from_row(&row)?;

@@ -60,6 +60,7 @@ fn credit_refund(
             &input::json_fingerprint(&metadata_value),
         ]);
         spi::with(|c| -> Result<RefundRow> {
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
             // a refund of overdraft debt writes the wallet's debt counter: its row is taken
             // (with every lane, in the exact path's order) even when it has lanes and no
             // counters; any other refund takes only the lanes of the slices it moves

@@ -594,7 +594,10 @@ fn credit_run_open(
             max_cost_per_call,
             lanes,
         };
-        spi::with(|c| open(c, &r))
+        spi::with(|c| {
+            crate::tenant::enter(c, r.wallet, None)?;
+            open(c, &r)
+        })
     })());
     TableIterator::once(row)
 }
@@ -632,6 +635,7 @@ fn credit_run_close(
     let row = or_raise((|| {
         let id = run_id.ok_or_else(|| LedgerError::invalid("run_id must not be null"))?;
         spi::with(|c| {
+            crate::tenant::enter_row(c, crate::catalog_tenants::RUN_TENANT, id)?;
             close(c, id, "closed")?;
             let row = spi::first(exec(c, sql::RUN_CLOSE_ROW, &[id.into()])?)
                 .ok_or_else(|| run_missing(id))?;
@@ -658,12 +662,12 @@ pub fn sweep(
 ) -> Result<(i64, bool)> {
     let mut ids = Vec::new();
     for r in exec(c, sql::RUNS_EXPIRED, &[limit.into(), as_of.into()])? {
-        ids.push(r.req::<i64>(1)?);
+        ids.push((r.req::<i64>(1)?, crate::tenant::column(&r, 1)?));
     }
     let mut n = 0;
     let mut more = ids.len() as i64 >= limit;
-    for id in ids {
-        match close_with(c, id, "expired", true)? {
+    for (id, tenant) in ids {
+        match crate::tenant::within(c, tenant, |c| close_with(c, id, "expired", true))? {
             Some(true) => n += 1,
             Some(false) => {}
             None => more = true, // busy: the next sweep closes it

@@ -106,7 +106,7 @@ pub fn catalog_has_tenants() -> bool {
 }
 
 /// [`catalog_has_tenants`], asked once per transaction.
-fn tenants_now() -> bool {
+pub fn tenants_now() -> bool {
     let at = transaction_start();
     let (when, has) = TENANTS_IN.with(|t| t.get());
     if when == at {

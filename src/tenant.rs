@@ -111,6 +111,55 @@ pub fn scoped<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Run `f` for one tenant's rows of a sweep (expiry, allowances, runs past their TTL): on a
+/// ledger Citus distributes, in a scope of that tenant, whose statements then name it (each on
+/// the tenant's shard); elsewhere as it is (on one node a sweep's row may be linked to rows of
+/// another tenant: a member that joined another pool while its hold was open).
+pub fn within<R>(
+    c: &mut SpiClient<'_>,
+    tenant: Option<String>,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>,
+) -> Result<R> {
+    let Some(t) = tenant else {
+        return f(c);
+    };
+    if !crate::spi::distributed(c)? {
+        return f(c);
+    }
+    let outer = CURRENT.with(|s| s.borrow().clone());
+    set_given(&t, false);
+    let r = f(c);
+    CURRENT.with(|s| *s.borrow_mut() = outer);
+    r
+}
+
+/// The tenant column a sweep's listing statement returns after `n` columns (`/*t*/` parts: none
+/// on a catalog without tenants).
+pub fn column(row: &spi::Row, n: usize) -> Result<Option<String>> {
+    if crate::spi::tenants_now() {
+        row.col::<String>(n + 1)
+    } else {
+        Ok(None)
+    }
+}
+
+/// [`enter`] for a call on a row named by its id (an authorization, a run, a grant: `lookup`
+/// reads its tenant): on a ledger Citus distributes, the row's tenant, read first; nothing
+/// elsewhere. An id no row has leaves the scope as it is (the call's own lookup fails then).
+pub fn enter_row(c: &mut SpiClient<'_>, lookup: &'static str, id: i64) -> Result<()> {
+    if !crate::spi::distributed(c)? {
+        return Ok(());
+    }
+    let t = spi::first(spi::exec(c, lookup, &[id.into()])?)
+        .map(|r| r.col::<String>(1))
+        .transpose()?
+        .flatten();
+    if let Some(t) = t {
+        set_given(&t, false);
+    }
+    Ok(())
+}
+
 /// The default of the `tenant` argument of `credit_authorize` and `credit_hold` (0.13.0): NULL,
 /// but from a VOLATILE function instead of a NULL constant. Citus 13.2 plans a delegated
 /// function's call by hashing its distribution argument when that is a constant, NULL included

@@ -67,6 +67,9 @@ fn credit_wallet_close(
             reason.unwrap_or("\u{1}"),
         ]);
         spi::with(|c| {
+            if to.is_none() {
+                crate::tenant::enter(c, wallet, None)?;
+            }
             let pw = peek(c, wallet)?;
             let pt = to.map(|t| peek(c, t).map(|p| (t, p))).transpose()?;
             match &pt {

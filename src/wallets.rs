@@ -349,6 +349,7 @@ fn credit_wallet_update(
         }
         let clears = |name: &str| clear.iter().any(|s| s == name);
         spi::with(|c| {
+            crate::tenant::enter(c, wallet, None)?;
             let cur = spi::first(exec(c, sql::WALLET_LOCK_KEY, &[wallet.into()])?)
                 .ok_or_else(|| wallet_missing(wallet))?;
             let id = cur.req::<i64>(1)?;
