@@ -417,12 +417,12 @@ SET jit = off AS $$
     SELECT 'lane_cap_room', 'wallet ' || w.wallet || ' ' || l.asset,
            format('spend cap %s, spent this period %s, room in the lanes %s', w.spend_cap,
                   l.spent + CASE WHEN s.period_start = l.cur THEN s.period_spent ELSE 0 END, l.room)
-      FROM (SELECT x.wallet_id, x.tenant, x.asset, c.cur, sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
+      FROM (SELECT x.wallet_id, x.tenant, x.asset, x.cap_period AS cur,
+                   sum(x.cap_room) AS room, sum(x.cap_spent) AS spent
               FROM credit_ledger.lanes x
               JOIN credit_ledger.wallets v ON v.id = x.wallet_id AND v.tenant = x.tenant
-             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
-             WHERE x.cap_period = c.cur
-             GROUP BY x.wallet_id, x.tenant, x.asset, c.cur) l
+             WHERE x.cap_period = credit_ledger._period_start(v.period, v.period_anchor, now())
+             GROUP BY x.wallet_id, x.tenant, x.asset, x.cap_period) l
       JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant
       LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = l.wallet_id AND s.tenant = l.tenant AND s.asset = l.asset
      WHERE l.room > greatest(coalesce(w.spend_cap, 0) - l.spent
@@ -436,12 +436,11 @@ SET jit = off AS $$
                   w.pool_limit, w.spend_cap,
                   r.spent + CASE WHEN s.period_start = r.cur THEN s.period_pool_drawn ELSE 0 END,
                   r.spent + CASE WHEN s.period_start = r.cur THEN s.period_spent ELSE 0 END, r.room)
-      FROM (SELECT x.wallet_id, x.tenant, x.asset, c.cur, sum(x.room) AS room, sum(x.spent) AS spent
+      FROM (SELECT x.wallet_id, x.tenant, x.asset, x.period AS cur, sum(x.room) AS room, sum(x.spent) AS spent
               FROM credit_ledger.member_rooms x
               JOIN credit_ledger.wallets v ON v.id = x.wallet_id AND v.tenant = x.tenant
-             CROSS JOIN LATERAL (SELECT credit_ledger._period_start(v.period, v.period_anchor, now()) AS cur) c
-             WHERE x.period = c.cur
-             GROUP BY x.wallet_id, x.tenant, x.asset, c.cur) r
+             WHERE x.period = credit_ledger._period_start(v.period, v.period_anchor, now())
+             GROUP BY x.wallet_id, x.tenant, x.asset, x.period) r
       JOIN credit_ledger.wallets w ON w.id = r.wallet_id AND w.tenant = r.tenant
       LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = r.wallet_id AND s.tenant = r.tenant AND s.asset = r.asset
      WHERE r.room < 0
@@ -649,3 +648,219 @@ SET jit = off AS $$
       FULL JOIN credit_ledger.wallet_keys k ON k.wallet = w.wallet
      WHERE w.tenant IS DISTINCT FROM k.tenant
 $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_team_allocate(team text, amount_per_member numeric, pooled_share numeric,
+                                     asset text DEFAULT 'credits', category text DEFAULT 'included',
+                                     expires_at timestamptz DEFAULT NULL,
+                                     unit_price numeric DEFAULT NULL,
+                                     idempotency_key text DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (wallet text, grant_id bigint, amount numeric)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    tid bigint;
+    -- the team's tenant: every query names it (0.13.0: on Citus, the tenant's shard alone)
+    tn text := credit_ledger._wallet_tenant(team);
+    sc int;
+    n int;
+    m record;
+    own numeric;
+    given numeric := 0;
+    g @extschema@.credit_grant;
+    req jsonb;
+    request jsonb := jsonb_build_object('amount_per_member', amount_per_member, 'pooled_share', pooled_share,
+                                        'asset', asset, 'category', category, 'expires_at', expires_at,
+                                        'unit_price', unit_price);
+BEGIN
+    IF team IS NULL OR team = '' THEN
+        RAISE EXCEPTION 'team must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF length(team) > 255 THEN
+        RAISE EXCEPTION 'team is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('team has %s characters', length(team));
+    END IF;
+    IF length(asset) > 255 THEN
+        RAISE EXCEPTION 'asset is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('asset has %s characters', length(asset));
+    END IF;
+    IF length(category) > 255 THEN
+        RAISE EXCEPTION 'category is longer than 255 characters' USING ERRCODE = '22001',
+            DETAIL = format('category has %s characters', length(category));
+    END IF;
+    IF amount_per_member IS NULL OR amount_per_member <= 0 OR amount_per_member = 'NaN' OR amount_per_member = 'Infinity' THEN
+        RAISE EXCEPTION 'amount_per_member must be a finite number greater than zero, got %', amount_per_member USING ERRCODE = '22023';
+    END IF;
+    IF pooled_share IS NULL OR pooled_share < 0 OR pooled_share > 1 OR pooled_share = 'NaN' THEN
+        RAISE EXCEPTION 'pooled_share must be between 0 and 1, got %', pooled_share USING ERRCODE = '22023';
+    END IF;
+    IF idempotency_key = '' THEN
+        RAISE EXCEPTION 'idempotency_key must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF length(idempotency_key) > 240 THEN
+        RAISE EXCEPTION 'idempotency_key is longer than 240 characters' USING ERRCODE = '22001',
+            DETAIL = format('idempotency_key has %s characters; the member and pool grants use the key with a suffix',
+                            length(idempotency_key));
+    END IF;
+    IF octet_length(metadata::text) > 65536 THEN
+        RAISE EXCEPTION 'metadata is longer than 65536 bytes as text' USING ERRCODE = '22001',
+            DETAIL = format('metadata has %s bytes as text', octet_length(metadata::text));
+    END IF;
+    SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team AND w.tenant = tn;
+    IF tid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', team USING ERRCODE = '42704';
+    END IF;
+    -- a retry returns the first allocation as it was (even if members joined since)
+    IF idempotency_key IS NOT NULL THEN
+        SELECT x.metadata -> 'allocation' INTO req FROM credit_ledger.grants x
+         WHERE x.wallet_id = tid AND x.tenant = tn
+           AND x.idempotency_key = credit_team_allocate.idempotency_key || ':pool';
+        IF FOUND THEN
+            IF req IS DISTINCT FROM request THEN
+                RAISE EXCEPTION 'idempotency key "%" was already used with other arguments', idempotency_key
+                    USING ERRCODE = '23505', HINT = 'use a new idempotency key for a different request';
+            END IF;
+            RETURN QUERY
+            SELECT w.wallet, x.id, x.amount
+              FROM credit_ledger.grants x JOIN credit_ledger.wallets w ON w.id = x.wallet_id AND w.tenant = x.tenant
+             WHERE (w.id = tid OR w.parent_id = tid) AND w.tenant = tn
+               AND (x.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
+                    OR x.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
+             ORDER BY w.parent_id IS NULL, w.id;
+            RETURN;
+        END IF;
+    END IF;
+    SELECT a.scale INTO sc FROM credit_ledger.assets a WHERE a.asset = credit_team_allocate.asset;
+    IF sc IS NULL THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    -- lock members first (id order), then the team: the order every debit uses
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid AND w.tenant = tn FOR NO KEY UPDATE;
+    SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
+            HINT = 'create members with credit_wallet_create(wallet => ..., parent => team)';
+    END IF;
+    IF length(idempotency_key) + 1 + (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn) > 255 THEN
+        RAISE EXCEPTION 'idempotency_key is too long for the members of team "%"', team USING ERRCODE = '22001',
+            DETAIL = format('a member grant''s key is idempotency_key || '':'' || member, at most 255 characters; the key has %s, the longest member name %s',
+                            length(idempotency_key),
+                            (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn));
+    END IF;
+    own := trunc((1 - pooled_share) * amount_per_member, sc);
+    FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn ORDER BY w.id LOOP
+        IF own > 0 THEN
+            g := @extschema@.credit_grant(wallet => m.wallet, amount => own, asset => credit_team_allocate.asset,
+                    category => credit_team_allocate.category, expires_at => credit_team_allocate.expires_at,
+                    unit_price => credit_team_allocate.unit_price,
+                    idempotency_key => credit_team_allocate.idempotency_key || ':' || m.wallet,
+                    metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb) || jsonb_build_object('team', team));
+            wallet := m.wallet; grant_id := g.id; amount := g.amount;
+            RETURN NEXT;
+        END IF;
+        given := given + own;
+    END LOOP;
+    IF amount_per_member * n - given > 0 THEN
+        g := @extschema@.credit_grant(wallet => team, amount => amount_per_member * n - given,
+                asset => credit_team_allocate.asset, category => credit_team_allocate.category,
+                expires_at => credit_team_allocate.expires_at, unit_price => credit_team_allocate.unit_price,
+                idempotency_key => credit_team_allocate.idempotency_key || ':pool',
+                metadata => coalesce(credit_team_allocate.metadata, '{}'::jsonb)
+                            || jsonb_build_object('pool', true, 'allocation', request));
+        wallet := team; grant_id := g.id; amount := g.amount;
+        RETURN NEXT;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION credit_ledger._events_trim() RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    -- (computed first since 0.13.0: Citus takes no now() inside a COALESCE of a DELETE)
+    cutoff timestamptz := now() - coalesce(nullif(current_setting('credit_ledger.event_retention', true), ''), '7 days')::interval;
+    acked bigint := (SELECT min(c.acked_up_to) FROM credit_ledger.event_consumers c);
+    n bigint;
+BEGIN
+    DELETE FROM credit_ledger.events x
+     WHERE x.seq IS NOT NULL AND x.at < cutoff AND (acked IS NULL OR x.seq <= acked);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION credit_ledger._upgrade_signals(as_of timestamptz) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- (PL/pgSQL, one query joined on the tenant throughout, since 0.13.0: so that Citus pushes
+    -- it down to the shards whole)
+    WITH due AS (
+        SELECT o.wallet_id, o.asset, w.wallet, w.tenant,
+               credit_ledger._period_start(w.period, w.period_anchor, as_of) AS since,
+               coalesce(x.used, 0) AS used, t.tier
+          FROM credit_ledger.wallet_overage o
+          JOIN credit_ledger.wallets w ON w.id = o.wallet_id AND w.tenant = o.tenant
+          -- what the wallet and its runs' wallets spent since its period started
+          LEFT JOIN LATERAL (
+               SELECT sum(coalesce(a.captured, a.cost) - a.refunded) AS used
+                 FROM credit_ledger.wallets s
+                 JOIN credit_ledger.authorizations a ON a.wallet_id = s.id AND a.tenant = s.tenant
+                WHERE s.tenant = o.tenant AND (s.id = o.wallet_id OR s.run_of = o.wallet_id)
+                  AND a.asset = o.asset AND a.status IN ('approved', 'held', 'captured')
+                  AND a.created_at >= credit_ledger._period_start(w.period, w.period_anchor, as_of)
+                  AND a.created_at <= as_of) x ON true
+         CROSS JOIN LATERAL unnest(o.upgrade_at) t(tier)
+         WHERE o.upgrade_at IS NOT NULL AND w.closed_at IS NULL AND coalesce(x.used, 0) >= t.tier
+           AND NOT EXISTS (SELECT 1 FROM credit_ledger.events e
+                            WHERE e.wallet_id = o.wallet_id AND e.tenant = o.tenant AND e.kind = 'upgrade_suggested'
+                              AND e.asset = o.asset
+                              AND e.at >= credit_ledger._period_start(w.period, w.period_anchor, as_of)
+                              AND e.payload ->> 'tier' = t.tier::text)
+    ), e AS (
+        INSERT INTO credit_ledger.events (kind, wallet_id, tenant, asset, payload)
+        SELECT 'upgrade_suggested', d.wallet_id, d.tenant, d.asset,
+               jsonb_build_object('event', 'upgrade_suggested', 'wallet', d.wallet, 'asset', d.asset,
+                                  'tier', d.tier::text, 'period_usage', d.used, 'period_start', d.since)
+          FROM due d ORDER BY d.wallet_id, d.asset, d.tier
+        RETURNING id
+    )
+    SELECT count(pg_notify('credit_ledger', e.id::text)) INTO n FROM e;
+    RETURN n;
+END $$;
+
+CREATE OR REPLACE VIEW credit_ledger.pool_usage AS
+SELECT m.wallet AS member, t.wallet AS team, x.asset,
+       m.pool_limit,
+       CASE WHEN s.period_start = credit_ledger._period_start(m.period, m.period_anchor, now())
+            -- the counter and what the member's spends on the pool's lanes drew that it does not
+            -- hold yet (member_rooms, since 0.11.0)
+            THEN s.period_pool_drawn + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
+                                                  WHERE r.wallet_id = m.id AND r.tenant = m.tenant AND r.asset = x.asset
+                                                    AND r.period = s.period_start), 0)
+            WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
+            THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                            WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.tenant = t.tenant
+                              AND j.asset = x.asset AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
+                              AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
+            ELSE 0 END AS drawn_this_period,
+       coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
+                  WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.tenant = t.tenant
+                    AND j.asset = x.asset AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')), 0) AS drawn_total
+  FROM credit_ledger.wallets m
+  -- (every join on the tenant too, since 0.13.0: a member is in its pool's; on Citus the view
+  -- then runs on the shards)
+  JOIN credit_ledger.wallets t ON t.id = m.parent_id AND t.tenant = m.tenant
+  -- who draws for the member: itself and its agent runs (a run's pool credits are drawn when it
+  -- opens, 'run' entries, and what it gives back at close returns)
+  CROSS JOIN LATERAL (SELECT array_append(array_agg(r.id), m.id) AS ids
+                        FROM credit_ledger.wallets r WHERE r.run_of = m.id AND r.tenant = m.tenant) d
+  -- every asset the member has a counter for or has drawn from the pool (a member without
+  -- limits has no wallet_assets row); a member without either has one row, asset NULL
+  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id AND a.tenant = m.tenant
+                     UNION
+                     SELECT j.asset FROM credit_ledger.journal j
+                      WHERE j.wallet_id = t.id AND j.tenant = t.tenant AND j.member_id = ANY (d.ids)
+                        AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
+                      GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.tenant = m.tenant AND s.asset = x.asset;

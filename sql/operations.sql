@@ -79,16 +79,19 @@ END $$;
 -- never acknowledges keeps every event from its position on: drop it from
 -- credit_ledger.event_consumers when it is gone for good.
 CREATE FUNCTION credit_ledger._events_trim() RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    WITH d AS (
-        DELETE FROM credit_ledger.events x
-         WHERE x.seq IS NOT NULL
-           AND x.at < now() - coalesce(nullif(current_setting('credit_ledger.event_retention', true), ''), '7 days')::interval
-           AND x.seq <= coalesce((SELECT min(c.acked_up_to) FROM credit_ledger.event_consumers c), x.seq)
-        RETURNING 1)
-    SELECT count(*) FROM d
-$$;
+DECLARE
+    -- (computed first since 0.13.0: Citus takes no now() inside a COALESCE of a DELETE)
+    cutoff timestamptz := now() - coalesce(nullif(current_setting('credit_ledger.event_retention', true), ''), '7 days')::interval;
+    acked bigint := (SELECT min(c.acked_up_to) FROM credit_ledger.event_consumers c);
+    n bigint;
+BEGIN
+    DELETE FROM credit_ledger.events x
+     WHERE x.seq IS NOT NULL AND x.at < cutoff AND (acked IS NULL OR x.seq <= acked);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
 
 -- ---- statements ----------------------------------------------------------------------------
 -- A wallet's statement for (from_at, to_at]: the opening balance, every change of its balance

@@ -19,6 +19,8 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     tid bigint;
+    -- the team's tenant: every query names it (0.13.0: on Citus, the tenant's shard alone)
+    tn text := credit_ledger._wallet_tenant(team);
     sc int;
     n int;
     m record;
@@ -63,14 +65,15 @@ BEGIN
         RAISE EXCEPTION 'metadata is longer than 65536 bytes as text' USING ERRCODE = '22001',
             DETAIL = format('metadata has %s bytes as text', octet_length(metadata::text));
     END IF;
-    SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team;
+    SELECT w.id INTO tid FROM credit_ledger.wallets w WHERE w.wallet = team AND w.tenant = tn;
     IF tid IS NULL THEN
         RAISE EXCEPTION 'wallet "%" does not exist', team USING ERRCODE = '42704';
     END IF;
     -- a retry returns the first allocation as it was (even if members joined since)
     IF idempotency_key IS NOT NULL THEN
         SELECT x.metadata -> 'allocation' INTO req FROM credit_ledger.grants x
-         WHERE x.wallet_id = tid AND x.idempotency_key = credit_team_allocate.idempotency_key || ':pool';
+         WHERE x.wallet_id = tid AND x.tenant = tn
+           AND x.idempotency_key = credit_team_allocate.idempotency_key || ':pool';
         IF FOUND THEN
             IF req IS DISTINCT FROM request THEN
                 RAISE EXCEPTION 'idempotency key "%" was already used with other arguments', idempotency_key
@@ -78,8 +81,8 @@ BEGIN
             END IF;
             RETURN QUERY
             SELECT w.wallet, x.id, x.amount
-              FROM credit_ledger.grants x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
-             WHERE (w.id = tid OR w.parent_id = tid)
+              FROM credit_ledger.grants x JOIN credit_ledger.wallets w ON w.id = x.wallet_id AND w.tenant = x.tenant
+             WHERE (w.id = tid OR w.parent_id = tid) AND w.tenant = tn
                AND (x.idempotency_key = credit_team_allocate.idempotency_key || ':pool'
                     OR x.idempotency_key = credit_team_allocate.idempotency_key || ':' || w.wallet)
              ORDER BY w.parent_id IS NULL, w.id;
@@ -91,21 +94,21 @@ BEGIN
         RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
     END IF;
     -- lock members first (id order), then the team: the order every debit uses
-    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id FOR NO KEY UPDATE;
-    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid FOR NO KEY UPDATE;
-    SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn ORDER BY w.id FOR NO KEY UPDATE;
+    PERFORM 1 FROM credit_ledger.wallets w WHERE w.id = tid AND w.tenant = tn FOR NO KEY UPDATE;
+    SELECT count(*) INTO n FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn;
     IF n = 0 THEN
         RAISE EXCEPTION 'wallet "%" has no members', team USING ERRCODE = '55000',
             HINT = 'create members with credit_wallet_create(wallet => ..., parent => team)';
     END IF;
-    IF length(idempotency_key) + 1 + (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid) > 255 THEN
+    IF length(idempotency_key) + 1 + (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn) > 255 THEN
         RAISE EXCEPTION 'idempotency_key is too long for the members of team "%"', team USING ERRCODE = '22001',
             DETAIL = format('a member grant''s key is idempotency_key || '':'' || member, at most 255 characters; the key has %s, the longest member name %s',
                             length(idempotency_key),
-                            (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid));
+                            (SELECT max(length(w.wallet)) FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn));
     END IF;
     own := trunc((1 - pooled_share) * amount_per_member, sc);
-    FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid ORDER BY w.id LOOP
+    FOR m IN SELECT w.wallet FROM credit_ledger.wallets w WHERE w.parent_id = tid AND w.tenant = tn ORDER BY w.id LOOP
         IF own > 0 THEN
             g := @extschema@.credit_grant(wallet => m.wallet, amount => own, asset => credit_team_allocate.asset,
                     category => credit_team_allocate.category, expires_at => credit_team_allocate.expires_at,

@@ -147,32 +147,34 @@ SELECT m.wallet AS member, t.wallet AS team, x.asset,
             -- the counter and what the member's spends on the pool's lanes drew that it does not
             -- hold yet (member_rooms, since 0.11.0)
             THEN s.period_pool_drawn + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
-                                                  WHERE r.wallet_id = m.id AND r.asset = x.asset
+                                                  WHERE r.wallet_id = m.id AND r.tenant = m.tenant AND r.asset = x.asset
                                                     AND r.period = s.period_start), 0)
             WHEN s.wallet_id IS NULL    -- a member without limits keeps no counter: from the journal
             THEN coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
-                            WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
-                              AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
+                            WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.tenant = t.tenant
+                              AND j.asset = x.asset AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
                               AND j.at >= credit_ledger._period_start(m.period, m.period_anchor, now())), 0)
             ELSE 0 END AS drawn_this_period,
        coalesce((SELECT -sum(j.amount) + sum(j.held) FROM credit_ledger.journal j
-                  WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.asset = x.asset
-                    AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')), 0) AS drawn_total
+                  WHERE j.member_id = ANY (d.ids) AND j.wallet_id = t.id AND j.tenant = t.tenant
+                    AND j.asset = x.asset AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')), 0) AS drawn_total
   FROM credit_ledger.wallets m
-  JOIN credit_ledger.wallets t ON t.id = m.parent_id
+  -- (every join on the tenant too, since 0.13.0: a member is in its pool's; on Citus the view
+  -- then runs on the shards)
+  JOIN credit_ledger.wallets t ON t.id = m.parent_id AND t.tenant = m.tenant
   -- who draws for the member: itself and its agent runs (a run's pool credits are drawn when it
   -- opens, 'run' entries, and what it gives back at close returns)
   CROSS JOIN LATERAL (SELECT array_append(array_agg(r.id), m.id) AS ids
-                        FROM credit_ledger.wallets r WHERE r.run_of = m.id) d
+                        FROM credit_ledger.wallets r WHERE r.run_of = m.id AND r.tenant = m.tenant) d
   -- every asset the member has a counter for or has drawn from the pool (a member without
   -- limits has no wallet_assets row); a member without either has one row, asset NULL
-  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id
+  LEFT JOIN LATERAL (SELECT a.asset FROM credit_ledger.wallet_assets a WHERE a.wallet_id = m.id AND a.tenant = m.tenant
                      UNION
                      SELECT j.asset FROM credit_ledger.journal j
-                      WHERE j.wallet_id = t.id AND j.member_id = ANY (d.ids)
+                      WHERE j.wallet_id = t.id AND j.tenant = t.tenant AND j.member_id = ANY (d.ids)
                         AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
                       GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.asset = x.asset;
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.tenant = m.tenant AND s.asset = x.asset;
 COMMENT ON VIEW credit_ledger.pool_usage IS
     'per pool member and asset: its pool limit, pool credits drawn this period (holds included) and in total';
 

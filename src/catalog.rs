@@ -672,7 +672,7 @@ SELECT id, remaining - held, priority, (extract(epoch FROM expires_at) * 1000000
             $extra,
             "
   FROM credit_ledger.grants
- WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL
+ WHERE wallet_id = $1 AND asset = $2 AND lane = $3 AND live AND home_id IS NOT NULL/*G*/ AND tenant = $T/*G*/
    AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
    AND remaining > held
  ORDER BY priority, expires_at, home_id"
@@ -685,7 +685,7 @@ pub const LANE_LOTS: &str = lane_walk!(
     ",
        (SELECT sum(t.remaining - t.held)
           FROM credit_ledger.grants t
-         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live
+         WHERE t.wallet_id = $1 AND t.asset = $2 AND t.live/*G*/ AND t.tenant = $T/*G*/
            AND t.effective_at <= now() AND (t.expires_at IS NULL OR t.expires_at > now())
            AND t.remaining > t.held)"
 );

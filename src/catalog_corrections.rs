@@ -32,21 +32,22 @@ pub const OP_ROWS: &str = "
 SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, o.pending,
        credit_ledger._balance(o.wallet_id, x.asset), o.created_at
   FROM credit_ledger.operations o
-  JOIN credit_ledger.wallets w ON w.id = o.wallet_id
-  LEFT JOIN credit_ledger.wallets t ON t.id = o.to_wallet_id
+  JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*/
+  -- (a transfer's receiver may be in another tenant: named only where its tenant is the same)
+  LEFT JOIN credit_ledger.wallets t ON t.id = o.to_wallet_id/*G*/ AND t.tenant = $T/*G*/
   CROSS JOIN LATERAL (
       SELECT o.asset, o.done WHERE o.asset IS NOT NULL
       UNION ALL
       SELECT j.asset, -sum(j.amount) FROM credit_ledger.journal j
-       WHERE o.asset IS NULL AND j.operation_id = o.id AND j.wallet_id = o.wallet_id
+       WHERE o.asset IS NULL AND j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*/
          AND j.grant_id IS NOT NULL
        GROUP BY j.asset
       UNION ALL
       -- a close that found nothing to move: one row
       SELECT NULL, 0 WHERE o.asset IS NULL AND NOT EXISTS (
           SELECT 1 FROM credit_ledger.journal j
-           WHERE j.operation_id = o.id AND j.wallet_id = o.wallet_id AND j.grant_id IS NOT NULL)) x
- WHERE o.id = $1
+           WHERE j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*/ AND j.grant_id IS NOT NULL)) x
+ WHERE o.id = $1/*G*/ AND o.tenant = $T/*G*/
  ORDER BY x.asset";
 /// Open voids of wallets `$1` on the grants of rows `$2`: (operation, grant, pending, whole,
 /// asset, wallet).

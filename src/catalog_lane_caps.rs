@@ -9,7 +9,7 @@ use crate::catalog::{authorize_write_one, keyed, lane_take, lane_take_walk};
 pub const WALLET_STATE_LANES: &str = crate::catalog::wallet_state!(
     "
          + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
-                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0)",
+                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur/*G*/ AND l.tenant = $T/*G*/), 0)",
     ""
 );
 
@@ -25,13 +25,13 @@ UPDATE credit_ledger.lanes SET free = free - $4, cap_room = cap_room - $5, cap_s
 pub const LANE_CAPS_FOLD: &str = "
 WITH cur AS (
     SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
-      FROM credit_ledger.wallets w WHERE w.id = $1
+      FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/
 ), old AS (
     SELECT coalesce(sum(l.cap_spent) FILTER (WHERE l.cap_period = (SELECT cur FROM cur)), 0) AS spent
-      FROM credit_ledger.lanes l WHERE l.wallet_id = $1 AND l.asset = $2
+      FROM credit_ledger.lanes l WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/
 ), z AS (
     UPDATE credit_ledger.lanes l SET cap_spent = 0, cap_room = 0
-     WHERE l.wallet_id = $1 AND l.asset = $2 AND (l.cap_spent <> 0 OR l.cap_room <> 0)
+     WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/ AND (l.cap_spent <> 0 OR l.cap_room <> 0)
 )
 INSERT INTO credit_ledger.wallet_assets AS s (wallet_id, asset, period_start, period_spent/*t*/, tenant/*t*/)
 SELECT $1, $2, cur.cur, old.spent/*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/ FROM old, cur WHERE old.spent <> 0

@@ -85,9 +85,9 @@ UPDATE credit_ledger.member_rooms SET room = room + $4, spent = spent - $4
 pub const MEMBER_ROOMS_FOLD: &str = "
 WITH cur AS (
     SELECT credit_ledger._period_start(w.period, w.period_anchor, now()) AS cur
-      FROM credit_ledger.wallets w WHERE w.id = $1
+      FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/
 ), z AS (
-    DELETE FROM credit_ledger.member_rooms r WHERE r.wallet_id = $1 RETURNING r.asset, r.period, r.spent
+    DELETE FROM credit_ledger.member_rooms r WHERE r.wallet_id = $1/*G*/ AND r.tenant = $T/*G*/ RETURNING r.asset, r.period, r.spent
 ), old AS (
     SELECT z.asset, sum(z.spent) AS spent FROM z, cur WHERE z.period = cur.cur
      GROUP BY z.asset HAVING sum(z.spent) <> 0
@@ -124,10 +124,10 @@ RETURNING 1";
 pub const WALLET_STATE_COMMITTED_V11: &str = crate::catalog::wallet_state!(
     "
          + coalesce((SELECT sum(l.cap_spent) FROM credit_ledger.lanes l
-                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur), 0)
+                      WHERE l.wallet_id = $1 AND l.asset = $2 AND l.cap_period = c.cur/*G*/ AND l.tenant = $T/*G*/), 0)
          + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
-                      WHERE r.wallet_id = $1 AND r.asset = $2 AND r.period = c.cur), 0)",
+                      WHERE r.wallet_id = $1 AND r.asset = $2 AND r.period = c.cur/*G*/ AND r.tenant = $T/*G*/), 0)",
     "
          + coalesce((SELECT sum(r.spent) FROM credit_ledger.member_rooms r
-                      WHERE r.wallet_id = $1 AND r.asset = $2 AND r.period = c.cur), 0)"
+                      WHERE r.wallet_id = $1 AND r.asset = $2 AND r.period = c.cur/*G*/ AND r.tenant = $T/*G*/), 0)"
 );

@@ -40,7 +40,7 @@ UPDATE credit_ledger.authorizations SET degraded = true, requested_variant = $2 
 pub const AUTO_TOPUP_EMIT: &str = "
 WITH o AS (
     UPDATE credit_ledger.wallet_overage SET topups = topups + 1
-     WHERE wallet_id = $1 AND asset = $2 AND auto_topup_amount IS NOT NULL
+     WHERE wallet_id = $1 AND asset = $2 AND auto_topup_amount IS NOT NULL/*G*/ AND tenant = $T/*G*/
     RETURNING auto_topup_amount, topups),
 e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)

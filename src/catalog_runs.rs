@@ -39,7 +39,7 @@ INSERT INTO credit_ledger.grants (wallet_id, asset, category, priority, amount, 
                                   effective_at, expires_at, unit_price, source, source_id/*t*/, tenant/*t*/)
 SELECT $1, asset, category, priority, $3, 0, 0, false, effective_at, expires_at, unit_price, 'run', id
        /*t*/, /*N*/(SELECT tenant FROM credit_ledger.wallets WHERE id = $1)/*N*//*G*/$T/*G*//*t*/
-  FROM credit_ledger.grants WHERE id = $2
+  FROM credit_ledger.grants WHERE id = $2/*G*/ AND tenant = $T/*G*/
 RETURNING id";
 /// What credit_run_open returns.
 pub const RUN_OPEN_ROW: &str = "

@@ -31,6 +31,8 @@ pub enum Kind {
     WrongState,
     Declined,
     Internal,
+    /// a call the ledger cannot carry out where it runs (0A000; a distributed ledger's limits)
+    NotSupported,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +90,7 @@ impl LedgerError {
             Kind::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Kind::Declined => PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             Kind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            Kind::NotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         }
     }
 

@@ -133,6 +133,24 @@ pub fn within<R>(
     r
 }
 
+/// Run `f` in the scope of wallet key `key`'s tenant on a ledger Citus distributes (looked up in
+/// `wallet_keys`; a key with no wallet: its own), as it is elsewhere.
+pub fn within_key<R>(
+    c: &mut SpiClient<'_>,
+    key: &str,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>,
+) -> Result<R> {
+    if !crate::spi::distributed(c)? {
+        return f(c);
+    }
+    let t = spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[key.into()])?)
+        .map(|r| r.col::<String>(1))
+        .transpose()?
+        .flatten()
+        .unwrap_or_else(|| key.to_string());
+    within(c, Some(t), f)
+}
+
 /// The tenant column a sweep's listing statement returns after `n` columns (`/*t*/` parts: none
 /// on a catalog without tenants).
 pub fn column(row: &spi::Row, n: usize) -> Result<Option<String>> {
@@ -141,6 +159,33 @@ pub fn column(row: &spi::Row, n: usize) -> Result<Option<String>> {
     } else {
         Ok(None)
     }
+}
+
+/// On a ledger Citus distributes, an error when wallet `wallet` would join pool `pool` of another
+/// tenant: its rows would have to move to another shard, which Citus does not do with an UPDATE
+/// of the distribution column (0A000). Nothing on one node, or for a pool of the wallet's tenant.
+pub fn refuse_move(c: &mut SpiClient<'_>, wallet: &str, pool: &str) -> Result<()> {
+    if !crate::spi::distributed(c)? {
+        return Ok(());
+    }
+    let of = |c: &mut SpiClient<'_>, key: &str| -> Result<Option<String>> {
+        Ok(
+            spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[key.into()])?)
+                .map(|r| r.col::<String>(1))
+                .transpose()?
+                .flatten(),
+        )
+    };
+    let (mine, theirs) = (of(c, wallet)?, of(c, pool)?);
+    if theirs.is_some() && mine != theirs {
+        return Err(crate::error::LedgerError::new(
+            crate::error::Kind::NotSupported,
+            format!("wallet \"{wallet}\" cannot join pool \"{pool}\" of another tenant on a distributed ledger"),
+        )
+        .detail("its rows are on its own tenant's shard; Citus does not move rows between shards by an update")
+        .hint("create a pool's member with credit_wallet_create(wallet, parent => pool)"));
+    }
+    Ok(())
 }
 
 /// [`enter`] for a call on a row named by its id (an authorization, a run, a grant: `lookup`

@@ -75,7 +75,8 @@ fn opt_amount(v: Option<AnyNumeric>, what: &str) -> Result<Option<Decimal>> {
 /// with 40001 (REPEATABLE READ, whose snapshot cannot see that result).
 fn check_parent(c: &mut SpiClient<'_>, parent: &str, child: Option<(i64, &str)>) -> Result<i64> {
     exec(c, sql::POOL_STRUCTURE_LOCK, &[])?;
-    let (pid, grandparent) = wallet_id(c, parent)?;
+    // (the parent may be in another tenant than the scope's: see tenant::refuse_move)
+    let (pid, grandparent) = crate::tenant::within_key(c, parent, |c| wallet_id(c, parent))?;
     if grandparent.is_some() {
         return Err(LedgerError::invalid(format!(
             "wallet \"{parent}\" is itself a pool member and cannot be a parent"
@@ -360,7 +361,11 @@ fn credit_wallet_update(
                 .ok_or_else(|| wallet_missing(wallet))?;
             let old_parent = row.col::<String>(2)?;
             let new_parent_id = match (parent, clears("parent")) {
-                (Some(p), _) => Some(check_parent(c, p, Some((id, wallet)))?),
+                (Some(p), _) => {
+                    let pid = check_parent(c, p, Some((id, wallet)))?;
+                    crate::tenant::refuse_move(c, wallet, p)?;
+                    Some(pid)
+                }
                 (None, true) => None,
                 (None, false) => cur.col::<i64>(2)?,
             };
@@ -424,7 +429,13 @@ fn credit_wallet_update(
                 anchor.into(),
             ];
             // a wallet joining a pool of another tenant moves there with its rows (issue 20)
-            if let Some(pid) = new_parent_id.filter(|_| spi::catalog_has_tenants()) {
+            if let Some(pid) = new_parent_id
+                .filter(|_| spi::catalog_has_tenants())
+                .filter(|_| {
+                    // (on a distributed ledger refuse_move let only a pool of the same tenant by)
+                    !crate::tenant::given()
+                })
+            {
                 exec(c, sql::WALLET_TENANT_MOVE, &[id.into(), pid.into()])?;
             }
             exec(c, sql::WALLET_UPDATE, &args)?;

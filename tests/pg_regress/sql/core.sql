@@ -25,11 +25,13 @@ EXCEPTION WHEN OTHERS THEN
 END $f$;
 
 -- Which grants (labelled by metadata "lot") paid an authorization, in journal order.
-CREATE FUNCTION paid_by(auth bigint) RETURNS text LANGUAGE sql AS $f$
-    SELECT string_agg(coalesce(g.metadata->>'lot', g.category) || ' ' || -j.amount, ', ' ORDER BY j.id)
-      FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-     WHERE j.authorization_id = auth AND j.kind = 'debit'
-$f$;
+-- (PL/pgSQL, joined on the tenant too: tests/citus runs this file on a distributed ledger)
+CREATE FUNCTION paid_by(auth bigint) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN (SELECT string_agg(coalesce(g.metadata->>'lot', g.category) || ' ' || -j.amount, ', ' ORDER BY j.id)
+              FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+             WHERE j.authorization_id = auth AND j.kind = 'debit');
+END $f$;
 
 -- ===================================================================== assets
 -- credits is built in (scale 4); products define more.
@@ -278,7 +280,7 @@ SELECT credit_balance('cust_42') AS credits, credit_balance('cust_42', 'usd') AS
        credit_balance('cust_42', 'action_credits') AS action_credits;
 -- the cached amounts equal what the journal says
 SELECT g.category, g.remaining, sum(j.amount) AS journal
-  FROM credit_ledger.grants g JOIN credit_ledger.journal j ON j.grant_id = g.id
+  FROM credit_ledger.grants g JOIN credit_ledger.journal j ON j.grant_id = g.id AND j.tenant = g.tenant
  WHERE g.wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'cust_42') AND g.asset = 'credits'
  GROUP BY g.id, g.tenant ORDER BY g.priority, g.id;
 SELECT balance, available, held, debt, overdraft_room, pool_access, spendable, expiring_soon, by_category

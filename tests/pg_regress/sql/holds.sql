@@ -226,7 +226,7 @@ SELECT * FROM lots('ttl');
 SELECT credit_balance('ttl') AS balance;
 SELECT * FROM lots('sweep');
 SELECT j.kind, g.category, j.amount, j.note
-  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
  WHERE j.kind = 'expiry' AND j.authorization_id IS NULL AND g.wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'sweep')
  ORDER BY j.id;
 -- idempotent: a second run finds nothing

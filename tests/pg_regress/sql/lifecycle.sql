@@ -14,34 +14,40 @@ SET TimeZone = 'UTC';
 -- its validity as offsets from t0.
 CREATE FUNCTION lots(w text, t0 timestamptz)
 RETURNS TABLE (category text, source text, amount numeric, remaining numeric, effective interval, expires interval)
-LANGUAGE sql AS $f$
-    SELECT g.category, g.source, g.amount, g.remaining, g.effective_at - t0, g.expires_at - t0
-      FROM credit_ledger.grants g JOIN credit_ledger.wallets x ON x.id = g.wallet_id
-     WHERE x.wallet = w ORDER BY g.effective_at, g.priority, g.id
-$f$;
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN QUERY
+        SELECT g.category, g.source, g.amount, g.remaining, g.effective_at - t0, g.expires_at - t0
+          FROM credit_ledger.grants g JOIN credit_ledger.wallets x ON x.id = g.wallet_id AND x.tenant = g.tenant
+         WHERE x.wallet = w ORDER BY g.effective_at, g.priority, g.id;
+END $f$;
 -- The same with the dates in UTC (for fixed dates).
 CREATE FUNCTION lots_utc(w text)
 RETURNS TABLE (category text, source text, amount numeric, remaining numeric, effective text, expires text)
-LANGUAGE sql AS $f$
-    SELECT g.category, g.source, g.amount, g.remaining,
-           to_char(g.effective_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
-           to_char(g.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
-      FROM credit_ledger.grants g JOIN credit_ledger.wallets x ON x.id = g.wallet_id
-     WHERE x.wallet = w ORDER BY g.effective_at, g.priority, g.id
-$f$;
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN QUERY
+        SELECT g.category, g.source, g.amount, g.remaining,
+               to_char(g.effective_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+               to_char(g.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+          FROM credit_ledger.grants g JOIN credit_ledger.wallets x ON x.id = g.wallet_id AND x.tenant = g.tenant
+         WHERE x.wallet = w ORDER BY g.effective_at, g.priority, g.id;
+END $f$;
 -- A wallet's journal: kind, the lot (its source and start, as an offset from t0 when given,
 -- else in UTC; debt = the overdraft line), amount, held.
 CREATE FUNCTION entries(w text, t0 timestamptz DEFAULT NULL)
 RETURNS TABLE (kind text, lot text, amount numeric, held numeric)
-LANGUAGE sql AS $f$
-    SELECT j.kind,
-           coalesce(g.source || ' from ' || coalesce((g.effective_at - t0)::text,
-                                                     to_char(g.effective_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')), 'debt'),
-           j.amount, j.held
-      FROM credit_ledger.journal j JOIN credit_ledger.wallets x ON x.id = j.wallet_id
-      LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
-     WHERE x.wallet = w ORDER BY j.id
-$f$;
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN QUERY
+        SELECT j.kind,
+               coalesce(g.source || ' from ' || coalesce((g.effective_at - t0)::text,
+                                                         to_char(g.effective_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')), 'debt'),
+               j.amount, j.held
+          FROM credit_ledger.journal j JOIN credit_ledger.wallets x ON x.id = j.wallet_id AND x.tenant = j.tenant
+          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+         WHERE x.wallet = w ORDER BY j.id;
+END $f$;
 SELECT action, credits FROM credit_rate_set('step', 1, effective_from => '2000-01-01 00:00:00+00');
 SELECT date_trunc('hour', now()) AS t0 \gset
 -- t0 is the start of the current hour: now() stays inside the first daily period [t0, t0 + 1 day)
@@ -195,7 +201,7 @@ SELECT boundaries, grants_expired, credits_expired FROM credit_tick(as_of => '20
 SELECT * FROM lots_utc('jan31_2024');
 -- next: May 31
 SELECT to_char(next_boundary AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS next_boundary
-  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'jan31_2024';
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant WHERE w.wallet = 'jan31_2024';
 -- common year 2023: Jan 31, Feb 28, Mar 31; a tick 1 second before Mar 31 processes only Feb 28
 SELECT wallet FROM credit_wallet_create('jan31_2023');
 SELECT to_char(next_boundary AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS next_boundary
@@ -234,14 +240,14 @@ SELECT to_char(next_boundary AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS next_boundary
   FROM credit_allowance_set('od_w', 100, anchor => '2021-01-31 00:00:00+00', as_of => '2021-01-31 00:00:00+00');
 -- approved, cost 30, balance -30 (all of it debt)
 SELECT approved, cost, balance FROM credit_authorize('od_w', 'step', 30);
-SELECT debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id WHERE w.wallet = 'od_w';
+SELECT debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id AND w.tenant = s.tenant WHERE w.wallet = 'od_w';
 -- 1 boundary; the January lot expires with its 100 unused
 SELECT boundaries, grants_expired, credits_expired FROM credit_tick(as_of => '2021-02-28 00:00:00+00');
 -- journal: the January grant (100), the debt taken (-30), the February grant (100), its
 -- settlement (-30 on the lot, +30 on the debt line), the January lot's expiry (-100)
 SELECT * FROM entries('od_w');
 -- debt 0; the February lot has 70 left
-SELECT debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id WHERE w.wallet = 'od_w';
+SELECT debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id AND w.tenant = s.tenant WHERE w.wallet = 'od_w';
 SELECT * FROM lots_utc('od_w');
 
 -- ===================================================================== integrity

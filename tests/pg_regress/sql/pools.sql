@@ -30,15 +30,17 @@ END $f$;
 -- the grant's category, the change of remaining and of held, and the member it is attributed to.
 CREATE FUNCTION moves(auth bigint)
 RETURNS TABLE (wallet text, kind text, category text, amount numeric, held numeric, member text)
-LANGUAGE sql AS $f$
-    SELECT w.wallet, j.kind, g.category, j.amount, j.held, m.wallet
-      FROM credit_ledger.journal j
-      JOIN credit_ledger.wallets w ON w.id = j.wallet_id
-      LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
-      LEFT JOIN credit_ledger.wallets m ON m.id = j.member_id
-     WHERE j.authorization_id = auth
-     ORDER BY j.id
-$f$;
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN QUERY
+        SELECT w.wallet, j.kind, g.category, j.amount, j.held, m.wallet
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.wallets w ON w.id = j.wallet_id AND w.tenant = j.tenant
+          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+          LEFT JOIN credit_ledger.wallets m ON m.id = j.member_id AND m.tenant = j.tenant
+         WHERE j.authorization_id = auth
+         ORDER BY j.id;
+END $f$;
 
 SELECT action, credits, asset FROM credit_rate_set('call', 1);
 
@@ -140,14 +142,14 @@ SELECT wallet, amount FROM credit_team_allocate('beta', 100, 0.2, expires_at => 
 SELECT w.wallet, g.category, g.priority, g.amount, g.remaining, g.unit_price,
        g.expires_at = '2100-01-01 00:00:00+00' AS expires_2100, g.metadata->>'team' AS team,
        g.metadata ? 'allocation' AS is_pool_grant
-  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id AND w.tenant = g.tenant
  WHERE w.wallet LIKE 'beta%' ORDER BY w.wallet;
-SELECT sum(amount) AS granted_in_all FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+SELECT sum(amount) AS granted_in_all FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id AND w.tenant = g.tenant
  WHERE w.wallet LIKE 'beta%';
 -- the same call with the same key returns the same grants and grants nothing more
 SELECT count(*) AS grants_before FROM credit_ledger.grants \gset
 SELECT array_agg(r.grant_id ORDER BY r.grant_id) = (SELECT array_agg(g.id ORDER BY g.id) FROM credit_ledger.grants g
-                                                      JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+                                                      JOIN credit_ledger.wallets w ON w.id = g.wallet_id AND w.tenant = g.tenant
                                                      WHERE w.wallet LIKE 'beta%') AS same_grants,
        sum(r.amount) AS amount
   FROM credit_team_allocate('beta', 100, 0.2, expires_at => '2100-01-01 00:00:00+00',
@@ -318,7 +320,7 @@ SELECT err($$SELECT credit_wallet_create('loner', pool_limit => 10)$$);
 SELECT wallet, parent FROM credit_wallet('acme') UNION ALL SELECT wallet, parent FROM credit_wallet('beta')
  ORDER BY wallet;
 SELECT count(*) AS wallets_with_grandparents
-  FROM credit_ledger.wallets m JOIN credit_ledger.wallets t ON t.id = m.parent_id WHERE t.parent_id IS NOT NULL;
+  FROM credit_ledger.wallets m JOIN credit_ledger.wallets t ON t.id = m.parent_id AND t.tenant = m.tenant WHERE t.parent_id IS NOT NULL;
 
 -- ===================================================================== attribution
 -- every pool draw is journaled on the pool's grants with the member who drew; the sum per
@@ -327,12 +329,12 @@ SELECT t.wallet AS pool, m.wallet AS member,
        -sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture')) AS spent_from_pool,
        sum(j.held) AS still_held
   FROM credit_ledger.journal j
-  JOIN credit_ledger.wallets t ON t.id = j.wallet_id
-  JOIN credit_ledger.wallets m ON m.id = j.member_id
+  JOIN credit_ledger.wallets t ON t.id = j.wallet_id AND t.tenant = j.tenant
+  JOIN credit_ledger.wallets m ON m.id = j.member_id AND m.tenant = j.tenant
  WHERE j.member_id <> j.wallet_id
  GROUP BY t.wallet, m.wallet ORDER BY t.wallet, m.wallet;
 SELECT w.wallet AS member, sum(a.pool_amount) AS pool_amount
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
  WHERE a.status IN ('approved', 'captured') AND a.pool_amount <> 0
  GROUP BY w.wallet ORDER BY w.wallet;
 -- the pool_usage report: each member's draw this period against its limit. bob drew
