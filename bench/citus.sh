@@ -19,15 +19,21 @@
 #                   coordinator: one round trip to the worker that holds the tenant
 #   proto worker    the same, pgbench connected to worker 1 instead of the coordinator (Citus
 #                   routes from any node: the routing work spreads over the workers)
+#   ledger single  credit_authorize(..., tenant => wallet) on the plain node (W1's call naming its
+#                   tenant: what the delegated peers run)
+#   ledger citus   the ledger itself distributed (credit_distribute(), 0.12.0 on) and the same
+#                   call through the coordinator: delegated to the worker of the tenant
+#   ledger worker  the same, pgbench connected to worker 1
+#   routed citus   the distributed ledger called without tenant: not delegated, the coordinator
+#                   looks the tenant up and sends each statement of the call to its shard (0.13.0)
 #   bare single/citus  the probe called on its own (no BEGIN ... COMMIT around it): Citus then
 #                   sends the call without a coordinated transaction
 #   noop single/citus  a distributed function that touches no table: the cost of the hop alone
 #                   (bare - noop: the probe's three statements, which a worker runs through
 #                   Citus's local execution)
 #
-# The probe is not the ledger (whose tables are not distributed yet): it measures what one
-# delegated call costs against the same call on one node, the figure the capacity estimate in
-# docs/design.md is built from. All nodes share this machine's cores, so this measures the
+# The probe is a minimal spend with the same shape (lock, check, update, journal): against the
+# ledger's own delegated call it shows what the ledger's work adds on a worker. All nodes share this machine's cores, so this measures the
 # overhead of the distributed path, not scale.
 #
 # Fails (exit 1) when a gate fails: delegation not seen (citus.log_remote_commands must show
@@ -123,6 +129,15 @@ END \$\$;
 CREATE FUNCTION p_noop(tenant text) RETURNS boolean LANGUAGE plpgsql AS \$\$ BEGIN RETURN true; END \$\$;
 "
 probe_data="INSERT INTO p_wallets SELECT 'w' || i, 'w' || i, 1000000000 FROM generate_series(1, $WALLETS) i;"
+for n in cb-cx cb-w1 cb-w2; do
+  qdb "${PORT[$n]}" postgres -c "CREATE DATABASE dbench" >/dev/null
+  qdb "${PORT[$n]}" dbench -c "CREATE EXTENSION citus" >/dev/null
+done
+qdb "${PORT[cb-cx]}" dbench -c "SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[cb-cx]})" \
+  -c "SELECT citus_add_node('127.0.0.1', ${PORT[cb-w1]})" \
+  -c "SELECT citus_add_node('127.0.0.1', ${PORT[cb-w2]})" >/dev/null
+log "loading $WALLETS wallets into a ledger on the Citus cluster and distributing it (database dbench)"
+qdb "${PORT[cb-cx]}" dbench -c "$ext_load" -c "SELECT count(*) FROM credit_distribute()" >/dev/null
 log "loading $WALLETS wallets into the single node and the coordinator"
 qdb "${PORT[cb-single]}" bench -c "$ext_load" -c "$probe_schema" -c "$probe_data" >/dev/null
 qdb "${PORT[cb-cx]}" bench -c "$ext_load" -c "$probe_schema" \
@@ -144,6 +159,14 @@ if grep -q "issuing SELECT .*p_spend('w7'" <<<"$sent" && ! grep -q "issuing .*p_
 else
   gate "a call of p_spend inside BEGIN ... COMMIT is sent whole to one worker" "$(grep -i issuing <<<"$sent" | head -n 5)"
 fi
+sent="$(qdb "${PORT[cb-cx]}" dbench -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = log" \
+  -c "BEGIN" -c "SELECT approved FROM credit_authorize(wallet => 'w7', action => 'chat', variant => 'haiku', tenant => 'w7')" \
+  -c "COMMIT" 2>&1 || true)"
+if grep -q "issuing SELECT .*credit_authorize(" <<<"$sent" && ! grep -q "issuing .*credit_ledger\." <<<"$sent"; then
+  gate "a call of credit_authorize with tenant inside BEGIN ... COMMIT is sent whole to one worker" ok
+else
+  gate "a call of credit_authorize with tenant inside BEGIN ... COMMIT is sent whole to one worker" "$(grep -i 'issuing\|ERROR' <<<"$sent" | head -n 5)"
+fi
 
 # ------------------------------------------------------------------ the cells
 cat >"$OUT/ext.sql" <<'SQL'
@@ -151,6 +174,12 @@ cat >"$OUT/ext.sql" <<'SQL'
 \set q random(1, 2000)
 SELECT approved FROM credit_authorize(wallet => 'w' || :w, action => 'chat', quantity => :q, variant => 'haiku');
 SQL
+cat >"$OUT/ledger.sql" <<'SQL'
+\set w random(1, :nw)
+\set q random(1, 2000)
+SELECT approved FROM credit_authorize(wallet => 'w' || :w, action => 'chat', quantity => :q, variant => 'haiku', tenant => 'w' || :w);
+SQL
+cp "$OUT/ext.sql" "$OUT/routed.sql"
 cat >"$OUT/proto.sql" <<'SQL'
 \set w random(1, :nw)
 \set q random(1, 2000)
@@ -167,8 +196,8 @@ cat >"$OUT/noop.sql" <<'SQL'
 \set w random(1, :nw)
 SELECT p_noop('w' || :w);
 SQL
-PEERS=("ext single" "ext citus" "proto single" "proto citus" "proto worker" "bare single" "bare citus"
-       "noop single" "noop citus")
+PEERS=("ext single" "ext citus" "ledger single" "ledger citus" "ledger worker" "routed citus"
+       "proto single" "proto citus" "proto worker" "bare single" "bare citus" "noop single" "noop citus")
 peer_port() {
   case "$1" in
     *single) echo "${PORT[cb-single]}" ;;
@@ -176,13 +205,20 @@ peer_port() {
     *worker) echo "${PORT[cb-w1]}" ;;
   esac
 }
+# the distributed ledger is database dbench of the Citus nodes
+peer_db() {
+  case "$1" in
+    "ledger citus"|"ledger worker"|"routed citus") echo dbench ;;
+    *) echo bench ;;
+  esac
+}
 declare -A TPS COMMITS
 for r in $(seq 1 "$ROUNDS"); do
   for p in "${PEERS[@]}"; do
     script="$OUT/${p%% *}.sql"
-    qdb "$(peer_port "$p")" bench -c "CHECKPOINT" >/dev/null
+    qdb "$(peer_port "$p")" "$(peer_db "$p")" -c "CHECKPOINT" >/dev/null
     res="$("$BINDIR/pgbench" -n -M "${PGBENCH_MODE:-prepared}" -h 127.0.0.1 -p "$(peer_port "$p")" -U postgres -c "$CLIENTS" -j 2 \
-      -T "$DURATION" -D nw="$WALLETS" -f "$script" bench 2>&1 || true)"
+      -T "$DURATION" -D nw="$WALLETS" -f "$script" "$(peer_db "$p")" 2>&1 || true)"
     tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$res" | head -n 1)"
     n="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$res")"
     if [ -z "$tps" ]; then echo "$res" | tail -n 5 | sed 's/^/    /'; tps=0; fi
@@ -206,6 +242,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 echo
 echo "ratios (same run):"
 echo "  ext through the coordinator (ledger local to it) / single node   $(ratio "${MED[ext citus]}" "${MED[ext single]}")"
+echo "  ledger distributed, delegated via the coordinator / single node  $(ratio "${MED[ledger citus]}" "${MED[ledger single]}")"
+echo "  ledger distributed, delegated from a worker / single node        $(ratio "${MED[ledger worker]}" "${MED[ledger single]}")"
+echo "  ledger distributed, no tenant (routed per statement) / single    $(ratio "${MED[routed citus]}" "${MED[ledger single]}")"
+echo "  probe delegated / ledger delegated (what the ledger's work costs) $(ratio "${MED[proto citus]}" "${MED[ledger citus]}")"
 echo "  probe delegated through the coordinator / probe on one node      $(ratio "${MED[proto citus]}" "${MED[proto single]}")"
 echo "  probe delegated from a worker / probe on one node                $(ratio "${MED[proto worker]}" "${MED[proto single]}")"
 echo "  probe alone (no transaction block), coordinator / one node       $(ratio "${MED[bare citus]}" "${MED[bare single]}")"
@@ -230,6 +270,13 @@ for n in cb-single cb-cx; do
   c="$(qdb "${PORT[$n]}" bench -c "SELECT count(*) FILTER (WHERE status = 'declined') = 0 AND count(*) >= 1 FROM credit_ledger.authorizations")"
   [ "$c" = t ] && gate "$n: every call of the ledger approved" ok || gate "$n: ledger calls approved" "$c"
 done
+v="$(qdb "${PORT[cb-cx]}" dbench -c "SELECT count(*) FROM credit_verify()")"
+[ "$v" = 0 ] && gate "distributed ledger: credit_verify() empty" ok || gate "distributed ledger: credit_verify() empty" "$v rows"
+c="$(qdb "${PORT[cb-cx]}" dbench -c "SELECT count(*) FILTER (WHERE status = 'declined') = 0 AND count(*) >= 1 FROM credit_ledger.authorizations")"
+[ "$c" = t ] && gate "distributed ledger: every call approved" ok || gate "distributed ledger: calls approved" "$c"
+spread="$(qdb "${PORT[cb-cx]}" dbench -c "SELECT count(DISTINCT s.nodeport) FROM pg_dist_placement p JOIN pg_dist_node s ON s.groupid = p.groupid
+  WHERE p.shardid IN (SELECT DISTINCT get_shard_id_for_distribution_column('credit_ledger.journal', tenant) FROM credit_ledger.journal)")"
+[ "$spread" = 2 ] && gate "the distributed ledger's journal is on both workers" ok || gate "the distributed ledger's journal is on both workers" "$spread nodes"
 spread="$(qdb "${PORT[cb-cx]}" bench -c "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'p_journal'::regclass AND shard_size > 8192")"
 [ "$spread" = 2 ] && gate "the probe's journal is on both workers" ok || gate "the probe's journal is on both workers" "$spread nodes"
 echo

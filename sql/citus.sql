@@ -6,10 +6,12 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 -- citus and credit_ledger (and with the workers added). The catalogue (assets, rate cards,
 -- rates) and wallet_keys become reference tables (on every node), the fifteen wallet-keyed
 -- tables are distributed by tenant in one colocation group (a pool and its members, and all
--- their rows, on one shard), their rows moved to the workers; credit_authorize and credit_hold
--- are registered so that a call that names its tenant is delegated to that tenant's worker,
--- also inside the application's transaction. Returns one row per step. A second call does
--- nothing.
+-- their rows, on one shard), their rows moved to the workers; the spending functions that take
+-- a tenant (credit_authorize, credit_hold, and since 0.13.0 credit_capture, credit_release,
+-- credit_refund, credit_quote, credit_balance) are registered so that a call that names its
+-- tenant is delegated to that tenant's worker, also inside the application's transaction.
+-- Returns one row per step. A second call only registers what is not yet (a ledger distributed
+-- by 0.12.0: the functions 0.13.0 added), else returns 'already distributed'.
 CREATE FUNCTION @extschema@.credit_distribute()
 RETURNS TABLE (step text, object text)
 LANGUAGE plpgsql
@@ -20,6 +22,15 @@ DECLARE
     t text;
     fks jsonb;
     f text;
+    delegated text[] := ARRAY[
+        '@extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)',
+        '@extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text)',
+        '@extschema@.credit_capture(bigint, numeric, text, jsonb, text)',
+        '@extschema@.credit_release(bigint, text, jsonb, text)',
+        '@extschema@.credit_refund(bigint, numeric, text, text, jsonb, text)',
+        '@extschema@.credit_quote(text, text, numeric, text, boolean, text)',
+        '@extschema@.credit_balance(text, text, timestamptz, text)'];
+    n int := 0;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
         RAISE EXCEPTION 'credit_distribute() needs Citus' USING ERRCODE = '55000',
@@ -30,7 +41,19 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                 WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass) THEN
-        step := 'already distributed'; object := 'credit_ledger'; RETURN NEXT;
+        FOREACH f IN ARRAY delegated LOOP
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                                   WHERE o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND o.objid = f::pg_catalog.regprocedure
+                                     AND o.distribution_argument_index IS NOT NULL);
+            PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
+                                                colocate_with => 'credit_ledger.wallets', force_delegation => true);
+            step := 'delegated by tenant'; object := f; RETURN NEXT;
+            n := n + 1;
+        END LOOP;
+        IF n = 0 THEN
+            step := 'already distributed'; object := 'credit_ledger'; RETURN NEXT;
+        END IF;
         RETURN;
     END IF;
     PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);   -- the journal's guard
@@ -77,8 +100,7 @@ BEGIN
          WHERE n.nspname = 'credit_ledger' AND s.seqtypid = 'pg_catalog.int8'::pg_catalog.regtype
     $c$);
     step := 'worker id ranges'; object := 'credit_ledger sequences'; RETURN NEXT;
-    FOREACH f IN ARRAY ARRAY['@extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)',
-                             '@extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text)'] LOOP
+    FOREACH f IN ARRAY delegated LOOP
         PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
                                             colocate_with => 'credit_ledger.wallets', force_delegation => true);
         step := 'delegated by tenant'; object := f; RETURN NEXT;

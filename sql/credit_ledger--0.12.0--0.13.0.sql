@@ -48,6 +48,90 @@ SET search_path TO pg_catalog, credit_ledger, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'credit_hold_v12_wrapper';
 
+-- credit_capture, credit_release, credit_refund, credit_quote and credit_balance take tenant =>
+-- text too (a new last parameter, default as above: a Citus cluster delegates a call that names
+-- it to the tenant's worker, and credit_distribute() registers them). Each is dropped and created
+-- again, and the EXECUTE privileges granted on the old one are granted on the new one (at the
+-- end of this script, once credit_balance is created again below).
+SELECT pg_catalog.set_config('credit_ledger_upgrade.acl', coalesce((
+    SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+               'name', p.proname, 'grantee', a.grantee::pg_catalog.regrole::text, 'grantable', a.is_grantable))::text
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE n.nspname = '@extschema@'
+       AND p.proname IN ('credit_capture', 'credit_release', 'credit_refund', 'credit_quote', 'credit_balance')
+       AND a.grantee <> p.proowner AND a.grantee <> 0 AND a.privilege_type = 'EXECUTE'), '[]'), true);
+DROP FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb);
+DROP FUNCTION @extschema@.credit_release(bigint, text, jsonb);
+DROP FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb);
+DROP FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean);
+DROP FUNCTION @extschema@.credit_balance(text, text, timestamptz);
+
+CREATE FUNCTION @extschema@."credit_capture"(
+	"authorization_id" bigint,
+	"quantity" NUMERIC DEFAULT NULL,
+	"idempotency_key" TEXT DEFAULT NULL,
+	"metadata" jsonb DEFAULT NULL,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS @extschema@.credit_authorization
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_capture_v13_wrapper';;
+
+CREATE FUNCTION @extschema@."credit_release"(
+	"authorization_id" bigint,
+	"idempotency_key" TEXT DEFAULT NULL,
+	"metadata" jsonb DEFAULT NULL,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS @extschema@.credit_authorization
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_release_v13_wrapper';;
+
+CREATE FUNCTION @extschema@."credit_refund"(
+	"authorization_id" bigint,
+	"amount" NUMERIC DEFAULT NULL,
+	"reason" TEXT DEFAULT NULL,
+	"idempotency_key" TEXT DEFAULT NULL,
+	"metadata" jsonb DEFAULT NULL,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS TABLE (
+	"refund_id" bigint,
+	"authorization_id" bigint,
+	"amount" NUMERIC,
+	"refunded_total" NUMERIC,
+	"balance" NUMERIC
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_refund_v13_wrapper';;
+
+CREATE FUNCTION @extschema@."credit_quote"(
+	"wallet" TEXT,
+	"action" TEXT,
+	"quantity" NUMERIC DEFAULT 1,
+	"variant" TEXT DEFAULT NULL,
+	"degrade" bool DEFAULT false,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS TABLE (
+	"cost" NUMERIC,
+	"asset" TEXT,
+	"spendable" NUMERIC,
+	"approved" bool,
+	"reason" TEXT,
+	"rate_id" bigint,
+	"priced_variant" TEXT
+)
+STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_quote_v13_wrapper';;
+
+
 -- The read functions name the wallet's tenant in every query (issue 20): on a ledger Citus
 -- distributes each then reads the tenant's shard alone, and every join between ledger tables is
 -- on the tenant too (Citus joins distributed tables only on their distribution column). The
@@ -180,13 +264,16 @@ BEGIN
      ORDER BY j.id;
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+CREATE OR REPLACE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL,
+                                           tenant text DEFAULT credit_ledger._tenant_unset())
 RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     wid bigint;
-    t text := credit_ledger._wallet_tenant(credit_balance.wallet);
+    -- the caller's tenant (since 0.13.0: a Citus cluster delegates a call that names it to the
+    -- tenant's worker), else the wallet's
+    t text := coalesce(credit_balance.tenant, credit_ledger._wallet_tenant(credit_balance.wallet));
 BEGIN
     PERFORM credit_ledger._check_wallet_asset(credit_balance.wallet, credit_balance.asset);
     SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet AND w.tenant = t;
@@ -829,6 +916,103 @@ BEGIN
     RETURN n;
 END $$;
 
+CREATE OR REPLACE FUNCTION @extschema@.credit_distribute()
+RETURNS TABLE (step text, object text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning AS $$
+DECLARE
+    fk record;
+    t text;
+    fks jsonb;
+    f text;
+    delegated text[] := ARRAY[
+        '@extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)',
+        '@extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text)',
+        '@extschema@.credit_capture(bigint, numeric, text, jsonb, text)',
+        '@extschema@.credit_release(bigint, text, jsonb, text)',
+        '@extschema@.credit_refund(bigint, numeric, text, text, jsonb, text)',
+        '@extschema@.credit_quote(text, text, numeric, text, boolean, text)',
+        '@extschema@.credit_balance(text, text, timestamptz, text)'];
+    n int := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'credit_distribute() needs Citus' USING ERRCODE = '55000',
+            HINT = 'CREATE EXTENSION citus on the coordinator, add the workers, then call it';
+    END IF;
+    IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) <> 0 THEN
+        RAISE EXCEPTION 'credit_distribute() runs on the coordinator' USING ERRCODE = '55000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass) THEN
+        FOREACH f IN ARRAY delegated LOOP
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                                   WHERE o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND o.objid = f::pg_catalog.regprocedure
+                                     AND o.distribution_argument_index IS NOT NULL);
+            PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
+                                                colocate_with => 'credit_ledger.wallets', force_delegation => true);
+            step := 'delegated by tenant'; object := f; RETURN NEXT;
+            n := n + 1;
+        END LOOP;
+        IF n = 0 THEN
+            step := 'already distributed'; object := 'credit_ledger'; RETURN NEXT;
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);   -- the journal's guard
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- the foreign keys to the catalogue, dropped while their tables change kind (Citus would
+    -- otherwise convert every table of the foreign-key graph to a local table first), also on
+    -- the workers' copies of the tables, which become the shells
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'rel', c.conrelid::pg_catalog.regclass::text, 'name', c.conname,
+               'def', pg_catalog.pg_get_constraintdef(c.oid)))
+      INTO fks
+      FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+     WHERE n.nspname = 'credit_ledger' AND c.contype = 'f'
+       AND c.confrelid IN ('credit_ledger.assets'::pg_catalog.regclass, 'credit_ledger.rate_cards'::pg_catalog.regclass);
+    FOR fk IN SELECT * FROM pg_catalog.jsonb_to_recordset(coalesce(fks, '[]')) AS x(rel text, name text, def text) LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.name);
+        PERFORM run_command_on_workers(pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.name));
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['assets', 'rate_cards', 'rates', 'wallet_keys'] LOOP
+        PERFORM create_reference_table(('credit_ledger.' || t)::pg_catalog.regclass);
+        step := 'reference table'; object := 'credit_ledger.' || t; RETURN NEXT;
+    END LOOP;
+    PERFORM create_distributed_table('credit_ledger.wallets'::pg_catalog.regclass, 'tenant');
+    step := 'distributed by tenant'; object := 'credit_ledger.wallets'; RETURN NEXT;
+    FOREACH t IN ARRAY ARRAY['wallet_assets', 'grants', 'lanes', 'member_rooms', 'authorizations', 'journal',
+                             'refunds', 'runs', 'allowances', 'events', 'operations', 'wallet_overage',
+                             'tier_usage', 'fair_use_usage'] LOOP
+        PERFORM create_distributed_table(('credit_ledger.' || t)::pg_catalog.regclass, 'tenant',
+                                         colocate_with => 'credit_ledger.wallets');
+        step := 'distributed by tenant'; object := 'credit_ledger.' || t; RETURN NEXT;
+    END LOOP;
+    FOR fk IN SELECT * FROM pg_catalog.jsonb_to_recordset(coalesce(fks, '[]')) AS x(rel text, name text, def text) LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.name, fk.def);
+    END LOOP;
+    -- ids: each worker draws from a range of its own (its group << 48, as Citus gives a
+    -- distributed table's sequence on a worker), not from its copy of the extension's sequences,
+    -- which start where the moved rows' ids did
+    PERFORM run_command_on_workers($c$
+        SELECT count(pg_catalog.setval(s.seqrelid::pg_catalog.regclass,
+                                       (SELECT g.groupid::bigint << 48 FROM pg_catalog.pg_dist_local_group g) + 1, false))
+          FROM pg_catalog.pg_sequence s
+          JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'credit_ledger' AND s.seqtypid = 'pg_catalog.int8'::pg_catalog.regtype
+    $c$);
+    step := 'worker id ranges'; object := 'credit_ledger sequences'; RETURN NEXT;
+    FOREACH f IN ARRAY delegated LOOP
+        PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
+                                            colocate_with => 'credit_ledger.wallets', force_delegation => true);
+        step := 'delegated by tenant'; object := f; RETURN NEXT;
+    END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'off', true);
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'parallel', true);
+END $$;
+
 CREATE OR REPLACE VIEW credit_ledger.pool_usage AS
 SELECT m.wallet AS member, t.wallet AS team, x.asset,
        m.pool_limit,
@@ -864,3 +1048,31 @@ SELECT m.wallet AS member, t.wallet AS team, x.asset,
                         AND j.kind IN ('debit', 'capture', 'hold', 'release', 'refund', 'run')
                       GROUP BY j.asset HAVING -sum(j.amount) + sum(j.held) <> 0) x ON true
   LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = m.id AND s.tenant = m.tenant AND s.asset = x.asset;
+
+
+REVOKE ALL ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_release(bigint, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.credit_balance(text, text, timestamptz, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb, text) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb, text) IS 'give a hold back to the grants it came from; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb, text) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; degrade: the variant a degrading call would get; tenant: the wallet''s tenant (a Citus cluster routes by it); no side effects';
+COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz, text) IS 'a wallet''s own balance now, or as of a past instant from the journal; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('credit_ledger_upgrade.acl')::pg_catalog.json)
+             AS x(name text, grantee text, grantable boolean) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
+            CASE g.name WHEN 'credit_capture' THEN '@extschema@.credit_capture(bigint, numeric, text, jsonb, text)'
+                        WHEN 'credit_release' THEN '@extschema@.credit_release(bigint, text, jsonb, text)'
+                        WHEN 'credit_refund' THEN '@extschema@.credit_refund(bigint, numeric, text, text, jsonb, text)'
+                        WHEN 'credit_quote' THEN '@extschema@.credit_quote(text, text, numeric, text, boolean, text)'
+                        ELSE '@extschema@.credit_balance(text, text, timestamptz, text)' END,
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;

@@ -177,13 +177,16 @@ BEGIN
      ORDER BY j.id;
 END $$;
 
-CREATE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL)
+CREATE FUNCTION @extschema@.credit_balance(wallet text, asset text DEFAULT 'credits', as_of timestamptz DEFAULT NULL,
+                                           tenant text DEFAULT credit_ledger._tenant_unset())
 RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     wid bigint;
-    t text := credit_ledger._wallet_tenant(credit_balance.wallet);
+    -- the caller's tenant (since 0.13.0: a Citus cluster delegates a call that names it to the
+    -- tenant's worker), else the wallet's
+    t text := coalesce(credit_balance.tenant, credit_ledger._wallet_tenant(credit_balance.wallet));
 BEGIN
     PERFORM credit_ledger._check_wallet_asset(credit_balance.wallet, credit_balance.asset);
     SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_balance.wallet AND w.tenant = t;
@@ -795,15 +798,15 @@ COMMENT ON FUNCTION @extschema@.credit_rate_set(text, numeric, text, text, text,
 COMMENT ON FUNCTION @extschema@.credit_rate_card_load(jsonb) IS 'load a whole rate card document; one new version per changed entry; all or nothing';
 COMMENT ON FUNCTION @extschema@.credit_rate_card_export(text) IS 'the current version of every entry of a rate card as one JSON document';
 COMMENT ON FUNCTION @extschema@.credit_grant(text, numeric, text, text, integer, timestamptz, timestamptz, numeric, text, jsonb) IS 'grant a lot of credits to a wallet; settles overdraft debt first; idempotent with a key';
-COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean) IS 'price an action for a wallet: cost, spendable, whether it would be approved; degrade: the variant a degrading call would get; no side effects';
+COMMENT ON FUNCTION @extschema@.credit_quote(text, text, numeric, text, boolean, text) IS 'price an action for a wallet: cost, spendable, whether it would be approved; degrade: the variant a degrading call would get; tenant: the wallet''s tenant (a Citus cluster routes by it); no side effects';
 COMMENT ON FUNCTION @extschema@.credit_metrics(text) IS 'monitoring gauges per asset (open holds, calls and credits of the last minute, liability), read through indexes; for postgres_exporter (ops/prometheus)';
 COMMENT ON FUNCTION @extschema@.credit_quote_tiers(text, text, numeric, text) IS 'the volume-tier bands a quantity of an action would be priced in, from the wallet''s units spent this period; no side effects';
 COMMENT ON FUNCTION @extschema@.credit_wallet_overage(text, text, numeric, numeric, numeric[], text[], numeric) IS 'a wallet''s auto top-up (amount at its low-balance threshold), upgrade tiers and fair-use allowance per period in one asset';
 COMMENT ON FUNCTION @extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text) IS 'atomically price, check limits and debit an action before the work runs; a decline is a row; degrade: the first affordable variant of the fallback chain; tenant: the wallet''s tenant (a Citus cluster routes by it)';
 COMMENT ON FUNCTION @extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text) IS 'reserve credits for work of unknown final size (streaming); capture or release later; degrade and tenant as for credit_authorize';
-COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from';
-COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb) IS 'give a hold back to the grants it came from';
-COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order';
+COMMENT ON FUNCTION @extschema@.credit_capture(bigint, numeric, text, jsonb, text) IS 'spend a hold: the actual quantity (NULL = as held); the rest returns to the grants it came from; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_release(bigint, text, jsonb, text) IS 'give a hold back to the grants it came from; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_refund(bigint, numeric, text, text, jsonb, text) IS 'refund credits of a debit or captured hold to the grants that paid, in reverse consumption order; tenant: the wallet''s tenant (a Citus cluster routes by it)';
 COMMENT ON FUNCTION @extschema@.credit_expire(timestamptz, bigint) IS 'journal expiry of grants past expires_at (breakage) and finalize holds past their TTL; bounded, idempotent';
 COMMENT ON FUNCTION @extschema@.credit_tick(timestamptz) IS 'run all due lifecycle work: missed allowance boundaries in order with rollover, then expiry';
 COMMENT ON FUNCTION @extschema@.credit_wallet_lanes(text, int) IS 'set (or with lanes NULL report) a wallet''s spending lanes: concurrent spenders of the wallet or pool that do not wait for each other';
@@ -834,7 +837,7 @@ COMMENT ON FUNCTION @extschema@.credit_wallet(text) IS 'the settings of a wallet
 COMMENT ON FUNCTION @extschema@.credit_grants(text, text) IS 'a wallet''s grants (its credit lots) in consumption order';
 COMMENT ON FUNCTION @extschema@.credit_authorization(bigint) IS 'an authorization as a credit_authorization';
 COMMENT ON FUNCTION @extschema@.credit_authorization_history(bigint) IS 'every journal entry of one authorization';
-COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz) IS 'a wallet''s own balance now, or as of a past instant from the journal';
+COMMENT ON FUNCTION @extschema@.credit_balance(text, text, timestamptz, text) IS 'a wallet''s own balance now, or as of a past instant from the journal; tenant: the wallet''s tenant (a Citus cluster routes by it)';
 COMMENT ON FUNCTION @extschema@.credit_balance_detail(text, text, interval) IS 'balance, held, debt, overdraft room, pool access, spendable, expiring soon, per category';
 COMMENT ON TABLE credit_ledger.lanes IS 'spending lanes of a wallet and asset (lanes > 1): the lock a spender takes, and a hint of what the lane''s slices can spend';
 COMMENT ON TABLE credit_ledger.wallet_keys IS 'every wallet key once, with its wallet''s tenant: a key names one wallet over the whole ledger';

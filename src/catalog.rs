@@ -42,7 +42,7 @@ pub const WALLET_ROW: &str = "
 SELECT w.wallet, p.wallet, w.rate_card, w.overdraft_limit, w.low_balance_threshold, w.spend_cap,
        w.pool_limit, w.period, w.frozen, w.metadata, w.created_at, w.period_anchor, w.id
   FROM credit_ledger.wallets w
-  LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*/
+  LEFT JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*//*G*/ AND p.tenant = $T/*G*/
  WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/";
 pub const WALLET_UPDATE: &str = "
 UPDATE credit_ledger.wallets SET
@@ -175,7 +175,7 @@ pub const GRANT_ROW: &str = "
 SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount, g.remaining, g.held,
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
   FROM credit_ledger.grants g
-  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// [`GRANT_ROW`] with the credits of the grant's slices (0.4.0 on).
 pub const GRANT_ROW_V4: &str = "
@@ -183,10 +183,10 @@ SELECT g.id, w.wallet, g.asset, g.category, g.priority, g.amount,
        g.remaining + coalesce(f.remaining, 0), g.held + coalesce(f.held, 0),
        g.effective_at, g.expires_at, g.unit_price, g.metadata, g.created_at
   FROM credit_ledger.grants g
-  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
   LEFT JOIN LATERAL (SELECT sum(x.remaining) AS remaining, sum(x.held) AS held
                        FROM credit_ledger.grants x
-                      WHERE x.home_id = g.id/*t*/ AND x.tenant = g.tenant/*t*/) f ON true
+                      WHERE x.home_id = g.id/*t*/ AND x.tenant = g.tenant/*t*//*G*/ AND x.tenant = $T/*G*/) f ON true
  WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// The body of `credit_ledger._balance` (sql/schema.sql) as a statement of its own: a SQL
 /// function with `SET search_path` is not inlined and re-plans its query on every call, which
@@ -200,8 +200,8 @@ SELECT coalesce((
      + coalesce((
         SELECT sum(j.held)
           FROM credit_ledger.authorizations a
-          JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*/
-          JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+          JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*//*G*/ AND j.tenant = $T/*G*/
+          JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
          WHERE a.status = 'held' AND a.expires_at <= now() AND g.wallet_id = $1 AND g.asset = $2/*G*/ AND a.tenant = $T/*G*/
            AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0)
      - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/), 0)";
@@ -386,6 +386,29 @@ SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quanti
   LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
   JOIN credit_ledger.assets s ON s.asset = a.asset
  WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE OF a";
+/// [`AUTH_LOCK`] on a distributed ledger: the authorization alone (columns 14, 15 and 18 NULL:
+/// the rate's and asset's terms are read on their own, [`RATE_TERMS`]).
+pub const AUTH_LOCK_DISTRIBUTED: &str = "
+SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
+       coalesce(a.captured, 0), a.refunded, a.expires_at <= coalesce($2, now()), a.close_key, a.close_hash,
+       NULL::numeric, NULL::int, a.action, a.variant, NULL::text, a.fair_use
+  FROM credit_ledger.authorizations a
+ WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE";
+/// A rate's credits per unit, tiers (0.8.0 on) and vendor cost per unit, by id.
+pub const RATE_TERMS: &str =
+    "SELECT r.credits, (to_jsonb(r) -> 'tiers')::text, r.vendor_cost FROM credit_ledger.rates r WHERE r.id = $1";
+/// The rate an authorization was priced by.
+pub const AUTH_RATE_ID: &str =
+    "SELECT rate_id FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
+/// [`AUTH_CLOSE`] on a distributed ledger: the rate's vendor cost per unit is `$11` (read on its
+/// own: see [`AUTH_LOCK_DISTRIBUTED`]).
+pub const AUTH_CLOSE_DISTRIBUTED: &str = "
+UPDATE credit_ledger.authorizations
+   SET status = $2, captured = $3, captured_quantity = $4, closed_at = now(), close_key = $5,
+       close_hash = $6, reason = coalesce($7, reason), balance_after = coalesce($8, balance_after),
+       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0),
+       vendor_cost = CASE WHEN $2 = 'captured' THEN $11 * $4 ELSE vendor_cost END
+ WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Everything the `credit_authorization` type shows (a call in a run: the run's owner as its
 /// wallet).
 pub const AUTH_ROW_V5: &str = "
@@ -400,12 +423,12 @@ pub const AUTH_ROW: &str = "
 SELECT a.id, a.status <> 'declined', a.reason, coalesce(a.captured, a.cost),
        a.asset, a.balance_after, w.wallet, a.kind, a.status, a.action, a.variant, a.quantity,
        a.rate_id, a.vendor_cost, a.captured, a.refunded, a.expires_at, a.idempotency_key, a.created_at
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*/
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/";
 /// What a hold still reserves, per grant, in consumption order.
 pub const HOLD_PARTS: &str = "
 SELECT j.grant_id, j.wallet_id, sum(j.held), bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
-  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
  WHERE j.authorization_id = $1/*G*/ AND j.tenant = $T/*G*/
  GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
 HAVING sum(j.held) > 0
@@ -421,7 +444,7 @@ UPDATE credit_ledger.authorizations
  WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const EXPIRED_HOLDS_ON_WALLET: &str = "
 SELECT DISTINCT a.id FROM credit_ledger.authorizations a
-  JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*/
+  JOIN credit_ledger.journal j ON j.authorization_id = a.id/*t*/ AND j.tenant = a.tenant/*t*//*G*/ AND j.tenant = $T/*G*/
  WHERE a.status = 'held' AND a.expires_at <= coalesce($2, now()) AND j.wallet_id = $1 AND j.kind = 'hold'/*G*/ AND a.tenant = $T/*G*/
  ORDER BY a.id";
 pub const EXPIRED_HOLDS: &str = "
@@ -437,7 +460,7 @@ SELECT j.grant_id, j.wallet_id,
        -sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')),
        coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0),
        bool_or(g.expires_at IS NOT NULL AND g.expires_at <= now())
-  FROM credit_ledger.journal j LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+  FROM credit_ledger.journal j LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
  WHERE j.authorization_id = $1/*G*/ AND j.tenant = $T/*G*/ AND j.kind IN ('debit', 'capture', 'overdraft', 'refund')
  GROUP BY j.grant_id, j.wallet_id, g.priority, g.expires_at
 HAVING coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'overdraft')), 0) > 0
@@ -460,13 +483,13 @@ pub const WALLETS_WITH_EXPIRED_GRANTS: &str = "
 SELECT DISTINCT g.wallet_id/*t*/, g.tenant/*t*/ FROM credit_ledger.grants g
  WHERE g.live AND g.expires_at <= $1 AND g.remaining > g.held
    AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
-                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*//*G*/ AND l.tenant = $T/*G*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
  LIMIT $2";
 pub const EXPIRED_GRANTS_OF_WALLET: &str = "
 SELECT g.id, g.asset, g.remaining - g.held FROM credit_ledger.grants g
  WHERE g.wallet_id = $1 AND g.live/*G*/ AND g.tenant = $T/*G*/ AND g.expires_at <= $2 AND g.remaining > g.held
    AND NOT EXISTS (SELECT 1 FROM credit_ledger.allowances l
-                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
+                    WHERE l.wallet_id = g.wallet_id/*t*/ AND l.tenant = g.tenant/*t*//*G*/ AND l.tenant = $T/*G*/ AND l.asset = g.asset AND l.next_boundary <= g.expires_at)
  ORDER BY g.id";
 
 // ---- rates --------------------------------------------------------------------------------
@@ -559,7 +582,7 @@ SELECT id, remaining - held, source, unit_price
  ORDER BY id";
 pub const ALLOWANCE_ROW: &str = "
 SELECT w.wallet, l.asset, l.amount, l.period, l.rollover_cap, l.rollover_shares::text, l.next_boundary
-  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id/*t*/ AND w.tenant = l.tenant/*t*/ WHERE l.id = $1/*G*/ AND l.tenant = $T/*G*/";
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id/*t*/ AND w.tenant = l.tenant/*t*//*G*/ AND w.tenant = $T/*G*/ WHERE l.id = $1/*G*/ AND l.tenant = $T/*G*/";
 
 // ---- lanes (0.4.0 on; see crate::lanes) -------------------------------------------------------
 
@@ -734,7 +757,7 @@ pub const LANES_REFRESH: &str = "
 UPDATE credit_ledger.lanes l
    SET free = (SELECT coalesce(sum(g.remaining - g.held), 0) FROM credit_ledger.grants g
                 WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
-                  AND l.lane < $2/*t*/ AND g.tenant = l.tenant/*t*/
+                  AND l.lane < $2/*t*/ AND g.tenant = l.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
                   AND g.home_id IS NOT NULL AND g.remaining > g.held
                   AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now()))
  WHERE l.wallet_id = $1/*G*/ AND l.tenant = $T/*G*/";
@@ -745,14 +768,14 @@ pub const LANES_LOCK_OF_AUTH: &str = "
 SELECT 1 FROM credit_ledger.lanes l
  WHERE (l.wallet_id, l.asset, l.lane) IN (
        SELECT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
-         JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+         JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
         WHERE j.authorization_id = $1 AND g.lane IS NOT NULL/*G*/ AND j.tenant = $T/*G*/)/*G*/ AND l.tenant = $T/*G*/
  ORDER BY l.wallet_id, l.asset, l.lane FOR NO KEY UPDATE";
 /// [`LANES_LOCK_OF_AUTH`] without waiting: (locked, wanted).
 pub const LANES_TRY_LOCK_OF_AUTH: &str = "
 WITH want AS (
     SELECT DISTINCT g.wallet_id, g.asset, g.lane FROM credit_ledger.journal j
-      JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+      JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
      WHERE j.authorization_id = $1 AND g.lane IS NOT NULL/*G*/ AND j.tenant = $T/*G*/
 ), l AS (
     SELECT 1 FROM credit_ledger.lanes l
@@ -764,11 +787,11 @@ pub const LANES_REFRESH_ROWS: &str = "
 UPDATE credit_ledger.lanes l
    SET free = (SELECT coalesce(sum(g.remaining - g.held), 0) FROM credit_ledger.grants g
                 WHERE g.wallet_id = l.wallet_id AND g.asset = l.asset AND g.lane = l.lane AND g.live
-                  AND l.lane < w.lanes/*t*/ AND g.tenant = l.tenant/*t*/
+                  AND l.lane < w.lanes/*t*/ AND g.tenant = l.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
                   AND g.home_id IS NOT NULL AND g.remaining > g.held
                   AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now()))
   FROM credit_ledger.wallets w
- WHERE w.id = l.wallet_id AND l.wallet_id = $1/*t*/ AND w.tenant = l.tenant/*t*//*G*/ AND l.tenant = $T/*G*/
+ WHERE w.id = l.wallet_id AND l.wallet_id = $1/*t*/ AND w.tenant = l.tenant/*t*//*G*/ AND w.tenant = $T/*G*//*G*/ AND l.tenant = $T AND w.tenant = $T/*G*/
    AND (l.asset, l.lane) IN (SELECT g.asset, g.lane FROM credit_ledger.grants g
                               WHERE g.id = ANY ($2) AND g.lane IS NOT NULL/*G*/ AND g.tenant = $T/*G*/)";
 /// The low-balance latch of a wallet with lanes, if free (see `lanes::alert`).

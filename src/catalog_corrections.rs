@@ -6,7 +6,7 @@
 pub const VOID_GRANT: &str = "
 SELECT g.wallet_id, g.asset, g.home_id, g.source_id,
        g.expires_at IS NOT NULL AND g.expires_at <= now(), w.wallet, w.run_of IS NOT NULL
-  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*/
+  FROM credit_ledger.grants g JOIN credit_ledger.wallets w ON w.id = g.wallet_id/*t*/ AND w.tenant = g.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE g.id = $1/*G*/ AND g.tenant = $T/*G*/";
 /// The rows of grant `$1` (its home row and its lane slices) with credit: (row, free, held).
 pub const GRANT_ROWS: &str = "
@@ -32,21 +32,21 @@ pub const OP_ROWS: &str = "
 SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, o.pending,
        credit_ledger._balance(o.wallet_id, x.asset), o.created_at
   FROM credit_ledger.operations o
-  JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*/
+  JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
   -- (a transfer's receiver may be in another tenant: named only where its tenant is the same)
   LEFT JOIN credit_ledger.wallets t ON t.id = o.to_wallet_id/*G*/ AND t.tenant = $T/*G*/
   CROSS JOIN LATERAL (
       SELECT o.asset, o.done WHERE o.asset IS NOT NULL
       UNION ALL
       SELECT j.asset, -sum(j.amount) FROM credit_ledger.journal j
-       WHERE o.asset IS NULL AND j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*/
+       WHERE o.asset IS NULL AND j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*//*G*/ AND j.tenant = $T/*G*/
          AND j.grant_id IS NOT NULL
        GROUP BY j.asset
       UNION ALL
       -- a close that found nothing to move: one row
       SELECT NULL, 0 WHERE o.asset IS NULL AND NOT EXISTS (
           SELECT 1 FROM credit_ledger.journal j
-           WHERE j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*/ AND j.grant_id IS NOT NULL)) x
+           WHERE j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*//*G*/ AND j.tenant = $T/*G*/ AND j.grant_id IS NOT NULL)) x
  WHERE o.id = $1/*G*/ AND o.tenant = $T/*G*/
  ORDER BY x.asset";
 /// Open voids of wallets `$1` on the grants of rows `$2`: (operation, grant, pending, whole,
@@ -79,7 +79,7 @@ pub const WALLET_PEEK: &str = "
 SELECT id, parent_id, run_of IS NOT NULL, closed_at IS NOT NULL FROM credit_ledger.wallets WHERE wallet = $1/*G*/ AND tenant = $T/*G*/";
 /// The name of wallet `$1`, or of the wallet whose run it is, when that one is closed.
 pub const WALLET_OR_OWNER_CLOSED: &str = "
-SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)/*t*/ AND o.tenant = x.tenant/*t*/
+SELECT o.wallet FROM credit_ledger.wallets x JOIN credit_ledger.wallets o ON o.id = coalesce(x.run_of, x.id)/*t*/ AND o.tenant = x.tenant/*t*//*G*/ AND o.tenant = $T/*G*/
  WHERE x.id = $1/*G*/ AND x.tenant = $T/*G*/ AND o.closed_at IS NOT NULL";
 pub const WALLET_CLOSED: &str =
     "SELECT closed_at IS NOT NULL FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
@@ -157,7 +157,7 @@ WITH e AS (
     SELECT $1, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w
      WHERE w.id = $2/*G*/ AND w.tenant = $T/*G*/
        AND NOT EXISTS (SELECT 1 FROM credit_ledger.events x
-                        WHERE x.wallet_id = $2 AND x.kind = $1 AND x.asset = $3/*t*/ AND x.tenant = w.tenant/*t*/
+                        WHERE x.wallet_id = $2 AND x.kind = $1 AND x.asset = $3/*t*/ AND x.tenant = w.tenant/*t*//*G*/ AND x.tenant = $T/*G*/
                           AND x.at >= credit_ledger._period_start(w.period, w.period_anchor, now()))
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
@@ -173,11 +173,11 @@ WITH due AS (
 ), x AS (
     SELECT h.id, h.wallet_id, h.asset, h.expires_at, w.wallet/*t*/, w.tenant/*t*/,
            (SELECT sum(s.remaining - s.held) FROM credit_ledger.grants s
-             WHERE (s.id = h.id OR s.home_id = h.id)/*t*/ AND s.tenant = h.tenant/*t*/) AS credits
-      FROM due JOIN credit_ledger.grants h ON h.id = due.grant_id/*t*/ AND h.tenant = due.tenant/*t*/
-      JOIN credit_ledger.wallets w ON w.id = h.wallet_id/*t*/ AND w.tenant = h.tenant/*t*/
+             WHERE (s.id = h.id OR s.home_id = h.id)/*t*/ AND s.tenant = h.tenant/*t*//*G*/ AND s.tenant = $T/*G*/) AS credits
+      FROM due JOIN credit_ledger.grants h ON h.id = due.grant_id/*t*/ AND h.tenant = due.tenant/*t*//*G*/ AND h.tenant = $T/*G*/
+      JOIN credit_ledger.wallets w ON w.id = h.wallet_id/*t*/ AND w.tenant = h.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
      WHERE NOT EXISTS (SELECT 1 FROM credit_ledger.events e
-                        WHERE e.wallet_id = h.wallet_id AND e.kind = 'grant_expiring'/*t*/ AND e.tenant = h.tenant/*t*/
+                        WHERE e.wallet_id = h.wallet_id AND e.kind = 'grant_expiring'/*t*/ AND e.tenant = h.tenant/*t*//*G*/ AND e.tenant = $T/*G*/
                           AND e.payload->>'grant_id' = h.id::text)
 ), e AS (
     INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)

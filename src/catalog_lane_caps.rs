@@ -63,7 +63,7 @@ WITH cur AS (
     UPDATE credit_ledger.lanes l SET cap_spent = l.cap_spent - $4, cap_room = l.cap_room + $4
      WHERE l.wallet_id = $1 AND l.asset = $2/*G*/ AND l.tenant = $T/*G*/
        AND l.lane = coalesce((SELECT min(g.lane) FROM credit_ledger.journal j
-                                JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+                                JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
                                WHERE j.authorization_id = $3 AND g.wallet_id = $1/*G*/ AND j.tenant = $T/*G*/ AND g.asset = $2
                                  AND g.lane IS NOT NULL), 0)
        AND l.cap_period = (SELECT cur FROM cur)

@@ -53,7 +53,7 @@ pub const MEMBER_LIMITED: &str = concat!(
 SELECT ",
     limited_member!(),
     "
-  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*/
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*//*G*/ AND p.tenant = $T/*G*/
  WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/"
 );
 /// A limited member's fast draw of `$4` from room `$3` (of the pool's lane of that number, which
@@ -115,7 +115,7 @@ pub const MEMBER_ROOM_GIVE_BACK: &str = "
 UPDATE credit_ledger.member_rooms r SET room = r.room + $4, spent = r.spent - $4
   FROM credit_ledger.wallets w
  WHERE w.id = $1 AND r.wallet_id = $1 AND r.asset = $2/*G*/ AND w.tenant = $T/*G*//*G*/ AND r.tenant = $T/*G*/
-   AND r.lane = (SELECT min(g.lane) FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+   AND r.lane = (SELECT min(g.lane) FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
                   WHERE j.authorization_id = $3 AND g.wallet_id = $5/*G*/ AND j.tenant = $T/*G*/ AND g.asset = $2 AND g.lane IS NOT NULL)
    AND r.period = credit_ledger._period_start(w.period, w.period_anchor, now())
 RETURNING 1";

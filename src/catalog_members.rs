@@ -82,9 +82,9 @@ pub const FREE_OF_AUTH: &str = concat!(
 SELECT ",
     member_of_lanes!(),
     "
-       AND NOT EXISTS (SELECT 1 FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*/
+       AND NOT EXISTS (SELECT 1 FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id/*t*/ AND g.tenant = j.tenant/*t*//*G*/ AND g.tenant = $T/*G*/
                         WHERE j.authorization_id = $2 AND g.wallet_id = w.id/*G*/ AND j.tenant = $T/*G*/)
-  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*/
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets p ON p.id = w.parent_id/*t*/ AND p.tenant = w.tenant/*t*//*G*/ AND p.tenant = $T/*G*/
  WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/"
 );
 /// The lanes of the pool of one-lane untracked member `$1` (a free member, or one that may
@@ -92,8 +92,8 @@ SELECT ",
 /// its settings waits for (its spends in flight hold only those).
 pub const POOL_LANES_LOCK_OF_MEMBER: &str = concat!(
     "
-SELECT 1 FROM credit_ledger.lanes l JOIN credit_ledger.wallets p ON p.id = l.wallet_id/*t*/ AND p.tenant = l.tenant/*t*/
-  JOIN credit_ledger.wallets w ON w.parent_id = p.id/*t*/ AND w.tenant = p.tenant/*t*/
+SELECT 1 FROM credit_ledger.lanes l JOIN credit_ledger.wallets p ON p.id = l.wallet_id/*t*/ AND p.tenant = l.tenant/*t*//*G*/ AND p.tenant = $T/*G*/
+  JOIN credit_ledger.wallets w ON w.parent_id = p.id/*t*/ AND w.tenant = p.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/ AND ",
     member_of_lanes!(),
     "

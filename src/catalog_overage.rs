@@ -58,7 +58,7 @@ pub const UPGRADE_SIGNALS: &str = "SELECT credit_ledger._upgrade_signals($1)";
 /// wallet) and its current period's start (0.8.0 on; see [`crate::tiers`]).
 pub const TIER_OWNER: &str = "
 SELECT o.id, credit_ledger._period_start(o.period, o.period_anchor, now())
-  FROM credit_ledger.wallets w JOIN credit_ledger.wallets o ON o.id = coalesce(w.run_of, w.id)/*t*/ AND o.tenant = w.tenant/*t*/
+  FROM credit_ledger.wallets w JOIN credit_ledger.wallets o ON o.id = coalesce(w.run_of, w.id)/*t*/ AND o.tenant = w.tenant/*t*//*G*/ AND o.tenant = $T/*G*/
  WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/";
 pub const TIER_LOCK: &str = "
 SELECT units FROM credit_ledger.tier_usage
@@ -80,14 +80,14 @@ pub const RATE_SET_TIERS: &str = "UPDATE credit_ledger.rates SET tiers = $2::jso
 /// [`crate::fair_use`]).
 pub const FAIR_USE_OF: &str = "
 SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, now())
-  FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*/
+  FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE o.wallet_id = $1 AND o.asset = $2 AND o.fair_use_limit IS NOT NULL/*G*/ AND o.tenant = $T/*G*/";
 /// A fair-use authorization's wallet's limit now and the start of the period the authorization
 /// was made in.
 pub const FAIR_USE_OF_AUTH: &str = "
 SELECT o.fair_use_limit, credit_ledger._period_start(w.period, w.period_anchor, a.created_at)
-  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*/
-  LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset/*t*/ AND o.tenant = a.tenant/*t*/
+  FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id/*t*/ AND w.tenant = a.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
+  LEFT JOIN credit_ledger.wallet_overage o ON o.wallet_id = a.wallet_id AND o.asset = a.asset/*t*/ AND o.tenant = a.tenant/*t*//*G*/ AND o.tenant = $T/*G*/
  WHERE a.id = $1 AND a.fair_use/*G*/ AND a.tenant = $T/*G*/";
 pub const FAIR_USE_LOCK: &str = "
 SELECT used FROM credit_ledger.fair_use_usage

@@ -5,8 +5,8 @@
 pub const RUN_FOR_CALL: &str = "
 SELECT r.status, r.expires_at <= now(), o.wallet, rw.wallet, r.asset, r.max_calls, r.max_cost_per_call
   FROM credit_ledger.runs r
-  JOIN credit_ledger.wallets o ON o.id = r.wallet_id/*t*/ AND o.tenant = r.tenant/*t*/
-  LEFT JOIN credit_ledger.wallets rw ON rw.id = r.run_wallet_id/*t*/ AND rw.tenant = r.tenant/*t*/
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id/*t*/ AND o.tenant = r.tenant/*t*//*G*/ AND o.tenant = $T/*G*/
+  LEFT JOIN credit_ledger.wallets rw ON rw.id = r.run_wallet_id/*t*/ AND rw.tenant = r.tenant/*t*//*G*/ AND rw.tenant = $T/*G*/
  WHERE r.id = $1/*G*/ AND r.tenant = $T/*G*/";
 /// Whether a wallet is a run's wallet (a row when it is).
 pub const WALLET_IS_RUN: &str =
@@ -49,7 +49,7 @@ SELECT id, status <> 'declined', reason, budget, balance_after, asset, status, e
 pub const RUN_GET: &str =
     "SELECT status, wallet_id, parent_run, asset FROM credit_ledger.runs WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const RUN_WALLET_NAME: &str = "
-SELECT w.wallet FROM credit_ledger.runs r JOIN credit_ledger.wallets w ON w.id = r.run_wallet_id/*t*/ AND w.tenant = r.tenant/*t*/
+SELECT w.wallet FROM credit_ledger.runs r JOIN credit_ledger.wallets w ON w.id = r.run_wallet_id/*t*/ AND w.tenant = r.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
  WHERE r.id = $1/*G*/ AND r.tenant = $T/*G*/";
 /// Run `$1` and its open sub-runs at any depth, top down: (run, its wallet).
 pub const RUN_TREE: &str = "
@@ -73,10 +73,10 @@ SELECT g.id, g.remaining, s.id, s.wallet_id, s.expires_at IS NOT NULL AND s.expi
        s.wallet_id <> r.wallet_id AND sw.run_of IS NULL
   FROM credit_ledger.grants g
   -- a run with lanes: a lane's slice gives back to the source of the slice it belongs to
-  JOIN credit_ledger.grants h ON h.id = coalesce(g.home_id, g.id)/*t*/ AND h.tenant = g.tenant/*t*/
+  JOIN credit_ledger.grants h ON h.id = coalesce(g.home_id, g.id)/*t*/ AND h.tenant = g.tenant/*t*//*G*/ AND h.tenant = $T/*G*/
   JOIN credit_ledger.grants s ON s.id = h.source_id/*G*/ AND s.tenant = $T/*G*/
   JOIN credit_ledger.wallets sw ON sw.id = s.wallet_id/*G*/ AND sw.tenant = $T/*G*/
-  JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id/*t*/ AND r.tenant = g.tenant/*t*/
+  JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id/*t*/ AND r.tenant = g.tenant/*t*//*G*/ AND r.tenant = $T/*G*/
  WHERE g.wallet_id = $1 AND g.remaining > 0/*G*/ AND g.tenant = $T/*G*/
  ORDER BY g.id";
 /// The run of a run's wallet: id, status, owner, parent run, asset.

@@ -437,7 +437,7 @@ fn credit_grant_void(
             reason.unwrap_or("\u{1}"),
         ]);
         spi::with(|c| {
-            crate::tenant::enter_row(c, crate::catalog_tenants::GRANT_TENANT, grant)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::GRANT_TENANT, grant, None)?;
             let g = spi::first(exec(c, sql::VOID_GRANT, &[grant.into()])?)
                 .ok_or_else(|| LedgerError::not_found(format!("grant {grant} does not exist")))?;
             let (wallet_id, asset, home, source, expired, wallet, run): (

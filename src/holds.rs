@@ -102,8 +102,32 @@ pub(crate) fn lock_for(
         // refund moves only those), not the whole wallet: spenders on other lanes go on
         return Ok(None);
     }
-    let r = spi::first(exec(c, sql::AUTH_LOCK, &[id.into(), as_of.into()])?)
+    // On a distributed ledger the row is locked and read on its own, its rate's and asset's
+    // terms after it: inside a delegated call Citus refuses any statement that joins a
+    // distributed table with a reference table (rates, assets; checked with Citus 13.2)
+    let distributed = spi::distributed(c)?;
+    let lock = if distributed {
+        sql::AUTH_LOCK_DISTRIBUTED
+    } else {
+        sql::AUTH_LOCK
+    };
+    let r = spi::first(exec(c, lock, &[id.into(), as_of.into()])?)
         .ok_or_else(|| LedgerError::not_found(format!("authorization {id} does not exist")))?;
+    let (mut credits_per_unit, mut scale, mut tiers) = (
+        r.opt_dec(14)?,
+        r.col::<i32>(15)?.unwrap_or(0) as u32,
+        r.col::<String>(18)?,
+    );
+    if distributed {
+        let asset: String = r.req(5)?;
+        scale = crate::wallets::asset_scale(c, &asset)?;
+        if let Some(rate) = r.col::<i64>(7)? {
+            if let Some(t) = spi::first(exec(c, sql::RATE_TERMS, &[rate.into()])?) {
+                credits_per_unit = t.opt_dec(1)?;
+                tiers = t.col(2)?;
+            }
+        }
+    }
     let auth = Auth {
         id,
         wallet_id,
@@ -117,11 +141,11 @@ pub(crate) fn lock_for(
         ttl_passed: r.col::<bool>(11)?.unwrap_or(false),
         close_key: r.col(12)?,
         close_hash: r.col(13)?,
-        credits_per_unit: r.opt_dec(14)?,
-        scale: r.req::<i32>(15)? as u32,
+        credits_per_unit,
+        scale,
         action: r.req(16)?,
         variant: r.col(17)?,
-        tiers: r.col(18)?,
+        tiers,
         fair_use: r.req(19)?,
     };
     Ok(Some((w, auth)))
@@ -335,7 +359,25 @@ fn close(
         num(extra.0).into(),
         num(extra.1).into(),
     ];
-    exec(c, sql::AUTH_CLOSE, &args)?;
+    if !spi::distributed(c)? {
+        exec(c, sql::AUTH_CLOSE, &args)?;
+        return Ok(());
+    }
+    // (a distributed ledger: the rate's vendor cost read on its own, see `lock_for`)
+    let mut args = args;
+    let rate = spi::first(exec(c, sql::AUTH_RATE_ID, &[a.id.into()])?)
+        .map(|r| r.col::<i64>(1))
+        .transpose()?
+        .flatten();
+    let vendor_cost = match rate {
+        Some(id) => spi::first(exec(c, sql::RATE_TERMS, &[id.into()])?)
+            .map(|r| r.opt_dec(3))
+            .transpose()?
+            .flatten(),
+        None => None,
+    };
+    args.push(vendor_cost.map(num).into());
+    exec(c, sql::AUTH_CLOSE_DISTRIBUTED, &args)?;
     Ok(())
 }
 
@@ -468,8 +510,35 @@ fn check_open(
     Ok(Some(()))
 }
 
-/// Spend a hold: the actual quantity (NULL = as held).
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+/// Spend a hold: the actual quantity (NULL = as held); `tenant` (since 0.13.0): the hold's
+/// wallet's tenant, which a Citus cluster routes the call by (see [`crate::tenant`]).
+#[pg_extern(
+    name = "credit_capture",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_capture_v13(
+    authorization_id: Option<i64>,
+    quantity: default!(Option<AnyNumeric>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    capture(
+        authorization_id,
+        quantity,
+        idempotency_key,
+        metadata,
+        tenant,
+    )
+}
+
+/// `credit_capture` as 0.12.0 and earlier declare it (no `tenant`; symbol
+/// `credit_capture_wrapper`). Not in the 0.13.0 SQL.
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_capture(
     authorization_id: Option<i64>,
@@ -477,7 +546,18 @@ fn credit_capture(
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
+    capture(authorization_id, quantity, idempotency_key, metadata, None)
+}
+
+fn capture(
+    authorization_id: Option<i64>,
+    quantity: Option<AnyNumeric>,
+    idempotency_key: Option<&str>,
+    metadata: Option<JsonbText>,
+    tenant: Option<&str>,
+) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let id = authorization_id
             .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let quantity = quantity
@@ -492,7 +572,7 @@ fn credit_capture(
                 .unwrap_or_default(),
         ]);
         spi::with(|c| {
-            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id, tenant)?;
             // a capture above the held quantity spends more: the whole wallet, taken first
             let held_quantity = spi::first(exec(c, sql::AUTH_QUANTITY, &[id.into()])?)
                 .map(|r| r.dec(1))
@@ -641,22 +721,51 @@ fn credit_capture(
     .build()
 }
 
-/// Give a hold back, to the same grants.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+/// Give a hold back, to the same grants (`tenant` as for [`credit_capture_v13`]).
+#[pg_extern(
+    name = "credit_release",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_release_v13(
+    authorization_id: Option<i64>,
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
+) -> pgrx::composite_type!('static, "credit_authorization") {
+    release(authorization_id, idempotency_key, metadata, tenant)
+}
+
+/// `credit_release` as 0.12.0 and earlier declare it (no `tenant`; symbol
+/// `credit_release_wrapper`). Not in the 0.13.0 SQL.
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_release(
     authorization_id: Option<i64>,
     idempotency_key: default!(Option<&str>, "NULL"),
     metadata: default!(Option<JsonbText>, "NULL"),
 ) -> pgrx::composite_type!('static, "credit_authorization") {
+    release(authorization_id, idempotency_key, metadata, None)
+}
+
+fn release(
+    authorization_id: Option<i64>,
+    idempotency_key: Option<&str>,
+    metadata: Option<JsonbText>,
+    tenant: Option<&str>,
+) -> pgrx::composite_type!('static, "credit_authorization") {
     or_raise((|| -> Result<Record> {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let id = authorization_id
             .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let key = input::key(idempotency_key)?;
         input::metadata(metadata.as_ref().map(|j| j.0.as_str()))?;
         let hash = input::fingerprint(&["release"]);
         spi::with(|c| {
-            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id, tenant)?;
             let (w, a) = lock(c, id, false, None)?
                 .ok_or_else(|| LedgerError::new(Kind::Internal, "lock skipped"))?;
             if a.kind == "hold" && a.status == "expired" {

@@ -84,11 +84,13 @@ fn quote(
     quantity: Option<AnyNumeric>,
     variant: Option<&str>,
     degrade: bool,
+    tenant: Option<&str>,
 ) -> Result<Quoted> {
+    let tenant = crate::input::opt_name(tenant, "tenant")?;
     let mut r = Request::parse(wallet, action, quantity, variant, None, None, Mode::Quote)?;
     r.degrade = degrade;
     spi::with(|c| {
-        crate::tenant::enter(c, r.wallet, None)?;
+        crate::tenant::enter(c, r.wallet, tenant)?;
         let row = spi::first(exec(c, sql::WALLET_FOR_QUOTE, &[r.wallet.into()])?)
             .ok_or_else(|| wallets::wallet_missing(r.wallet))?;
         let w = Wallet::from_row(&row)?;
@@ -110,11 +112,72 @@ fn quote(
     })
 }
 
+/// The columns of `credit_quote` (0.9.0 on).
+type QuoteTable = TableIterator<
+    'static,
+    (
+        name!(cost, AnyNumeric),
+        name!(asset, String),
+        name!(spendable, AnyNumeric),
+        name!(approved, bool),
+        name!(reason, Option<String>),
+        name!(rate_id, i64),
+        name!(priced_variant, Option<String>),
+    ),
+>;
+
+fn quote_table(q: Quoted) -> QuoteTable {
+    TableIterator::once((
+        num(q.cost),
+        q.asset,
+        num(q.spendable),
+        q.reason.is_none(),
+        q.reason.map(String::from),
+        q.rate_id,
+        q.variant,
+    ))
+}
+
 /// Price an action for a wallet without side effects (a tiered rate from the wallet's
 /// position now: `credit_quote_tiers` shows the bands); `degrade` (since 0.9.0): the first
-/// affordable variant of the fallback chain, named in `priced_variant` (the variant priced).
-#[allow(clippy::type_complexity)]
-#[pg_extern(name = "credit_quote", stable, parallel_safe, security_definer)]
+/// affordable variant of the fallback chain, named in `priced_variant` (the variant priced);
+/// `tenant` (since 0.13.0): the wallet's tenant, which a Citus cluster routes the call by.
+#[pg_extern(
+    name = "credit_quote",
+    stable,
+    parallel_safe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_quote_v13(
+    wallet: Option<&str>,
+    action: Option<&str>,
+    quantity: default!(Option<AnyNumeric>, 1),
+    variant: default!(Option<&str>, "NULL"),
+    degrade: default!(Option<bool>, false),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
+) -> TableIterator<
+    'static,
+    (
+        name!(cost, AnyNumeric),
+        name!(asset, String),
+        name!(spendable, AnyNumeric),
+        name!(approved, bool),
+        name!(reason, Option<String>),
+        name!(rate_id, i64),
+        name!(priced_variant, Option<String>),
+    ),
+> {
+    let degrade = degrade.unwrap_or(false);
+    quote_table(or_raise(quote(
+        wallet, action, quantity, variant, degrade, tenant,
+    )))
+}
+
+/// `credit_quote` as 0.9.0 to 0.12.0 declare it (no `tenant`; symbol `credit_quote_v9_wrapper`).
+/// Not in the 0.13.0 SQL.
+#[pg_extern(sql = false, stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_quote_v9(
     wallet: Option<&str>,
@@ -134,22 +197,10 @@ fn credit_quote_v9(
         name!(priced_variant, Option<String>),
     ),
 > {
-    let q = or_raise(quote(
-        wallet,
-        action,
-        quantity,
-        variant,
-        degrade.unwrap_or(false),
-    ));
-    TableIterator::once((
-        num(q.cost),
-        q.asset,
-        num(q.spendable),
-        q.reason.is_none(),
-        q.reason.map(String::from),
-        q.rate_id,
-        q.variant,
-    ))
+    let degrade = degrade.unwrap_or(false);
+    quote_table(or_raise(quote(
+        wallet, action, quantity, variant, degrade, None,
+    )))
 }
 
 /// `credit_quote` as 0.8.0 and earlier declare it (no `degrade`, no `variant` column; symbol
@@ -172,7 +223,7 @@ fn credit_quote(
         name!(rate_id, i64),
     ),
 > {
-    let q = or_raise(quote(wallet, action, quantity, variant, false));
+    let q = or_raise(quote(wallet, action, quantity, variant, false, None));
     TableIterator::once((
         num(q.cost),
         q.asset,

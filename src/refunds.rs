@@ -24,8 +24,58 @@ use rust_decimal::Decimal;
 
 type RefundRow = (i64, i64, AnyNumeric, AnyNumeric, AnyNumeric);
 
-/// Refund credits of an authorization to the grants that paid for it.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+/// The columns of `credit_refund`.
+type RefundTable = TableIterator<
+    'static,
+    (
+        name!(refund_id, i64),
+        name!(authorization_id, i64),
+        name!(amount, AnyNumeric),
+        name!(refunded_total, AnyNumeric),
+        name!(balance, AnyNumeric),
+    ),
+>;
+
+/// Refund credits of an authorization to the grants that paid for it; `tenant` (since 0.13.0):
+/// the authorization's wallet's tenant, which a Citus cluster routes the call by.
+#[pg_extern(
+    name = "credit_refund",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
+#[search_path(pg_catalog, credit_ledger, pg_temp)]
+fn credit_refund_v13(
+    authorization_id: Option<i64>,
+    amount: default!(Option<AnyNumeric>, "NULL"),
+    reason: default!(Option<&str>, "NULL"),
+    idempotency_key: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonbText>, "NULL"),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
+) -> TableIterator<
+    'static,
+    (
+        name!(refund_id, i64),
+        name!(authorization_id, i64),
+        name!(amount, AnyNumeric),
+        name!(refunded_total, AnyNumeric),
+        name!(balance, AnyNumeric),
+    ),
+> {
+    refund(
+        authorization_id,
+        amount,
+        reason,
+        idempotency_key,
+        metadata,
+        tenant,
+    )
+}
+
+/// `credit_refund` as 0.12.0 and earlier declare it (no `tenant`; symbol
+/// `credit_refund_wrapper`). Not in the 0.13.0 SQL.
+#[pg_extern(sql = false, volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_refund(
     authorization_id: Option<i64>,
@@ -43,7 +93,26 @@ fn credit_refund(
         name!(balance, AnyNumeric),
     ),
 > {
+    refund(
+        authorization_id,
+        amount,
+        reason,
+        idempotency_key,
+        metadata,
+        None,
+    )
+}
+
+fn refund(
+    authorization_id: Option<i64>,
+    amount: Option<AnyNumeric>,
+    reason: Option<&str>,
+    idempotency_key: Option<&str>,
+    metadata: Option<JsonbText>,
+    tenant: Option<&str>,
+) -> RefundTable {
     let row = or_raise((|| {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let id = authorization_id
             .ok_or_else(|| LedgerError::invalid("authorization_id must not be null"))?;
         let requested = amount
@@ -60,7 +129,7 @@ fn credit_refund(
             &input::json_fingerprint(&metadata_value),
         ]);
         spi::with(|c| -> Result<RefundRow> {
-            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::AUTHORIZATION_TENANT, id, tenant)?;
             // a refund of overdraft debt writes the wallet's debt counter: its row is taken
             // (with every lane, in the exact path's order) even when it has lanes and no
             // counters; any other refund takes only the lanes of the slices it moves

@@ -635,7 +635,7 @@ fn credit_run_close(
     let row = or_raise((|| {
         let id = run_id.ok_or_else(|| LedgerError::invalid("run_id must not be null"))?;
         spi::with(|c| {
-            crate::tenant::enter_row(c, crate::catalog_tenants::RUN_TENANT, id)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::RUN_TENANT, id, None)?;
             close(c, id, "closed")?;
             let row = spi::first(exec(c, sql::RUN_CLOSE_ROW, &[id.into()])?)
                 .ok_or_else(|| run_missing(id))?;

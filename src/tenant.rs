@@ -191,7 +191,17 @@ pub fn refuse_move(c: &mut SpiClient<'_>, wallet: &str, pool: &str) -> Result<()
 /// [`enter`] for a call on a row named by its id (an authorization, a run, a grant: `lookup`
 /// reads its tenant): on a ledger Citus distributes, the row's tenant, read first; nothing
 /// elsewhere. An id no row has leaves the scope as it is (the call's own lookup fails then).
-pub fn enter_row(c: &mut SpiClient<'_>, lookup: &'static str, id: i64) -> Result<()> {
+/// With `tenant` given (the caller's argument) the row is looked for in that tenant only.
+pub fn enter_row(
+    c: &mut SpiClient<'_>,
+    lookup: &'static str,
+    id: i64,
+    tenant: Option<&str>,
+) -> Result<()> {
+    if tenant.is_some() {
+        give(tenant);
+        return Ok(());
+    }
     if !crate::spi::distributed(c)? {
         return Ok(());
     }

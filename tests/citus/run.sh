@@ -31,6 +31,15 @@
 #      tenants inside one BEGIN ... COMMIT through the coordinator, each sent whole to a worker
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay, a wrong tenant refused, the rows and the pool's credits exact.
+#   9. The regress scenarios core, holds, pools and lifecycle pass on a ledger distributed
+#      right after CREATE EXTENSION (0.13.0): their calls name no tenant, the coordinator looks
+#      it up in wallet_keys and routes every statement to the tenant's shard.
+#  10. 16 pgbench clients on the distributed ledger: wallets created and granted after
+#      distribution, each transaction = a delegated credit_authorize(..., tenant => ...) of a
+#      solo wallet or a pool member + a row of an application table colocated with the ledger,
+#      while worker 2 is killed with SIGKILL and restarted: no prepared transaction left, every
+#      approved spend has its row and every row its spend, nothing acknowledged lost,
+#      conservation per wallet, credit_verify() empty.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -289,8 +298,8 @@ before="$(qd -c "SELECT (SELECT count(*) || '/' || sum(amount) FROM credit_ledge
                         (SELECT count(*) FROM credit_ledger.wallet_keys)")"
 check_eq "the ledger is healthy before it is distributed (credit_verify() empty)" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 if out="$(qd -c "SELECT step || ' ' || count(*) FROM credit_distribute() GROUP BY step ORDER BY step" 2>&1)"; then
-  check_eq "credit_distribute(): 4 reference tables, 15 distributed by tenant, 2 functions delegated, worker id ranges" \
-    "delegated by tenant 2|distributed by tenant 15|reference table 4|worker id ranges 1" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
+  check_eq "credit_distribute(): 4 reference tables, 15 distributed by tenant, 7 functions delegated, worker id ranges" \
+    "delegated by tenant 7|distributed by tenant 15|reference table 4|worker id ranges 1" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
 else
   fail "credit_distribute()" "$(tail -n 8 <<<"$out")"
 fi
@@ -323,27 +332,153 @@ deleg="$(qd 2>&1 <<'SQL' || true
 SET citus.log_remote_commands = on;
 SET client_min_messages = log;
 BEGIN;
-SELECT 'r1=' || approved || '/' || cost FROM credit_authorize(wallet => 'team.m1', action => 'chat', tenant => 'team');
+SELECT 'r1=' || approved || '/' || cost AS r, authorization_id AS a1 FROM credit_authorize(wallet => 'team.m1', action => 'chat', tenant => 'team') \gset
+\echo :r
 SELECT 'r2=' || approved || '/' || cost FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'solo3', idempotency_key => 'd1');
 SELECT 'r3=' || approved || '/' || cost FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'solo3', idempotency_key => 'd1');
-SELECT 'r4=' || status || '/' || cost FROM credit_hold(wallet => 'team.m2', action => 'chat', tenant => 'team');
+SELECT 'r4=' || status || '/' || cost AS r, authorization_id AS h1 FROM credit_hold(wallet => 'team.m2', action => 'chat', tenant => 'team') \gset
+\echo :r
+SELECT 'r5=' || status || '/' || cost FROM credit_capture(:h1, tenant => 'team');
+SELECT authorization_id AS h2 FROM credit_hold(wallet => 'team.m3', action => 'chat', tenant => 'team') \gset
+SELECT 'r6=' || status || '/' || cost FROM credit_release(:h2, tenant => 'team');
+SELECT 'r7=' || amount || '/' || refunded_total FROM credit_refund(:a1, 4, tenant => 'team');
+SELECT 'r8=' || approved || '/' || cost FROM credit_quote('solo4', 'chat', tenant => 'solo4');
+SELECT 'r9=' || credit_balance('solo4', tenant => 'solo4') || '/0';
 COMMIT;
 SQL
 )"
-got="$(grep -o '^r[0-9]=[a-z]*/[0-9.]*' <<<"$deleg" | tr '\n' ' ' | sed 's/ $//')"
-if [ "$got" = "r1=true/10 r2=true/10 r3=true/10 r4=held/10" ]; then
-  ok "four calls in one transaction: approved, the key's replay the same, a hold"
+got="$(grep -o '^r[0-9]=[a-z0-9.]*/[0-9.]*' <<<"$deleg" | tr '\n' ' ' | sed 's/ $//')"
+want="r1=true/10 r2=true/10 r3=true/10 r4=held/10 r5=captured/10 r6=released/10 r7=4/4 r8=true/10 r9=90/0"
+if [ "$got" = "$want" ]; then
+  ok "ten calls in one transaction: approved, the key's replay the same, a hold captured, one released, a refund, a quote, a balance"
 else
-  fail "four calls in one transaction: approved, the key's replay the same, a hold" \
-    "got: $got"$'\n'"$(grep -v '^ *[0-9]*: \|^ *at ' <<<"$deleg" | grep -E 'ERROR|DETAIL|HINT|CONTEXT' | head -n 8)"
+  fail "ten calls in one transaction: approved, the key's replay the same, a hold captured, one released, a refund, a quote, a balance" \
+    "want: $want"$'\n'"got:  $got"$'\n'"$(grep -v '^ *[0-9]*: \|^ *at ' <<<"$deleg" | grep -E 'ERROR|DETAIL|HINT|CONTEXT' | head -n 8)"
 fi
-check_eq "each call sent whole to a worker: one statement each, nothing else of the ledger's" "4|0" \
-  "$(grep -c "issuing SELECT .*public.credit_\(authorize\|hold\)(" <<<"$deleg")|$(grep -c "issuing .*credit_ledger\." <<<"$deleg")"
+check_eq "each call sent whole to a worker: one statement each (all seven functions), nothing else of the ledger's" "10|7|0" \
+  "$(grep -c "issuing SELECT .*public.credit_\(authorize\|hold\|capture\|release\|refund\|quote\|balance\)(" <<<"$deleg")|$(grep -o "issuing SELECT .*public.credit_\(authorize\|hold\|capture\|release\|refund\|quote\|balance\)(" <<<"$deleg" | grep -o "credit_[a-z]*(" | sort -u | wc -l)|$(grep -c "issuing .*credit_ledger\." <<<"$deleg")"
 check_eq "a wrong tenant finds no wallet (delegated to that tenant's worker)" "wallet \"solo3\" does not exist in tenant \"team\"" \
   "$(qd -c "SELECT approved FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'team')" 2>&1 | grep -o 'wallet "solo3" does not exist in tenant "team"' | head -n 1)"
-check_eq "the rows: team's authorizations 4 + 2, solo3's keyed call once, the pool's 1000 - 4 x 10 - 10 spent - 10 held" "6|1|940" \
+check_eq "the rows: team's authorizations 4 + 3, solo3's keyed call once, the pool's 1000 - 4 x 10 - 10 spent - 10 captured + 4 refunded" "7|1|944" \
   "$(qd -c "SELECT (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'team') || '|' ||
                    (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'solo3' AND idempotency_key = 'd1') || '|' ||
                    (SELECT trim_scale(sum(g.remaining - g.held)) FROM credit_ledger.grants g
                      WHERE g.tenant = 'team' AND g.wallet_id = (SELECT w.id FROM credit_ledger.wallets w WHERE w.tenant = 'team' AND w.wallet = 'team'))")"
+
+# ------------------------------------------------------------------ 9. the regress scenarios, distributed
+# The same four scenarios as in 2, each on a ledger distributed right after CREATE EXTENSION:
+# every call (none names its tenant) runs on the coordinator, which looks the tenant up in
+# wallet_keys and routes each statement to the tenant's shard; the read functions, the sweeps
+# and credit_verify() included. The files are run as they are, with credit_distribute() after
+# CREATE EXTENSION (in the input and the expected output alike).
+for t in core holds pools lifecycle; do
+  db="dregress_$t"
+  citus_database "$db"
+  for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \
+                 "bytea_output TO 'hex'" "timezone_abbreviations TO 'Default'" \
+                 "intervalstyle TO 'postgres_verbose'"; do
+    qdb "${PORT[citus-cx]}" "$db" -c "ALTER DATABASE $db SET $setting" >/dev/null
+  done
+  mkdir -p "$OUT/dist/sql" "$OUT/dist/expected"
+  distribute='CREATE EXTENSION credit_ledger;\n\\o /dev/null\nSELECT credit_distribute();\n\\o'
+  sed "0,\#^CREATE EXTENSION credit_ledger;#s##$distribute#" "$REPO/tests/pg_regress/sql/$t.sql" >"$OUT/dist/sql/$t.sql"
+  sed "0,\#^CREATE EXTENSION credit_ledger;#s##$distribute#" "$REPO/tests/pg_regress/expected/$t.out" >"$OUT/dist/expected/$t.out"
+  if (cd "$OUT" && PGTZ=PST8PDT PGDATESTYLE="Postgres, MDY" "$REGRESS" --use-existing \
+        --host 127.0.0.1 --port "${PORT[citus-cx]}" --user postgres --dbname "$db" \
+        --inputdir "$OUT/dist" --outputdir "$OUT/dist/$t" --bindir "$BINDIR" "$t" \
+        >"$OUT/dist/$t.log" 2>&1); then
+    ok "regress $t on a distributed ledger through the coordinator ($(qdb "${PORT[citus-cx]}" "$db" -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'credit_ledger.%'") ledger tables distributed or reference)"
+  else
+    fail "regress $t on a distributed ledger through the coordinator" "$(head -n 40 "$OUT/dist/$t/regression.diffs" 2>/dev/null || tail -n 20 "$OUT/dist/$t.log")"
+  fi
+  for n in "${NODES[@]}"; do qdb "${PORT[$n]}" postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+done
+
+# ------------------------------------------------------------------ 10. 16 clients on the distributed ledger, a worker killed
+# Wallets created and granted after credit_distribute() (through the coordinator); 16 pgbench
+# clients each spend with tenant => (delegated to the tenant's worker) and write an application
+# row of a table distributed by the same tenant, colocated with the ledger, in one transaction;
+# worker 2 is killed with SIGKILL and restarted in the middle. Afterwards: no prepared
+# transaction left, every approved spend has its row and every row its spend, every commit
+# pgbench saw is in the ledger, conservation per wallet, credit_verify() empty.
+qd >/dev/null <<'SQL'
+SELECT count(*) FROM credit_wallet_create('crew');
+SELECT count(*) FROM generate_series(1, 8) i, LATERAL credit_wallet_create('crew.m' || i, parent => 'crew');
+SELECT count(*) FROM credit_grant(wallet => 'crew', amount => 1000000);
+SELECT count(*) FROM generate_series(1, 16) i, LATERAL credit_wallet_create('d' || i);
+SELECT count(*) FROM generate_series(1, 16) i, LATERAL credit_grant(wallet => 'd' || i, amount => 100000);
+CREATE TABLE spends (tenant text NOT NULL, wallet text NOT NULL, authorization_id bigint NOT NULL);
+SELECT create_distributed_table('spends', 'tenant', colocate_with => 'credit_ledger.wallets');
+SQL
+cat >"$OUT/solo.sql" <<'SQL'
+\set i random(1, 16)
+BEGIN;
+SELECT authorization_id FROM credit_authorize(wallet => 'd' || :i, action => 'chat', tenant => 'd' || :i) \gset
+INSERT INTO spends VALUES ('d' || :i, 'd' || :i, :authorization_id);
+COMMIT;
+SQL
+cat >"$OUT/crew.sql" <<'SQL'
+\set m random(1, 8)
+BEGIN;
+SELECT authorization_id FROM credit_authorize(wallet => 'crew.m' || :m, action => 'chat', tenant => 'crew') \gset
+INSERT INTO spends VALUES ('crew', 'crew.m' || :m, :authorization_id);
+COMMIT;
+SQL
+w2data="${DIR[citus-w2]}/data"
+( sleep $((STRESS_S / 3))
+  pid="$(head -n 1 "$w2data/postmaster.pid")"
+  kill -9 "$pid"
+  echo "killed worker 2 (postmaster $pid) with SIGKILL" >"$OUT/kill2.log"
+  sleep 2
+  for _ in $(seq 1 30); do pgrep -f "$w2data" >/dev/null 2>&1 || break; sleep 0.5; done
+  pkill -9 -f "postgres: .*citus-w2" 2>/dev/null || true
+  rm -f "$w2data/postmaster.pid"
+  _cl_as_pg "$BINDIR/pg_ctl" -D "$w2data" -l "${DIR[citus-w2]}/postgres.log" -w -t 120 start >>"$OUT/kill2.log" 2>&1
+  echo "restarted worker 2" >>"$OUT/kill2.log"
+) &
+killer=$!
+t_end=$((SECONDS + STRESS_S)); round=0
+while [ "$SECONDS" -lt "$t_end" ]; do
+  round=$((round + 1))
+  "$BINDIR/pgbench" -n -h 127.0.0.1 -p "${PORT[citus-cx]}" -U postgres -c 16 -j 2 -T 2 \
+    -f "$OUT/solo.sql@1" -f "$OUT/crew.sql@1" distributed >"$OUT/dpgbench.$round.log" 2>&1 || true
+done
+wait "$killer" || true
+sed 's/^/  /' "$OUT/kill2.log" 2>/dev/null || true
+tx="$(cat "$OUT"/dpgbench.*.log | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); n += a[1]} END {print n + 0}')"
+echo "  pgbench: $round rounds, $tx transactions committed"
+if [ "${tx:-0}" -gt 0 ] && grep -q "restarted worker 2" "$OUT/kill2.log" 2>/dev/null; then
+  ok "16 clients spent on the distributed ledger (delegated) while worker 2 was killed and restarted ($tx transactions)"
+else
+  fail "16 clients spent on the distributed ledger while worker 2 was killed and restarted" "$(tail -n 20 "$OUT/dpgbench.$round.log")"
+fi
+for _ in $(seq 1 60); do
+  qd -c "SELECT 1 FROM spends LIMIT 1" >/dev/null 2>&1 && break; sleep 1
+done
+qd -c "SELECT recover_prepared_transactions()" >/dev/null
+check_eq "no prepared transaction left on any node" "0|0|0" \
+  "$(qd -c "SELECT count(*) FROM pg_prepared_xacts")|$(qdb "${PORT[citus-w1]}" distributed -c "SELECT count(*) FROM pg_prepared_xacts")|$(qdb "${PORT[citus-w2]}" distributed -c "SELECT count(*) FROM pg_prepared_xacts")"
+spent_sql="SELECT a.id FROM credit_ledger.authorizations a JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+            WHERE (w.wallet LIKE 'crew.m%' OR w.wallet ~ '^d[0-9]+\$') AND a.status = 'approved'"
+check_eq "every approved spend has its application row, and every row its spend" "0|0" \
+  "$(qd -c "WITH a AS ($spent_sql), i AS (SELECT authorization_id AS id FROM spends)
+              SELECT (SELECT count(*) FROM a WHERE id NOT IN (SELECT id FROM i)) || '|' ||
+                     (SELECT count(*) FROM i WHERE id NOT IN (SELECT id FROM a))")"
+approved="$(qd -c "SELECT count(*) FROM ($spent_sql) a")"
+if [ "$approved" -ge "$tx" ]; then
+  ok "every commit pgbench saw acknowledged is in the ledger ($approved approved spends >= $tx commits)"
+else
+  fail "every commit pgbench saw acknowledged is in the ledger" "$approved approved spends < $tx commits"
+fi
+check_eq "conservation: each wallet's grants = its balance + 10 per approved spend (the crew's pool for its members)" "0" \
+  "$(qd -c "CREATE TEMP TABLE balances AS
+               SELECT g.w, g.granted, credit_balance(g.w) AS balance FROM (
+                 SELECT 'crew' AS w, 1000000 AS granted UNION ALL SELECT 'd' || i, 100000 FROM generate_series(1, 16) i) g" \
+          -c "SELECT count(*) FROM balances b
+                LEFT JOIN (SELECT s.tenant, count(*) AS n FROM spends s GROUP BY s.tenant) s ON s.tenant = b.w
+               WHERE b.granted <> b.balance + 10 * coalesce(s.n, 0)")"
+check_eq "the spends' rows are on both workers" "2" \
+  "$(qd -c "SELECT count(DISTINCT s.nodeport) FROM pg_dist_placement p JOIN pg_dist_node s ON s.groupid = p.groupid
+             WHERE p.shardid IN (SELECT DISTINCT get_shard_id_for_distribution_column('spends', tenant) FROM spends)")"
+check_eq "credit_verify() empty on the coordinator (distributed ledger)" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 finish
