@@ -142,6 +142,7 @@ fn quote_table(q: Quoted) -> QuoteTable {
 /// position now: `credit_quote_tiers` shows the bands); `degrade` (since 0.9.0): the first
 /// affordable variant of the fallback chain, named in `priced_variant` (the variant priced);
 /// `tenant` (since 0.13.0): the wallet's tenant, which a Citus cluster routes the call by.
+#[allow(clippy::type_complexity)]
 #[pg_extern(
     name = "credit_quote",
     stable,
@@ -177,6 +178,7 @@ fn credit_quote_v13(
 
 /// `credit_quote` as 0.9.0 to 0.12.0 declare it (no `tenant`; symbol `credit_quote_v9_wrapper`).
 /// Not in the 0.13.0 SQL.
+#[allow(clippy::type_complexity)]
 #[pg_extern(sql = false, stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
 fn credit_quote_v9(
