@@ -343,7 +343,9 @@ SELECT authorization_id AS h2 FROM credit_hold(wallet => 'team.m3', action => 'c
 SELECT 'r6=' || status || '/' || cost FROM credit_release(:h2, tenant => 'team');
 SELECT 'r7=' || amount || '/' || refunded_total FROM credit_refund(:a1, 4, tenant => 'team');
 SELECT 'r8=' || approved || '/' || cost FROM credit_quote('solo4', 'chat', tenant => 'solo4');
-SELECT 'r9=' || credit_balance('solo4', tenant => 'solo4') || '/0';
+-- (delegated only as a call on its own: SELECT f(...), not inside an expression)
+SELECT credit_balance('solo4', tenant => 'solo4') AS b \gset
+\echo r9=:b/0
 COMMIT;
 SQL
 )"
