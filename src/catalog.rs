@@ -386,29 +386,6 @@ SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quanti
   LEFT JOIN credit_ledger.rates r ON r.id = a.rate_id
   JOIN credit_ledger.assets s ON s.asset = a.asset
  WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE OF a";
-/// [`AUTH_LOCK`] on a distributed ledger: the authorization alone (columns 14, 15 and 18 NULL:
-/// the rate's and asset's terms are read on their own, [`RATE_TERMS`]).
-pub const AUTH_LOCK_DISTRIBUTED: &str = "
-SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
-       coalesce(a.captured, 0), a.refunded, a.expires_at <= coalesce($2, now()), a.close_key, a.close_hash,
-       NULL::numeric, NULL::int, a.action, a.variant, NULL::text, a.fair_use
-  FROM credit_ledger.authorizations a
- WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE";
-/// A rate's credits per unit, tiers (0.8.0 on) and vendor cost per unit, by id.
-pub const RATE_TERMS: &str =
-    "SELECT r.credits, (to_jsonb(r) -> 'tiers')::text, r.vendor_cost FROM credit_ledger.rates r WHERE r.id = $1";
-/// The rate an authorization was priced by.
-pub const AUTH_RATE_ID: &str =
-    "SELECT rate_id FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
-/// [`AUTH_CLOSE`] on a distributed ledger: the rate's vendor cost per unit is `$11` (read on its
-/// own: see [`AUTH_LOCK_DISTRIBUTED`]).
-pub const AUTH_CLOSE_DISTRIBUTED: &str = "
-UPDATE credit_ledger.authorizations
-   SET status = $2, captured = $3, captured_quantity = $4, closed_at = now(), close_key = $5,
-       close_hash = $6, reason = coalesce($7, reason), balance_after = coalesce($8, balance_after),
-       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0),
-       vendor_cost = CASE WHEN $2 = 'captured' THEN $11 * $4 ELSE vendor_cost END
- WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 /// Everything the `credit_authorization` type shows (a call in a run: the run's owner as its
 /// wallet).
 pub const AUTH_ROW_V5: &str = "
@@ -524,16 +501,6 @@ pub const RATE_CARD_DESCRIBE: &str =
     "UPDATE credit_ledger.rate_cards SET description = coalesce($2, description) WHERE rate_card = $1 RETURNING description";
 
 pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify('credit_ledger', $1)";
-/// Whether the catalog has the events table (0.3.0 on; a 0.2.0 catalog running this library
-/// before `ALTER EXTENSION credit_ledger UPDATE` has not).
-pub const EVENTS_EXIST: &str = "SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL";
-/// Record an event of wallet `$1` (by key) and notify its id only.
-pub const EVENT_NOTIFY: &str = "
-WITH e AS (
-    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
-    SELECT $2, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/
-    RETURNING id)
-SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
 pub const WALLET_THRESHOLD: &str =
     "SELECT low_balance_threshold FROM credit_ledger.wallets WHERE id = $1/*G*/ AND tenant = $T/*G*/";
 pub const WALLET_GET_ID: &str = "

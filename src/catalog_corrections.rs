@@ -189,3 +189,13 @@ WITH due AS (
     RETURNING id)
 SELECT count(pg_catalog.pg_notify('credit_ledger', e.id::text)) FROM e";
 pub const EVENTS_TRIM: &str = "SELECT credit_ledger._events_trim()";
+/// Whether the catalog has the events table (0.3.0 on; a 0.2.0 catalog running this library
+/// before `ALTER EXTENSION credit_ledger UPDATE` has not).
+pub const EVENTS_EXIST: &str = "SELECT pg_catalog.to_regclass('credit_ledger.events') IS NOT NULL";
+/// Record an event of wallet `$1` (by key) and notify its id only.
+pub const EVENT_NOTIFY: &str = "
+WITH e AS (
+    INSERT INTO credit_ledger.events (kind, wallet_id, asset, payload/*t*/, tenant/*t*/)
+    SELECT $2, w.id, $3, $4::jsonb/*t*/, w.tenant/*t*/ FROM credit_ledger.wallets w WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/
+    RETURNING id)
+SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";

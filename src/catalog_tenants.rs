@@ -40,3 +40,27 @@ ov AS (UPDATE credit_ledger.wallet_overage x SET tenant = t.tenant FROM t WHERE 
 tu AS (UPDATE credit_ledger.tier_usage x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids)),
 fu AS (UPDATE credit_ledger.fair_use_usage x SET tenant = t.tenant FROM t WHERE x.wallet_id IN (SELECT id FROM ids))
 SELECT count(*) FROM ids";
+
+/// [`crate::catalog::AUTH_LOCK`] on a distributed ledger: the authorization alone (columns 14, 15 and 18 NULL:
+/// the rate's and asset's terms are read on their own, [`RATE_TERMS`]).
+pub const AUTH_LOCK_DISTRIBUTED: &str = "
+SELECT a.id, a.wallet_id, a.kind, a.status, a.asset, a.cost, a.rate_id, a.quantity,
+       coalesce(a.captured, 0), a.refunded, a.expires_at <= coalesce($2, now()), a.close_key, a.close_hash,
+       NULL::numeric, NULL::int, a.action, a.variant, NULL::text, a.fair_use
+  FROM credit_ledger.authorizations a
+ WHERE a.id = $1/*G*/ AND a.tenant = $T/*G*/ FOR UPDATE";
+/// A rate's credits per unit, tiers (0.8.0 on) and vendor cost per unit, by id.
+pub const RATE_TERMS: &str =
+    "SELECT r.credits, (to_jsonb(r) -> 'tiers')::text, r.vendor_cost FROM credit_ledger.rates r WHERE r.id = $1";
+/// The rate an authorization was priced by.
+pub const AUTH_RATE_ID: &str =
+    "SELECT rate_id FROM credit_ledger.authorizations WHERE id = $1/*G*/ AND tenant = $T/*G*/";
+/// [`crate::catalog::AUTH_CLOSE`] on a distributed ledger: the rate's vendor cost per unit is `$11` (read on its
+/// own: see [`AUTH_LOCK_DISTRIBUTED`]).
+pub const AUTH_CLOSE_DISTRIBUTED: &str = "
+UPDATE credit_ledger.authorizations
+   SET status = $2, captured = $3, captured_quantity = $4, closed_at = now(), close_key = $5,
+       close_hash = $6, reason = coalesce($7, reason), balance_after = coalesce($8, balance_after),
+       pool_amount = pool_amount + coalesce($9, 0), overdraft_amount = overdraft_amount + coalesce($10, 0),
+       vendor_cost = CASE WHEN $2 = 'captured' THEN $11 * $4 ELSE vendor_cost END
+ WHERE id = $1/*G*/ AND tenant = $T/*G*/";

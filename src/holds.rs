@@ -107,7 +107,7 @@ pub(crate) fn lock_for(
     // distributed table with a reference table (rates, assets; checked with Citus 13.2)
     let distributed = spi::distributed(c)?;
     let lock = if distributed {
-        sql::AUTH_LOCK_DISTRIBUTED
+        crate::catalog_tenants::AUTH_LOCK_DISTRIBUTED
     } else {
         sql::AUTH_LOCK
     };
@@ -122,7 +122,9 @@ pub(crate) fn lock_for(
         let asset: String = r.req(5)?;
         scale = crate::wallets::asset_scale(c, &asset)?;
         if let Some(rate) = r.col::<i64>(7)? {
-            if let Some(t) = spi::first(exec(c, sql::RATE_TERMS, &[rate.into()])?) {
+            if let Some(t) =
+                spi::first(exec(c, crate::catalog_tenants::RATE_TERMS, &[rate.into()])?)
+            {
                 credits_per_unit = t.opt_dec(1)?;
                 tiers = t.col(2)?;
             }
@@ -365,19 +367,23 @@ fn close(
     }
     // (a distributed ledger: the rate's vendor cost read on its own, see `lock_for`)
     let mut args = args;
-    let rate = spi::first(exec(c, sql::AUTH_RATE_ID, &[a.id.into()])?)
-        .map(|r| r.col::<i64>(1))
-        .transpose()?
-        .flatten();
+    let rate = spi::first(exec(
+        c,
+        crate::catalog_tenants::AUTH_RATE_ID,
+        &[a.id.into()],
+    )?)
+    .map(|r| r.col::<i64>(1))
+    .transpose()?
+    .flatten();
     let vendor_cost = match rate {
-        Some(id) => spi::first(exec(c, sql::RATE_TERMS, &[id.into()])?)
+        Some(id) => spi::first(exec(c, crate::catalog_tenants::RATE_TERMS, &[id.into()])?)
             .map(|r| r.opt_dec(3))
             .transpose()?
             .flatten(),
         None => None,
     };
     args.push(vendor_cost.map(num).into());
-    exec(c, sql::AUTH_CLOSE_DISTRIBUTED, &args)?;
+    exec(c, crate::catalog_tenants::AUTH_CLOSE_DISTRIBUTED, &args)?;
     Ok(())
 }
 

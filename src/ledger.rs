@@ -335,7 +335,7 @@ pub fn check_alert(
             "balance": balance.to_string(),
             "threshold": t.to_string(),
         });
-        let events = spi::first(exec(c, sql::EVENTS_EXIST, &[])?)
+        let events = spi::first(exec(c, crate::catalog_corrections::EVENTS_EXIST, &[])?)
             .map(|r| r.req::<bool>(1))
             .transpose()?
             .unwrap_or(false);
@@ -346,7 +346,7 @@ pub fn check_alert(
                 state.asset.as_str().into(),
                 payload.to_string().into(),
             ];
-            exec(c, sql::EVENT_NOTIFY, &args)?;
+            exec(c, crate::catalog_corrections::EVENT_NOTIFY, &args)?;
             // the same crossing asks the app's payment worker for a top-up (0.7.0 on)
             crate::overage::auto_topup(c, state.wallet_id, wallet, &state.asset, balance, t)?;
         } else {
