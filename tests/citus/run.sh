@@ -40,6 +40,9 @@
 #      while worker 2 is killed with SIGKILL and restarted: no prepared transaction left, every
 #      approved spend has its row and every row its spend, nothing acknowledged lost,
 #      conservation per wallet, credit_verify() empty.
+#  11. The usage trigger on an application table distributed by the same tenant, colocated with
+#      the ledger: each row billed on its worker (a wallet of another tenant too), an unknown
+#      wallet's row refused, credit_verify() empty.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -483,4 +486,39 @@ check_eq "the spends' rows are on both workers" "2" \
   "$(qd -c "SELECT count(DISTINCT s.nodeport) FROM pg_dist_placement p JOIN pg_dist_node s ON s.groupid = p.groupid
              WHERE p.shardid IN (SELECT DISTINCT get_shard_id_for_distribution_column('spends', tenant) FROM spends)")"
 check_eq "credit_verify() empty on the coordinator (distributed ledger)" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
+
+# ------------------------------------------------------------------ 11. the usage trigger, distributed
+# The application's usage table distributed by the same tenant, colocated with the ledger, the
+# usage trigger on it (Citus asks for citus.enable_unsafe_triggers when it is created): the
+# trigger runs with the row on its shard's worker and bills the row's wallet there. A row whose
+# wallet is on another worker, or unknown, fails its insert (Citus runs no distributed query
+# from a shard's trigger): nothing billed, no row.
+qd >/dev/null <<'SQL'
+SELECT count(*) FROM credit_rate_set(action => 'image.generate', credits => 2);
+CREATE TABLE llm_calls (tenant text NOT NULL, customer text NOT NULL, tokens numeric, auth_id bigint);
+SELECT create_distributed_table('llm_calls', 'tenant', colocate_with => 'credit_ledger.wallets');
+SET citus.enable_unsafe_triggers = on;
+CREATE TRIGGER bill BEFORE INSERT ON llm_calls FOR EACH ROW EXECUTE FUNCTION
+  credit_usage_trigger('wallet=customer', 'action_value=image.generate', 'quantity=tokens', 'authorization_id=auth_id');
+SQL
+before_d5="$(qd -c "SELECT credit_balance('d5')")"
+qd -c "BEGIN" -c "INSERT INTO llm_calls VALUES ('d5', 'd5', 3)" -c "INSERT INTO llm_calls VALUES ('d6', 'd6', 2)" \
+   -c "INSERT INTO llm_calls VALUES ('d7', 'd7', 1)" -c "COMMIT" >/dev/null 2>&1 || true
+check_eq "the usage trigger on a colocated distributed table bills each row on its worker" "3|3|6" \
+  "$(qd -c "SELECT count(*) || '|' || count(auth_id) FROM llm_calls")|$(qd -c "SELECT trim_scale($before_d5 - credit_balance('d5'))")"
+# a wallet whose shard is on the other worker than d5's
+far="$(qd -c "SELECT 'd' || i FROM generate_series(1, 16) i
+               WHERE (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'd' || i))
+                  <> (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'd5'))
+               LIMIT 1")"
+before_far="$(qd -c "SELECT credit_balance('$far')")"
+refused=0
+for w in nobody "$far"; do
+  e="$(qd -v VERBOSITY=verbose -c "INSERT INTO llm_calls VALUES ('d5', '$w', 1)" 2>&1 | grep '^ERROR:' | head -n 1 || true)"
+  echo "  a row of d5 billing wallet $w: ${e:-no error}"
+  [ -n "$e" ] && refused=$((refused + 1))
+done
+check_eq "a row whose wallet is unknown, or on another worker ($far), fails its insert: no row, nothing billed" "2|3|0" \
+  "$refused|$(qd -c "SELECT count(*) FROM llm_calls")|$(qd -c "SELECT trim_scale($before_far - credit_balance('$far'))")"
+check_eq "credit_verify() empty after the trigger's spends" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 finish
