@@ -106,6 +106,43 @@ citus_database() {
     -c "SELECT citus_add_node('127.0.0.1', ${PORT[citus-w2]})" >/dev/null
 }
 
+# committed <log prefix>: the transactions the rounds of spend_rounds committed
+committed() {
+  cat "$1".*.log | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); n += a[1]} END {print n + 0}'
+}
+# kill_later <node> <label> <log>: in the background, a third of the stress time from now, kill
+# the node's postmaster with SIGKILL and start it again ($killer: the background job)
+kill_later() {
+  local node="$1" label="$2" log="$3" data="${DIR[$1]}/data"
+  ( sleep $((STRESS_S / 3))
+    pid="$(head -n 1 "$data/postmaster.pid")"
+    kill -9 "$pid"
+    echo "killed $label (postmaster $pid) with SIGKILL" >"$log"
+    sleep 2
+    # its children exit once they notice the postmaster is gone
+    for _ in $(seq 1 30); do pgrep -f "$data" >/dev/null 2>&1 || break; sleep 0.5; done
+    pkill -9 -f "postgres: .*$node" 2>/dev/null || true
+    rm -f "$data/postmaster.pid"
+    _cl_as_pg "$BINDIR/pg_ctl" -D "$data" -l "${DIR[$node]}/postgres.log" -w -t 120 start >>"$log" 2>&1
+    echo "restarted $label" >>"$log"
+  ) &
+  killer=$!
+}
+# spend_rounds <db> <log prefix> <pgbench -f arguments...>: 16 clients through the coordinator
+# for the stress time. pgbench drops a client at its first error (a statement on the killed
+# worker): rounds of 2 s until the time is up keep 16 clients spending before, during and
+# after the kill ($round: how many)
+spend_rounds() {
+  local db="$1" prefix="$2" t_end=$((SECONDS + STRESS_S))
+  shift 2
+  round=0
+  while [ "$SECONDS" -lt "$t_end" ]; do
+    round=$((round + 1))
+    "$BINDIR/pgbench" -n -h 127.0.0.1 -p "${PORT[citus-cx]}" -U postgres -c 16 -j 2 -T 2 \
+      "$@" "$db" >"$prefix.$round.log" 2>&1 || true
+  done
+}
+
 # ------------------------------------------------------------------ 1. the cluster
 citus_database app
 check_eq "coordinator and 2 active workers" "2" "$(qc -c "SELECT count(*) FROM citus_get_active_worker_nodes()")"
@@ -217,31 +254,11 @@ SELECT authorization_id FROM credit_authorize(wallet => 'team.m' || :m, action =
 INSERT INTO images (customer, url, authorization_id) VALUES ('team.m' || :m, 'x', :authorization_id);
 COMMIT;
 SQL
-w1data="${DIR[citus-w1]}/data"
-( sleep $((STRESS_S / 3))
-  pid="$(head -n 1 "$w1data/postmaster.pid")"
-  kill -9 "$pid"
-  echo "killed worker 1 (postmaster $pid) with SIGKILL" >"$OUT/kill.log"
-  sleep 2
-  # its children exit once they notice the postmaster is gone
-  for _ in $(seq 1 30); do pgrep -f "$w1data" >/dev/null 2>&1 || break; sleep 0.5; done
-  pkill -9 -f "postgres: .*citus-w1" 2>/dev/null || true
-  rm -f "$w1data/postmaster.pid"
-  _cl_as_pg "$BINDIR/pg_ctl" -D "$w1data" -l "${DIR[citus-w1]}/postgres.log" -w -t 120 start >>"$OUT/kill.log" 2>&1
-  echo "restarted worker 1" >>"$OUT/kill.log"
-) &
-killer=$!
-# pgbench drops a client at its first error (a statement on the killed worker): rounds of 2 s
-# until the time is up keep 16 clients spending before, during and after the kill
-t_end=$((SECONDS + STRESS_S)); round=0
-while [ "$SECONDS" -lt "$t_end" ]; do
-  round=$((round + 1))
-  "$BINDIR/pgbench" -n -h 127.0.0.1 -p "${PORT[citus-cx]}" -U postgres -c 16 -j 2 -T 2 \
-    -f "$OUT/spend.sql" app >"$OUT/pgbench.$round.log" 2>&1 || true
-done
+kill_later citus-w1 "worker 1" "$OUT/kill.log"
+spend_rounds app "$OUT/pgbench" -f "$OUT/spend.sql"
 wait "$killer" || true
 cat "$OUT/kill.log" 2>/dev/null | sed 's/^/  /'
-tx="$(cat "$OUT"/pgbench.*.log | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); n += a[1]} END {print n + 0}')"
+tx="$(committed "$OUT/pgbench")"
 echo "  pgbench: $round rounds, $tx transactions committed"
 if [ "${tx:-0}" -gt 0 ] && grep -q "restarted worker 1" "$OUT/kill.log" 2>/dev/null; then
   ok "16 clients spent through the coordinator while worker 1 was killed and restarted ($tx transactions)"
@@ -429,28 +446,11 @@ SELECT authorization_id FROM credit_authorize(wallet => 'crew.m' || :m, action =
 INSERT INTO spends VALUES ('crew', 'crew.m' || :m, :authorization_id);
 COMMIT;
 SQL
-w2data="${DIR[citus-w2]}/data"
-( sleep $((STRESS_S / 3))
-  pid="$(head -n 1 "$w2data/postmaster.pid")"
-  kill -9 "$pid"
-  echo "killed worker 2 (postmaster $pid) with SIGKILL" >"$OUT/kill2.log"
-  sleep 2
-  for _ in $(seq 1 30); do pgrep -f "$w2data" >/dev/null 2>&1 || break; sleep 0.5; done
-  pkill -9 -f "postgres: .*citus-w2" 2>/dev/null || true
-  rm -f "$w2data/postmaster.pid"
-  _cl_as_pg "$BINDIR/pg_ctl" -D "$w2data" -l "${DIR[citus-w2]}/postgres.log" -w -t 120 start >>"$OUT/kill2.log" 2>&1
-  echo "restarted worker 2" >>"$OUT/kill2.log"
-) &
-killer=$!
-t_end=$((SECONDS + STRESS_S)); round=0
-while [ "$SECONDS" -lt "$t_end" ]; do
-  round=$((round + 1))
-  "$BINDIR/pgbench" -n -h 127.0.0.1 -p "${PORT[citus-cx]}" -U postgres -c 16 -j 2 -T 2 \
-    -f "$OUT/solo.sql@1" -f "$OUT/crew.sql@1" distributed >"$OUT/dpgbench.$round.log" 2>&1 || true
-done
+kill_later citus-w2 "worker 2" "$OUT/kill2.log"
+spend_rounds distributed "$OUT/dpgbench" -f "$OUT/solo.sql@1" -f "$OUT/crew.sql@1"
 wait "$killer" || true
 sed 's/^/  /' "$OUT/kill2.log" 2>/dev/null || true
-tx="$(cat "$OUT"/dpgbench.*.log | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); n += a[1]} END {print n + 0}')"
+tx="$(committed "$OUT/dpgbench")"
 echo "  pgbench: $round rounds, $tx transactions committed"
 if [ "${tx:-0}" -gt 0 ] && grep -q "restarted worker 2" "$OUT/kill2.log" 2>/dev/null; then
   ok "16 clients spent on the distributed ledger (delegated) while worker 2 was killed and restarted ($tx transactions)"
