@@ -292,13 +292,24 @@ END $$;
 
 -- One event (since 0.3.0): the NOTIFY on channel credit_ledger carries only the id. No row
 -- for an unknown id (a NOTIFY anyone may send is only a hint to read).
+CREATE FUNCTION credit_ledger._event(id bigint)
+RETURNS TABLE (event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- (since 0.14.0 credit_event's query, PL/pgSQL and joined on the tenant: Citus plans it on
+    -- a distributed ledger, where it plans no SQL function with parameters)
+    RETURN QUERY
+    SELECT e.id, e.at, e.kind, w.wallet, e.asset, e.payload
+      FROM credit_ledger.events e JOIN credit_ledger.wallets w ON w.id = e.wallet_id AND w.tenant = e.tenant
+     WHERE e.id = _event.id;
+END $$;
+
 CREATE FUNCTION @extschema@.credit_event(event_id bigint)
 RETURNS TABLE (event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    SELECT e.id, e.at, e.kind, w.wallet, e.asset, e.payload
-      FROM credit_ledger.events e JOIN credit_ledger.wallets w ON w.id = e.wallet_id
-     WHERE e.id = $1
+    SELECT e.event_id, e.at, e.kind, e.wallet, e.asset, e.payload FROM credit_ledger._event($1) e
 $$;
 
 -- ---- agent runs (since 0.5.0) ----------------------------------------------------------------
@@ -313,37 +324,50 @@ RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset t
                reason text, budget numeric, spent numeric, held numeric, remaining numeric,
                reserved numeric, spent_tree numeric, returned numeric, calls bigint,
                created_at timestamptz, expires_at timestamptz, closed_at timestamptz, metadata jsonb)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    -- the run's tenant, named in every read (since 0.14.0: a run and its sub-runs are one
+    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone)
+    run_tenant text := (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root);
+BEGIN
+    IF run_tenant IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
     WITH RECURSIVE t AS (
-        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = $1
+        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = root AND r.tenant = run_tenant
         UNION ALL
         SELECT r.id, t.depth + 1, t.path || r.id
           FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
+         WHERE r.tenant = run_tenant
     ), n AS (
         SELECT t.id, t.depth, t.path, r.wallet_id, r.run_wallet_id, r.parent_run, r.asset, r.status, r.reason,
                r.budget, r.returned, r.created_at, r.expires_at, r.closed_at, r.metadata,
                coalesce((SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
                            FROM credit_ledger.authorizations a
-                          WHERE a.wallet_id = r.run_wallet_id AND a.status IN ('approved', 'captured')), 0) AS spent,
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant
+                            AND a.status IN ('approved', 'captured')), 0) AS spent,
                coalesce((SELECT count(*) FROM credit_ledger.authorizations a
-                          WHERE a.wallet_id = r.run_wallet_id AND a.status <> 'declined'), 0) AS calls,
-               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g WHERE g.wallet_id = r.run_wallet_id), 0) AS held,
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant AND a.status <> 'declined'), 0) AS calls,
+               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant), 0) AS held,
                coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-                          WHERE g.wallet_id = r.run_wallet_id AND g.live
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live
                             AND (g.expires_at IS NULL OR g.expires_at > now())), 0) AS remaining,
                coalesce((SELECT sum(g.remaining) FROM credit_ledger.grants g
-                          WHERE g.wallet_id = r.run_wallet_id AND g.live), 0) AS unspent
-          FROM t JOIN credit_ledger.runs r ON r.id = t.id
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live), 0) AS unspent
+          FROM t JOIN credit_ledger.runs r ON r.id = t.id AND r.tenant = run_tenant
     )
     SELECT n.id, n.depth, o.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
            n.remaining,
            coalesce((SELECT sum(d.unspent) FROM n d WHERE d.id <> n.id AND n.id = ANY (d.path) AND d.status = 'open'), 0),
            (SELECT sum(d.spent) FROM n d WHERE n.id = ANY (d.path)),
            n.returned, n.calls, n.created_at, n.expires_at, n.closed_at, n.metadata
-      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id
-     ORDER BY n.path
-$$;
+      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id AND o.tenant = run_tenant
+     ORDER BY n.path;
+END $$;
 
 -- One run: its budget and what became of it (see _run_nodes). No row for an unknown id.
 CREATE FUNCTION @extschema@.credit_run(run_id bigint)

@@ -21,6 +21,7 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     start bigint := after_id;
     e record;
+    n bigint;
 BEGIN
     IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', coalesce(max_rows::text, 'NULL')
@@ -35,12 +36,15 @@ BEGIN
         start := coalesce(start, 0);
     END IF;
     PERFORM pg_advisory_xact_lock(8245617337100211);   -- 'credit_ledger.events' numbering
-    FOR e IN SELECT x.id FROM credit_ledger.events x WHERE x.seq IS NULL ORDER BY x.id LOOP
-        UPDATE credit_ledger.events x SET seq = nextval('credit_ledger.events_seq') WHERE x.id = e.id;
+    -- (the seq taken first and each row by its key, tenant included, since 0.14.0: on a ledger
+    -- Citus distributes, an UPDATE takes no volatile function and goes to the row's shard)
+    FOR e IN SELECT x.id, x.tenant FROM credit_ledger.events x WHERE x.seq IS NULL ORDER BY x.id LOOP
+        n := nextval('credit_ledger.events_seq');
+        UPDATE credit_ledger.events x SET seq = n WHERE x.id = e.id AND x.tenant = e.tenant;
     END LOOP;
     RETURN QUERY
     SELECT x.seq, x.id, x.at, x.kind, w.wallet, x.asset, x.payload
-      FROM credit_ledger.events x JOIN credit_ledger.wallets w ON w.id = x.wallet_id
+      FROM credit_ledger.events x JOIN credit_ledger.wallets w ON w.id = x.wallet_id AND w.tenant = x.tenant
      WHERE x.seq > start
      ORDER BY x.seq
      LIMIT max_rows;
@@ -194,7 +198,7 @@ SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.c
        sum(-j.amount) AS credits_reversed,
        sum(-j.amount * g.unit_price) AS liability_reversed
   FROM credit_ledger.journal j
-  JOIN credit_ledger.grants g ON g.id = j.grant_id
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
  WHERE j.kind = 'adjustment'
  GROUP BY 1, j.asset, g.category;
 COMMENT ON VIEW credit_ledger.reversals IS
@@ -207,10 +211,10 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
        a.actor, a.db_user, a.asset, count(*) AS calls,
        sum(coalesce(a.captured, a.cost) - a.refunded) AS credits
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
  WHERE a.status IN ('approved', 'captured')
- GROUP BY 1, 2, a.actor, a.db_user, a.asset;
+ GROUP BY 1, 2, a.tenant, a.actor, a.db_user, a.asset;
 COMMENT ON VIEW credit_ledger.usage_by_actor IS
     'approved usage per UTC day, wallet, actor and database role: calls and credits net of refunds';
 
@@ -220,8 +224,12 @@ SELECT o.id AS operation_id, o.created_at, o.kind, w.wallet, t.wallet AS to_wall
        o.amount, o.done, o.pending, o.open, o.disposition, o.reason, o.actor, o.db_user, o.db_session_user,
        o.metadata
   FROM credit_ledger.operations o
-  JOIN credit_ledger.wallets w ON w.id = o.wallet_id
-  LEFT JOIN credit_ledger.wallets t ON t.id = o.to_wallet_id;
+  JOIN credit_ledger.wallets w ON w.id = o.wallet_id AND w.tenant = o.tenant
+  -- a transfer's receiver may be of another tenant: the receivers are read whole first (OFFSET
+  -- 0 keeps the subquery apart; Citus then joins its result, not two shards)
+  LEFT JOIN (SELECT r.id, r.wallet FROM credit_ledger.wallets r
+              WHERE r.id IN (SELECT x.to_wallet_id FROM credit_ledger.operations x WHERE x.to_wallet_id IS NOT NULL)
+             OFFSET 0) t ON t.id = o.to_wallet_id;
 COMMENT ON VIEW credit_ledger.operation_log IS
     'every void, adjustment, transfer and wallet close: amounts, reason and who did it';
 

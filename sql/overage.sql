@@ -12,10 +12,10 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
        sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
        sum(a.vendor_cost) AS vendor_cost
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
  WHERE a.degraded
- GROUP BY 1, 2, a.action, a.requested_variant, a.variant, a.asset;
+ GROUP BY 1, 2, a.tenant, a.action, a.requested_variant, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.degraded_daily IS
     'calls degraded to a cheaper variant per UTC day, wallet, action, variant asked for and variant authorized';
 
@@ -38,6 +38,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     w credit_ledger.wallets;
+    -- every statement names the wallet's tenant (since 0.14.0: on Citus, its shard alone)
+    t text := credit_ledger._wallet_tenant(credit_wallet_overage.wallet);
+    -- (a value, not now() in the ON CONFLICT clause: Citus takes only immutable functions there)
+    ts timestamptz := now();
     bad text;
 BEGIN
     IF credit_wallet_overage.asset IS NULL
@@ -71,7 +75,8 @@ BEGIN
         PERFORM @extschema@.credit_wallet_update(wallet => credit_wallet_overage.wallet,
                                                  low_balance_threshold => auto_topup_threshold);
     END IF;
-    SELECT * INTO w FROM credit_ledger.wallets x WHERE x.wallet = credit_wallet_overage.wallet FOR NO KEY UPDATE;
+    SELECT * INTO w FROM credit_ledger.wallets x
+     WHERE x.wallet = credit_wallet_overage.wallet AND x.tenant = t FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'wallet "%" does not exist', coalesce(credit_wallet_overage.wallet, 'NULL')
             USING ERRCODE = 'P0002', HINT = 'create it with credit_wallet_create()';
@@ -95,15 +100,15 @@ BEGIN
                              ELSE coalesce(EXCLUDED.upgrade_at, o.upgrade_at) END,
            fair_use_limit = CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL
                                  ELSE coalesce(EXCLUDED.fair_use_limit, o.fair_use_limit) END,
-           updated_at = now();
+           updated_at = ts;
     -- the spend path looks for fair use only on tracked wallets (the flag is never reset)
     IF fair_use_limit IS NOT NULL AND NOT w.tracked THEN
-        UPDATE credit_ledger.wallets x SET tracked = true WHERE x.id = w.id;
+        UPDATE credit_ledger.wallets x SET tracked = true WHERE x.id = w.id AND x.tenant = w.tenant;
     END IF;
     RETURN QUERY
     SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups, o.fair_use_limit
-      FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id
-     WHERE o.wallet_id = w.id AND o.asset = credit_wallet_overage.asset;
+      FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id AND x.tenant = o.tenant
+     WHERE o.wallet_id = w.id AND o.tenant = w.tenant AND o.asset = credit_wallet_overage.asset;
 END $$;
 
 -- Upgrade signals (credit_tick): one upgrade_suggested event per wallet, asset, tier and

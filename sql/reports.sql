@@ -12,14 +12,14 @@ SELECT w.wallet, g.asset,
        coalesce(max(s.debt), 0) AS debt,
        jsonb_object_agg(g.category, g.cat_balance) AS by_category
   FROM credit_ledger.wallets w
-  JOIN (SELECT x.wallet_id, x.asset, x.category, sum(x.remaining) AS remaining, sum(x.held) AS held,
+  JOIN (SELECT x.wallet_id, x.tenant, x.asset, x.category, sum(x.remaining) AS remaining, sum(x.held) AS held,
                sum(x.remaining - x.held) AS cat_balance
           FROM credit_ledger.grants x
          WHERE x.live AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
-         GROUP BY x.wallet_id, x.asset, x.category) g ON g.wallet_id = w.id
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = g.asset
+         GROUP BY x.wallet_id, x.tenant, x.asset, x.category) g ON g.wallet_id = w.id AND g.tenant = w.tenant
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.tenant = w.tenant AND s.asset = g.asset
  WHERE w.run_of IS NULL   -- an agent run's credits are the run's (credit_run), not a wallet's
- GROUP BY w.wallet, g.asset;
+ GROUP BY w.wallet, w.tenant, g.asset;
 COMMENT ON VIEW credit_ledger.wallet_balances IS
     'balance (spendable own credits minus debt), held, debt and per-category balance per wallet and asset';
 
@@ -43,15 +43,15 @@ SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.
        coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0) AS voided,
        coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0) AS transferred_out
   FROM credit_ledger.grants g
-  JOIN credit_ledger.wallets w ON w.id = g.wallet_id
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id AND w.tenant = g.tenant
   CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
                              g.held + coalesce(sum(x.held), 0) AS held,
                              array_append(array_agg(x.id), g.id) AS ids
-                        FROM credit_ledger.grants x WHERE x.home_id = g.id) f
-  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id AND x.tenant = g.tenant) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id AND j.tenant = g.tenant
  WHERE g.home_id IS NULL AND g.source_id IS NULL
  -- every column named (since 0.12.0 the grants key is (id, tenant), see sql/schema.sql)
- GROUP BY g.id, g.asset, g.category, g.priority, g.amount, g.unit_price, g.effective_at, g.expires_at,
+ GROUP BY g.id, g.tenant, g.asset, g.category, g.priority, g.amount, g.unit_price, g.effective_at, g.expires_at,
           w.wallet, f.remaining, f.held;
 COMMENT ON VIEW credit_ledger.grant_status IS
     'every grant: remaining, held, spent, expired, rolled over, status and whether it expires within 7 days';
@@ -69,29 +69,32 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
        -- since 0.8.0: what fair use paid (the calls' cost at the rate card's prices)
        coalesce(sum(coalesce(a.captured, a.cost)) FILTER (WHERE a.fair_use), 0) AS fair_use_credits
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
  WHERE a.status IN ('approved', 'captured')
- GROUP BY 1, 2, a.action, a.variant, a.asset;
+ GROUP BY 1, 2, a.tenant, a.action, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.usage_daily IS
     'approved usage per UTC day, wallet, action and variant (the one authorized): quantity, credits net of refunds, vendor cost, calls, degraded calls, credits of the calls fair use paid';
 
 CREATE VIEW credit_ledger.margin_by_action AS
-SELECT a.action, a.variant, a.asset,
-       sum(-j.amount) AS credits,
-       sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue,
-       coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
-                  WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
-                    AND x.status IN ('approved', 'captured')), 0) AS vendor_cost,
-       sum(-j.amount * coalesce(g.unit_price, 0))
-         - coalesce((SELECT sum(x.vendor_cost) FROM credit_ledger.authorizations x
-                      WHERE x.action = a.action AND x.variant IS NOT DISTINCT FROM a.variant AND x.asset = a.asset
-                        AND x.status IN ('approved', 'captured')), 0) AS margin
-  FROM credit_ledger.journal j
-  JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-  LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id
- WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
- GROUP BY a.action, a.variant, a.asset;
+SELECT s.action, s.variant, s.asset, s.credits, s.revenue,
+       coalesce(v.vendor_cost, 0) AS vendor_cost,
+       s.revenue - coalesce(v.vendor_cost, 0) AS margin
+  FROM (SELECT a.action, a.variant, a.asset,
+               sum(-j.amount) AS credits,
+               sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
+          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+         WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+         GROUP BY a.action, a.variant, a.asset) s
+  -- (since 0.14.0 a join of two aggregates, not a subquery per row: Citus plans this on a
+  -- distributed ledger; the same result)
+  LEFT JOIN (SELECT x.action, x.variant, x.asset, sum(x.vendor_cost) AS vendor_cost
+               FROM credit_ledger.authorizations x
+              WHERE x.status IN ('approved', 'captured')
+              GROUP BY x.action, x.variant, x.asset) v
+    ON v.action = s.action AND v.variant IS NOT DISTINCT FROM s.variant AND v.asset = s.asset;
 COMMENT ON VIEW credit_ledger.margin_by_action IS
     'per action and variant: credits spent (net of refunds), revenue = credits x paying grants'' unit price, vendor cost, margin';
 
@@ -110,7 +113,7 @@ SELECT date_trunc('month', coalesce(g.expires_at, j.at) AT TIME ZONE 'UTC')::dat
        sum(-j.amount) AS credits_expired,
        sum(-j.amount * g.unit_price) AS revenue_recognized
   FROM credit_ledger.journal j
-  JOIN credit_ledger.grants g ON g.id = j.grant_id
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
  WHERE j.kind = 'expiry'
  GROUP BY 1, j.asset, g.category;
 COMMENT ON VIEW credit_ledger.breakage IS
@@ -120,10 +123,10 @@ CREATE VIEW credit_ledger.declines_daily AS
 SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
        a.reason, a.action, count(*) AS declines
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
  WHERE a.status = 'declined'
- GROUP BY 1, 2, a.reason, a.action;
+ GROUP BY 1, 2, a.tenant, a.reason, a.action;
 COMMENT ON VIEW credit_ledger.declines_daily IS 'declined calls per UTC day, wallet, reason and action';
 
 -- Every authorize and hold call of a wallet, newest first with ORDER BY at DESC (since 0.8.0, for
@@ -135,8 +138,8 @@ SELECT coalesce(o.wallet, w.wallet) AS wallet, a.id AS authorization_id, a.creat
        a.captured, a.refunded, a.degraded, a.requested_variant, a.fair_use,
        CASE WHEN o.id IS NOT NULL THEN w.wallet END AS run_wallet
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of;
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant;
 COMMENT ON VIEW credit_ledger.call_log IS
     'every authorize and hold call of a wallet (a run''s calls under the wallet that opened it): status, decline reason, cost';
 
@@ -186,7 +189,7 @@ SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset,
        coalesce(sum(-j.amount * g.unit_price) FILTER (WHERE j.kind = 'settlement'), 0) AS settlement_revenue,
        sum(-j.amount * g.unit_price) AS revenue_recognized
   FROM credit_ledger.journal j
-  JOIN credit_ledger.grants g ON g.id = j.grant_id
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
  WHERE j.kind IN ('debit', 'capture', 'refund', 'settlement')
  GROUP BY 1, j.asset;
 COMMENT ON VIEW credit_ledger.revenue_monthly IS
@@ -204,13 +207,15 @@ SELECT r.id AS run_id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.
        coalesce(sum(m.revenue), 0) AS revenue,
        coalesce(sum(m.revenue), 0) - coalesce(sum(a.vendor_cost), 0) AS margin
   FROM credit_ledger.runs r
-  JOIN credit_ledger.wallets o ON o.id = r.wallet_id
-  JOIN credit_ledger.authorizations a ON a.wallet_id = r.run_wallet_id
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id AND o.tenant = r.tenant
+  JOIN credit_ledger.authorizations a ON a.wallet_id = r.run_wallet_id AND a.tenant = r.tenant
   LEFT JOIN LATERAL (SELECT sum(-j.amount * g.unit_price) AS revenue
-                       FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-                      WHERE j.authorization_id = a.id AND j.kind IN ('debit', 'capture', 'refund')) m ON true
+                       FROM credit_ledger.journal j
+                       JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                      WHERE j.authorization_id = a.id AND j.tenant = a.tenant
+                        AND j.kind IN ('debit', 'capture', 'refund')) m ON true
  WHERE a.status IN ('approved', 'captured')
- GROUP BY r.id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset;
+ GROUP BY r.id, r.tenant, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset;
 COMMENT ON VIEW credit_ledger.run_usage IS
     'per agent run, action and variant: calls, quantity, credits net of refunds, vendor cost, revenue and margin';
 

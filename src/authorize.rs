@@ -303,11 +303,12 @@ fn spend_fair_use(
     fair: &crate::fair_use::FairUse,
 ) -> Result<Record> {
     let asset = &priced[0].rate.asset;
-    let balance = spi::first(exec(
-        c,
-        sql::OWN_BALANCE,
-        &[w.id.into(), asset.as_str().into()],
-    )?)
+    let own = if spi::distributed(c)? {
+        sql::OWN_BALANCE_IN
+    } else {
+        sql::OWN_BALANCE
+    };
+    let balance = spi::first(exec(c, own, &[w.id.into(), asset.as_str().into()])?)
     .map(|row| row.dec(1))
     .transpose()?
     .unwrap_or_default();

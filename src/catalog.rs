@@ -580,7 +580,7 @@ macro_rules! lane_slices_cover {
     () => {
         "
    AND coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-                  WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live
+                  WHERE g.wallet_id = $1 AND g.asset = $2 AND g.lane = l.lane AND g.live/*G*/ AND g.tenant = $T/*G*/
                     AND g.home_id IS NOT NULL AND g.remaining > g.held
                     AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())), 0) >= $4"
     };
@@ -592,7 +592,7 @@ macro_rules! lane_take {
         concat!(
             "
 SELECT l.lane FROM credit_ledger.lanes l
- WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4",
+ WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4/*G*/ AND l.tenant = $T/*G*/",
             $cap,
             $crate::catalog::lane_slices_cover!(),
             "
@@ -620,12 +620,12 @@ macro_rules! lane_take_walk {
 WITH t AS (
     SELECT l.lane, l.ctid
       FROM credit_ledger.lanes l
-     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4", $cap, $crate::catalog::lane_slices_cover!(), "
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4/*G*/ AND l.tenant = $T/*G*/", $cap, $crate::catalog::lane_slices_cover!(), "
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
     SELECT t.lane, t.ctid = (SELECT s.ctid FROM credit_ledger.lanes s
-                              WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = t.lane) AS fresh
+                              WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = t.lane/*G*/ AND s.tenant = $T/*G*/) AS fresh
       FROM t
 )
 SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
@@ -633,7 +633,7 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
   FROM f LEFT JOIN LATERAL (
        SELECT id, remaining, held, priority, expires_at, home_id
          FROM credit_ledger.grants
-        WHERE f.fresh AND wallet_id = $1 AND asset = $2 AND lane = f.lane AND live
+        WHERE f.fresh AND wallet_id = $1 AND asset = $2 AND lane = f.lane AND live/*G*/ AND tenant = $T/*G*/
           AND home_id IS NOT NULL
           AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
           AND remaining > held

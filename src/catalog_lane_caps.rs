@@ -89,7 +89,7 @@ macro_rules! lane_hint_cap {
 ), l AS (
     UPDATE credit_ledger.lanes
        SET free = free + $21 - $22, cap_room = cap_room - ($22 - $21), cap_spent = cap_spent + ($22 - $21)
-     WHERE wallet_id = $24 AND asset = $9 AND lane = $25",
+     WHERE wallet_id = $24 AND asset = $9 AND lane = $25/*G*/ AND tenant = $T/*G*/",
             $moved
         )
     };
@@ -109,7 +109,7 @@ macro_rules! lane_cap_room {
         "
    AND l.cap_room >= $6
    AND l.cap_period = (SELECT credit_ledger._period_start(w.period, w.period_anchor, now())
-                         FROM credit_ledger.wallets w WHERE w.id = $1)"
+                         FROM credit_ledger.wallets w WHERE w.id = $1/*G*/ AND w.tenant = $T/*G*/)"
     };
 }
 /// [`crate::catalog::LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane

@@ -104,10 +104,12 @@ UPDATE credit_ledger.fair_use_usage SET used = greatest(used + $4, 0)
 /// A call paid by fair use (the row was just written by this call).
 pub const AUTH_FAIR_USE: &str =
     "UPDATE credit_ledger.authorizations SET fair_use = true WHERE id = $1/*G*/ AND tenant = $T/*G*/";
-/// A wallet's own balance in an asset, net of overdraft debt (what a spend reports).
-pub const OWN_BALANCE: &str = "
-SELECT credit_ledger._balance($1, $2)
-       - coalesce((SELECT s.debt FROM credit_ledger.wallet_assets s WHERE s.wallet_id = $1 AND s.asset = $2/*G*/ AND s.tenant = $T/*G*/), 0)";
+/// A wallet's own balance in an asset, net of overdraft debt (what a spend reports; the
+/// function subtracts the debt: until 0.14.0 this statement subtracted it a second time).
+pub const OWN_BALANCE: &str = "SELECT credit_ledger._balance($1, $2)";
+/// [`OWN_BALANCE`] on a ledger Citus distributes (0.13.0 on): `_balance_in` names the tenant in
+/// each of its queries (Citus plans no SQL function with parameters, which `_balance` is).
+pub const OWN_BALANCE_IN: &str = "SELECT credit_ledger._balance_in($T, $1, $2)";
 /// The same key's positions of earlier periods, deleted when its first call of a new period
 /// creates the new one (0.9.0 on): no call reads them again (a capture counts in the period it
 /// closes in), and a wallet keeps one row per key instead of one per key and period.

@@ -54,8 +54,9 @@ pub struct Spendable {
 /// Resolve `run` for a call on `wallet`: the run must exist and belong to `wallet`. A run past
 /// its TTL (not yet swept) or closed is `closed`: the call is declined with `run_closed`.
 pub fn for_call(c: &mut SpiClient<'_>, run: i64, wallet: &str) -> Result<Spendable> {
-    let row =
-        spi::first(exec(c, sql::RUN_FOR_CALL, &[run.into()])?).ok_or_else(|| run_missing(run))?;
+    let Some(row) = spi::first(exec(c, sql::RUN_FOR_CALL, &[run.into()])?) else {
+        return Err(not_in_tenant(c, run, wallet)?);
+    };
     let owner: String = row.req(3)?;
     if owner != wallet {
         return Err(LedgerError::invalid(format!(
@@ -74,6 +75,31 @@ pub fn for_call(c: &mut SpiClient<'_>, run: i64, wallet: &str) -> Result<Spendab
         closed: status != "open" || row.req::<bool>(2)?,
         max_calls: row.col(6)?,
         max_cost_per_call: row.opt_dec(7)?,
+    })
+}
+
+/// Run `run` is not in the tenant of the call's wallet. When that tenant was looked up (a ledger
+/// Citus distributes, no `tenant` argument), a run of another tenant is another wallet's run
+/// (22023), as on one node; otherwise it does not exist (42704). The run's tenant is read from
+/// the coordinator (every shard), its owner on that tenant's shard.
+fn not_in_tenant(c: &mut SpiClient<'_>, run: i64, wallet: &str) -> Result<LedgerError> {
+    if !crate::tenant::given() || crate::tenant::by_caller() {
+        return Ok(run_missing(run));
+    }
+    let elsewhere = spi::first(exec(c, crate::catalog_tenants::RUN_TENANT, &[run.into()])?)
+        .map(|r| r.col::<String>(1))
+        .transpose()?
+        .flatten();
+    let owner = crate::tenant::within(c, elsewhere.clone(), |c| {
+        spi::first(exec(c, sql::RUN_FOR_CALL, &[run.into()])?)
+            .map(|r| r.req::<String>(3))
+            .transpose()
+    })?;
+    Ok(match owner {
+        Some(owner) if elsewhere.is_some() => LedgerError::invalid(format!(
+            "run {run} belongs to wallet \"{owner}\", not \"{wallet}\""
+        )),
+        _ => run_missing(run),
     })
 }
 

@@ -31,9 +31,10 @@
 #      tenants inside one BEGIN ... COMMIT through the coordinator, each sent whole to a worker
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay, a wrong tenant refused, the rows and the pool's credits exact.
-#   9. The regress scenarios core, holds, pools and lifecycle pass on a ledger distributed
-#      right after CREATE EXTENSION (0.13.0): their calls name no tenant, the coordinator looks
-#      it up in wallet_keys and routes every statement to the tenant's shard.
+#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and reports, runs, lanes
+#      (0.14.0) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
+#      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
+#      tenant's shard; the report views run across the shards.
 #  10. 16 pgbench clients on the distributed ledger: wallets created and granted after
 #      distribution, each transaction = a delegated credit_authorize(..., tenant => ...) of a
 #      solo wallet or a pool member + a row of an application table colocated with the ledger,
@@ -392,8 +393,11 @@ check_eq "the rows: team's authorizations 4 + 3, solo3's keyed call once, the po
 # every call (none names its tenant) runs on the coordinator, which looks the tenant up in
 # wallet_keys and routes each statement to the tenant's shard; the read functions, the sweeps
 # and credit_verify() included. The files are run as they are, with credit_distribute() after
-# CREATE EXTENSION (in the input and the expected output alike).
-for t in core holds pools lifecycle; do
+# CREATE EXTENSION (in the input and the expected output alike). Since 0.14.0 also reports (every
+# report view, planned by Citus across the shards), runs (agent runs and sub-runs, their
+# reads, a run of another wallet refused as on one node) and lanes (a pool's lanes, the spend
+# cap sliced over them).
+for t in core holds pools lifecycle reports runs lanes; do
   db="dregress_$t"
   citus_database "$db"
   for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \

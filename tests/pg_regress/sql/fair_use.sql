@@ -112,5 +112,12 @@ SELECT approved, reason FROM credit_authorize('trig', 'chat', 1, 'haiku');
 SELECT credit_asset_define('usd', 2);
 SELECT (credit_rate_set(action => 'image', credits => 0.5, asset => 'usd')).asset;
 SELECT approved, reason FROM credit_authorize('unl', 'image', 1);
+-- the balance a fair-use call reports is the wallet's own, debt taken off once (until 0.14.0
+-- twice: -6 here)
+SELECT count(*) FROM credit_wallet_create('owing', overdraft_limit => 100);
+SELECT amount FROM credit_grant(wallet => 'owing', amount => 5);
+SELECT approved, balance FROM credit_authorize('owing', 'chat', 8, 'haiku');
+SELECT fair_use_limit FROM credit_wallet_overage('owing', fair_use_limit => 1000);
+SELECT approved, balance, credit_balance('owing') AS credit_balance FROM credit_authorize('owing', 'chat', 1, 'haiku');
 
 SELECT count(*) AS violations FROM credit_verify();

@@ -81,9 +81,9 @@ SELECT count(*) FILTER (WHERE x.approved) AS approved
                                 idempotency_key => 'crew-' || i) x;
 SELECT count(DISTINCT g.lane) AS lanes_drawn_on
   FROM credit_ledger.authorizations a
-  JOIN credit_ledger.wallets w ON w.id = a.wallet_id
-  JOIN credit_ledger.journal j ON j.authorization_id = a.id
-  JOIN credit_ledger.grants g ON g.id = j.grant_id
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  JOIN credit_ledger.journal j ON j.authorization_id = a.id AND j.tenant = a.tenant
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
  WHERE w.wallet = 'crew.m';
 SELECT count(*) AS violations FROM credit_verify();
 
@@ -103,14 +103,14 @@ SELECT sum(l.cap_room) AS room,
        coalesce(max(s.period_spent), 0) + sum(l.cap_spent) AS period_spent,
        count(*) FILTER (WHERE l.cap_room >= 15) AS lanes_with_room_for_a_call
   FROM credit_ledger.lanes l
-  JOIN credit_ledger.wallets w ON w.id = l.wallet_id
-  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.asset = l.asset
+  JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.tenant = w.tenant AND s.asset = l.asset
  WHERE w.wallet = 'capped';
 SELECT wallet FROM credit_wallet_create(wallet => 'capped', spend_cap => 100);
 SELECT amount FROM credit_grant(wallet => 'capped', amount => 1000);
 SELECT credit_wallet_lanes(wallet => 'capped', lanes => 4) AS lanes;
 SELECT l.lane, l.cap_room, l.cap_spent FROM credit_ledger.lanes l
-  JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'capped' ORDER BY l.lane;
+  JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant WHERE w.wallet = 'capped' ORDER BY l.lane;
 -- four calls of 15: each takes 15 of room from the lane it spends on
 SELECT count(*) FILTER (WHERE x.approved) AS approved
   FROM generate_series(1, 4) i,
@@ -154,7 +154,7 @@ SELECT a.idempotency_key, a.status, a.overdraft_amount FROM credit_ledger.author
 SELECT a.id AS od_auth FROM credit_ledger.authorizations a WHERE a.idempotency_key = 'od-4' \gset
 SELECT amount FROM credit_refund(authorization_id => :od_auth);
 SELECT credit_balance('od') AS balance,
-       (SELECT s.debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+       (SELECT s.debt FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id AND w.tenant = s.tenant
          WHERE w.wallet = 'od') AS debt;
 SELECT count(*) AS violations FROM credit_verify();
 
@@ -169,7 +169,7 @@ SELECT credit_wallet_lanes(wallet => 'roll', lanes => 2) AS lanes;
 CREATE VIEW roll_lanes AS
 SELECT l.lane, l.cap_period = credit_ledger._period_start(w.period, w.period_anchor, now()) AS current_period,
        l.cap_room, l.cap_spent
-  FROM credit_ledger.lanes l JOIN credit_ledger.wallets w ON w.id = l.wallet_id
+  FROM credit_ledger.lanes l JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant
  WHERE w.wallet = 'roll' ORDER BY l.lane;
 SELECT i, x.approved, x.reason
   FROM generate_series(1, 5) i,

@@ -62,7 +62,7 @@ SELECT approved, reason, cost, balance FROM credit_authorize(wallet => 'acme', a
 SELECT approved, reason, cost, balance FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 5, run => :sub_id);
 -- a refund of a call inside an open run goes back to the run
 SELECT a.id AS leaf_call FROM credit_ledger.authorizations a
-  JOIN credit_ledger.runs r ON r.run_wallet_id = a.wallet_id WHERE r.id = :leaf_id \gset
+  JOIN credit_ledger.runs r ON r.run_wallet_id = a.wallet_id AND r.tenant = a.tenant WHERE r.id = :leaf_id \gset
 SELECT amount FROM credit_refund(authorization_id => :leaf_call, amount => 2, idempotency_key => 'ref-1');
 SELECT amount, refunded_total FROM credit_refund(authorization_id => :leaf_call, amount => 2, idempotency_key => 'ref-1');
 SELECT depth, status, budget, spent, held, remaining, reserved, spent_tree, returned, calls
@@ -146,7 +146,7 @@ SELECT * FROM credit_verify();
 -- its slices are spread over its lanes, and closing gives each lane's credits back to the source
 SELECT run_id AS r7, approved, budget FROM credit_run_open(wallet => 'acme', budget => 80, lanes => 4) \gset
 SELECT credit_wallet_lanes(wallet => '~run.' || :r7) AS run_lanes;
-SELECT lane, remaining FROM credit_ledger.grants g JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id
+SELECT lane, remaining FROM credit_ledger.grants g JOIN credit_ledger.runs r ON r.run_wallet_id = g.wallet_id AND r.tenant = g.tenant
  WHERE r.id = :r7 AND g.home_id IS NOT NULL ORDER BY lane;
 SELECT approved, cost, balance FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 15, run => :r7);
 SELECT approved, reason, cost FROM credit_authorize(wallet => 'acme', action => 'chat', quantity => 30, run => :r7);

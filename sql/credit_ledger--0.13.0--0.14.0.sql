@@ -1,0 +1,396 @@
+-- credit_ledger 0.13.0 -> 0.14.0.
+-- Bind every expression in this file to pg_catalog only: objects planted in the extension's
+-- schema (often public) must not capture an operator or function.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- The report views join ledger tables on the tenant too (issue 20): on a ledger Citus distributes,
+-- each join then stays on one shard and the views run from the coordinator; margin_by_action
+-- joins two aggregates instead of a subquery per row, operation_log reads a transfer's receivers
+-- (of any tenant) whole first. Same columns, same rows.
+
+CREATE OR REPLACE VIEW credit_ledger.wallet_balances AS
+SELECT w.wallet, g.asset,
+       sum(g.remaining - g.held) - coalesce(max(s.debt), 0) AS balance,
+       sum(g.held) AS held,
+       coalesce(max(s.debt), 0) AS debt,
+       jsonb_object_agg(g.category, g.cat_balance) AS by_category
+  FROM credit_ledger.wallets w
+  JOIN (SELECT x.wallet_id, x.tenant, x.asset, x.category, sum(x.remaining) AS remaining, sum(x.held) AS held,
+               sum(x.remaining - x.held) AS cat_balance
+          FROM credit_ledger.grants x
+         WHERE x.live AND x.effective_at <= now() AND (x.expires_at IS NULL OR x.expires_at > now())
+         GROUP BY x.wallet_id, x.tenant, x.asset, x.category) g ON g.wallet_id = w.id AND g.tenant = w.tenant
+  LEFT JOIN credit_ledger.wallet_assets s ON s.wallet_id = w.id AND s.tenant = w.tenant AND s.asset = g.asset
+ WHERE w.run_of IS NULL   -- an agent run's credits are the run's (credit_run), not a wallet's
+ GROUP BY w.wallet, w.tenant, g.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.grant_status AS
+SELECT g.id AS grant_id, w.wallet, g.asset, g.category, g.priority, g.amount, f.remaining, f.held,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind IN ('debit', 'capture', 'settlement')), 0)
+         - coalesce(sum(j.amount) FILTER (WHERE j.kind = 'refund'), 0) AS spent,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'expiry'), 0) AS expired,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'rollover'), 0) AS rolled_over,
+       g.unit_price, g.effective_at, g.expires_at,
+       CASE WHEN g.effective_at > now() THEN 'pending'
+            WHEN g.expires_at IS NOT NULL AND g.expires_at <= now() THEN 'expired'
+            WHEN f.remaining = 0 THEN 'exhausted'
+            ELSE 'active' END AS status,
+       (g.expires_at IS NOT NULL AND g.expires_at > now() AND g.expires_at <= now() + interval '7 days'
+        AND f.remaining > 0) AS expiring_soon,
+       -- since 0.6.0: taken back by voids and negative adjustments, moved out by transfers
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'adjustment'), 0) AS voided,
+       coalesce(-sum(j.amount) FILTER (WHERE j.kind = 'transfer' AND j.amount < 0), 0) AS transferred_out
+  FROM credit_ledger.grants g
+  JOIN credit_ledger.wallets w ON w.id = g.wallet_id AND w.tenant = g.tenant
+  CROSS JOIN LATERAL (SELECT g.remaining + coalesce(sum(x.remaining), 0) AS remaining,
+                             g.held + coalesce(sum(x.held), 0) AS held,
+                             array_append(array_agg(x.id), g.id) AS ids
+                        FROM credit_ledger.grants x WHERE x.home_id = g.id AND x.tenant = g.tenant) f
+  LEFT JOIN credit_ledger.journal j ON j.grant_id = ANY (f.ids) AND j.wallet_id = g.wallet_id AND j.tenant = g.tenant
+ WHERE g.home_id IS NULL AND g.source_id IS NULL
+ -- every column named (since 0.12.0 the grants key is (id, tenant), see sql/schema.sql)
+ GROUP BY g.id, g.tenant, g.asset, g.category, g.priority, g.amount, g.unit_price, g.effective_at, g.expires_at,
+          w.wallet, f.remaining, f.held;
+
+CREATE OR REPLACE VIEW credit_ledger.usage_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.action, a.variant, a.asset,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       coalesce(sum(coalesce(a.captured, a.cost) - a.refunded) FILTER (WHERE NOT a.fair_use), 0) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       count(*) AS calls,
+       sum(a.refunded) AS refunded,
+       count(*) FILTER (WHERE a.degraded) AS degraded_calls,  -- since 0.7.0
+       -- since 0.8.0: what fair use paid (the calls' cost at the rate card's prices)
+       coalesce(sum(coalesce(a.captured, a.cost)) FILTER (WHERE a.fair_use), 0) AS fair_use_credits
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY 1, 2, a.tenant, a.action, a.variant, a.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.margin_by_action AS
+SELECT s.action, s.variant, s.asset, s.credits, s.revenue,
+       coalesce(v.vendor_cost, 0) AS vendor_cost,
+       s.revenue - coalesce(v.vendor_cost, 0) AS margin
+  FROM (SELECT a.action, a.variant, a.asset,
+               sum(-j.amount) AS credits,
+               sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
+          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+         WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+         GROUP BY a.action, a.variant, a.asset) s
+  -- (since 0.14.0 a join of two aggregates, not a subquery per row: Citus plans this on a
+  -- distributed ledger; the same result)
+  LEFT JOIN (SELECT x.action, x.variant, x.asset, sum(x.vendor_cost) AS vendor_cost
+               FROM credit_ledger.authorizations x
+              WHERE x.status IN ('approved', 'captured')
+              GROUP BY x.action, x.variant, x.asset) v
+    ON v.action = s.action AND v.variant IS NOT DISTINCT FROM s.variant AND v.asset = s.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.breakage AS
+SELECT date_trunc('month', coalesce(g.expires_at, j.at) AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
+       sum(-j.amount) AS credits_expired,
+       sum(-j.amount * g.unit_price) AS revenue_recognized
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+ WHERE j.kind = 'expiry'
+ GROUP BY 1, j.asset, g.category;
+
+CREATE OR REPLACE VIEW credit_ledger.declines_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.reason, a.action, count(*) AS declines
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
+ WHERE a.status = 'declined'
+ GROUP BY 1, 2, a.tenant, a.reason, a.action;
+
+CREATE OR REPLACE VIEW credit_ledger.call_log AS
+SELECT coalesce(o.wallet, w.wallet) AS wallet, a.id AS authorization_id, a.created_at AS at,
+       a.kind, a.status, a.reason, a.action, a.variant, a.quantity, a.asset, a.cost,
+       a.captured, a.refunded, a.degraded, a.requested_variant, a.fair_use,
+       CASE WHEN o.id IS NOT NULL THEN w.wallet END AS run_wallet
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant;
+
+CREATE OR REPLACE VIEW credit_ledger.revenue_monthly AS
+SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset,
+       coalesce(sum(-j.amount) FILTER (WHERE j.kind <> 'settlement'), 0) AS credits_used,
+       coalesce(sum(-j.amount * g.unit_price) FILTER (WHERE j.kind <> 'settlement'), 0) AS usage_revenue,
+       coalesce(sum(-j.amount) FILTER (WHERE j.kind = 'settlement'), 0) AS credits_settling_debt,
+       coalesce(sum(-j.amount * g.unit_price) FILTER (WHERE j.kind = 'settlement'), 0) AS settlement_revenue,
+       sum(-j.amount * g.unit_price) AS revenue_recognized
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+ WHERE j.kind IN ('debit', 'capture', 'refund', 'settlement')
+ GROUP BY 1, j.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.run_usage AS
+SELECT r.id AS run_id, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset,
+       count(*) AS calls,
+       sum(coalesce(a.captured_quantity, a.quantity)) AS quantity,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost,
+       coalesce(sum(m.revenue), 0) AS revenue,
+       coalesce(sum(m.revenue), 0) - coalesce(sum(a.vendor_cost), 0) AS margin
+  FROM credit_ledger.runs r
+  JOIN credit_ledger.wallets o ON o.id = r.wallet_id AND o.tenant = r.tenant
+  JOIN credit_ledger.authorizations a ON a.wallet_id = r.run_wallet_id AND a.tenant = r.tenant
+  LEFT JOIN LATERAL (SELECT sum(-j.amount * g.unit_price) AS revenue
+                       FROM credit_ledger.journal j
+                       JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                      WHERE j.authorization_id = a.id AND j.tenant = a.tenant
+                        AND j.kind IN ('debit', 'capture', 'refund')) m ON true
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY r.id, r.tenant, o.wallet, r.parent_run, r.status, a.action, a.variant, a.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.reversals AS
+SELECT date_trunc('month', j.at AT TIME ZONE 'UTC')::date AS month, j.asset, g.category,
+       sum(-j.amount) AS credits_reversed,
+       sum(-j.amount * g.unit_price) AS liability_reversed
+  FROM credit_ledger.journal j
+  JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+ WHERE j.kind = 'adjustment'
+ GROUP BY 1, j.asset, g.category;
+
+CREATE OR REPLACE VIEW credit_ledger.usage_by_actor AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.actor, a.db_user, a.asset, count(*) AS calls,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
+ WHERE a.status IN ('approved', 'captured')
+ GROUP BY 1, 2, a.tenant, a.actor, a.db_user, a.asset;
+
+CREATE OR REPLACE VIEW credit_ledger.operation_log AS
+SELECT o.id AS operation_id, o.created_at, o.kind, w.wallet, t.wallet AS to_wallet, o.grant_id, o.asset,
+       o.amount, o.done, o.pending, o.open, o.disposition, o.reason, o.actor, o.db_user, o.db_session_user,
+       o.metadata
+  FROM credit_ledger.operations o
+  JOIN credit_ledger.wallets w ON w.id = o.wallet_id AND w.tenant = o.tenant
+  -- a transfer's receiver may be of another tenant: the receivers are read whole first (OFFSET
+  -- 0 keeps the subquery apart; Citus then joins its result, not two shards)
+  LEFT JOIN (SELECT r.id, r.wallet FROM credit_ledger.wallets r
+              WHERE r.id IN (SELECT x.to_wallet_id FROM credit_ledger.operations x WHERE x.to_wallet_id IS NOT NULL)
+             OFFSET 0) t ON t.id = o.to_wallet_id;
+
+CREATE OR REPLACE VIEW credit_ledger.degraded_daily AS
+SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce(o.wallet, w.wallet) AS wallet,
+       a.action, a.requested_variant, a.variant, a.asset,
+       count(*) AS calls,
+       sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+       sum(a.vendor_cost) AS vendor_cost
+  FROM credit_ledger.authorizations a
+  JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
+  LEFT JOIN credit_ledger.wallets o ON o.id = w.run_of AND o.tenant = w.tenant
+ WHERE a.degraded
+ GROUP BY 1, 2, a.tenant, a.action, a.requested_variant, a.variant, a.asset;
+
+
+-- Functions Citus could not plan on a distributed ledger (SQL functions with parameters, a
+-- statement without the tenant): credit_event reads through credit_ledger._event (PL/pgSQL),
+-- _run_nodes (credit_run, credit_run_tree, credit_run_close) is PL/pgSQL and names the run's
+-- tenant, credit_wallet_overage names the wallet's tenant and takes no now() in its ON CONFLICT
+-- clause, credit_events numbers each event by its key (tenant included) with a seq taken first.
+-- Same results.
+
+
+CREATE FUNCTION credit_ledger._event(id bigint)
+RETURNS TABLE (event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- (since 0.14.0 credit_event's query, PL/pgSQL and joined on the tenant: Citus plans it on
+    -- a distributed ledger, where it plans no SQL function with parameters)
+    RETURN QUERY
+    SELECT e.id, e.at, e.kind, w.wallet, e.asset, e.payload
+      FROM credit_ledger.events e JOIN credit_ledger.wallets w ON w.id = e.wallet_id AND w.tenant = e.tenant
+     WHERE e.id = _event.id;
+END $$;
+REVOKE ALL ON FUNCTION credit_ledger._event(bigint) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION credit_ledger._run_nodes(root bigint)
+RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset text, status text,
+               reason text, budget numeric, spent numeric, held numeric, remaining numeric,
+               reserved numeric, spent_tree numeric, returned numeric, calls bigint,
+               created_at timestamptz, expires_at timestamptz, closed_at timestamptz, metadata jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    -- the run's tenant, named in every read (since 0.14.0: a run and its sub-runs are one
+    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone)
+    run_tenant text := (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root);
+BEGIN
+    IF run_tenant IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH RECURSIVE t AS (
+        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = root AND r.tenant = run_tenant
+        UNION ALL
+        SELECT r.id, t.depth + 1, t.path || r.id
+          FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
+         WHERE r.tenant = run_tenant
+    ), n AS (
+        SELECT t.id, t.depth, t.path, r.wallet_id, r.run_wallet_id, r.parent_run, r.asset, r.status, r.reason,
+               r.budget, r.returned, r.created_at, r.expires_at, r.closed_at, r.metadata,
+               coalesce((SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
+                           FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant
+                            AND a.status IN ('approved', 'captured')), 0) AS spent,
+               coalesce((SELECT count(*) FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant AND a.status <> 'declined'), 0) AS calls,
+               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant), 0) AS held,
+               coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live
+                            AND (g.expires_at IS NULL OR g.expires_at > now())), 0) AS remaining,
+               coalesce((SELECT sum(g.remaining) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live), 0) AS unspent
+          FROM t JOIN credit_ledger.runs r ON r.id = t.id AND r.tenant = run_tenant
+    )
+    SELECT n.id, n.depth, o.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
+           n.remaining,
+           coalesce((SELECT sum(d.unspent) FROM n d WHERE d.id <> n.id AND n.id = ANY (d.path) AND d.status = 'open'), 0),
+           (SELECT sum(d.spent) FROM n d WHERE n.id = ANY (d.path)),
+           n.returned, n.calls, n.created_at, n.expires_at, n.closed_at, n.metadata
+      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id AND o.tenant = run_tenant
+     ORDER BY n.path;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
+    auto_topup_threshold numeric DEFAULT NULL, auto_topup_amount numeric DEFAULT NULL,
+    upgrade_at numeric[] DEFAULT NULL, clear text[] DEFAULT NULL, fair_use_limit numeric DEFAULT NULL)
+RETURNS SETOF @extschema@.credit_overage
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    w credit_ledger.wallets;
+    -- every statement names the wallet's tenant (since 0.14.0: on Citus, its shard alone)
+    t text := credit_ledger._wallet_tenant(credit_wallet_overage.wallet);
+    -- (a value, not now() in the ON CONFLICT clause: Citus takes only immutable functions there)
+    ts timestamptz := now();
+    bad text;
+BEGIN
+    IF credit_wallet_overage.asset IS NULL
+       OR NOT EXISTS (SELECT 1 FROM credit_ledger.assets s WHERE s.asset = credit_wallet_overage.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', coalesce(credit_wallet_overage.asset, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'define it with credit_asset_define()';
+    END IF;
+    SELECT b INTO bad FROM unnest(coalesce(clear, '{}'::text[])) b
+     WHERE b IS NULL OR b NOT IN ('auto_topup', 'upgrade_at', 'fair_use') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'setting "%" cannot be cleared', coalesce(bad, 'NULL') USING ERRCODE = '22023',
+            HINT = 'clearable settings: auto_topup, upgrade_at, fair_use';
+    END IF;
+    IF fair_use_limit IS NOT NULL AND (fair_use_limit <= 0 OR fair_use_limit = 'NaN'::numeric
+       OR fair_use_limit = 'Infinity'::numeric) THEN
+        RAISE EXCEPTION 'fair_use_limit must be positive and finite, got %', fair_use_limit USING ERRCODE = '22023';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND (auto_topup_amount <= 0 OR auto_topup_amount = 'NaN'::numeric) THEN
+        RAISE EXCEPTION 'auto_topup_amount must be positive, got %', auto_topup_amount USING ERRCODE = '22023';
+    END IF;
+    IF upgrade_at IS NOT NULL AND (cardinality(upgrade_at) = 0 OR cardinality(upgrade_at) > 32
+       OR array_position(upgrade_at, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(upgrade_at) WITH ORDINALITY t(v, i)
+                   WHERE t.v <= 0 OR t.v = 'NaN'::numeric
+                      OR (t.i > 1 AND t.v <= upgrade_at[t.i - 1]))) THEN
+        RAISE EXCEPTION 'upgrade_at must hold 1 to 32 positive amounts in ascending order'
+            USING ERRCODE = '22023', HINT = 'for example ''{500, 2000}''';
+    END IF;
+    -- the threshold is the wallet's low-balance threshold (validated, and the wallet locked, there)
+    IF auto_topup_threshold IS NOT NULL THEN
+        PERFORM @extschema@.credit_wallet_update(wallet => credit_wallet_overage.wallet,
+                                                 low_balance_threshold => auto_topup_threshold);
+    END IF;
+    SELECT * INTO w FROM credit_ledger.wallets x
+     WHERE x.wallet = credit_wallet_overage.wallet AND x.tenant = t FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', coalesce(credit_wallet_overage.wallet, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'create it with credit_wallet_create()';
+    END IF;
+    IF w.closed_at IS NOT NULL THEN
+        RAISE EXCEPTION 'wallet "%" is closed', w.wallet USING ERRCODE = '55000';
+    END IF;
+    IF auto_topup_amount IS NOT NULL AND w.low_balance_threshold IS NULL THEN
+        RAISE EXCEPTION 'an auto top-up needs a threshold' USING ERRCODE = '22023',
+            HINT = 'give auto_topup_threshold (it is the wallet''s low_balance_threshold)';
+    END IF;
+    INSERT INTO credit_ledger.wallet_overage AS o (wallet_id, tenant, asset, auto_topup_amount, upgrade_at, fair_use_limit)
+    VALUES (w.id, w.tenant, credit_wallet_overage.asset,
+            CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.auto_topup_amount END,
+            CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.upgrade_at END,
+            CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL ELSE credit_wallet_overage.fair_use_limit END)
+    ON CONFLICT ON CONSTRAINT wallet_overage_pkey DO UPDATE
+       SET auto_topup_amount = CASE WHEN 'auto_topup' = ANY (coalesce(clear, '{}')) THEN NULL
+                                    ELSE coalesce(EXCLUDED.auto_topup_amount, o.auto_topup_amount) END,
+           upgrade_at = CASE WHEN 'upgrade_at' = ANY (coalesce(clear, '{}')) THEN NULL
+                             ELSE coalesce(EXCLUDED.upgrade_at, o.upgrade_at) END,
+           fair_use_limit = CASE WHEN 'fair_use' = ANY (coalesce(clear, '{}')) THEN NULL
+                                 ELSE coalesce(EXCLUDED.fair_use_limit, o.fair_use_limit) END,
+           updated_at = ts;
+    -- the spend path looks for fair use only on tracked wallets (the flag is never reset)
+    IF fair_use_limit IS NOT NULL AND NOT w.tracked THEN
+        UPDATE credit_ledger.wallets x SET tracked = true WHERE x.id = w.id AND x.tenant = w.tenant;
+    END IF;
+    RETURN QUERY
+    SELECT w.wallet, o.asset, x.low_balance_threshold, o.auto_topup_amount, o.upgrade_at, o.topups, o.fair_use_limit
+      FROM credit_ledger.wallet_overage o JOIN credit_ledger.wallets x ON x.id = o.wallet_id AND x.tenant = o.tenant
+     WHERE o.wallet_id = w.id AND o.tenant = w.tenant AND o.asset = credit_wallet_overage.asset;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_event(event_id bigint)
+RETURNS TABLE (event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT e.event_id, e.at, e.kind, e.wallet, e.asset, e.payload FROM credit_ledger._event($1) e
+$$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_events(after_id bigint DEFAULT NULL, max_rows int DEFAULT 100,
+                                          consumer text DEFAULT NULL)
+RETURNS TABLE (seq bigint, event_id bigint, at timestamptz, kind text, wallet text, asset text, payload jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    start bigint := after_id;
+    e record;
+    n bigint;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000, got %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF consumer IS NOT NULL AND (consumer = '' OR length(consumer) > 255) THEN
+        RAISE EXCEPTION 'consumer must be 1 to 255 characters' USING ERRCODE = '22023';
+    END IF;
+    IF start IS NULL THEN
+        -- after what the consumer acknowledged (0: from the first event kept)
+        SELECT c.acked_up_to INTO start FROM credit_ledger.event_consumers c WHERE c.consumer = credit_events.consumer;
+        start := coalesce(start, 0);
+    END IF;
+    PERFORM pg_advisory_xact_lock(8245617337100211);   -- 'credit_ledger.events' numbering
+    -- (the seq taken first and each row by its key, tenant included, since 0.14.0: on a ledger
+    -- Citus distributes, an UPDATE takes no volatile function and goes to the row's shard)
+    FOR e IN SELECT x.id, x.tenant FROM credit_ledger.events x WHERE x.seq IS NULL ORDER BY x.id LOOP
+        n := nextval('credit_ledger.events_seq');
+        UPDATE credit_ledger.events x SET seq = n WHERE x.id = e.id AND x.tenant = e.tenant;
+    END LOOP;
+    RETURN QUERY
+    SELECT x.seq, x.id, x.at, x.kind, w.wallet, x.asset, x.payload
+      FROM credit_ledger.events x JOIN credit_ledger.wallets w ON w.id = x.wallet_id AND w.tenant = x.tenant
+     WHERE x.seq > start
+     ORDER BY x.seq
+     LIMIT max_rows;
+END $$;
+
+
+SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);
