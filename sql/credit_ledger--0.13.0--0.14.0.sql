@@ -73,13 +73,18 @@ CREATE OR REPLACE VIEW credit_ledger.margin_by_action AS
 SELECT s.action, s.variant, s.asset, s.credits, s.revenue,
        coalesce(v.vendor_cost, 0) AS vendor_cost,
        s.revenue - coalesce(v.vendor_cost, 0) AS margin
-  FROM (SELECT a.action, a.variant, a.asset,
-               sum(-j.amount) AS credits,
-               sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
-          FROM credit_ledger.journal j
-          JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
-          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
-         WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+  FROM (SELECT a.action, a.variant, a.asset, sum(p.credits) AS credits, sum(p.revenue) AS revenue
+          -- (since 0.14.0 per authorization first, read whole: a pool's entries name the
+          -- authorization of a member that may since have joined another pool, of another
+          -- tenant, on one node; on Citus an intermediate result joined with the shards)
+          FROM (SELECT j.authorization_id, sum(-j.amount) AS credits,
+                       sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
+                  FROM credit_ledger.journal j
+                  LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                 WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+                 GROUP BY j.authorization_id
+                OFFSET 0) p
+          JOIN credit_ledger.authorizations a ON a.id = p.authorization_id
          GROUP BY a.action, a.variant, a.asset) s
   -- (since 0.14.0 a join of two aggregates, not a subquery per row: Citus plans this on a
   -- distributed ledger; the same result)
@@ -195,8 +200,10 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
 -- statement without the tenant): credit_event reads through credit_ledger._event (PL/pgSQL),
 -- _run_nodes (credit_run, credit_run_tree, credit_run_close) is PL/pgSQL and names the run's
 -- tenant, credit_wallet_overage names the wallet's tenant and takes no now() in its ON CONFLICT
--- clause, credit_events numbers each event by its key (tenant included) with a seq taken first.
--- Same results.
+-- clause, credit_events numbers each event by its key (tenant included) with a seq taken first,
+-- credit_statement and credit_margin_whatif join on the tenant and read the calls a wallet's
+-- entries name (which may be of another tenant on one node) whole first, credit_health and
+-- credit_metrics are PL/pgSQL and read each part's aggregate on its own. Same results.
 
 
 CREATE FUNCTION credit_ledger._event(id bigint)
@@ -390,6 +397,305 @@ BEGIN
      WHERE x.seq > start
      ORDER BY x.seq
      LIMIT max_rows;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_statement(wallet text, from_at timestamptz, to_at timestamptz,
+                                             asset text DEFAULT 'credits')
+RETURNS TABLE (line int, at timestamptz, kind text, authorization_id bigint, operation_id bigint,
+               grant_id bigint, action text, amount numeric, balance numeric, actor text, note text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+DECLARE
+    wid bigint;
+    opening numeric;
+    -- every read names the wallet's tenant (since 0.14.0: on Citus, its shard alone)
+    t text := credit_ledger._wallet_tenant(credit_statement.wallet);
+BEGIN
+    PERFORM credit_ledger._check_wallet_asset(credit_statement.wallet, credit_statement.asset);
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_statement.wallet AND w.tenant = t;
+    IF wid IS NULL THEN
+        RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger.assets a WHERE a.asset = credit_statement.asset) THEN
+        RAISE EXCEPTION 'asset "%" does not exist', asset USING ERRCODE = '42704';
+    END IF;
+    IF from_at IS NULL OR to_at IS NULL OR NOT isfinite(from_at) OR NOT isfinite(to_at) OR to_at < from_at THEN
+        RAISE EXCEPTION 'from_at and to_at must be finite with from_at <= to_at'
+            USING ERRCODE = '22023', DETAIL = format('from_at %s, to_at %s', from_at, to_at);
+    END IF;
+    opening := @extschema@.credit_balance(credit_statement.wallet, credit_statement.asset, from_at);
+    RETURN QUERY
+    WITH calls AS (
+        -- the calls the wallet's entries name, read whole first (OFFSET 0): a pool's entries
+        -- name its members' calls, and on one node a member may since have joined another
+        -- pool, of another tenant
+        SELECT a.id, a.action, a.expires_at FROM credit_ledger.authorizations a
+         WHERE a.id IN (SELECT j.authorization_id FROM credit_ledger.journal j
+                         WHERE j.wallet_id = wid AND j.tenant = t AND j.authorization_id IS NOT NULL)
+        OFFSET 0
+    ), e AS (
+        -- every entry on the wallet's grants that counts in credit_balance(as_of): an expiry
+        -- or rollover entry of the sweep does not (the credits leave at expires_at), one of a
+        -- wallet close does
+        SELECT j.id, j.kind, j.authorization_id, j.operation_id, coalesce(g.home_id, g.id) AS grant_id,
+               j.amount, j.held, j.actor, j.note, g.expires_at AS exp, a.expires_at AS ttl, a.action,
+               CASE WHEN j.kind = 'grant' THEN g.effective_at ELSE greatest(j.at, g.effective_at) END AS t0
+          FROM credit_ledger.journal j
+          JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+          LEFT JOIN calls a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND j.tenant = t AND g.asset = credit_statement.asset
+           AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
+           -- written after to_at: no effect in the window (a grant's own entry counts from its
+           -- effective_at, as in credit_balance(as_of))
+           AND (j.at <= to_at OR j.kind = 'grant')
+    ), ev AS (
+        -- the entry comes into the balance
+        SELECT e.t0 AS t, e.kind, e.authorization_id, e.operation_id,
+               CASE WHEN e.authorization_id IS NULL AND e.operation_id IS NULL THEN e.grant_id END AS grant_id,
+               e.action, e.actor, e.note,
+               CASE WHEN e.exp IS NULL OR e.t0 < e.exp THEN e.amount ELSE 0 END
+               - CASE WHEN (e.exp IS NULL OR e.t0 < e.exp) AND (e.ttl IS NULL OR e.t0 < e.ttl) THEN e.held ELSE 0 END AS x,
+               e.id AS ord
+          FROM e
+        UNION ALL
+        -- a hold's TTL passes before its grant expires: its reservation leaves
+        SELECT e.ttl, 'hold_expired', e.authorization_id, NULL, NULL, e.action, NULL, NULL, e.held, e.id
+          FROM e WHERE e.held <> 0 AND e.ttl IS NOT NULL AND e.t0 < e.ttl AND (e.exp IS NULL OR e.ttl < e.exp)
+        UNION ALL
+        -- the grant expires: what the entry left in the balance leaves it
+        SELECT e.exp, 'expiry', NULL, NULL, e.grant_id, NULL, NULL, NULL,
+               -(e.amount - CASE WHEN e.ttl IS NULL OR e.exp <= e.ttl THEN e.held ELSE 0 END), e.id
+          FROM e WHERE e.exp IS NOT NULL AND e.t0 < e.exp
+        UNION ALL
+        -- overdraft debt taken and settled
+        SELECT j.at, j.kind, j.authorization_id, j.operation_id, NULL, a.action, j.actor, j.note, j.amount, j.id
+          FROM credit_ledger.journal j LEFT JOIN calls a ON a.id = j.authorization_id
+         WHERE j.wallet_id = wid AND j.tenant = t AND j.grant_id IS NULL AND j.asset = credit_statement.asset
+    ), lines AS (
+        SELECT ev.t, ev.kind, ev.authorization_id, ev.operation_id, ev.grant_id, max(ev.action) AS action,
+               sum(ev.x) AS x, max(ev.actor) AS actor, max(ev.note) AS note, min(ev.ord) AS ord
+          FROM ev
+         WHERE ev.t > from_at AND ev.t <= to_at AND ev.kind <> 'lane'
+         GROUP BY ev.t, ev.kind, ev.authorization_id, ev.operation_id, ev.grant_id
+        HAVING sum(ev.x) <> 0
+    ), numbered AS (
+        SELECT l.*, row_number() OVER (ORDER BY l.t, l.ord, l.kind) AS n FROM lines l
+    )
+    SELECT 0, from_at, 'opening'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::numeric,
+           opening, NULL::text, NULL::text
+    UNION ALL
+    SELECT n.n::int, n.t, n.kind, n.authorization_id, n.operation_id, n.grant_id, n.action, n.x,
+           opening + sum(n.x) OVER (ORDER BY n.n), n.actor, n.note
+      FROM numbered n
+    UNION ALL
+    SELECT (SELECT count(*) FROM numbered)::int + 1, to_at, 'closing', NULL, NULL, NULL, NULL, NULL,
+           @extschema@.credit_balance(credit_statement.wallet, credit_statement.asset, to_at), NULL, NULL
+    ORDER BY 1;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_margin_whatif(vendor_cost_change numeric, days int DEFAULT 30)
+RETURNS TABLE (rate_card text, action text, variant text, asset text, units numeric, credits numeric,
+               revenue numeric, vendor_cost numeric, margin numeric, vendor_cost_after numeric,
+               margin_after numeric, negative_now boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+BEGIN
+    IF vendor_cost_change IS NULL OR vendor_cost_change = 'NaN'::numeric OR vendor_cost_change < -1
+       OR vendor_cost_change > 1000 THEN
+        RAISE EXCEPTION 'vendor_cost_change must be a fraction between -1 and 1000 (0.2 = +20%%), got %',
+            coalesce(vendor_cost_change::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF days IS NULL OR days < 1 OR days > 3660 THEN
+        RAISE EXCEPTION 'days must be between 1 and 3660, got %', coalesce(days::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH used AS (
+        -- recent calls by the entry they were priced with
+        SELECT r.rate_card, r.action, r.variant, r.asset,
+               sum(coalesce(a.captured_quantity, a.quantity)
+                   * (1 - a.refunded / nullif(coalesce(a.captured, a.cost), 0))) AS units,
+               sum(coalesce(a.captured, a.cost) - a.refunded) AS credits,
+               coalesce(sum(m.revenue), 0) AS revenue
+          FROM credit_ledger.authorizations a
+          JOIN credit_ledger.rates r ON r.id = a.rate_id
+          -- (since 0.14.0 per authorization first, read whole: a pool's entries name the
+          -- authorization of a member that may since have joined another pool, of another
+          -- tenant, on one node; on Citus an intermediate result joined with the shards)
+          LEFT JOIN (SELECT j.authorization_id, sum(-j.amount * g.unit_price) AS revenue
+                       FROM credit_ledger.journal j
+                       JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                      WHERE j.kind IN ('debit', 'capture', 'refund') AND j.authorization_id IS NOT NULL
+                        AND j.at >= now() - make_interval(days => credit_margin_whatif.days)
+                      GROUP BY j.authorization_id
+                     OFFSET 0) m ON m.authorization_id = a.id
+         WHERE a.status IN ('approved', 'captured') AND a.created_at >= now() - make_interval(days => credit_margin_whatif.days)
+         GROUP BY r.rate_card, r.action, r.variant, r.asset
+    ), cur AS (
+        SELECT DISTINCT ON (x.rate_card, x.action, coalesce(x.variant, ''))
+               x.rate_card, x.action, x.variant, x.credits, x.vendor_cost
+          FROM credit_ledger.rates x
+         WHERE x.effective_from <= now()
+         ORDER BY x.rate_card, x.action, coalesce(x.variant, ''), x.effective_from DESC
+    ), priced AS (
+        -- at today's entry: credits x what a credit of these calls brought; vendor cost per unit
+        SELECT u.rate_card, u.action, u.variant, u.asset, u.units,
+               u.units * c.credits AS credits,
+               round(u.units * c.credits * (u.revenue / nullif(u.credits, 0)), 6) AS revenue,
+               u.units * coalesce(c.vendor_cost, 0) AS vendor_cost
+          FROM used u
+          JOIN cur c ON c.rate_card = u.rate_card AND c.action = u.action
+                    AND c.variant IS NOT DISTINCT FROM u.variant
+         WHERE u.units > 0
+    )
+    -- (amounts rounded to 6 decimals and shown without trailing zeros)
+    SELECT p.rate_card, p.action, p.variant, p.asset, trim_scale(round(p.units, 6)),
+           trim_scale(round(p.credits, 6)), trim_scale(coalesce(p.revenue, 0)),
+           trim_scale(round(p.vendor_cost, 6)), trim_scale(round(coalesce(p.revenue, 0) - p.vendor_cost, 6)),
+           trim_scale(round(p.vendor_cost * (1 + vendor_cost_change), 6)),
+           trim_scale(coalesce(p.revenue, 0) - round(p.vendor_cost * (1 + vendor_cost_change), 6)),
+           coalesce(p.revenue, 0) - p.vendor_cost < 0
+      FROM priced p
+     WHERE coalesce(p.revenue, 0) - round(p.vendor_cost * (1 + vendor_cost_change), 6) < 0
+     ORDER BY coalesce(p.revenue, 0) - round(p.vendor_cost * (1 + vendor_cost_change), 6), p.rate_card, p.action, p.variant;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_health()
+RETURNS TABLE (check_name text, status text, value numeric, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    c record;
+    oldest timestamptz;
+    last_seq bigint;
+BEGIN
+    -- (PL/pgSQL since 0.14.0, each event consumer's oldest unacknowledged event read on its
+    -- own: on a ledger Citus distributes, Citus joins no local table laterally with the shards)
+    RETURN QUERY
+    WITH lvl(name, secs) AS (
+        -- how long the oldest due work has waited
+        SELECT 'tick_lag_expiry', extract(epoch FROM now() - (
+            SELECT g.expires_at FROM credit_ledger.grants g
+             WHERE g.live AND g.expires_at IS NOT NULL AND g.expires_at <= now()
+             ORDER BY g.expires_at LIMIT 1))
+        UNION ALL
+        SELECT 'tick_lag_allowances', extract(epoch FROM now() - (
+            SELECT a.next_boundary FROM credit_ledger.allowances a
+             WHERE a.next_boundary <= now() ORDER BY a.next_boundary LIMIT 1))
+        UNION ALL
+        SELECT 'expired_holds_unswept', extract(epoch FROM now() - (
+            SELECT a.expires_at FROM credit_ledger.authorizations a
+             WHERE a.status = 'held' AND a.expires_at <= now() ORDER BY a.expires_at LIMIT 1))
+        UNION ALL
+        SELECT 'expired_runs_unswept', extract(epoch FROM now() - (
+            SELECT r.expires_at FROM credit_ledger.runs r
+             WHERE r.status = 'open' AND r.expires_at <= now() ORDER BY r.expires_at LIMIT 1))
+    )
+    SELECT l.name,
+           CASE WHEN l.secs IS NULL OR l.secs < 300 THEN 'ok' WHEN l.secs < 3600 THEN 'warn' ELSE 'fail' END,
+           round(coalesce(l.secs, 0)::numeric, 1),
+           CASE WHEN l.secs IS NULL THEN 'nothing due'
+                ELSE format('the oldest due item has waited %s s: is credit_tick() scheduled?', round(l.secs::numeric)) END
+      FROM lvl l;
+    -- each event consumer: how far behind the stream it is, and since when
+    last_seq := (SELECT max(e.seq) FROM credit_ledger.events e);
+    FOR c IN SELECT x.consumer, x.acked_up_to FROM credit_ledger.event_consumers x ORDER BY x.consumer LOOP
+        oldest := (SELECT e.at FROM credit_ledger.events e WHERE e.seq > c.acked_up_to ORDER BY e.seq LIMIT 1);
+        check_name := 'event_backlog:' || c.consumer;
+        status := CASE WHEN oldest IS NULL OR oldest > now() - interval '5 minutes' THEN 'ok'
+                       WHEN oldest > now() - interval '1 hour' THEN 'warn' ELSE 'fail' END;
+        value := greatest(coalesce(last_seq, 0) - c.acked_up_to, 0);
+        detail := format('%s events not acknowledged%s', greatest(coalesce(last_seq, 0) - c.acked_up_to, 0),
+                         CASE WHEN oldest IS NULL THEN '' ELSE format(', the oldest since %s', oldest) END);
+        RETURN NEXT;
+    END LOOP;
+    RETURN QUERY
+    -- the last recorded credit_verify()
+    SELECT 'verify',
+           CASE WHEN v.id IS NULL THEN 'warn' WHEN v.violations > 0 THEN 'fail'
+                WHEN v.at < now() - interval '1 day' THEN 'warn' ELSE 'ok' END,
+           coalesce(v.violations, 0),
+           CASE WHEN v.id IS NULL THEN 'never recorded: schedule SELECT credit_verify_record()'
+                ELSE format('%s violations (%s) %s s ago, took %s ms', v.violations,
+                            array_to_string(v.checks, ', '), round(extract(epoch FROM now() - v.at)), v.duration_ms) END
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT r.* FROM credit_ledger.verify_runs r ORDER BY r.id DESC LIMIT 1) v ON true
+    UNION ALL
+    -- declines of the last 5 minutes against the 55 minutes before (per minute)
+    SELECT 'declines_spike',
+           CASE WHEN d.recent * 5 < 20 OR d.recent <= 3 * greatest(d.before, 1) THEN 'ok'
+                WHEN d.recent <= 10 * greatest(d.before, 1) THEN 'warn' ELSE 'fail' END,
+           round(d.recent / greatest(d.before, 1), 2),
+           format('%s declines a minute in the last 5 minutes, %s in the 55 before',
+                  round(d.recent, 1), round(d.before, 1))
+      FROM (SELECT count(*) FILTER (WHERE a.created_at > now() - interval '5 minutes') / 5.0 AS recent,
+                   count(*) FILTER (WHERE a.created_at <= now() - interval '5 minutes') / 55.0 AS before
+              FROM credit_ledger.authorizations a
+             WHERE a.created_at > now() - interval '1 hour' AND a.status = 'declined') d;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_metrics(part text DEFAULT NULL)
+RETURNS TABLE (metric text, asset text, label text, value numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- (PL/pgSQL since 0.14.0, each part one aggregate per asset read on its own, OFFSET 0, then
+    -- joined with the assets: on a ledger Citus distributes, Citus joins no reference table
+    -- laterally with the shards, and plans no SQL function with parameters)
+    RETURN QUERY
+    SELECT m.metric, s.asset, '', coalesce(CASE m.metric WHEN 'holds_open' THEN h.n ELSE h.held END, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('holds_open'), ('credits_held')) m(metric)
+      LEFT JOIN (SELECT a.asset, count(*)::numeric AS n, sum(a.cost) FILTER (WHERE NOT a.fair_use) AS held
+                   FROM credit_ledger.authorizations a
+                  WHERE a.status = 'held' AND a.expires_at IS NOT NULL
+                  GROUP BY a.asset OFFSET 0) h ON h.asset = s.asset
+     WHERE part IS NULL OR part = 'holds'
+    UNION ALL
+    SELECT 'calls_1m', s.asset, 'approved', coalesce(c.n, 0)
+      FROM credit_ledger.assets s
+      LEFT JOIN (SELECT a.asset, count(*)::numeric AS n FROM credit_ledger.authorizations a
+                  WHERE a.created_at > now() - interval '1 minute' AND a.status <> 'declined'
+                  GROUP BY a.asset OFFSET 0) c ON c.asset = s.asset
+     WHERE part IS NULL OR part = 'calls'
+    UNION ALL
+    SELECT 'calls_1m', s.asset, d.reason, d.n
+      FROM credit_ledger.assets s
+      JOIN (SELECT a.asset, coalesce(a.reason, 'unknown') AS reason, count(*)::numeric AS n
+              FROM credit_ledger.authorizations a
+             WHERE a.created_at > now() - interval '1 minute' AND a.status = 'declined'
+             GROUP BY 1, 2 OFFSET 0) d ON d.asset = s.asset
+     WHERE part IS NULL OR part = 'calls'
+    UNION ALL
+    SELECT 'credits_1m', s.asset, m.movement,
+           coalesce(CASE m.movement WHEN 'granted' THEN j.granted WHEN 'spent' THEN j.spent
+                                    WHEN 'refunded' THEN j.refunded ELSE j.expired END, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('granted'), ('spent'), ('refunded'), ('expired')) m(movement)
+      LEFT JOIN (SELECT x.asset,
+                        sum(x.amount) FILTER (WHERE x.kind = 'grant') AS granted,
+                        -sum(x.amount) FILTER (WHERE x.kind IN ('debit', 'capture')
+                                                  OR (x.kind = 'overdraft' AND x.amount < 0)) AS spent,
+                        sum(x.amount) FILTER (WHERE x.kind = 'refund') AS refunded,
+                        -sum(x.amount) FILTER (WHERE x.kind = 'expiry') AS expired
+                   FROM credit_ledger.journal x
+                  WHERE x.at > now() - interval '1 minute'
+                  GROUP BY x.asset OFFSET 0) j ON j.asset = s.asset
+     WHERE part IS NULL OR part = 'credits'
+    UNION ALL
+    SELECT m.metric, s.asset, '',
+           coalesce(CASE m.metric WHEN 'liability_credits' THEN l.credits ELSE l.revenue END, 0)
+      FROM credit_ledger.assets s
+     CROSS JOIN (VALUES ('liability_credits'), ('liability_deferred_revenue')) m(metric)
+      LEFT JOIN (SELECT v.asset, sum(v.credits_outstanding) AS credits, sum(v.deferred_revenue) AS revenue
+                   FROM credit_ledger.liability v GROUP BY v.asset OFFSET 0) l ON l.asset = s.asset
+     WHERE part IS NULL OR part = 'liability';
 END $$;
 
 

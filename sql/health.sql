@@ -48,8 +48,17 @@ END $$;
 -- rate is 3 times the rate of the 55 minutes before (and at least 20 declines), fail at 10 times.
 CREATE FUNCTION @extschema@.credit_health()
 RETURNS TABLE (check_name text, status text, value numeric, detail text)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    c record;
+    oldest timestamptz;
+    last_seq bigint;
+BEGIN
+    -- (PL/pgSQL since 0.14.0, each event consumer's oldest unacknowledged event read on its
+    -- own: on a ledger Citus distributes, Citus joins no local table laterally with the shards)
+    RETURN QUERY
     WITH lvl(name, secs) AS (
         -- how long the oldest due work has waited
         SELECT 'tick_lag_expiry', extract(epoch FROM now() - (
@@ -74,20 +83,20 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
            round(coalesce(l.secs, 0)::numeric, 1),
            CASE WHEN l.secs IS NULL THEN 'nothing due'
                 ELSE format('the oldest due item has waited %s s: is credit_tick() scheduled?', round(l.secs::numeric)) END
-      FROM lvl l
-    UNION ALL
+      FROM lvl l;
     -- each event consumer: how far behind the stream it is, and since when
-    SELECT 'event_backlog:' || c.consumer,
-           CASE WHEN o.at IS NULL OR o.at > now() - interval '5 minutes' THEN 'ok'
-                WHEN o.at > now() - interval '1 hour' THEN 'warn' ELSE 'fail' END,
-           greatest(coalesce(m.last_seq, 0) - c.acked_up_to, 0),
-           format('%s events not acknowledged%s', greatest(coalesce(m.last_seq, 0) - c.acked_up_to, 0),
-                  CASE WHEN o.at IS NULL THEN '' ELSE format(', the oldest since %s', o.at) END)
-      FROM credit_ledger.event_consumers c
-      CROSS JOIN (SELECT max(e.seq) AS last_seq FROM credit_ledger.events e) m
-      LEFT JOIN LATERAL (SELECT e.at FROM credit_ledger.events e WHERE e.seq > c.acked_up_to
-                          ORDER BY e.seq LIMIT 1) o ON true
-    UNION ALL
+    last_seq := (SELECT max(e.seq) FROM credit_ledger.events e);
+    FOR c IN SELECT x.consumer, x.acked_up_to FROM credit_ledger.event_consumers x ORDER BY x.consumer LOOP
+        oldest := (SELECT e.at FROM credit_ledger.events e WHERE e.seq > c.acked_up_to ORDER BY e.seq LIMIT 1);
+        check_name := 'event_backlog:' || c.consumer;
+        status := CASE WHEN oldest IS NULL OR oldest > now() - interval '5 minutes' THEN 'ok'
+                       WHEN oldest > now() - interval '1 hour' THEN 'warn' ELSE 'fail' END;
+        value := greatest(coalesce(last_seq, 0) - c.acked_up_to, 0);
+        detail := format('%s events not acknowledged%s', greatest(coalesce(last_seq, 0) - c.acked_up_to, 0),
+                         CASE WHEN oldest IS NULL THEN '' ELSE format(', the oldest since %s', oldest) END);
+        RETURN NEXT;
+    END LOOP;
+    RETURN QUERY
     -- the last recorded credit_verify()
     SELECT 'verify',
            CASE WHEN v.id IS NULL THEN 'warn' WHEN v.violations > 0 THEN 'fail'
@@ -109,8 +118,8 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
       FROM (SELECT count(*) FILTER (WHERE a.created_at > now() - interval '5 minutes') / 5.0 AS recent,
                    count(*) FILTER (WHERE a.created_at <= now() - interval '5 minutes') / 55.0 AS before
               FROM credit_ledger.authorizations a
-             WHERE a.created_at > now() - interval '1 hour' AND a.status = 'declined') d
-$$;
+             WHERE a.created_at > now() - interval '1 hour' AND a.status = 'declined') d;
+END $$;
 
 -- Metrics for Prometheus (issue 23, since 0.8.0; ops/prometheus/ has the postgres_exporter
 -- queries file that reads them and the alert rules). Nothing is counted on the spend path: each
@@ -126,53 +135,61 @@ $$;
 CREATE INDEX journal_at ON credit_ledger.journal USING brin (at);
 CREATE FUNCTION @extschema@.credit_metrics(part text DEFAULT NULL)
 RETURNS TABLE (metric text, asset text, label text, value numeric)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
-    SELECT m.metric, s.asset, '', coalesce(h.v, 0)
+#variable_conflict use_column
+BEGIN
+    -- (PL/pgSQL since 0.14.0, each part one aggregate per asset read on its own, OFFSET 0, then
+    -- joined with the assets: on a ledger Citus distributes, Citus joins no reference table
+    -- laterally with the shards, and plans no SQL function with parameters)
+    RETURN QUERY
+    SELECT m.metric, s.asset, '', coalesce(CASE m.metric WHEN 'holds_open' THEN h.n ELSE h.held END, 0)
       FROM credit_ledger.assets s
      CROSS JOIN (VALUES ('holds_open'), ('credits_held')) m(metric)
-      LEFT JOIN LATERAL (
-        SELECT CASE m.metric WHEN 'holds_open' THEN count(*)
-                             ELSE sum(a.cost) FILTER (WHERE NOT a.fair_use) END AS v
-          FROM credit_ledger.authorizations a
-         WHERE a.status = 'held' AND a.expires_at IS NOT NULL AND a.asset = s.asset) h ON true
+      LEFT JOIN (SELECT a.asset, count(*)::numeric AS n, sum(a.cost) FILTER (WHERE NOT a.fair_use) AS held
+                   FROM credit_ledger.authorizations a
+                  WHERE a.status = 'held' AND a.expires_at IS NOT NULL
+                  GROUP BY a.asset OFFSET 0) h ON h.asset = s.asset
      WHERE part IS NULL OR part = 'holds'
     UNION ALL
-    SELECT 'calls_1m', s.asset, c.outcome, coalesce(c.n, 0)
+    SELECT 'calls_1m', s.asset, 'approved', coalesce(c.n, 0)
       FROM credit_ledger.assets s
-      LEFT JOIN LATERAL (
-        SELECT 'approved' AS outcome, count(*) FILTER (WHERE a.status <> 'declined') AS n
-          FROM credit_ledger.authorizations a
-         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset
-        UNION ALL
-        SELECT coalesce(a.reason, 'unknown'), count(*)
-          FROM credit_ledger.authorizations a
-         WHERE a.created_at > now() - interval '1 minute' AND a.asset = s.asset AND a.status = 'declined'
-         GROUP BY 1) c ON true
+      LEFT JOIN (SELECT a.asset, count(*)::numeric AS n FROM credit_ledger.authorizations a
+                  WHERE a.created_at > now() - interval '1 minute' AND a.status <> 'declined'
+                  GROUP BY a.asset OFFSET 0) c ON c.asset = s.asset
      WHERE part IS NULL OR part = 'calls'
     UNION ALL
-    SELECT 'credits_1m', s.asset, m.movement, coalesce(j.v, 0)
+    SELECT 'calls_1m', s.asset, d.reason, d.n
+      FROM credit_ledger.assets s
+      JOIN (SELECT a.asset, coalesce(a.reason, 'unknown') AS reason, count(*)::numeric AS n
+              FROM credit_ledger.authorizations a
+             WHERE a.created_at > now() - interval '1 minute' AND a.status = 'declined'
+             GROUP BY 1, 2 OFFSET 0) d ON d.asset = s.asset
+     WHERE part IS NULL OR part = 'calls'
+    UNION ALL
+    SELECT 'credits_1m', s.asset, m.movement,
+           coalesce(CASE m.movement WHEN 'granted' THEN j.granted WHEN 'spent' THEN j.spent
+                                    WHEN 'refunded' THEN j.refunded ELSE j.expired END, 0)
       FROM credit_ledger.assets s
      CROSS JOIN (VALUES ('granted'), ('spent'), ('refunded'), ('expired')) m(movement)
-      LEFT JOIN LATERAL (
-        SELECT CASE m.movement
-                 WHEN 'granted' THEN sum(x.amount) FILTER (WHERE x.kind = 'grant')
-                 WHEN 'spent' THEN -sum(x.amount) FILTER (WHERE x.kind IN ('debit', 'capture')
-                                                            OR (x.kind = 'overdraft' AND x.amount < 0))
-                 WHEN 'refunded' THEN sum(x.amount) FILTER (WHERE x.kind = 'refund')
-                 ELSE -sum(x.amount) FILTER (WHERE x.kind = 'expiry') END AS v
-          FROM credit_ledger.journal x
-         WHERE x.at > now() - interval '1 minute' AND x.asset = s.asset) j ON true
+      LEFT JOIN (SELECT x.asset,
+                        sum(x.amount) FILTER (WHERE x.kind = 'grant') AS granted,
+                        -sum(x.amount) FILTER (WHERE x.kind IN ('debit', 'capture')
+                                                  OR (x.kind = 'overdraft' AND x.amount < 0)) AS spent,
+                        sum(x.amount) FILTER (WHERE x.kind = 'refund') AS refunded,
+                        -sum(x.amount) FILTER (WHERE x.kind = 'expiry') AS expired
+                   FROM credit_ledger.journal x
+                  WHERE x.at > now() - interval '1 minute'
+                  GROUP BY x.asset OFFSET 0) j ON j.asset = s.asset
      WHERE part IS NULL OR part = 'credits'
     UNION ALL
-    SELECT m.metric, s.asset, '', coalesce(l.v, 0)
+    SELECT m.metric, s.asset, '',
+           coalesce(CASE m.metric WHEN 'liability_credits' THEN l.credits ELSE l.revenue END, 0)
       FROM credit_ledger.assets s
      CROSS JOIN (VALUES ('liability_credits'), ('liability_deferred_revenue')) m(metric)
-      LEFT JOIN LATERAL (
-        SELECT CASE m.metric WHEN 'liability_credits' THEN sum(v.credits_outstanding)
-                             ELSE sum(v.deferred_revenue) END AS v
-          FROM credit_ledger.liability v WHERE v.asset = s.asset) l ON true
-     WHERE part IS NULL OR part = 'liability'
-$$;
+      LEFT JOIN (SELECT v.asset, sum(v.credits_outstanding) AS credits, sum(v.deferred_revenue) AS revenue
+                   FROM credit_ledger.liability v GROUP BY v.asset OFFSET 0) l ON l.asset = s.asset
+     WHERE part IS NULL OR part = 'liability';
+END $$;
 
 SELECT pg_catalog.set_config('search_path', '@extschema@, pg_temp', true);

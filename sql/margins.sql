@@ -64,9 +64,16 @@ BEGIN
                coalesce(sum(m.revenue), 0) AS revenue
           FROM credit_ledger.authorizations a
           JOIN credit_ledger.rates r ON r.id = a.rate_id
-          LEFT JOIN LATERAL (SELECT sum(-j.amount * g.unit_price) AS revenue
-                               FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-                              WHERE j.authorization_id = a.id AND j.kind IN ('debit', 'capture', 'refund')) m ON true
+          -- (since 0.14.0 per authorization first, read whole: a pool's entries name the
+          -- authorization of a member that may since have joined another pool, of another
+          -- tenant, on one node; on Citus an intermediate result joined with the shards)
+          LEFT JOIN (SELECT j.authorization_id, sum(-j.amount * g.unit_price) AS revenue
+                       FROM credit_ledger.journal j
+                       JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                      WHERE j.kind IN ('debit', 'capture', 'refund') AND j.authorization_id IS NOT NULL
+                        AND j.at >= now() - make_interval(days => credit_margin_whatif.days)
+                      GROUP BY j.authorization_id
+                     OFFSET 0) m ON m.authorization_id = a.id
          WHERE a.status IN ('approved', 'captured') AND a.created_at >= now() - make_interval(days => credit_margin_whatif.days)
          GROUP BY r.rate_card, r.action, r.variant, r.asset
     ), cur AS (

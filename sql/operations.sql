@@ -114,9 +114,11 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
 DECLARE
     wid bigint;
     opening numeric;
+    -- every read names the wallet's tenant (since 0.14.0: on Citus, its shard alone)
+    t text := credit_ledger._wallet_tenant(credit_statement.wallet);
 BEGIN
     PERFORM credit_ledger._check_wallet_asset(credit_statement.wallet, credit_statement.asset);
-    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_statement.wallet;
+    SELECT w.id INTO wid FROM credit_ledger.wallets w WHERE w.wallet = credit_statement.wallet AND w.tenant = t;
     IF wid IS NULL THEN
         RAISE EXCEPTION 'wallet "%" does not exist', wallet USING ERRCODE = '42704';
     END IF;
@@ -129,7 +131,15 @@ BEGIN
     END IF;
     opening := @extschema@.credit_balance(credit_statement.wallet, credit_statement.asset, from_at);
     RETURN QUERY
-    WITH e AS (
+    WITH calls AS (
+        -- the calls the wallet's entries name, read whole first (OFFSET 0): a pool's entries
+        -- name its members' calls, and on one node a member may since have joined another
+        -- pool, of another tenant
+        SELECT a.id, a.action, a.expires_at FROM credit_ledger.authorizations a
+         WHERE a.id IN (SELECT j.authorization_id FROM credit_ledger.journal j
+                         WHERE j.wallet_id = wid AND j.tenant = t AND j.authorization_id IS NOT NULL)
+        OFFSET 0
+    ), e AS (
         -- every entry on the wallet's grants that counts in credit_balance(as_of): an expiry
         -- or rollover entry of the sweep does not (the credits leave at expires_at), one of a
         -- wallet close does
@@ -137,9 +147,9 @@ BEGIN
                j.amount, j.held, j.actor, j.note, g.expires_at AS exp, a.expires_at AS ttl, a.action,
                CASE WHEN j.kind = 'grant' THEN g.effective_at ELSE greatest(j.at, g.effective_at) END AS t0
           FROM credit_ledger.journal j
-          JOIN credit_ledger.grants g ON g.id = j.grant_id
-          LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-         WHERE g.wallet_id = wid AND j.wallet_id = wid AND g.asset = credit_statement.asset
+          JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+          LEFT JOIN calls a ON a.id = j.authorization_id
+         WHERE g.wallet_id = wid AND j.wallet_id = wid AND j.tenant = t AND g.asset = credit_statement.asset
            AND (j.kind NOT IN ('expiry', 'rollover') OR j.operation_id IS NOT NULL)
            -- written after to_at: no effect in the window (a grant's own entry counts from its
            -- effective_at, as in credit_balance(as_of))
@@ -165,8 +175,8 @@ BEGIN
         UNION ALL
         -- overdraft debt taken and settled
         SELECT j.at, j.kind, j.authorization_id, j.operation_id, NULL, a.action, j.actor, j.note, j.amount, j.id
-          FROM credit_ledger.journal j LEFT JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-         WHERE j.wallet_id = wid AND j.grant_id IS NULL AND j.asset = credit_statement.asset
+          FROM credit_ledger.journal j LEFT JOIN calls a ON a.id = j.authorization_id
+         WHERE j.wallet_id = wid AND j.tenant = t AND j.grant_id IS NULL AND j.asset = credit_statement.asset
     ), lines AS (
         SELECT ev.t, ev.kind, ev.authorization_id, ev.operation_id, ev.grant_id, max(ev.action) AS action,
                sum(ev.x) AS x, max(ev.actor) AS actor, max(ev.note) AS note, min(ev.ord) AS ord

@@ -80,13 +80,18 @@ CREATE VIEW credit_ledger.margin_by_action AS
 SELECT s.action, s.variant, s.asset, s.credits, s.revenue,
        coalesce(v.vendor_cost, 0) AS vendor_cost,
        s.revenue - coalesce(v.vendor_cost, 0) AS margin
-  FROM (SELECT a.action, a.variant, a.asset,
-               sum(-j.amount) AS credits,
-               sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
-          FROM credit_ledger.journal j
-          JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
-          LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
-         WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+  FROM (SELECT a.action, a.variant, a.asset, sum(p.credits) AS credits, sum(p.revenue) AS revenue
+          -- (since 0.14.0 per authorization first, read whole: a pool's entries name the
+          -- authorization of a member that may since have joined another pool, of another
+          -- tenant, on one node; on Citus an intermediate result joined with the shards)
+          FROM (SELECT j.authorization_id, sum(-j.amount) AS credits,
+                       sum(-j.amount * coalesce(g.unit_price, 0)) AS revenue
+                  FROM credit_ledger.journal j
+                  LEFT JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+                 WHERE j.kind IN ('debit', 'capture', 'refund', 'overdraft')
+                 GROUP BY j.authorization_id
+                OFFSET 0) p
+          JOIN credit_ledger.authorizations a ON a.id = p.authorization_id
          GROUP BY a.action, a.variant, a.asset) s
   -- (since 0.14.0 a join of two aggregates, not a subquery per row: Citus plans this on a
   -- distributed ledger; the same result)

@@ -309,9 +309,9 @@ fn spend_fair_use(
         sql::OWN_BALANCE
     };
     let balance = spi::first(exec(c, own, &[w.id.into(), asset.as_str().into()])?)
-    .map(|row| row.dec(1))
-    .transpose()?
-    .unwrap_or_default();
+        .map(|row| row.dec(1))
+        .transpose()?
+        .unwrap_or_default();
     let pick = priced.iter().position(|x| fair.fits(x.cost));
     let reason = match (w.frozen, pick) {
         (true, _) => Some("wallet_frozen"),

@@ -27,10 +27,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb/*t*/,
 RETURNING id";
 pub const OP_DONE: &str = "
 UPDATE credit_ledger.operations SET done = $2, pending = $3, open = $4 WHERE id = $1/*G*/ AND tenant = $T/*G*/";
-/// What an operation returns, one row per asset it moved (a close: every asset of the wallet).
-pub const OP_ROWS: &str = "
+/// [`OP_ROWS`] with `$balance` as the balance column (10); column 12: the wallet's id.
+macro_rules! op_rows {
+    ($balance:expr) => {
+        concat!(
+            "
 SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, o.pending,
-       credit_ledger._balance(o.wallet_id, x.asset), o.created_at
+       ",
+            $balance,
+            ", o.created_at, o.wallet_id
   FROM credit_ledger.operations o
   JOIN credit_ledger.wallets w ON w.id = o.wallet_id/*t*/ AND w.tenant = o.tenant/*t*//*G*/ AND w.tenant = $T/*G*/
   -- (a transfer's receiver may be in another tenant: named only where its tenant is the same)
@@ -48,7 +53,15 @@ SELECT o.id, o.kind, w.wallet, t.wallet, o.grant_id, x.asset, o.amount, x.done, 
           SELECT 1 FROM credit_ledger.journal j
            WHERE j.operation_id = o.id AND j.wallet_id = o.wallet_id/*t*/ AND j.tenant = o.tenant/*t*//*G*/ AND j.tenant = $T/*G*/ AND j.grant_id IS NOT NULL)) x
  WHERE o.id = $1/*G*/ AND o.tenant = $T/*G*/
- ORDER BY x.asset";
+ ORDER BY x.asset"
+        )
+    };
+}
+/// What an operation returns, one row per asset it moved (a close: every asset of the wallet).
+pub const OP_ROWS: &str = op_rows!("credit_ledger._balance(o.wallet_id, x.asset)");
+/// [`OP_ROWS`] on a ledger Citus distributes: the balance is read after it, per row
+/// ([`crate::catalog::OWN_BALANCE_IN`]): Citus plans no SQL function with parameters.
+pub const OP_ROWS_DISTRIBUTED: &str = op_rows!("NULL::numeric");
 /// Open voids of wallets `$1` on the grants of rows `$2`: (operation, grant, pending, whole,
 /// asset, wallet).
 pub const OPEN_VOIDS: &str = "

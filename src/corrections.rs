@@ -118,8 +118,14 @@ pub fn refuse_closed_owner(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> 
 
 /// The `credit_operation` rows of operation `id` (one per asset it moved).
 pub(crate) fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
+    let distributed = spi::distributed(c)?;
+    let statement = if distributed {
+        sql::OP_ROWS_DISTRIBUTED
+    } else {
+        sql::OP_ROWS
+    };
     let mut out = Vec::new();
-    for r in exec(c, sql::OP_ROWS, &[id.into()])? {
+    for r in exec(c, statement, &[id.into()])? {
         let mut t = Record::new("credit_operation");
         t.push(r.col::<i64>(1)?);
         t.push(r.col::<String>(2)?);
@@ -133,7 +139,17 @@ pub(crate) fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
                 .unwrap_or_else(|| num(Decimal::ZERO)),
         ));
         t.push(r.col::<AnyNumeric>(9)?);
-        t.push(r.col::<AnyNumeric>(10)?);
+        if distributed {
+            let args = [r.req::<i64>(12)?.into(), r.col::<String>(6)?.into()];
+            t.push(
+                spi::first(exec(c, sql::OWN_BALANCE_IN, &args)?)
+                    .map(|b| b.col::<AnyNumeric>(1))
+                    .transpose()?
+                    .flatten(),
+            );
+        } else {
+            t.push(r.col::<AnyNumeric>(10)?);
+        }
         t.push(r.col::<TimestampWithTimeZone>(11)?);
         out.push(t);
     }
@@ -698,6 +714,7 @@ fn credit_transfer(
             &input::json_fingerprint(&meta),
         ]);
         spi::with(|c| {
+            crate::tenant::enter_pair(c, from, to, "a transfer")?;
             let pf = peek(c, from)?;
             let pt = peek(c, to)?;
             lock_pair(c, (from, &pf), (to, &pt))?;

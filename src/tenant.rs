@@ -168,15 +168,7 @@ pub fn refuse_move(c: &mut SpiClient<'_>, wallet: &str, pool: &str) -> Result<()
     if !crate::spi::distributed(c)? {
         return Ok(());
     }
-    let of = |c: &mut SpiClient<'_>, key: &str| -> Result<Option<String>> {
-        Ok(
-            spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[key.into()])?)
-                .map(|r| r.col::<String>(1))
-                .transpose()?
-                .flatten(),
-        )
-    };
-    let (mine, theirs) = (of(c, wallet)?, of(c, pool)?);
+    let (mine, theirs) = (key_tenant(c, wallet)?, key_tenant(c, pool)?);
     if theirs.is_some() && mine != theirs {
         return Err(crate::error::LedgerError::new(
             crate::error::Kind::NotSupported,
@@ -186,6 +178,36 @@ pub fn refuse_move(c: &mut SpiClient<'_>, wallet: &str, pool: &str) -> Result<()
         .hint("create a pool's member with credit_wallet_create(wallet, parent => pool)"));
     }
     Ok(())
+}
+
+/// The tenant of wallet key `key` (`wallet_keys`), None for a key no wallet has.
+fn key_tenant(c: &mut SpiClient<'_>, key: &str) -> Result<Option<String>> {
+    Ok(
+        spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[key.into()])?)
+            .map(|r| r.col::<String>(1))
+            .transpose()?
+            .flatten(),
+    )
+}
+
+/// A call moving credits from wallet `from` to wallet `to` (a transfer, a close that transfers):
+/// on a ledger Citus distributes, an error (0A000) when they are of two tenants (one call
+/// writing two shards is not supported there yet), else the scope of their tenant ([`enter`]);
+/// elsewhere nothing. A key no wallet has is left to the call's own lookup (42704).
+pub fn enter_pair(c: &mut SpiClient<'_>, from: &str, to: &str, what: &str) -> Result<()> {
+    if !crate::spi::distributed(c)? {
+        return Ok(());
+    }
+    let (a, b) = (key_tenant(c, from)?, key_tenant(c, to)?);
+    if a.is_some() && b.is_some() && a != b {
+        return Err(crate::error::LedgerError::new(
+            crate::error::Kind::NotSupported,
+            format!("{what} from wallet \"{from}\" to wallet \"{to}\" of another tenant is not supported on a distributed ledger"),
+        )
+        .detail("the two wallets are on two tenants' shards")
+        .hint("on one node, or between wallets of one tenant (a pool and its members), it is"));
+    }
+    enter(c, from, None)
 }
 
 /// [`enter`] for a call on a row named by its id (an authorization, a run, a grant: `lookup`

@@ -67,8 +67,9 @@ fn credit_wallet_close(
             reason.unwrap_or("\u{1}"),
         ]);
         spi::with(|c| {
-            if to.is_none() {
-                crate::tenant::enter(c, wallet, None)?;
+            match to {
+                None => crate::tenant::enter(c, wallet, None)?,
+                Some(t) => crate::tenant::enter_pair(c, wallet, t, "a close transferring")?,
             }
             let pw = peek(c, wallet)?;
             let pt = to.map(|t| peek(c, t).map(|p| (t, p))).transpose()?;

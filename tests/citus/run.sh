@@ -31,7 +31,7 @@
 #      tenants inside one BEGIN ... COMMIT through the coordinator, each sent whole to a worker
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay, a wrong tenant refused, the rows and the pool's credits exact.
-#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and reports, runs, lanes
+#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and reports, runs, lanes, metrics
 #      (0.14.0) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
 #      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
 #      tenant's shard; the report views run across the shards.
@@ -44,6 +44,10 @@
 #  11. The usage trigger on an application table distributed by the same tenant, colocated with
 #      the ledger: each row billed on its worker (a wallet of another tenant too), an unknown
 #      wallet's row refused, credit_verify() empty.
+#  12. Corrections on the distributed ledger (0.14.0): a void, an adjustment, a transfer and a
+#      close within one tenant with their balances; a transfer to another tenant refused
+#      (0A000); credit_statement, credit_margin_whatif, credit_health(), credit_metrics();
+#      credit_verify() empty.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -395,9 +399,9 @@ check_eq "the rows: team's authorizations 4 + 3, solo3's keyed call once, the po
 # and credit_verify() included. The files are run as they are, with credit_distribute() after
 # CREATE EXTENSION (in the input and the expected output alike). Since 0.14.0 also reports (every
 # report view, planned by Citus across the shards), runs (agent runs and sub-runs, their
-# reads, a run of another wallet refused as on one node) and lanes (a pool's lanes, the spend
-# cap sliced over them).
-for t in core holds pools lifecycle reports runs lanes; do
+# reads, a run of another wallet refused as on one node), lanes (a pool's lanes, the spend
+# cap sliced over them) and metrics (credit_metrics() per asset across the shards).
+for t in core holds pools lifecycle reports runs lanes metrics; do
   db="dregress_$t"
   citus_database "$db"
   for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \
@@ -525,4 +529,42 @@ done
 check_eq "a row whose wallet is unknown, or on another worker ($far), fails its insert: no row, nothing billed" "2|3|0" \
   "$refused|$(qd -c "SELECT count(*) FROM llm_calls")|$(qd -c "SELECT trim_scale($before_far - credit_balance('$far'))")"
 check_eq "credit_verify() empty after the trigger's spends" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
+
+# ------------------------------------------------------------------ 12. corrections and the DBA's reads, distributed
+# Since 0.14.0 on a distributed ledger, through the coordinator (routed to the tenant's shard):
+# a void, an adjustment, a transfer and a close within one tenant (a pool and its member), their
+# results' balances read per tenant; a transfer to another tenant's wallet refused (0A000, one
+# call writing two shards is not supported there); a customer statement, the margin what-if,
+# credit_health() and credit_metrics() across the shards.
+# (the pool's 100 - the member's call of 10 = 90; void 20 -> 70; adjust -5 -> 65; 30 to the
+# member -> 35; the member's close gives its 30 back, 0 left to it; the statement: opening, the
+# grant, the call, the void, the adjustment, the transfer out and back in, closing 65)
+qd >/dev/null <<'SQL'
+SELECT count(*) FROM credit_wallet_create('fix');
+SELECT count(*) FROM credit_wallet_create('fix.m1', parent => 'fix');
+SELECT count(*) FROM credit_grant(wallet => 'fix', amount => 100, category => 'purchased', unit_price => 0.01);
+SELECT count(*) FROM credit_authorize('fix.m1', 'chat');
+SQL
+fixes="$(qd 2>&1 <<'SQL' || true
+SELECT g.id AS gid FROM credit_ledger.grants g WHERE g.tenant = 'fix' AND g.category = 'purchased' \gset
+SELECT 'void=' || done || '/' || balance FROM credit_grant_void(:gid, 20, reason => 'chargeback');
+SELECT 'adjust=' || done || '/' || balance FROM credit_adjust('fix', -5, reason => 'fix');
+SELECT 'transfer=' || done || '/' || balance FROM credit_transfer('fix', 'fix.m1', 30, reason => 'give');
+SELECT 'close=' || done || '/' || balance FROM credit_wallet_close('fix.m1', 'transfer', 'fix');
+SELECT 'statement=' || count(*) || '/' || min(balance) FILTER (WHERE kind = 'closing') FROM credit_statement('fix', now() - interval '1 day', now() + interval '1 second');
+SELECT 'whatif=' || count(*) FROM credit_margin_whatif(5);
+SELECT 'health=' || count(*) FROM credit_health();
+SELECT 'metrics=' || count(*) FROM credit_metrics();
+SQL
+)"
+got="$(grep -o '^[a-z]*=[0-9./-]*' <<<"$fixes" | tr '\n' ' ' | sed 's/ $//')"
+want="void=20/70 adjust=-5/65 transfer=30/35 close=30/0 statement=8/65"
+if [ "${got%% whatif=*}" = "$want" ] && grep -q 'whatif=[0-9]' <<<"$got" && grep -q 'health=[1-9]' <<<"$got" && grep -q 'metrics=[1-9]' <<<"$got"; then
+  ok "a void, an adjustment, a transfer and a close in one tenant, a statement, the what-if, credit_health(), credit_metrics() ($got)"
+else
+  fail "corrections and the DBA's reads on a distributed ledger" "want: $want whatif=N health=N metrics=N"$'\n'"got:  $got"$'\n'"$(grep -E 'ERROR|DETAIL' <<<"$fixes" | head -n 6)"
+fi
+check_eq "a transfer to another tenant's wallet is refused on a distributed ledger (0A000)" "0A000" \
+  "$(qd -v VERBOSITY=verbose -c "SELECT done FROM credit_transfer('fix', 'd1', 1)" 2>&1 | grep -o '0A000' | head -n 1)"
+check_eq "credit_verify() empty after the corrections" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 finish
