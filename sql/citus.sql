@@ -7,11 +7,12 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 -- rates) and wallet_keys become reference tables (on every node), the fifteen wallet-keyed
 -- tables are distributed by tenant in one colocation group (a pool and its members, and all
 -- their rows, on one shard), their rows moved to the workers; the spending functions that take
--- a tenant (credit_authorize, credit_hold, and since 0.13.0 credit_capture, credit_release,
--- credit_refund, credit_quote, credit_balance) are registered so that a call that names its
--- tenant is delegated to that tenant's worker, also inside the application's transaction.
--- Returns one row per step. A second call only registers what is not yet (a ledger distributed
--- by 0.12.0: the functions 0.13.0 added), else returns 'already distributed'.
+-- a tenant (credit_authorize, credit_hold, since 0.13.0 credit_capture, credit_release,
+-- credit_refund, credit_quote, credit_balance, since 0.14.0 credit_run_close, credit_run,
+-- credit_run_tree) are registered so that a call that names its tenant is delegated
+-- to that tenant's worker, also inside the application's transaction. Returns one row per
+-- step. A second call only registers what is not yet (a ledger distributed by an older
+-- version: the functions a later one added), else returns 'already distributed'.
 CREATE FUNCTION @extschema@.credit_distribute()
 RETURNS TABLE (step text, object text)
 LANGUAGE plpgsql
@@ -29,7 +30,12 @@ DECLARE
         '@extschema@.credit_release(bigint, text, jsonb, text)',
         '@extschema@.credit_refund(bigint, numeric, text, text, jsonb, text)',
         '@extschema@.credit_quote(text, text, numeric, text, boolean, text)',
-        '@extschema@.credit_balance(text, text, timestamptz, text)'];
+        '@extschema@.credit_balance(text, text, timestamptz, text)',
+        -- since 0.14.0: the run functions but credit_run_open (it writes the run wallet's key
+        -- to wallet_keys, a reference table on every node, which no delegated call may)
+        '@extschema@.credit_run_close(bigint, text)',
+        '@extschema@.credit_run(bigint, text)',
+        '@extschema@.credit_run_tree(bigint, text)'];
     n int := 0;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN

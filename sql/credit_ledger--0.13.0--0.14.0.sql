@@ -198,8 +198,7 @@ SELECT date_trunc('day', a.created_at AT TIME ZONE 'UTC')::date AS day, coalesce
 
 -- Functions Citus could not plan on a distributed ledger (SQL functions with parameters, a
 -- statement without the tenant): credit_event reads through credit_ledger._event (PL/pgSQL),
--- _run_nodes (credit_run, credit_run_tree, credit_run_close) is PL/pgSQL and names the run's
--- tenant, credit_wallet_overage names the wallet's tenant and takes no now() in its ON CONFLICT
+-- credit_wallet_overage names the wallet's tenant and takes no now() in its ON CONFLICT
 -- clause, credit_events numbers each event by its key (tenant included) with a seq taken first,
 -- credit_statement and credit_margin_whatif join on the tenant and read the calls a wallet's
 -- entries name (which may be of another tenant on one node) whole first, credit_health and
@@ -219,57 +218,6 @@ BEGIN
      WHERE e.id = _event.id;
 END $$;
 REVOKE ALL ON FUNCTION credit_ledger._event(bigint) FROM PUBLIC;
-
-
-CREATE OR REPLACE FUNCTION credit_ledger._run_nodes(root bigint)
-RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset text, status text,
-               reason text, budget numeric, spent numeric, held numeric, remaining numeric,
-               reserved numeric, spent_tree numeric, returned numeric, calls bigint,
-               created_at timestamptz, expires_at timestamptz, closed_at timestamptz, metadata jsonb)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    -- the run's tenant, named in every read (since 0.14.0: a run and its sub-runs are one
-    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone)
-    run_tenant text := (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root);
-BEGIN
-    IF run_tenant IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY
-    WITH RECURSIVE t AS (
-        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = root AND r.tenant = run_tenant
-        UNION ALL
-        SELECT r.id, t.depth + 1, t.path || r.id
-          FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
-         WHERE r.tenant = run_tenant
-    ), n AS (
-        SELECT t.id, t.depth, t.path, r.wallet_id, r.run_wallet_id, r.parent_run, r.asset, r.status, r.reason,
-               r.budget, r.returned, r.created_at, r.expires_at, r.closed_at, r.metadata,
-               coalesce((SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
-                           FROM credit_ledger.authorizations a
-                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant
-                            AND a.status IN ('approved', 'captured')), 0) AS spent,
-               coalesce((SELECT count(*) FROM credit_ledger.authorizations a
-                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant AND a.status <> 'declined'), 0) AS calls,
-               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g
-                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant), 0) AS held,
-               coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
-                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live
-                            AND (g.expires_at IS NULL OR g.expires_at > now())), 0) AS remaining,
-               coalesce((SELECT sum(g.remaining) FROM credit_ledger.grants g
-                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live), 0) AS unspent
-          FROM t JOIN credit_ledger.runs r ON r.id = t.id AND r.tenant = run_tenant
-    )
-    SELECT n.id, n.depth, o.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
-           n.remaining,
-           coalesce((SELECT sum(d.unspent) FROM n d WHERE d.id <> n.id AND n.id = ANY (d.path) AND d.status = 'open'), 0),
-           (SELECT sum(d.spent) FROM n d WHERE n.id = ANY (d.path)),
-           n.returned, n.calls, n.created_at, n.expires_at, n.closed_at, n.metadata
-      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id AND o.tenant = run_tenant
-     ORDER BY n.path;
-END $$;
 
 
 CREATE OR REPLACE FUNCTION @extschema@.credit_wallet_overage(wallet text, asset text DEFAULT 'credits',
@@ -696,6 +644,291 @@ BEGIN
       LEFT JOIN (SELECT v.asset, sum(v.credits_outstanding) AS credits, sum(v.deferred_revenue) AS revenue
                    FROM credit_ledger.liability v GROUP BY v.asset OFFSET 0) l ON l.asset = s.asset
      WHERE part IS NULL OR part = 'liability';
+END $$;
+
+
+-- The run functions take tenant => text (issue 20; a new last parameter, default
+-- credit_ledger._tenant_unset() as for the spending functions in 0.13.0): a Citus cluster
+-- delegates a call that names it to the tenant's worker, and credit_distribute() registers them.
+-- credit_ledger._run_nodes (behind credit_run, credit_run_tree and credit_run_close's result)
+-- is PL/pgSQL, names the run's tenant in its recursive query, and takes it from a delegated
+-- call. Each is dropped and created again; the EXECUTE privileges granted on the old ones are
+-- granted on the new ones.
+SELECT pg_catalog.set_config('credit_ledger_upgrade.run_acl', coalesce((
+    SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+               'name', p.proname, 'grantee', a.grantee::pg_catalog.regrole::text, 'grantable', a.is_grantable))::text
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE n.nspname = '@extschema@'
+       AND p.proname IN ('credit_run_open', 'credit_run_close', 'credit_run', 'credit_run_tree')
+       AND a.grantee <> p.proowner AND a.grantee <> 0 AND a.privilege_type = 'EXECUTE'), '[]'), true);
+DROP FUNCTION @extschema@.credit_run(bigint);
+DROP FUNCTION @extschema@.credit_run_tree(bigint);
+DROP FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer);
+DROP FUNCTION @extschema@.credit_run_close(bigint);
+DROP FUNCTION credit_ledger._run_nodes(bigint);
+
+CREATE FUNCTION @extschema@."credit_run_open"(
+	"wallet" TEXT,
+	"budget" NUMERIC,
+	"asset" TEXT DEFAULT 'credits',
+	"parent_run" bigint DEFAULT NULL,
+	"ttl" interval DEFAULT '1 hour',
+	"idempotency_key" TEXT DEFAULT NULL,
+	"metadata" jsonb DEFAULT NULL,
+	"max_calls" INT DEFAULT NULL,
+	"max_cost_per_call" NUMERIC DEFAULT NULL,
+	"lanes" INT DEFAULT 1,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS TABLE (
+	"run_id" bigint,
+	"approved" bool,
+	"reason" TEXT,
+	"budget" NUMERIC,
+	"balance" NUMERIC,
+	"asset" TEXT,
+	"status" TEXT,
+	"expires_at" timestamp with time zone
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_run_open_v14_wrapper';
+
+CREATE FUNCTION @extschema@."credit_run_close"(
+	"run_id" bigint,
+	"tenant" TEXT DEFAULT credit_ledger._tenant_unset()
+) RETURNS TABLE (
+	"run_id" bigint,
+	"status" TEXT,
+	"budget" NUMERIC,
+	"spent" NUMERIC,
+	"spent_tree" NUMERIC,
+	"returned" NUMERIC,
+	"closed_at" timestamp with time zone
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, credit_ledger, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'credit_run_close_v14_wrapper';
+
+
+CREATE FUNCTION credit_ledger._run_nodes(root bigint, tenant text DEFAULT NULL)
+RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset text, status text,
+               reason text, budget numeric, spent numeric, held numeric, remaining numeric,
+               reserved numeric, spent_tree numeric, returned numeric, calls bigint,
+               created_at timestamptz, expires_at timestamptz, closed_at timestamptz, metadata jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    -- the run's tenant, named in every read (since 0.14.0: a run and its sub-runs are one
+    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone);
+    -- given by a call Citus delegates (then nothing may leave the shard), else looked up
+    run_tenant text := coalesce(_run_nodes.tenant, (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root));
+BEGIN
+    IF run_tenant IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH RECURSIVE t AS (
+        SELECT r.id, 0 AS depth, ARRAY[r.id] AS path FROM credit_ledger.runs r WHERE r.id = root AND r.tenant = run_tenant
+        UNION ALL
+        SELECT r.id, t.depth + 1, t.path || r.id
+          FROM credit_ledger.runs r JOIN t ON r.parent_run = t.id
+         WHERE r.tenant = run_tenant
+    ), n AS (
+        SELECT t.id, t.depth, t.path, r.wallet_id, r.run_wallet_id, r.parent_run, r.asset, r.status, r.reason,
+               r.budget, r.returned, r.created_at, r.expires_at, r.closed_at, r.metadata,
+               coalesce((SELECT sum(coalesce(a.captured, a.cost) - a.refunded)
+                           FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant
+                            AND a.status IN ('approved', 'captured')), 0) AS spent,
+               coalesce((SELECT count(*) FROM credit_ledger.authorizations a
+                          WHERE a.wallet_id = r.run_wallet_id AND a.tenant = run_tenant AND a.status <> 'declined'), 0) AS calls,
+               coalesce((SELECT sum(g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant), 0) AS held,
+               coalesce((SELECT sum(g.remaining - g.held) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live
+                            AND (g.expires_at IS NULL OR g.expires_at > now())), 0) AS remaining,
+               coalesce((SELECT sum(g.remaining) FROM credit_ledger.grants g
+                          WHERE g.wallet_id = r.run_wallet_id AND g.tenant = run_tenant AND g.live), 0) AS unspent
+          FROM t JOIN credit_ledger.runs r ON r.id = t.id AND r.tenant = run_tenant
+    )
+    SELECT n.id, n.depth, o.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
+           n.remaining,
+           coalesce((SELECT sum(d.unspent) FROM n d WHERE d.id <> n.id AND n.id = ANY (d.path) AND d.status = 'open'), 0),
+           (SELECT sum(d.spent) FROM n d WHERE n.id = ANY (d.path)),
+           n.returned, n.calls, n.created_at, n.expires_at, n.closed_at, n.metadata
+      FROM n JOIN credit_ledger.wallets o ON o.id = n.wallet_id AND o.tenant = run_tenant
+     ORDER BY n.path;
+END $$;
+
+
+CREATE FUNCTION @extschema@.credit_run(run_id bigint, tenant text DEFAULT credit_ledger._tenant_unset())
+RETURNS TABLE (run_id bigint, wallet text, parent_run bigint, asset text, status text, reason text,
+               budget numeric, spent numeric, held numeric, remaining numeric, reserved numeric,
+               spent_tree numeric, returned numeric, calls bigint, created_at timestamptz,
+               expires_at timestamptz, closed_at timestamptz, metadata jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT n.run_id, n.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
+           n.remaining, n.reserved, n.spent_tree, n.returned, n.calls, n.created_at, n.expires_at,
+           n.closed_at, n.metadata
+      FROM credit_ledger._run_nodes($1, $2) n WHERE n.depth = 0
+$$;
+
+
+CREATE FUNCTION @extschema@.credit_run_tree(run_id bigint, tenant text DEFAULT credit_ledger._tenant_unset())
+RETURNS TABLE (run_id bigint, depth int, parent_run bigint, status text, budget numeric,
+               spent numeric, held numeric, remaining numeric, reserved numeric, spent_tree numeric,
+               returned numeric, calls bigint, expires_at timestamptz, closed_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
+    SELECT n.run_id, n.depth, n.parent_run, n.status, n.budget, n.spent, n.held, n.remaining,
+           n.reserved, n.spent_tree, n.returned, n.calls, n.expires_at, n.closed_at
+      FROM credit_ledger._run_nodes($1, $2) n
+$$;
+
+REVOKE ALL ON FUNCTION credit_ledger._run_nodes(bigint, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.credit_run_close(bigint, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.credit_run(bigint, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.credit_run_tree(bigint, text) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer, text) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+
+COMMENT ON FUNCTION @extschema@.credit_run_close(bigint, text) IS 'close an agent run and its open sub-runs; unspent credits go back to the exact grants they came from; tenant: the run''s wallet''s tenant (a Citus cluster routes by it)';
+
+COMMENT ON FUNCTION @extschema@.credit_run(bigint, text) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status; tenant: the run''s wallet''s tenant (a Citus cluster routes by it)';
+
+COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint, text) IS 'an agent run and its sub-runs at any depth, one row per node; tenant: as for credit_run';
+
+
+DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('credit_ledger_upgrade.run_acl')::pg_catalog.json)
+             AS x(name text, grantee text, grantable boolean) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
+            CASE g.name WHEN 'credit_run_open' THEN '@extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer, text)'
+                        WHEN 'credit_run_close' THEN '@extschema@.credit_run_close(bigint, text)'
+                        WHEN 'credit_run' THEN '@extschema@.credit_run(bigint, text)'
+                        ELSE '@extschema@.credit_run_tree(bigint, text)' END,
+            g.grantee, CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END $$;
+
+-- credit_distribute() registers the run functions too (a second call on a ledger distributed by
+-- 0.12.0 or 0.13.0 registers them)
+
+
+CREATE OR REPLACE FUNCTION @extschema@.credit_distribute()
+RETURNS TABLE (step text, object text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning AS $$
+DECLARE
+    fk record;
+    t text;
+    fks jsonb;
+    f text;
+    delegated text[] := ARRAY[
+        '@extschema@.credit_authorize(text, text, numeric, text, text, jsonb, bigint, boolean, text)',
+        '@extschema@.credit_hold(text, text, numeric, text, text, jsonb, interval, bigint, boolean, text)',
+        '@extschema@.credit_capture(bigint, numeric, text, jsonb, text)',
+        '@extschema@.credit_release(bigint, text, jsonb, text)',
+        '@extschema@.credit_refund(bigint, numeric, text, text, jsonb, text)',
+        '@extschema@.credit_quote(text, text, numeric, text, boolean, text)',
+        '@extschema@.credit_balance(text, text, timestamptz, text)',
+        -- since 0.14.0: the run functions but credit_run_open (it writes the run wallet's key
+        -- to wallet_keys, a reference table on every node, which no delegated call may)
+        '@extschema@.credit_run_close(bigint, text)',
+        '@extschema@.credit_run(bigint, text)',
+        '@extschema@.credit_run_tree(bigint, text)'];
+    n int := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'credit_distribute() needs Citus' USING ERRCODE = '55000',
+            HINT = 'CREATE EXTENSION citus on the coordinator, add the workers, then call it';
+    END IF;
+    IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) <> 0 THEN
+        RAISE EXCEPTION 'credit_distribute() runs on the coordinator' USING ERRCODE = '55000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass) THEN
+        FOREACH f IN ARRAY delegated LOOP
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                                   WHERE o.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND o.objid = f::pg_catalog.regprocedure
+                                     AND o.distribution_argument_index IS NOT NULL);
+            PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
+                                                colocate_with => 'credit_ledger.wallets', force_delegation => true);
+            step := 'delegated by tenant'; object := f; RETURN NEXT;
+            n := n + 1;
+        END LOOP;
+        IF n = 0 THEN
+            step := 'already distributed'; object := 'credit_ledger'; RETURN NEXT;
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);   -- the journal's guard
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- the foreign keys to the catalogue, dropped while their tables change kind (Citus would
+    -- otherwise convert every table of the foreign-key graph to a local table first), also on
+    -- the workers' copies of the tables, which become the shells
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'rel', c.conrelid::pg_catalog.regclass::text, 'name', c.conname,
+               'def', pg_catalog.pg_get_constraintdef(c.oid)))
+      INTO fks
+      FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+     WHERE n.nspname = 'credit_ledger' AND c.contype = 'f'
+       AND c.confrelid IN ('credit_ledger.assets'::pg_catalog.regclass, 'credit_ledger.rate_cards'::pg_catalog.regclass);
+    FOR fk IN SELECT * FROM pg_catalog.jsonb_to_recordset(coalesce(fks, '[]')) AS x(rel text, name text, def text) LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.name);
+        PERFORM run_command_on_workers(pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.name));
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['assets', 'rate_cards', 'rates', 'wallet_keys'] LOOP
+        PERFORM create_reference_table(('credit_ledger.' || t)::pg_catalog.regclass);
+        step := 'reference table'; object := 'credit_ledger.' || t; RETURN NEXT;
+    END LOOP;
+    PERFORM create_distributed_table('credit_ledger.wallets'::pg_catalog.regclass, 'tenant');
+    step := 'distributed by tenant'; object := 'credit_ledger.wallets'; RETURN NEXT;
+    FOREACH t IN ARRAY ARRAY['wallet_assets', 'grants', 'lanes', 'member_rooms', 'authorizations', 'journal',
+                             'refunds', 'runs', 'allowances', 'events', 'operations', 'wallet_overage',
+                             'tier_usage', 'fair_use_usage'] LOOP
+        PERFORM create_distributed_table(('credit_ledger.' || t)::pg_catalog.regclass, 'tenant',
+                                         colocate_with => 'credit_ledger.wallets');
+        step := 'distributed by tenant'; object := 'credit_ledger.' || t; RETURN NEXT;
+    END LOOP;
+    FOR fk IN SELECT * FROM pg_catalog.jsonb_to_recordset(coalesce(fks, '[]')) AS x(rel text, name text, def text) LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.name, fk.def);
+    END LOOP;
+    -- ids: each worker draws from a range of its own (its group << 48, as Citus gives a
+    -- distributed table's sequence on a worker), not from its copy of the extension's sequences,
+    -- which start where the moved rows' ids did
+    PERFORM run_command_on_workers($c$
+        SELECT count(pg_catalog.setval(s.seqrelid::pg_catalog.regclass,
+                                       (SELECT g.groupid::bigint << 48 FROM pg_catalog.pg_dist_local_group g) + 1, false))
+          FROM pg_catalog.pg_sequence s
+          JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'credit_ledger' AND s.seqtypid = 'pg_catalog.int8'::pg_catalog.regtype
+    $c$);
+    step := 'worker id ranges'; object := 'credit_ledger sequences'; RETURN NEXT;
+    FOREACH f IN ARRAY delegated LOOP
+        PERFORM create_distributed_function(f::pg_catalog.regprocedure, 'tenant',
+                                            colocate_with => 'credit_ledger.wallets', force_delegation => true);
+        step := 'delegated by tenant'; object := f; RETURN NEXT;
+    END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'off', true);
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'parallel', true);
 END $$;
 
 

@@ -319,7 +319,7 @@ $$;
 -- holds), remaining (what its calls can still spend), reserved (what its open sub-runs still
 -- have, at any depth), spent_tree (its calls and its sub-runs' calls), returned (given back
 -- when it closed).
-CREATE FUNCTION credit_ledger._run_nodes(root bigint)
+CREATE FUNCTION credit_ledger._run_nodes(root bigint, tenant text DEFAULT NULL)
 RETURNS TABLE (run_id bigint, depth int, wallet text, parent_run bigint, asset text, status text,
                reason text, budget numeric, spent numeric, held numeric, remaining numeric,
                reserved numeric, spent_tree numeric, returned numeric, calls bigint,
@@ -329,8 +329,9 @@ SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     -- the run's tenant, named in every read (since 0.14.0: a run and its sub-runs are one
-    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone)
-    run_tenant text := (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root);
+    -- tenant's, so on a ledger Citus distributes the query is on that tenant's shard alone);
+    -- given by a call Citus delegates (then nothing may leave the shard), else looked up
+    run_tenant text := coalesce(_run_nodes.tenant, (SELECT r.tenant FROM credit_ledger.runs r WHERE r.id = root));
 BEGIN
     IF run_tenant IS NULL THEN
         RETURN;
@@ -370,7 +371,7 @@ BEGIN
 END $$;
 
 -- One run: its budget and what became of it (see _run_nodes). No row for an unknown id.
-CREATE FUNCTION @extschema@.credit_run(run_id bigint)
+CREATE FUNCTION @extschema@.credit_run(run_id bigint, tenant text DEFAULT credit_ledger._tenant_unset())
 RETURNS TABLE (run_id bigint, wallet text, parent_run bigint, asset text, status text, reason text,
                budget numeric, spent numeric, held numeric, remaining numeric, reserved numeric,
                spent_tree numeric, returned numeric, calls bigint, created_at timestamptz,
@@ -380,11 +381,11 @@ SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT n.run_id, n.wallet, n.parent_run, n.asset, n.status, n.reason, n.budget, n.spent, n.held,
            n.remaining, n.reserved, n.spent_tree, n.returned, n.calls, n.created_at, n.expires_at,
            n.closed_at, n.metadata
-      FROM credit_ledger._run_nodes($1) n WHERE n.depth = 0
+      FROM credit_ledger._run_nodes($1, $2) n WHERE n.depth = 0
 $$;
 
 -- A run and its sub-runs at any depth, one row per node (depth 0 = the run), parents first.
-CREATE FUNCTION @extschema@.credit_run_tree(run_id bigint)
+CREATE FUNCTION @extschema@.credit_run_tree(run_id bigint, tenant text DEFAULT credit_ledger._tenant_unset())
 RETURNS TABLE (run_id bigint, depth int, parent_run bigint, status text, budget numeric,
                spent numeric, held numeric, remaining numeric, reserved numeric, spent_tree numeric,
                returned numeric, calls bigint, expires_at timestamptz, closed_at timestamptz)
@@ -392,7 +393,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, credit_ledger, pg_temp AS $$
     SELECT n.run_id, n.depth, n.parent_run, n.status, n.budget, n.spent, n.held, n.remaining,
            n.reserved, n.spent_tree, n.returned, n.calls, n.expires_at, n.closed_at
-      FROM credit_ledger._run_nodes($1) n
+      FROM credit_ledger._run_nodes($1, $2) n
 $$;
 
 -- ---- integrity -----------------------------------------------------------------------------
@@ -870,10 +871,10 @@ COMMENT ON TABLE credit_ledger.events IS 'events such as low-balance alerts; NOT
 COMMENT ON FUNCTION @extschema@.credit_event(bigint) IS 'one event by the id a NOTIFY on channel credit_ledger carried';
 COMMENT ON FUNCTION @extschema@.credit_verify() IS 'one row per violated ledger invariant; empty = healthy';
 COMMENT ON FUNCTION @extschema@.credit_distribute() IS 'on a Citus coordinator, once: the ledger''s tables distributed by tenant (the catalogue and wallet keys as reference tables), credit_authorize and credit_hold delegated by their tenant';
-COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock';
-COMMENT ON FUNCTION @extschema@.credit_run_close(bigint) IS 'close an agent run and its open sub-runs; unspent credits go back to the exact grants they came from';
-COMMENT ON FUNCTION @extschema@.credit_run(bigint) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status';
-COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint) IS 'an agent run and its sub-runs at any depth, one row per node';
+COMMENT ON FUNCTION @extschema@.credit_run_open(text, numeric, text, bigint, interval, text, jsonb, integer, numeric, integer, text) IS 'open an agent run: reserve a budget from the wallet (or a parent run) that calls with run => id spend without the wallet''s lock; tenant: the wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_run_close(bigint, text) IS 'close an agent run and its open sub-runs; unspent credits go back to the exact grants they came from; tenant: the run''s wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_run(bigint, text) IS 'an agent run: budget, spent, held, remaining, reserved by sub-runs, returned, calls, status; tenant: the run''s wallet''s tenant (a Citus cluster routes by it)';
+COMMENT ON FUNCTION @extschema@.credit_run_tree(bigint, text) IS 'an agent run and its sub-runs at any depth, one row per node; tenant: as for credit_run';
 COMMENT ON TABLE credit_ledger.runs IS 'agent runs: budgets reserved from a wallet or a parent run, spent by calls made with run => id';
 -- (since 0.6.0, also in credit_ledger--0.5.0--0.6.0.sql)
 COMMENT ON FUNCTION @extschema@.credit_grant_void(bigint, numeric, text, text) IS 'take back the unspent part of a grant (all by default); credits held by open holds are voided when the holds end';

@@ -200,7 +200,7 @@ WITH due AS (
            /*t*/, x.tenant/*t*/
       FROM x
     RETURNING id)
-SELECT count(pg_catalog.pg_notify('credit_ledger', e.id::text)) FROM e";
+SELECT count(pg_catalog.pg_notify('credit_ledger', e.id::text)), array_agg(e.id::text) FROM e";
 pub const EVENTS_TRIM: &str = "SELECT credit_ledger._events_trim()";
 /// Whether the catalog has the events table (0.3.0 on; a 0.2.0 catalog running this library
 /// before `ALTER EXTENSION credit_ledger UPDATE` has not).

@@ -93,10 +93,11 @@ WITH r AS (
      WHERE id = $1/*G*/ AND tenant = $T/*G*/ RETURNING run_wallet_id
 )
 UPDATE credit_ledger.wallets SET frozen = true, updated_at = now() WHERE id = (SELECT run_wallet_id FROM r)/*G*/ AND tenant = $T/*G*/";
-/// What credit_run_close returns (see credit_ledger._run_nodes).
+/// What credit_run_close returns (see credit_ledger._run_nodes; given the tenant since 0.14.0:
+/// in a call Citus delegates, no statement may leave the tenant's shard).
 pub const RUN_CLOSE_ROW: &str = "
 SELECT n.run_id, n.status, n.budget, n.spent, n.spent_tree, n.returned, n.closed_at
-  FROM credit_ledger._run_nodes($1) n WHERE n.depth = 0";
+  FROM credit_ledger._run_nodes($1/*G*/, $T/*G*/) n WHERE n.depth = 0";
 /// Open runs past their TTL at `$2`, oldest first, at most `$1`.
 pub const RUNS_EXPIRED: &str = "
 SELECT id/*t*/, tenant/*t*/ FROM credit_ledger.runs WHERE status = 'open' AND expires_at <= $2 ORDER BY expires_at, id LIMIT $1";

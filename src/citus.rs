@@ -13,20 +13,6 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 use std::cell::Cell;
 
-/// On a node of a Citus cluster: whether it is a worker (group > 0; the coordinator and a node
-/// that has never been added to a cluster are group 0) while the ledger's wallets are not a
-/// distributed table. `pg_dist_local_group` and `pg_dist_partition` are Citus's own catalogs.
-const WORKER_WITH_LOCAL_LEDGER: &str = "
-SELECT g.groupid > 0
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
-                        WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass)
-  FROM pg_catalog.pg_dist_local_group g";
-
-thread_local! {
-    /// The answer for this backend (its database does not change), once known.
-    static ON_WORKER: Cell<Option<bool>> = const { Cell::new(None) };
-}
-
 /// Whether the `citus` extension is installed in this database: one syscache lookup.
 pub(crate) fn has_citus() -> bool {
     // SAFETY: a catalog lookup by name inside a transaction; missing_ok makes it return
@@ -36,23 +22,10 @@ pub(crate) fn has_citus() -> bool {
 
 /// An error (55000) when this node is a Citus worker whose copy of the ledger is not the
 /// cluster's (step 1: the ledger lives on the coordinator). Nothing on plain PostgreSQL or on
-/// the coordinator; the answer is kept for the backend's life.
+/// the coordinator.
 pub fn refuse_on_worker(c: &mut SpiClient<'_>) -> Result<()> {
-    let known = ON_WORKER.with(|w| w.get());
-    let on_worker = match known {
-        Some(v) => v,
-        None => {
-            let v = has_citus()
-                && spi::first(exec(c, WORKER_WITH_LOCAL_LEDGER, &[])?)
-                    .map(|r| r.col::<bool>(1))
-                    .transpose()?
-                    .flatten()
-                    .unwrap_or(false);
-            ON_WORKER.with(|w| w.set(Some(v)));
-            v
-        }
-    };
-    if on_worker {
+    // (a worker whose ledger's wallets are not a distributed table)
+    if on_worker(c)? && !spi::distributed(c)? {
         return Err(LedgerError::wrong_state(
             "credit_ledger runs on the Citus coordinator: this node is a worker",
         )
@@ -63,6 +36,30 @@ pub fn refuse_on_worker(c: &mut SpiClient<'_>) -> Result<()> {
         .hint("connect to the coordinator to manage the ledger"));
     }
     Ok(())
+}
+
+/// Whether this node is a Citus worker (group > 0).
+const ON_A_WORKER: &str = "SELECT g.groupid > 0 FROM pg_catalog.pg_dist_local_group g";
+
+thread_local! {
+    /// [`ON_A_WORKER`]'s answer for this backend, once known.
+    static WORKER: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether this backend runs on a Citus worker (a call Citus delegated, or a query it sent
+/// there); false on plain PostgreSQL and on the coordinator. Kept for the backend's life.
+pub fn on_worker(c: &mut SpiClient<'_>) -> Result<bool> {
+    if let Some(v) = WORKER.with(|w| w.get()) {
+        return Ok(v);
+    }
+    let v = has_citus()
+        && spi::first(exec(c, ON_A_WORKER, &[])?)
+            .map(|r| r.col::<bool>(1))
+            .transpose()?
+            .flatten()
+            .unwrap_or(false);
+    WORKER.with(|w| w.set(Some(v)));
+    Ok(v)
 }
 
 /// Whether the ledger's wallets are a distributed table of Citus here (issue 20).

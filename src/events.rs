@@ -6,8 +6,33 @@
 
 use crate::catalog as sql;
 use crate::error::Result;
-use crate::spi::exec;
+use crate::spi::{exec, RowExt, Rows};
 use pgrx::spi::SpiClient;
+
+/// After a statement that wrote events ([`crate::spi::NOTIFY_CALL`]): on a ledger Citus
+/// distributes, where the statement returned the events' ids (column `col`: one text each, or
+/// an array of them) instead of notifying them on their shard, notify them here when this is
+/// the coordinator, where the listeners are (a routed call, a sweep). A call Citus delegated to
+/// a worker notifies nothing: a NOTIFY there reaches no listener and fails a two-phase commit.
+/// Its events are rows as everywhere: consumers read them with `credit_events`. On one node the
+/// statement notified.
+pub fn notify(c: &mut SpiClient<'_>, rows: Rows, col: usize, array: bool) -> Result<()> {
+    if !crate::spi::distributed(c)? || crate::citus::on_worker(c)? {
+        return Ok(());
+    }
+    let mut ids = Vec::new();
+    for r in rows {
+        if array {
+            ids.extend(r.col::<Vec<String>>(col)?.unwrap_or_default());
+        } else if let Some(id) = r.col::<String>(col)? {
+            ids.push(id);
+        }
+    }
+    for id in ids {
+        exec(c, sql::NOTIFY, &[id.into()])?;
+    }
+    Ok(())
+}
 
 /// Record event `kind` of wallet `wallet_id` (asset: None for a wallet-wide event). A no-op
 /// on a catalog before 0.6.0.
@@ -21,7 +46,7 @@ pub fn emit(
     if !crate::corrections::catalog_has_operations() {
         return Ok(());
     }
-    exec(
+    let rows = exec(
         c,
         sql::EVENT_EMIT,
         &[
@@ -31,7 +56,7 @@ pub fn emit(
             payload.to_string().into(),
         ],
     )?;
-    Ok(())
+    notify(c, rows, 1, false)
 }
 
 /// One `grant_expired` event per grant whose rows `moves` expired (the sweep).
@@ -41,8 +66,8 @@ pub fn grants_expired(c: &mut SpiClient<'_>, moves: &[crate::ledger::Movement]) 
     }
     let ids: Vec<Option<i64>> = moves.iter().map(|m| m.grant_id).collect();
     let amounts: Vec<pgrx::AnyNumeric> = moves.iter().map(|m| crate::spi::num(-m.amount)).collect();
-    exec(c, sql::EVENTS_GRANTS_EXPIRED, &[ids.into(), amounts.into()])?;
-    Ok(())
+    let rows = exec(c, sql::EVENTS_GRANTS_EXPIRED, &[ids.into(), amounts.into()])?;
+    notify(c, rows, 1, false)
 }
 
 /// `spend_cap_reached` or `pool_limit_reached` of a wallet: the first decline of the wallet's
@@ -64,7 +89,7 @@ pub fn limit_reached(
         "asset": asset,
         "authorization_id": authorization_id,
     });
-    exec(
+    let rows = exec(
         c,
         sql::EVENT_ONCE_PER_PERIOD,
         &[
@@ -74,7 +99,7 @@ pub fn limit_reached(
             payload.to_string().into(),
         ],
     )?;
-    Ok(())
+    notify(c, rows, 1, false)
 }
 
 /// `grant_expiring` events for the grants that expire within `credit_ledger.expiring_notice`
@@ -86,10 +111,12 @@ pub fn grants_expiring(
     if !crate::corrections::catalog_has_operations() {
         return Ok(0);
     }
-    let n = crate::spi::first(exec(c, sql::EVENTS_GRANTS_EXPIRING, &[as_of.into()])?)
-        .map(|r| crate::spi::RowExt::req::<i64>(&r, 1))
-        .transpose()?
-        .unwrap_or(0);
+    let rows = exec(c, sql::EVENTS_GRANTS_EXPIRING, &[as_of.into()])?;
+    let n = match rows.first_row() {
+        Some(r) => r.req::<i64>(1)?,
+        None => 0,
+    };
+    notify(c, rows, 2, true)?;
     Ok(n)
 }
 

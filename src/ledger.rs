@@ -346,7 +346,8 @@ pub fn check_alert(
                 state.asset.as_str().into(),
                 payload.to_string().into(),
             ];
-            exec(c, crate::catalog_corrections::EVENT_NOTIFY, &args)?;
+            let rows = exec(c, crate::catalog_corrections::EVENT_NOTIFY, &args)?;
+            crate::events::notify(c, rows, 1, false)?;
             // the same crossing asks the app's payment worker for a top-up (0.7.0 on)
             crate::overage::auto_topup(c, state.wallet_id, wallet, &state.asset, balance, t)?;
         } else {

@@ -124,7 +124,7 @@ pub fn auto_topup(
     threshold: Decimal,
 ) -> Result<()> {
     if catalog_has_settings() {
-        exec(
+        let rows = exec(
             c,
             sql::AUTO_TOPUP_EMIT,
             &[
@@ -135,6 +135,7 @@ pub fn auto_topup(
                 num(threshold).into(),
             ],
         )?;
+        crate::events::notify(c, rows, 1, false)?;
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub fn catalog_has_runs() -> bool {
 }
 
 /// The row `credit_run_open` returns.
-type OpenRow = (
+pub(crate) type OpenRow = (
     i64,
     bool,
     Option<String>,
@@ -543,9 +543,15 @@ pub fn after_refund(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> {
 /// Open an agent run: reserve `budget` from the wallet (own grants, then its pool, within every
 /// limit, as a hold of that amount) or from `parent_run`'s remaining budget.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(
+    name = "credit_run_open",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_run_open(
+fn credit_run_open_v14(
     wallet: Option<&str>,
     budget: Option<AnyNumeric>,
     asset: default!(Option<&str>, "'credits'"),
@@ -556,6 +562,7 @@ fn credit_run_open(
     max_calls: default!(Option<i32>, "NULL"),
     max_cost_per_call: default!(Option<AnyNumeric>, "NULL"),
     lanes: default!(Option<i32>, 1),
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
 ) -> TableIterator<
     'static,
     (
@@ -569,7 +576,39 @@ fn credit_run_open(
         name!(expires_at, TimestampWithTimeZone),
     ),
 > {
-    let row = or_raise((|| {
+    TableIterator::once(open_call(
+        wallet,
+        budget,
+        asset,
+        parent_run,
+        ttl,
+        idempotency_key,
+        metadata,
+        max_calls,
+        max_cost_per_call,
+        lanes,
+        tenant,
+    ))
+}
+
+/// The arguments of `credit_run_open`, checked, and the run opened (`tenant`, since 0.14.0: the
+/// wallet's tenant, which a Citus cluster routes the call by; see [`crate::tenant`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_call(
+    wallet: Option<&str>,
+    budget: Option<AnyNumeric>,
+    asset: Option<&str>,
+    parent_run: Option<i64>,
+    ttl: Option<Interval>,
+    idempotency_key: Option<&str>,
+    metadata: Option<JsonbText>,
+    max_calls: Option<i32>,
+    max_cost_per_call: Option<AnyNumeric>,
+    lanes: Option<i32>,
+    tenant: Option<&str>,
+) -> OpenRow {
+    or_raise((|| {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let wallet = input::name(wallet, "wallet")?;
         let asset = input::name(asset, "asset")?;
         let text = budget
@@ -621,11 +660,10 @@ fn credit_run_open(
             lanes,
         };
         spi::with(|c| {
-            crate::tenant::enter(c, r.wallet, None)?;
+            crate::tenant::enter(c, r.wallet, tenant)?;
             open(c, &r)
         })
-    })());
-    TableIterator::once(row)
+    })())
 }
 
 /// A positive interval (months, days and microseconds none negative), or 22023.
@@ -642,10 +680,17 @@ pub fn positive_ttl(ttl: Option<Interval>) -> Result<Interval> {
 /// Close an agent run and its open sub-runs; every unspent credit goes back to the exact rows
 /// it was reserved from. Closing a closed run changes nothing.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(
+    name = "credit_run_close",
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    requires = [tenant::tenant_unset]
+)]
 #[search_path(pg_catalog, credit_ledger, pg_temp)]
-fn credit_run_close(
+fn credit_run_close_v14(
     run_id: Option<i64>,
+    tenant: default!(Option<&str>, "credit_ledger._tenant_unset()"),
 ) -> TableIterator<
     'static,
     (
@@ -658,10 +703,27 @@ fn credit_run_close(
         name!(closed_at, Option<TimestampWithTimeZone>),
     ),
 > {
-    let row = or_raise((|| {
+    TableIterator::once(close_call(run_id, tenant))
+}
+
+/// What `credit_run_close` returns.
+pub(crate) type CloseRow = (
+    i64,
+    String,
+    AnyNumeric,
+    AnyNumeric,
+    AnyNumeric,
+    AnyNumeric,
+    Option<TimestampWithTimeZone>,
+);
+
+/// Close run `run_id` (`tenant`, since 0.14.0: its wallet's tenant, as for [`open_call`]).
+pub(crate) fn close_call(run_id: Option<i64>, tenant: Option<&str>) -> CloseRow {
+    or_raise((|| {
+        let tenant = input::opt_name(tenant, "tenant")?;
         let id = run_id.ok_or_else(|| LedgerError::invalid("run_id must not be null"))?;
         spi::with(|c| {
-            crate::tenant::enter_row(c, crate::catalog_tenants::RUN_TENANT, id, None)?;
+            crate::tenant::enter_row(c, crate::catalog_tenants::RUN_TENANT, id, tenant)?;
             close(c, id, "closed")?;
             let row = spi::first(exec(c, sql::RUN_CLOSE_ROW, &[id.into()])?)
                 .ok_or_else(|| run_missing(id))?;
@@ -675,8 +737,7 @@ fn credit_run_close(
                 row.col(7)?,
             ))
         })
-    })());
-    TableIterator::once(row)
+    })())
 }
 
 /// Close the open runs past their TTL at `as_of` (status `expired`), at most `limit`.

@@ -54,6 +54,14 @@ pub const NOT_GIVEN_PART: &str = "/*N*/";
 const TENANT_PARAM: &str = "$T";
 /// The last column of a scope's entry statement: the tenant of the row it found.
 const FOUND_COLUMN: &str = "tenant_";
+/// How a statement that writes an event notifies its id ([`crate::events`]). On a ledger Citus
+/// distributes, the statement runs on the event's shard, where a NOTIFY reaches no listener of
+/// the coordinator and makes a two-phase commit fail ("cannot PREPARE a transaction that has
+/// executed LISTEN, UNLISTEN, or NOTIFY"): there it returns the id instead
+/// ([`NOTIFY_ID`]) and the caller notifies it where it runs ([`crate::events::notify`]).
+pub const NOTIFY_CALL: &str = "pg_catalog.pg_notify('credit_ledger', e.id::text)";
+/// What stands for [`NOTIFY_CALL`] on a distributed ledger: the event's id as text.
+const NOTIFY_ID: &str = "e.id::text";
 
 /// What a statement's text holds (bits).
 struct Marks;
@@ -141,9 +149,13 @@ pub fn distributed(c: &mut SpiClient<'_>) -> Result<bool> {
 const CUSTOM_PLANS: u8 = 0x80;
 
 /// The text a statement is prepared from: its tenant parts left out per `strip` (bits of
-/// [`Marks`]), `$T` numbered after the caller's `n` arguments.
+/// [`Marks`]), `$T` numbered after the caller's `n` arguments, and on a distributed ledger
+/// ([`CUSTOM_PLANS`]) an event's [`NOTIFY_CALL`] replaced by its id.
 fn prepared_text(sql: &str, strip: u8, n: usize) -> String {
     let mut text = sql.to_string();
+    if strip & CUSTOM_PLANS != 0 {
+        text = text.replace(NOTIFY_CALL, NOTIFY_ID);
+    }
     for (bit, marker) in [
         (Marks::PART, TENANT_PART),
         (Marks::PREDICATE, TENANT_PREDICATE),
@@ -202,10 +214,10 @@ pub fn exec(c: &mut SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>])
     let plan = match PLANS.with(|p| p.borrow().get(&key).copied()) {
         Some(plan) => plan as pg_sys::SPIPlanPtr,
         None => {
-            let text = if marks == 0 {
+            let text = if marks == 0 && !custom {
                 CString::new(sql)
             } else {
-                CString::new(prepared_text(sql, strip & !CUSTOM_PLANS, n))
+                CString::new(prepared_text(sql, strip, n))
             }
             .map_err(|_| internal("statement text contains NUL"))?;
             let mut oids: Vec<pg_sys::Oid> =
@@ -301,6 +313,10 @@ impl Rows {
     }
     pub fn is_empty(&self) -> bool {
         self.n == 0
+    }
+    /// The first row, leaving the rows to be read again.
+    pub fn first_row(&self) -> Option<Row> {
+        (self.n > 0).then(|| self.row(0))
     }
     fn row(&self, i: usize) -> Row {
         // SAFETY: i < n and the table is non-null when n > 0
@@ -472,6 +488,21 @@ mod tests {
             assert_eq!(s.matches(TENANT_PREDICATE).count() % 2, 0, "{s}");
             let old = prepared_text(s, Marks::PART | Marks::PREDICATE | Marks::GIVEN, 30);
             assert!(!old.contains("tenant"), "{s}");
+        }
+        // every statement that writes an event notifies it on one node and returns its id on
+        // a distributed ledger (the caller notifies it from the coordinator)
+        for s in [
+            crate::catalog::EVENT_EMIT,
+            crate::catalog::EVENT_ONCE_PER_PERIOD,
+            crate::catalog::EVENTS_GRANTS_EXPIRED,
+            crate::catalog::EVENTS_GRANTS_EXPIRING,
+            crate::catalog_corrections::EVENT_NOTIFY,
+            crate::catalog::AUTO_TOPUP_EMIT,
+        ] {
+            assert!(s.contains(NOTIFY_CALL), "{s}");
+            assert!(prepared_text(s, 0, 4).contains("pg_notify"), "{s}");
+            let d = prepared_text(s, CUSTOM_PLANS, 4);
+            assert!(!d.contains("pg_notify") && d.contains(NOTIFY_ID), "{s}");
         }
     }
 }

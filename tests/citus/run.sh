@@ -27,10 +27,11 @@
 #      reference tables, the fifteen wallet-keyed tables are distributed by tenant with their
 #      keys (one colocation group); every row is kept; the rows are on both workers and a pool
 #      with its members on one shard; a second call does nothing.
-#   8. Delegation: credit_authorize and credit_hold with a literal tenant, four calls of two
+#   8. Delegation: the seven spending functions with a literal tenant, ten calls of two
 #      tenants inside one BEGIN ... COMMIT through the coordinator, each sent whole to a worker
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
-#      replay, a wrong tenant refused, the rows and the pool's credits exact.
+#      replay; since 0.14.0 a run opened, spent in, read and closed the same way; a wrong tenant
+#      refused, the rows and the pool's credits exact.
 #   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and reports, runs, lanes, metrics
 #      (0.14.0) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
 #      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
@@ -48,6 +49,9 @@
 #      close within one tenant with their balances; a transfer to another tenant refused
 #      (0A000); credit_statement, credit_margin_whatif, credit_health(), credit_metrics();
 #      credit_verify() empty.
+#  13. Events on the distributed ledger (0.14.0): a delegated spend's alert in a transaction
+#      over two workers commits (no NOTIFY on a worker); a routed call's events are notified
+#      from the coordinator.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -323,8 +327,8 @@ before="$(qd -c "SELECT (SELECT count(*) || '/' || sum(amount) FROM credit_ledge
                         (SELECT count(*) FROM credit_ledger.wallet_keys)")"
 check_eq "the ledger is healthy before it is distributed (credit_verify() empty)" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 if out="$(qd -c "SELECT step || ' ' || count(*) FROM credit_distribute() GROUP BY step ORDER BY step" 2>&1)"; then
-  check_eq "credit_distribute(): 4 reference tables, 15 distributed by tenant, 7 functions delegated, worker id ranges" \
-    "delegated by tenant 7|distributed by tenant 15|reference table 4|worker id ranges 1" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
+  check_eq "credit_distribute(): 4 reference tables, 15 distributed by tenant, 10 functions delegated, worker id ranges" \
+    "delegated by tenant 10|distributed by tenant 15|reference table 4|worker id ranges 1" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
 else
   fail "credit_distribute()" "$(tail -n 8 <<<"$out")"
 fi
@@ -384,9 +388,33 @@ else
 fi
 check_eq "each call sent whole to a worker: one statement each (all seven functions), nothing else of the ledger's" "10|7|0" \
   "$(grep -c "issuing SELECT .*public.credit_\(authorize\|hold\|capture\|release\|refund\|quote\|balance\)(" <<<"$deleg")|$(grep -o "issuing SELECT .*public.credit_\(authorize\|hold\|capture\|release\|refund\|quote\|balance\)(" <<<"$deleg" | grep -o "credit_[a-z]*(" | sort -u | wc -l)|$(grep -c "issuing .*credit_ledger\." <<<"$deleg")"
+# the run functions (0.14.0): a run opened (with tenant, on the coordinator: the open writes
+# the run wallet's key to wallet_keys, a reference table, which no delegated call may), spent
+# in, read and closed, each of these four calls delegated whole
+rdeleg="$(qd 2>&1 <<'SQL' || true
+BEGIN;
+SELECT 'o=' || approved || '/' || budget AS r, run_id AS run FROM credit_run_open(wallet => 'team.m4', budget => 30, tenant => 'team') \gset
+\echo :r
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SELECT 'a=' || approved || '/' || cost FROM credit_authorize(wallet => 'team.m4', action => 'chat', run => :run, tenant => 'team');
+SELECT 'n=' || status || '/' || spent || '/' || remaining FROM credit_run(:run, tenant => 'team');
+SELECT 't=' || count(*) || '/' || min(status) FROM credit_run_tree(:run, tenant => 'team');
+SELECT 'c=' || status || '/' || spent || '/' || returned FROM credit_run_close(:run, tenant => 'team');
+COMMIT;
+SQL
+)"
+got="$(grep -o '^[oantc]=[a-z0-9./]*' <<<"$rdeleg" | tr '\n' ' ' | sed 's/ $//' || true)"
+want="o=true/30 a=true/10 n=open/10/20 t=1/open c=closed/10/20"
+if [ "$got" = "$want" ] && [ "$(grep -c "issuing SELECT .*public.credit_run\(_close\|_tree\)\?(" <<<"$rdeleg")" = 3 ] \
+   && [ "$(grep -c "issuing SELECT .*public.credit_authorize(" <<<"$rdeleg")" = 1 ] && ! grep -q "issuing .*credit_ledger\." <<<"$rdeleg"; then
+  ok "a run opened, then spent in, read and closed in one transaction: four calls each sent whole to the worker ($got)"
+else
+  fail "the run functions delegated" "want: $want (3 run calls + 1 authorize sent, nothing else of the ledger's after the open)"$'\n'"got:  $got, $(grep -c "issuing SELECT .*public.credit_run" <<<"$rdeleg") run calls sent"$'\n'"$(grep -E 'ERROR|DETAIL|HINT' <<<"$rdeleg" | head -n 6)"
+fi
 check_eq "a wrong tenant finds no wallet (delegated to that tenant's worker)" "wallet \"solo3\" does not exist in tenant \"team\"" \
   "$(qd -c "SELECT approved FROM credit_authorize(wallet => 'solo3', action => 'chat', tenant => 'team')" 2>&1 | grep -o 'wallet "solo3" does not exist in tenant "team"' | head -n 1)"
-check_eq "the rows: team's authorizations 4 + 3, solo3's keyed call once, the pool's 1000 - 4 x 10 - 10 spent - 10 captured + 4 refunded" "7|1|944" \
+check_eq "the rows: team's authorizations 4 + 3 + 1 in the run, solo3's keyed call once, the pool's 1000 - 4 x 10 - 10 spent - 10 captured + 4 refunded - 10 spent in the run" "8|1|934" \
   "$(qd -c "SELECT (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'team') || '|' ||
                    (SELECT count(*) FROM credit_ledger.authorizations WHERE tenant = 'solo3' AND idempotency_key = 'd1') || '|' ||
                    (SELECT trim_scale(sum(g.remaining - g.held)) FROM credit_ledger.grants g
@@ -557,7 +585,7 @@ SELECT 'health=' || count(*) FROM credit_health();
 SELECT 'metrics=' || count(*) FROM credit_metrics();
 SQL
 )"
-got="$(grep -o '^[a-z]*=[0-9./-]*' <<<"$fixes" | tr '\n' ' ' | sed 's/ $//')"
+got="$(grep -o '^[a-z]*=[0-9./-]*' <<<"$fixes" | tr '\n' ' ' | sed 's/ $//' || true)"
 want="void=20/70 adjust=-5/65 transfer=30/35 close=30/0 statement=8/65"
 if [ "${got%% whatif=*}" = "$want" ] && grep -q 'whatif=[0-9]' <<<"$got" && grep -q 'health=[1-9]' <<<"$got" && grep -q 'metrics=[1-9]' <<<"$got"; then
   ok "a void, an adjustment, a transfer and a close in one tenant, a statement, the what-if, credit_health(), credit_metrics() ($got)"
@@ -567,4 +595,39 @@ fi
 check_eq "a transfer to another tenant's wallet is refused on a distributed ledger (0A000)" "0A000" \
   "$(qd -v VERBOSITY=verbose -c "SELECT done FROM credit_transfer('fix', 'd1', 1)" 2>&1 | grep -o '0A000' | head -n 1)"
 check_eq "credit_verify() empty after the corrections" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
+
+# ------------------------------------------------------------------ 13. events on a distributed ledger
+# A delegated spend that writes an event (a low-balance alert) in a transaction that also
+# spends on the other worker (Citus commits it in two phases): it commits, the event is a row
+# (a NOTIFY on the worker would fail the PREPARE, 0.13.0 did: "cannot PREPARE a transaction
+# that has executed LISTEN, UNLISTEN, or NOTIFY"). A routed call's event is notified from the
+# coordinator, where the application listens (0.13.0 notified it on the worker: lost).
+qd >/dev/null <<'SQL'
+SELECT count(*) FROM credit_wallet_create('alert1', low_balance_threshold => 50);
+SELECT count(*) FROM credit_grant(wallet => 'alert1', amount => 55);
+SQL
+other="$(qd -c "SELECT 'd' || i FROM generate_series(1, 16) i
+                 WHERE (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'd' || i))
+                    <> (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'alert1'))
+                 LIMIT 1")"
+two="$(qd 2>&1 <<SQL || true
+BEGIN;
+SELECT 'a1=' || approved FROM credit_authorize(wallet => 'alert1', action => 'chat', tenant => 'alert1');
+SELECT 'a2=' || approved FROM credit_authorize(wallet => '$other', action => 'chat', tenant => '$other');
+COMMIT;
+SELECT 'rows=' || count(*) FROM credit_ledger.events WHERE kind = 'low_balance' AND tenant = 'alert1';
+SQL
+)"
+check_eq "a delegated spend's alert in a transaction over two workers commits; the event is a row" "a1=true a2=true rows=1" \
+  "$(grep -o '^[a-z0-9]*=[a-z0-9]*' <<<"$two" | tr '\n' ' ' | sed 's/ $//' || true)$(grep -o 'ERROR: .*' <<<"$two" | head -n 1 || true)"
+heard="$(qd 2>&1 <<'SQL' || true
+LISTEN credit_ledger;
+SELECT 'adj=' || done FROM credit_adjust('alert1', -1, reason => 'test');
+SELECT 'closed=' || kind FROM credit_wallet_close('alert1');
+SELECT 1;
+SQL
+)"
+check_eq "a routed call's events are notified from the coordinator (LISTEN there hears them)" "yes" \
+  "$(grep -q 'Asynchronous notification "credit_ledger" with payload "[0-9]*" received' <<<"$heard" && echo yes || echo "no: $heard")"
+check_eq "credit_verify() empty after the events" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 finish

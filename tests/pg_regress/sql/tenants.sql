@@ -61,6 +61,15 @@ SELECT status FROM credit_run_open(wallet => 'acme.ann', budget => 40);
 SELECT approved FROM credit_authorize(wallet => 'acme.ann', action => 'chat', run => (SELECT max(id) FROM credit_ledger.runs));
 SELECT w.wallet LIKE '~run.%' AS run_wallet, w.tenant FROM credit_ledger.wallets w WHERE w.run_of IS NOT NULL;
 SELECT status FROM credit_run_close((SELECT max(id) FROM credit_ledger.runs));
+-- the run functions name the tenant too (0.14.0); the wrong one finds no wallet, or no run
+SELECT status, budget FROM credit_run_open(wallet => 'acme.ann', budget => 20, tenant => 'acme');
+SELECT approved FROM credit_authorize(wallet => 'acme.ann', action => 'chat', run => (SELECT max(id) FROM credit_ledger.runs), tenant => 'acme');
+SELECT status, spent FROM credit_run((SELECT max(id) FROM credit_ledger.runs), tenant => 'acme');
+SELECT count(*) AS other_tenant FROM credit_run((SELECT max(id) FROM credit_ledger.runs), tenant => 'solo');
+SELECT count(*) AS other_tenant FROM credit_run_tree((SELECT max(id) FROM credit_ledger.runs), tenant => 'solo');
+SELECT status FROM credit_run_close((SELECT max(id) FROM credit_ledger.runs), tenant => 'solo');
+SELECT status FROM credit_run_open(wallet => 'acme.ann', budget => 20, tenant => 'solo');
+SELECT status, spent, returned FROM credit_run_close((SELECT max(id) FROM credit_ledger.runs), tenant => 'acme');
 SELECT count(*) AS problems FROM credit_verify();
 
 -- ---------------------------------------------------------------- a wallet with history joins a pool
