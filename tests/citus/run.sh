@@ -32,8 +32,9 @@
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay; since 0.14.0 a run opened, spent in, read and closed the same way; a wrong tenant
 #      refused, the rows and the pool's credits exact.
-#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and reports, runs, lanes, metrics
-#      (0.14.0) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
+#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and 18 more (0.14.0:
+#      reports, runs, lanes, metrics, the overage menu, health, patterns, the docs' examples,
+#      ...) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
 #      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
 #      tenant's shard; the report views run across the shards.
 #  10. 16 pgbench clients on the distributed ledger: wallets created and granted after
@@ -428,8 +429,14 @@ check_eq "the rows: team's authorizations 4 + 3 + 1 in the run, solo3's keyed ca
 # CREATE EXTENSION (in the input and the expected output alike). Since 0.14.0 also reports (every
 # report view, planned by Citus across the shards), runs (agent runs and sub-runs, their
 # reads, a run of another wallet refused as on one node), lanes (a pool's lanes, the spend
-# cap sliced over them) and metrics (credit_metrics() per asset across the shards).
-for t in core holds pools lifecycle reports runs lanes metrics; do
+# cap sliced over them), metrics (credit_metrics() per asset across the shards), and the
+# overage menu (overage, tiers, fair_use, margins), alerts (pool_alert), monitoring (health),
+# counters_prune, lifecycle_holds, lifecycle_late, limits, patterns, comments and the README's
+# and docs' examples (readme_minute, readme_examples). (Not here: scenarios that move a wallet
+# or transfer between tenants, refused on a distributed ledger, and those that tamper with
+# rows to test credit_verify().)
+for t in core holds pools lifecycle reports runs lanes metrics overage tiers fair_use margins pool_alert health \
+         counters_prune lifecycle_holds lifecycle_late limits patterns comments readme_minute readme_examples; do
   db="dregress_$t"
   citus_database "$db"
   for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \

@@ -34,7 +34,8 @@ SELECT fair_use_limit FROM credit_wallet_overage(wallet => 'fair', fair_use_limi
 SELECT authorization_id AS hold_id, status, cost FROM credit_hold('fair', 'chat', 2) \gset
 SELECT :'status' AS status, :'cost' AS cost;
 -- the hold and its count belong to an earlier period, and the hold is still open
-UPDATE credit_ledger.authorizations SET created_at = created_at - interval '2 months' WHERE id = :hold_id;
+SELECT created_at - interval '2 months' AS moved FROM credit_ledger.authorizations WHERE id = :hold_id \gset
+UPDATE credit_ledger.authorizations SET created_at = :'moved' WHERE id = :hold_id;
 UPDATE credit_ledger.fair_use_usage
    SET period_start = credit_ledger._period_start(NULL, NULL, now() - interval '2 months');
 SELECT count(*) AS violations FROM credit_verify();
@@ -51,7 +52,8 @@ SELECT count(*) AS violations FROM credit_verify();
 SELECT wallet FROM credit_wallet_create(wallet => 'fair2');
 SELECT fair_use_limit FROM credit_wallet_overage(wallet => 'fair2', fair_use_limit => 100);
 SELECT authorization_id AS hold2 FROM credit_hold('fair2', 'chat', 2) \gset
-UPDATE credit_ledger.authorizations SET created_at = created_at - interval '2 months' WHERE id = :hold2;
+SELECT created_at - interval '2 months' AS moved FROM credit_ledger.authorizations WHERE id = :hold2 \gset
+UPDATE credit_ledger.authorizations SET created_at = :'moved' WHERE id = :hold2;
 UPDATE credit_ledger.fair_use_usage
    SET period_start = credit_ledger._period_start(NULL, NULL, now() - interval '2 months')
  WHERE wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'fair2');

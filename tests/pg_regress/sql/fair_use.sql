@@ -12,10 +12,11 @@ EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
     RETURN NEXT st || ': ' || msg;
 END $f$;
-CREATE FUNCTION used(w text) RETURNS numeric LANGUAGE sql AS $f$
-    SELECT coalesce(sum(f.used), 0) FROM credit_ledger.fair_use_usage f
-      JOIN credit_ledger.wallets x ON x.id = f.wallet_id WHERE x.wallet = w
-$f$;
+CREATE FUNCTION used(w text) RETURNS numeric LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN (SELECT coalesce(sum(f.used), 0) FROM credit_ledger.fair_use_usage f
+              JOIN credit_ledger.wallets x ON x.id = f.wallet_id AND x.tenant = f.tenant WHERE x.wallet = w);
+END $f$;
 
 SELECT count(*) AS rates FROM (
   SELECT credit_rate_set(action => 'chat', variant => 'opus', credits => 10, vendor_cost => 0.06, fallback => 'sonnet')
@@ -80,7 +81,7 @@ SELECT used('rel');
 -- ---- nothing to refund; no journal; credits untouched -----------------------------------------
 SELECT err(format('SELECT credit_refund(%s)', (SELECT min(id) FROM credit_ledger.authorizations WHERE fair_use)));
 SELECT count(*) AS journal_entries_of_fair_use_calls
-  FROM credit_ledger.journal j JOIN credit_ledger.authorizations a ON a.id = j.authorization_id WHERE a.fair_use;
+  FROM credit_ledger.journal j JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant WHERE a.fair_use;
 SELECT credit_balance('unl') AS unl_credits;
 -- the event once per period when fair use is exceeded
 SELECT payload ->> 'wallet' AS wallet, count(*) FROM credit_ledger.events

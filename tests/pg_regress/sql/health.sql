@@ -69,6 +69,9 @@ SELECT count(*) FILTER (WHERE NOT approved) AS declined
   FROM generate_series(1, 45) i, LATERAL credit_authorize(wallet => 'acme', action => 'chat', quantity => 1000 + i);
 SELECT status, value FROM credit_health() WHERE check_name = 'declines_spike';
 -- the same declines spread over the hour are no spike
-UPDATE credit_ledger.authorizations SET created_at = now() - (id % 55 + 6) * interval '1 minute' WHERE status = 'declined';
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT a.id, a.tenant FROM credit_ledger.authorizations a WHERE a.status = 'declined' LOOP
+    UPDATE credit_ledger.authorizations SET created_at = now() - (r.id % 55 + 6) * interval '1 minute' WHERE id = r.id AND tenant = r.tenant;
+  END LOOP; END $$;
 SELECT status FROM credit_health() WHERE check_name = 'declines_spike';
 SELECT * FROM credit_verify();

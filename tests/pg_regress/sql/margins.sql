@@ -61,8 +61,11 @@ SELECT action, variant, units, revenue, vendor_cost, vendor_cost_after, margin_a
 SELECT action, variant, ratio, headroom FROM credit_ledger.margin_headroom WHERE action = 'chat' ORDER BY variant;
 -- only the last `days` days of usage count: the free-credit images made 40 days ago (moved
 -- back by hand) leave image with 5 paid units (revenue 0.20, vendor 0.175 -> 0.21 at +20%)
-UPDATE credit_ledger.authorizations SET created_at = created_at - interval '40 days'
- WHERE wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'promo');
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT a.id, a.tenant, a.created_at FROM credit_ledger.authorizations a
+            WHERE a.wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'promo') LOOP
+    UPDATE credit_ledger.authorizations SET created_at = r.created_at - interval '40 days' WHERE id = r.id AND tenant = r.tenant;
+  END LOOP; END $$;
 SELECT action, units, revenue, vendor_cost, margin, margin_after, negative_now
   FROM credit_margin_whatif(0.2) WHERE action = 'image.generate';
 SELECT action, units, negative_now FROM credit_margin_whatif(0.2, days => 60) WHERE action = 'image.generate';

@@ -12,10 +12,11 @@ EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
     RETURN NEXT st || ': ' || msg;
 END $f$;
-CREATE FUNCTION tier_position(w text) RETURNS numeric LANGUAGE sql AS $f$
-    SELECT coalesce(sum(t.units), 0) FROM credit_ledger.tier_usage t
-      JOIN credit_ledger.wallets x ON x.id = t.wallet_id WHERE x.wallet = w
-$f$;
+CREATE FUNCTION tier_position(w text) RETURNS numeric LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN (SELECT coalesce(sum(t.units), 0) FROM credit_ledger.tier_usage t
+              JOIN credit_ledger.wallets x ON x.id = t.wallet_id AND x.tenant = t.tenant WHERE x.wallet = w);
+END $f$;
 
 SELECT action, variant, credits, tiers
   FROM credit_rate_set(action => 'chat', variant => 'sonnet', credits => 15, vendor_cost => 0.9,
@@ -80,7 +81,7 @@ SELECT credit_balance('vol') AS balance;
 -- ---- the counter: per wallet, action, variant and period -------------------------------------
 SELECT w.wallet, t.action, t.variant, t.units,
        t.period_start = credit_ledger._period_start(w.period, w.period_anchor, now()) AS this_period
-  FROM credit_ledger.tier_usage t JOIN credit_ledger.wallets w ON w.id = t.wallet_id ORDER BY 1, 2, 3;
+  FROM credit_ledger.tier_usage t JOIN credit_ledger.wallets w ON w.id = t.wallet_id AND w.tenant = t.tenant ORDER BY 1, 2, 3;
 
 -- ---- pools: a member counts its own units -----------------------------------------------------
 SELECT wallet FROM credit_wallet_create(wallet => 'team');
@@ -107,7 +108,7 @@ SELECT remaining FROM credit_grant(wallet => 'small', amount => 100);
 -- 5 x opus = 300 > 100; 5 x sonnet from 0 = 75: sonnet, and sonnet's position moves to 5
 SELECT approved, variant, cost, balance FROM credit_authorize('small', 'chat', 5, 'opus', degrade => true);
 SELECT action, variant, units FROM credit_ledger.tier_usage t
-  JOIN credit_ledger.wallets w ON w.id = t.wallet_id WHERE w.wallet = 'small' AND units > 0;
+  JOIN credit_ledger.wallets w ON w.id = t.wallet_id AND w.tenant = t.tenant WHERE w.wallet = 'small' AND units > 0;
 
 -- ---- the usage trigger bills through the same path --------------------------------------------
 CREATE TABLE usage (id bigserial, customer text, tokens numeric, auth bigint);
