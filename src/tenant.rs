@@ -90,10 +90,7 @@ pub fn enter(c: &mut SpiClient<'_>, wallet: &str, tenant: Option<&str>) -> Resul
     if !crate::spi::distributed(c)? {
         return Ok(());
     }
-    let t = spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[wallet.into()])?)
-        .map(|r| r.col::<String>(1))
-        .transpose()?
-        .flatten();
+    let t = key_tenant(c, wallet)?;
     set_given(t.as_deref().unwrap_or(wallet), false);
     Ok(())
 }
@@ -143,11 +140,7 @@ pub fn within_key<R>(
     if !crate::spi::distributed(c)? {
         return f(c);
     }
-    let t = spi::first(spi::exec(c, sql::WALLET_KEY_TENANT, &[key.into()])?)
-        .map(|r| r.col::<String>(1))
-        .transpose()?
-        .flatten()
-        .unwrap_or_else(|| key.to_string());
+    let t = key_tenant(c, key)?.unwrap_or_else(|| key.to_string());
     within(c, Some(t), f)
 }
 
