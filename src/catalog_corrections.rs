@@ -174,14 +174,14 @@ WITH e AS (
                           AND x.at >= credit_ledger._period_start(w.period, w.period_anchor, now()))
     RETURNING id)
 SELECT pg_catalog.pg_notify('credit_ledger', e.id::text) FROM e";
-/// `grant_expiring` events for the grants expiring within the notice after `$1` that have
-/// none yet; returns how many were written.
+/// `grant_expiring` events for the grants expiring within the notice `$2` (an interval's text)
+/// after `$1` that have none yet; returns how many were written.
 pub const EVENTS_GRANTS_EXPIRING: &str = "
 WITH due AS (
     SELECT DISTINCT coalesce(g.home_id, g.id) AS grant_id/*t*/, g.tenant/*t*/
       FROM credit_ledger.grants g
      WHERE g.live AND g.source_id IS NULL AND g.expires_at > $1
-       AND g.expires_at <= $1 + coalesce(nullif(current_setting('credit_ledger.expiring_notice', true), ''), '7 days')::interval
+       AND g.expires_at <= $1 + $2::interval
      LIMIT 10000
 ), x AS (
     SELECT h.id, h.wallet_id, h.asset, h.expires_at, w.wallet/*t*/, w.tenant/*t*/,

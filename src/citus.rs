@@ -66,3 +66,63 @@ pub fn on_worker(c: &mut SpiClient<'_>) -> Result<bool> {
 pub(crate) const LEDGER_DISTRIBUTED: &str = "
 SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                 WHERE p.logicalrelid = 'credit_ledger.wallets'::pg_catalog.regclass)";
+
+/// Citus's `UseCoordinatedTransaction()`: marks the current transaction as one Citus
+/// coordinates, so that every statement it routes to a worker runs in a transaction block
+/// there (committed or rolled back with the caller's transaction, two-phase across workers).
+type UseCoordinated = unsafe extern "C-unwind" fn();
+
+thread_local! {
+    /// The function, looked up in the loaded `citus` library once per backend (None: not found).
+    static USE_COORDINATED: Cell<Option<Option<UseCoordinated>>> = const { Cell::new(None) };
+}
+
+/// On the coordinator of a ledger Citus distributes: make the caller's transaction one Citus
+/// coordinates before a call's first statement. Citus decides per statement whether a
+/// single-shard statement runs in a transaction block on its worker; it does when the
+/// statement runs inside a transaction block, a procedure, a `DO` block or (seen by its
+/// executor depth) a function called by a query. A call made where none of these holds —
+/// a PL/pgSQL assignment (`a := credit_authorize(...)`, a simple expression) in a trigger that
+/// `COPY` fires outside a transaction block — had each statement committed on its own on the
+/// worker: a row lock released at once, and a row of a call the failed `COPY` rolled back left
+/// behind (found by the regress scenario `usage_trigger` on a distributed ledger: an approved
+/// authorization without its journal entry). Nothing on plain PostgreSQL or on a worker (a
+/// delegated call runs inside the coordinator's transaction already).
+pub fn coordinate(c: &mut SpiClient<'_>) -> Result<()> {
+    if !spi::distributed(c)? || on_worker(c)? {
+        return Ok(());
+    }
+    let f = USE_COORDINATED.with(|u| match u.get() {
+        Some(f) => f,
+        None => {
+            // SAFETY: looks a symbol up in a library the backend already loaded (citus is in
+            // shared_preload_libraries wherever a ledger is distributed); signalNotFound false
+            // returns NULL instead of raising for a Citus without it
+            let p = unsafe {
+                pg_sys::load_external_function(
+                    c"$libdir/citus".as_ptr(),
+                    c"UseCoordinatedTransaction".as_ptr(),
+                    false,
+                    std::ptr::null_mut(),
+                )
+            };
+            // SAFETY: Citus declares it `extern void UseCoordinatedTransaction(void)`
+            let f = (!p.is_null()).then(|| unsafe {
+                std::mem::transmute::<*mut std::ffi::c_void, UseCoordinated>(p)
+            });
+            u.set(Some(f));
+            f
+        }
+    });
+    match f {
+        // SAFETY: a C function without arguments that may raise an ERROR (the guard turns it
+        // into a Rust panic, which pgrx reports as that error)
+        Some(f) => unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| f()) },
+        None => return Err(LedgerError::wrong_state(
+            "this Citus has no UseCoordinatedTransaction(): credit_ledger cannot make its calls \
+                 one distributed transaction",
+        )
+        .hint("use Citus 11 to 13")),
+    }
+    Ok(())
+}

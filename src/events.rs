@@ -111,13 +111,34 @@ pub fn grants_expiring(
     if !crate::corrections::catalog_has_operations() {
         return Ok(0);
     }
-    let rows = exec(c, sql::EVENTS_GRANTS_EXPIRING, &[as_of.into()])?;
+    // read here, not in the statement: on a distributed ledger the statement runs on the
+    // workers, which do not see the caller's setting
+    let notice = expiring_notice();
+    let rows = exec(
+        c,
+        sql::EVENTS_GRANTS_EXPIRING,
+        &[as_of.into(), notice.into()],
+    )?;
     let n = match rows.first_row() {
         Some(r) => r.req::<i64>(1)?,
         None => 0,
     };
     notify(c, rows, 2, true)?;
     Ok(n)
+}
+
+/// The caller's `credit_ledger.expiring_notice` (an interval; unset or empty: 7 days).
+fn expiring_notice() -> String {
+    // SAFETY: reads a setting by name; missing_ok returns NULL for a setting never set, and
+    // the string is copied before anything else runs
+    let value = unsafe {
+        let p =
+            pgrx::pg_sys::GetConfigOption(c"credit_ledger.expiring_notice".as_ptr(), true, false);
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    value
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "7 days".to_string())
 }
 
 /// Delete the events past retention that every consumer acknowledged (credit_tick).

@@ -351,7 +351,12 @@ pub struct Row {
 pub fn with<R>(f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>) -> Result<R> {
     // every call is a unit of work of its own (crate::tenant), also one nested in another
     // (the usage trigger's)
-    crate::tenant::scoped(|| Spi::connect_mut(f))
+    crate::tenant::scoped(|| {
+        Spi::connect_mut(|c| {
+            crate::citus::coordinate(c)?;
+            f(c)
+        })
+    })
 }
 
 // ---- value conversion ------------------------------------------------------------------

@@ -21,10 +21,10 @@ SELECT wallet, xmax::text::bigint >= txid_current() % 4294967296 AS locked_here
   FROM credit_ledger.wallets WHERE wallet LIKE 'team.%' ORDER BY wallet;
 CREATE VIEW rooms AS
 SELECT w.wallet, r.lane, r.room, r.spent
-  FROM credit_ledger.member_rooms r JOIN credit_ledger.wallets w ON w.id = r.wallet_id ORDER BY 1, 2;
+  FROM credit_ledger.member_rooms r JOIN credit_ledger.wallets w ON w.id = r.wallet_id AND w.tenant = r.tenant ORDER BY 1, 2;
 CREATE VIEW counters AS
 SELECT w.wallet, s.period_spent, s.period_pool_drawn
-  FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id
+  FROM credit_ledger.wallet_assets s JOIN credit_ledger.wallets w ON w.id = s.wallet_id AND w.tenant = s.tenant
  WHERE w.wallet LIKE 'team.%' ORDER BY 1;
 
 -- the first call finds no room: it locks the member row (and a pool lane), decides on the
@@ -139,8 +139,8 @@ SELECT count(*) FILTER (WHERE x.approved) AS approved
   FROM generate_series(1, 20) i,
        LATERAL credit_authorize(wallet => 'team.cap', action => 'chat', idempotency_key => 'w' || i) x;
 SELECT count(*) AS drawn_outside_rooms
-  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
-  JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
+  FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
+  JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
  WHERE a.idempotency_key LIKE 'w%' AND a.idempotency_key <> 'w0' AND a.wallet_id = (SELECT id FROM credit_ledger.wallets WHERE wallet = 'team.cap')
    AND g.lane NOT IN (SELECT lane FROM rooms WHERE wallet = 'team.cap');
 SELECT member, drawn_this_period FROM credit_ledger.pool_usage WHERE member = 'team.cap';

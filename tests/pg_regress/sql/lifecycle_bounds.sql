@@ -71,9 +71,9 @@ SET credit_ledger.max_future_as_of = '2d';
 -- first tick: 1000 boundaries of hog (the cap) and both of other's in the same call
 SELECT boundaries FROM credit_tick(as_of => :'h'::timestamptz + interval '24 hours');
 SELECT w.wallet, l.next_boundary
-  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'hog';
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant WHERE w.wallet = 'hog';
 SELECT w.wallet, l.next_boundary - :'h'::timestamptz AS next_boundary_from_h
-  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id WHERE w.wallet = 'other';
+  FROM credit_ledger.allowances l JOIN credit_ledger.wallets w ON w.id = l.wallet_id AND w.tenant = l.tenant WHERE w.wallet = 'other';
 -- hog: 1001 hourly grants so far; the one ending at the first boundary still to be processed
 -- is not expired yet, every earlier one is
 SELECT count(*) AS hog_grants, count(*) FILTER (WHERE remaining > 0) AS unexpired,

@@ -28,11 +28,20 @@ END $f$;
 
 -- The state a failed statement must leave unchanged: balances, journal entries, authorizations.
 CREATE FUNCTION ledger_state() RETURNS TABLE (wallet text, balance numeric, journal_entries bigint, authorizations bigint)
-LANGUAGE sql AS $f$
-    SELECT w.wallet, credit_balance(w.wallet),
-           (SELECT count(*) FROM credit_ledger.journal j WHERE j.wallet_id = w.id),
-           (SELECT count(*) FROM credit_ledger.authorizations a WHERE a.wallet_id = w.id)
-      FROM credit_ledger.wallets w ORDER BY w.wallet
+LANGUAGE plpgsql AS $f$
+DECLARE w record;
+BEGIN
+    -- one wallet at a time, each count on the wallet's tenant (so Citus can plan it too)
+    FOR w IN SELECT x.wallet, x.id, x.tenant FROM credit_ledger.wallets x ORDER BY x.wallet LOOP
+        wallet := w.wallet;
+        balance := credit_balance(w.wallet);
+        SELECT count(*) INTO journal_entries FROM credit_ledger.journal j
+         WHERE j.wallet_id = w.id AND j.tenant = w.tenant;
+        SELECT count(*) INTO authorizations FROM credit_ledger.authorizations a
+         WHERE a.wallet_id = w.id AND a.tenant = w.tenant;
+        RETURN NEXT;
+    END LOOP;
+END
 $f$;
 
 SELECT count(*) AS rates FROM (
