@@ -118,6 +118,17 @@ pub fn refuse_closed_owner(c: &mut SpiClient<'_>, wallet_id: i64) -> Result<()> 
 
 /// The `credit_operation` rows of operation `id` (one per asset it moved).
 pub(crate) fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
+    op_rows_to(c, id, None)
+}
+
+/// [`op_rows`] of a transfer or close to wallet `receiver` of another tenant on a distributed
+/// ledger (see [`crate::tenant::enter_pair`]): the statement, on the sender's shard, cannot
+/// read the receiver's name there, so it is the call's argument.
+pub(crate) fn op_rows_to(
+    c: &mut SpiClient<'_>,
+    id: i64,
+    receiver: Option<&str>,
+) -> Result<Vec<Record>> {
     let distributed = spi::distributed(c)?;
     let statement = if distributed {
         sql::OP_ROWS_DISTRIBUTED
@@ -130,7 +141,7 @@ pub(crate) fn op_rows(c: &mut SpiClient<'_>, id: i64) -> Result<Vec<Record>> {
         t.push(r.col::<i64>(1)?);
         t.push(r.col::<String>(2)?);
         t.push(r.col::<String>(3)?);
-        t.push(r.col::<String>(4)?);
+        t.push(r.col::<String>(4)?.or_else(|| receiver.map(str::to_string)));
         t.push(r.col::<i64>(5)?);
         t.push(r.col::<String>(6)?);
         t.push(r.col::<AnyNumeric>(7)?);
@@ -256,8 +267,14 @@ pub(crate) fn peek(c: &mut SpiClient<'_>, wallet: &str) -> Result<Peek> {
 }
 
 /// Lock two wallets whole without a cycle: a member before its pool (the order of every
-/// spend), otherwise the lower id first.
-pub(crate) fn lock_pair(c: &mut SpiClient<'_>, a: (&str, &Peek), b: (&str, &Peek)) -> Result<()> {
+/// spend), otherwise the lower id first; `b` in tenant `other`'s scope when it is of another
+/// tenant ([`crate::tenant::enter_pair`]).
+pub(crate) fn lock_pair(
+    c: &mut SpiClient<'_>,
+    a: (&str, &Peek),
+    b: (&str, &Peek),
+    other: Option<&str>,
+) -> Result<()> {
     let a_first = if a.1.parent == Some(b.1.id) {
         true
     } else if b.1.parent == Some(a.1.id) {
@@ -265,9 +282,13 @@ pub(crate) fn lock_pair(c: &mut SpiClient<'_>, a: (&str, &Peek), b: (&str, &Peek
     } else {
         a.1.id < b.1.id
     };
-    let (x, y) = if a_first { (a.0, b.0) } else { (b.0, a.0) };
-    authorize::lock_whole(c, x)?;
-    authorize::lock_whole(c, y)?;
+    if a_first {
+        authorize::lock_whole(c, a.0)?;
+        crate::tenant::on_other(c, other, |c| authorize::lock_whole(c, b.0).map(|_| ()))?;
+    } else {
+        crate::tenant::on_other(c, other, |c| authorize::lock_whole(c, b.0).map(|_| ()))?;
+        authorize::lock_whole(c, a.0)?;
+    }
     Ok(())
 }
 
@@ -288,13 +309,20 @@ fn spendable(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str) -> Result<(Vec<
     Ok((lots, homes))
 }
 
+/// The wallet a transfer or close moves credits to: its id, and its tenant when that is another
+/// one than the sender's on a distributed ledger ([`crate::tenant::enter_pair`]).
+pub(crate) struct Receiver<'a> {
+    pub(crate) id: i64,
+    pub(crate) other: Option<&'a str>,
+}
+
 /// Move `rows` (row, home grant, credits) of wallet `from` to wallet `to`: each home grant's
 /// part becomes one new grant of `to` with its category, priority, expiry and unit price
 /// (`keep_effective`: and its effective_at, if later than now). Returns what moved.
 pub(crate) fn move_rows(
     c: &mut SpiClient<'_>,
     from: i64,
-    to: i64,
+    to: &Receiver<'_>,
     asset: &str,
     rows: &[(i64, i64, Decimal)],
     keep_effective: bool,
@@ -321,25 +349,24 @@ pub(crate) fn move_rows(
         let effective: TimestampWithTimeZone = p.req(6)?;
         let effective_at = (keep_effective && effective.into_inner() > spi::transaction_start())
             .then_some(effective);
-        grants::insert_as(
-            c,
-            NewGrant {
-                wallet_id: to,
-                asset,
-                category: &category,
-                priority: p.req(2)?,
-                amount: x,
-                effective_at,
-                expires_at: p.col(3)?,
-                unit_price: p.dec(4)?,
-                key: None,
-                hash: None,
-                metadata: p.col::<JsonbText>(5)?,
-                source: "transfer",
-            },
-            "transfer",
-            Some(home),
-        )?;
+        let grant = NewGrant {
+            wallet_id: to.id,
+            asset,
+            category: &category,
+            priority: p.req(2)?,
+            amount: x,
+            effective_at,
+            expires_at: p.col(3)?,
+            unit_price: p.dec(4)?,
+            key: None,
+            hash: None,
+            metadata: p.col::<JsonbText>(5)?,
+            source: "transfer",
+        };
+        // the receiving side, in its tenant's scope when that is another one
+        crate::tenant::on_other(c, to.other, |c| {
+            grants::insert_as(c, grant, "transfer", Some(home))
+        })?;
         total += x;
     }
     Ok(total)
@@ -714,15 +741,17 @@ fn credit_transfer(
             &input::json_fingerprint(&meta),
         ]);
         spi::with(|c| {
-            crate::tenant::enter_pair(c, from, to, "a transfer")?;
+            let other = crate::tenant::enter_pair(c, from, to)?;
+            let other = other.as_deref();
+            let receiver = other.map(|_| to);
             let pf = peek(c, from)?;
-            let pt = peek(c, to)?;
-            lock_pair(c, (from, &pf), (to, &pt))?;
+            let pt = crate::tenant::on_other(c, other, |c| peek(c, to))?;
+            lock_pair(c, (from, &pf), (to, &pt), other)?;
             if let Some(id) = replay(c, pf.id, key, hash)? {
-                return op_rows(c, id);
+                return op_rows_to(c, id, receiver);
             }
             refuse_closed(c, pf.id, from)?;
-            refuse_closed(c, pt.id, to)?;
+            crate::tenant::on_other(c, other, |c| refuse_closed(c, pt.id, to))?;
             let scale = wallets::asset_scale(c, asset)?;
             let amount = amount::fits_scale(amount, scale, "amount", asset)?;
             let (lots, homes) = spendable(c, pf.id, asset)?;
@@ -768,17 +797,18 @@ fn credit_transfer(
                     )
                 })
                 .collect();
+            let to = Receiver { id: pt.id, other };
             let moved = move_rows(
                 c,
                 pf.id,
-                pt.id,
+                &to,
                 asset,
                 &rows,
                 false,
                 reason.or(Some("transfer")),
             )?;
             op_done(c, id, moved, Decimal::ZERO, false)?;
-            op_rows(c, id)
+            op_rows_to(c, id, receiver)
         })
     })());
     SetOfIterator::new(rows.into_iter().map(Record::build))

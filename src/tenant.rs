@@ -184,23 +184,36 @@ fn key_tenant(c: &mut SpiClient<'_>, key: &str) -> Result<Option<String>> {
 }
 
 /// A call moving credits from wallet `from` to wallet `to` (a transfer, a close that transfers):
-/// on a ledger Citus distributes, an error (0A000) when they are of two tenants (one call
-/// writing two shards is not supported there yet), else the scope of their tenant ([`enter`]);
-/// elsewhere nothing. A key no wallet has is left to the call's own lookup (42704).
-pub fn enter_pair(c: &mut SpiClient<'_>, from: &str, to: &str, what: &str) -> Result<()> {
+/// on a ledger Citus distributes, the scope of `from`'s tenant ([`enter`]), and when `to` is of
+/// another tenant, that tenant: the call runs the receiving side's statements in it
+/// ([`on_other`]), so that each statement still names one tenant and Citus routes it to one
+/// shard; the call's statements on both shards commit together in the caller's distributed
+/// transaction. None elsewhere, and for two wallets of one tenant. A key no wallet has is left
+/// to the call's own lookup (42704).
+pub fn enter_pair(c: &mut SpiClient<'_>, from: &str, to: &str) -> Result<Option<String>> {
     if !crate::spi::distributed(c)? {
-        return Ok(());
+        return Ok(None);
     }
     let (a, b) = (key_tenant(c, from)?, key_tenant(c, to)?);
-    if a.is_some() && b.is_some() && a != b {
-        return Err(crate::error::LedgerError::new(
-            crate::error::Kind::NotSupported,
-            format!("{what} from wallet \"{from}\" to wallet \"{to}\" of another tenant is not supported on a distributed ledger"),
-        )
-        .detail("the two wallets are on two tenants' shards")
-        .hint("on one node, or between wallets of one tenant (a pool and its members), it is"));
+    // enter(c, from, None) without looking the key up again
+    set_given(a.as_deref().unwrap_or(from), false);
+    Ok(match (a, b) {
+        (Some(a), Some(b)) if a != b => Some(b),
+        _ => None,
+    })
+}
+
+/// Run `f` in the scope of tenant `other` (the receiving tenant [`enter_pair`] returned), or
+/// as it is when there is none (one node, or one tenant).
+pub fn on_other<R>(
+    c: &mut SpiClient<'_>,
+    other: Option<&str>,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>,
+) -> Result<R> {
+    match other {
+        Some(t) => within(c, Some(t.to_string()), f),
+        None => f(c),
     }
-    enter(c, from, None)
 }
 
 /// [`enter`] for a call on a row named by its id (an authorization, a run, a grant: `lookup`

@@ -5,8 +5,8 @@
 use crate::authorize;
 use crate::catalog as sql;
 use crate::corrections::{
-    insert_op, lock_pair, move_rows, op_done, op_rows, peek, reason_of, refuse_closed, replay,
-    Naming, NewOp,
+    insert_op, lock_pair, move_rows, op_done, op_rows_to, peek, reason_of, refuse_closed, replay,
+    Naming, NewOp, Receiver,
 };
 use crate::error::{or_raise, LedgerError, Result};
 use crate::input;
@@ -67,14 +67,21 @@ fn credit_wallet_close(
             reason.unwrap_or("\u{1}"),
         ]);
         spi::with(|c| {
-            match to {
-                None => crate::tenant::enter(c, wallet, None)?,
-                Some(t) => crate::tenant::enter_pair(c, wallet, t, "a close transferring")?,
-            }
+            let other = match to {
+                None => {
+                    crate::tenant::enter(c, wallet, None)?;
+                    None
+                }
+                Some(t) => crate::tenant::enter_pair(c, wallet, t)?,
+            };
+            let other = other.as_deref();
+            let receiver = other.and(to);
             let pw = peek(c, wallet)?;
-            let pt = to.map(|t| peek(c, t).map(|p| (t, p))).transpose()?;
+            let pt = to
+                .map(|t| crate::tenant::on_other(c, other, |c| peek(c, t)).map(|p| (t, p)))
+                .transpose()?;
             match &pt {
-                Some((t, p)) => lock_pair(c, (wallet, &pw), (t, p))?,
+                Some((t, p)) => lock_pair(c, (wallet, &pw), (t, p), other)?,
                 None => {
                     authorize::lock_whole(c, wallet)?;
                 }
@@ -82,11 +89,11 @@ fn credit_wallet_close(
             // a free member's spends in flight hold only its pool's lanes
             crate::lanes::exclusive_member_pool(c, pw.id)?;
             if let Some(id) = replay(c, pw.id, key, hash)? {
-                return op_rows(c, id);
+                return op_rows_to(c, id, receiver);
             }
             refuse_closed(c, pw.id, wallet)?;
             if let Some((t, p)) = &pt {
-                refuse_closed(c, p.id, t)?;
+                crate::tenant::on_other(c, other, |c| refuse_closed(c, p.id, t))?;
             }
             let members: Vec<String> = exec(c, sql::OPEN_MEMBERS, &[pw.id.into()])?
                 .into_iter()
@@ -157,7 +164,8 @@ fn credit_wallet_close(
                 if let Some((_, p)) = &pt {
                     let rows: Vec<(i64, i64, Decimal)> =
                         keep.iter().map(|r| (r.0, r.1, r.2)).collect();
-                    moved += move_rows(c, pw.id, p.id, asset, &rows, true, note)?;
+                    let to = Receiver { id: p.id, other };
+                    moved += move_rows(c, pw.id, &to, asset, &rows, true, note)?;
                 }
             }
             // done: what left the wallet, summed over its assets (credit_wallet_close returns
@@ -174,7 +182,7 @@ fn credit_wallet_close(
                 "operation_id": id,
             });
             crate::events::emit(c, "wallet_closed", pw.id, None, &payload)?;
-            op_rows(c, id)
+            op_rows_to(c, id, receiver)
         })
     })());
     SetOfIterator::new(rows.into_iter().map(Record::build))

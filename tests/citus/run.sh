@@ -32,9 +32,9 @@
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay; since 0.14.0 a run opened, spent in, read and closed the same way; a wrong tenant
 #      refused, the rows and the pool's credits exact.
-#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and 18 more (0.14.0:
+#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and 23 more (0.14.0:
 #      reports, runs, lanes, metrics, the overage menu, health, patterns, the docs' examples,
-#      ...) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
+#      errors, the usage trigger, events, ...) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
 #      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
 #      tenant's shard; the report views run across the shards.
 #  10. 16 pgbench clients on the distributed ledger: wallets created and granted after
@@ -45,14 +45,16 @@
 #      conservation per wallet, credit_verify() empty.
 #  11. The usage trigger on an application table distributed by the same tenant, colocated with
 #      the ledger: each row billed on its worker (a wallet of another tenant too), an unknown
-#      wallet's row refused, credit_verify() empty.
+#      wallet's row refused, credit_verify() empty; a COPY into a coordinator's table billed by
+#      the trigger that fails at a later line leaves nothing of the earlier lines on the workers.
 #  12. Corrections on the distributed ledger (0.14.0): a void, an adjustment, a transfer and a
-#      close within one tenant with their balances; a transfer to another tenant refused
-#      (0A000); credit_statement, credit_margin_whatif, credit_health(), credit_metrics();
+#      close within one tenant with their balances; a transfer and a close into another
+#      tenant's wallet on the other worker (a replay, a rollback, provenance, balances);
+#      credit_statement, credit_margin_whatif, credit_health(), credit_metrics();
 #      credit_verify() empty.
 #  13. Events on the distributed ledger (0.14.0): a delegated spend's alert in a transaction
 #      over two workers commits (no NOTIFY on a worker); a routed call's events are notified
-#      from the coordinator.
+#      from the coordinator; credit_tick's expiring_notice and a delegated call's actor.
 #
 # Usage: tests/citus/run.sh            (PG_CONFIG: default the system PostgreSQL 15)
 # Environment: CITUS_STRESS_SECONDS (default 20), CITUS_KEEP=1 keeps the clusters.
@@ -437,7 +439,7 @@ check_eq "the rows: team's authorizations 4 + 3 + 1 in the run, solo3's keyed ca
 # rows to test credit_verify().)
 for t in core holds pools lifecycle reports runs lanes metrics overage tiers fair_use margins pool_alert health \
          counters_prune lifecycle_holds lifecycle_late limits patterns comments readme_minute readme_examples \
-         errors lanes_member_limits lifecycle_bounds usage_trigger; do
+         errors lanes_member_limits lifecycle_bounds usage_trigger events; do
   db="dregress_$t"
   citus_database "$db"
   for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \
@@ -594,8 +596,7 @@ check_eq "credit_verify() empty after the COPYs" "0" "$(qd -c "SELECT count(*) F
 # ------------------------------------------------------------------ 12. corrections and the DBA's reads, distributed
 # Since 0.14.0 on a distributed ledger, through the coordinator (routed to the tenant's shard):
 # a void, an adjustment, a transfer and a close within one tenant (a pool and its member), their
-# results' balances read per tenant; a transfer to another tenant's wallet refused (0A000, one
-# call writing two shards is not supported there); a customer statement, the margin what-if,
+# results' balances read per tenant; a customer statement, the margin what-if,
 # credit_health() and credit_metrics() across the shards.
 # (the pool's 100 - the member's call of 10 = 90; void 20 -> 70; adjust -5 -> 65; 30 to the
 # member -> 35; the member's close gives its 30 back, 0 left to it; the statement: opening, the
@@ -625,8 +626,31 @@ if [ "${got%% whatif=*}" = "$want" ] && grep -q 'whatif=[0-9]' <<<"$got" && grep
 else
   fail "corrections and the DBA's reads on a distributed ledger" "want: $want whatif=N health=N metrics=N"$'\n'"got:  $got"$'\n'"$(grep -E 'ERROR|DETAIL' <<<"$fixes" | head -n 6)"
 fi
-check_eq "a transfer to another tenant's wallet is refused on a distributed ledger (0A000)" "0A000" \
-  "$(qd -v VERBOSITY=verbose -c "SELECT done FROM credit_transfer('fix', 'd1', 1)" 2>&1 | grep -o '0A000' | head -n 1)"
+# A transfer and a close into a wallet of another tenant, on the other worker (0.14.0's library;
+# refused before): the sending side's statements on the sender's shard, the receiving side's on
+# the receiver's, one distributed transaction.
+far="$(qd -c "SELECT 'd' || i FROM generate_series(1, 16) i
+               WHERE (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'd' || i))
+                  <> (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit_ledger.wallets', 'fix'))
+               LIMIT 1")"
+fix0="$(qd -c "SELECT credit_balance('fix')")"; far0="$(qd -c "SELECT credit_balance('$far')")"
+across="$(qd 2>&1 <<SQL || true
+SELECT 'sent=' || done || '/' || to_wallet || '/' || balance FROM credit_transfer('fix', '$far', 10, reason => 'across', idempotency_key => 'x-1');
+SELECT 'again=' || done || '/' || to_wallet FROM credit_transfer('fix', '$far', 10, reason => 'across', idempotency_key => 'x-1');
+BEGIN;
+SELECT 'rolled=' || done FROM credit_transfer('fix', '$far', 5);
+ROLLBACK;
+SELECT 'kept=' || string_agg(DISTINCT category || '/' || trim_scale(unit_price) || '/' || (transfer_of IS NOT NULL), ',') FROM credit_ledger.grants WHERE tenant = '$far' AND source = 'transfer' AND home_id IS NULL;
+SELECT count(*) FROM credit_wallet_create('fix2');
+SELECT count(*) FROM credit_grant(wallet => 'fix2', amount => 7);
+SELECT 'closed=' || done || '/' || to_wallet FROM credit_wallet_close('fix2', 'transfer', '$far');
+SQL
+)"
+check_eq "a transfer and a close into another tenant's wallet on the other worker ($far): moved, replayed, rolled back whole" \
+  "sent=10/$far/55 again=10/$far rolled=5 kept=purchased/0.01/true closed=7/$far" \
+  "$(grep -o '^[a-z]*=[a-z0-9./-]*' <<<"$across" | tr '\n' ' ' | sed 's/ $//' || true)$(grep -o 'ERROR: .*' <<<"$across" | head -n 1 || true)"
+check_eq "balances after it: the sender 10 less, the receiver 17 more" "$(qd -c "SELECT trim_scale($fix0 - 10)")|$(qd -c "SELECT trim_scale($far0 + 17)")" \
+  "$(qd -c "SELECT trim_scale(credit_balance('fix'))")|$(qd -c "SELECT trim_scale(credit_balance('$far'))")"
 check_eq "credit_verify() empty after the corrections" "0" "$(qd -c "SELECT count(*) FROM credit_verify()")"
 
 # ------------------------------------------------------------------ 13. events on a distributed ledger
