@@ -32,9 +32,9 @@
 #      (citus.log_remote_commands: one statement per call, none of the ledger's own), a key's
 #      replay; since 0.14.0 a run opened, spent in, read and closed the same way; a wrong tenant
 #      refused, the rows and the pool's credits exact.
-#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and 23 more (0.14.0:
+#   9. The regress scenarios core, holds, pools, lifecycle (0.13.0) and 24 more (0.14.0:
 #      reports, runs, lanes, metrics, the overage menu, health, patterns, the docs' examples,
-#      errors, the usage trigger, events, ...) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
+#      errors, the usage trigger, events, reports_agree, ...) pass on a ledger distributed right after CREATE EXTENSION: their calls name no
 #      tenant, the coordinator looks it up in wallet_keys and routes every statement to the
 #      tenant's shard; the report views run across the shards.
 #  10. 16 pgbench clients on the distributed ledger: wallets created and granted after
@@ -439,7 +439,7 @@ check_eq "the rows: team's authorizations 4 + 3 + 1 in the run, solo3's keyed ca
 # rows to test credit_verify().)
 for t in core holds pools lifecycle reports runs lanes metrics overage tiers fair_use margins pool_alert health \
          counters_prune lifecycle_holds lifecycle_late limits patterns comments readme_minute readme_examples \
-         errors lanes_member_limits lifecycle_bounds usage_trigger events; do
+         errors lanes_member_limits lifecycle_bounds usage_trigger events reports_agree; do
   db="dregress_$t"
   citus_database "$db"
   for setting in "lc_messages TO 'C'" "lc_monetary TO 'C'" "lc_numeric TO 'C'" "lc_time TO 'C'" \

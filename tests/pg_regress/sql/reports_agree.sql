@@ -95,7 +95,7 @@ INSERT INTO calls VALUES ('h5', credit_hold('beta', 'embed', 10));
 -- spent in their new wallet, a pool's credits moved to a member, a wallet closed with its paid
 -- credits expiring (breakage), one closed into another wallet (transferred)
 SELECT kind, done FROM credit_grant_void((SELECT min(g.id) FROM credit_ledger.grants g JOIN credit_ledger.wallets w
-        ON w.id = g.wallet_id WHERE w.wallet = 'beta' AND g.unit_price > 0), 50, reason => 'chargeback');
+        ON w.id = g.wallet_id AND w.tenant = g.tenant WHERE w.wallet = 'beta' AND g.unit_price > 0), 50, reason => 'chargeback');
 SELECT kind, done FROM credit_adjust('acme', -20, reason => 'double top-up');
 SELECT kind, done FROM credit_adjust('beta', 15, reason => 'goodwill');
 SELECT count(*) AS wallets FROM (SELECT credit_wallet_create(wallet => 'gamma')
@@ -125,8 +125,8 @@ SELECT r.asset, r.credits = j.credits AND r.refunded = j.refunded AS ok,
 WITH r AS (SELECT wallet, sum(credits) AS credits FROM credit_ledger.usage_daily GROUP BY wallet),
      j AS (SELECT w.wallet, -sum(j.amount) AS credits
              FROM credit_ledger.journal j
-             JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-             JOIN credit_ledger.wallets w ON w.id = a.wallet_id
+             JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
+             JOIN credit_ledger.wallets w ON w.id = a.wallet_id AND w.tenant = a.tenant
             WHERE j.kind IN ('debit', 'capture', 'overdraft', 'refund') GROUP BY w.wallet)
 SELECT wallet, r.credits IS NOT DISTINCT FROM j.credits AS ok, r.credits AS usage_credits, j.credits AS journal_debits
   FROM r FULL JOIN j USING (wallet) ORDER BY 1;
@@ -171,7 +171,7 @@ WITH r AS (SELECT asset, sum(credits_used) AS credits, sum(usage_revenue) AS usa
              FROM credit_ledger.revenue_monthly GROUP BY asset),
      m AS (SELECT asset, sum(revenue) AS money FROM credit_ledger.margin_by_action GROUP BY asset),
      s AS (SELECT j.asset, -sum(j.amount * g.unit_price) AS money
-             FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id
+             FROM credit_ledger.journal j JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
             WHERE j.kind = 'settlement' GROUP BY j.asset)
 SELECT r.asset, r.usage_revenue = m.money AND r.settlement_revenue = coalesce(s.money, 0) AS ok,
        r.usage_revenue, m.money AS margin_revenue, r.settlement_revenue, coalesce(s.money, 0) AS journal_settlements
@@ -199,28 +199,36 @@ SELECT b.credits = j.credits AND j.credits = s.credits AS ok, b.credits AS break
        (SELECT sum(expired) AS credits FROM credit_ledger.grant_status) s;
 -- every grant: amount = remaining + spent + expired + rolled over; spent on grants = usage
 -- minus the part still or once taken as overdraft debt plus the debt settled from grants
-SELECT count(*) FILTER (WHERE amount <> remaining + spent + expired + rolled_over + voided + transferred_out) = 0
-       AND sum(spent) = (SELECT sum(credits) FROM credit_ledger.usage_daily)
-                        - (SELECT -sum(amount) FROM credit_ledger.journal WHERE grant_id IS NULL AND kind <> 'settlement')
-                        + (SELECT sum(amount) FROM credit_ledger.journal WHERE grant_id IS NULL AND kind = 'settlement') AS ok,
-       count(*) AS grants, sum(amount) AS amount, sum(remaining) AS remaining, sum(spent) AS spent,
-       sum(expired) AS expired
-  FROM credit_ledger.grant_status;
+WITH g AS (SELECT count(*) FILTER (WHERE amount <> remaining + spent + expired + rolled_over + voided + transferred_out) = 0 AS rows_ok,
+                  count(*) AS grants, sum(amount) AS amount, sum(remaining) AS remaining, sum(spent) AS spent,
+                  sum(expired) AS expired
+             FROM credit_ledger.grant_status),
+     u AS (SELECT sum(credits) AS credits FROM credit_ledger.usage_daily),
+     d AS (SELECT -sum(amount) FILTER (WHERE kind <> 'settlement') AS debt,
+                  sum(amount) FILTER (WHERE kind = 'settlement') AS settled
+             FROM credit_ledger.journal WHERE grant_id IS NULL)
+SELECT g.rows_ok AND g.spent = u.credits - d.debt + d.settled AS ok,
+       g.grants, g.amount, g.remaining, g.spent, g.expired
+  FROM g, u, d;
 
 -- 3. Balances: wallet_balances = credit_balance for every wallet (a wallet without live
 -- grants has no row in wallet_balances: 0)
-SELECT w.wallet, coalesce(b.balance, 0) = credit_balance(w.wallet) AS ok,
-       b.balance AS report, credit_balance(w.wallet) AS credit_balance, b.held, b.debt
-  FROM credit_ledger.wallets w LEFT JOIN credit_ledger.wallet_balances b ON b.wallet = w.wallet AND b.asset = 'credits'
- ORDER BY w.wallet;
+-- (each wallet's credit_balance called on its own, first: a ledger function is not called from
+-- inside a query Citus sends to the shards)
+WITH w AS MATERIALIZED (SELECT wallet FROM credit_ledger.wallets),
+     c AS MATERIALIZED (SELECT wallet, credit_balance(wallet) AS balance FROM w)
+SELECT c.wallet, coalesce(b.balance, 0) = c.balance AS ok,
+       b.balance AS report, c.balance AS credit_balance, b.held, b.debt
+  FROM c LEFT JOIN credit_ledger.wallet_balances b ON b.wallet = c.wallet AND b.asset = 'credits'
+ ORDER BY c.wallet;
 
 -- 4. Pool draws: pool_usage = what the member's authorizations moved on the team's grants
 -- (journal, joined through the authorization rather than journal.member_id)
 WITH j AS (SELECT m.wallet AS member, -sum(j.amount) + sum(j.held) AS drawn
              FROM credit_ledger.journal j
-             JOIN credit_ledger.authorizations a ON a.id = j.authorization_id
-             JOIN credit_ledger.wallets m ON m.id = a.wallet_id
-             JOIN credit_ledger.grants g ON g.id = j.grant_id
+             JOIN credit_ledger.authorizations a ON a.id = j.authorization_id AND a.tenant = j.tenant
+             JOIN credit_ledger.wallets m ON m.id = a.wallet_id AND m.tenant = a.tenant
+             JOIN credit_ledger.grants g ON g.id = j.grant_id AND g.tenant = j.tenant
             WHERE g.wallet_id = m.parent_id GROUP BY m.wallet)
 SELECT p.member, p.drawn_total = j.drawn AND p.drawn_this_period = j.drawn AS ok,
        p.pool_limit, p.drawn_this_period, p.drawn_total, j.drawn AS journal_drawn
