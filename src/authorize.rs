@@ -183,7 +183,10 @@ pub fn spend(c: &mut SpiClient<'_>, r: &Request<'_>) -> Result<Record> {
     // A wallet with lanes spends fast (one free lane, no wait) unless its counters (a spend cap
     // not sliced over the lanes, a pool limit) are one row, or its row is locked (its lanes
     // just changed).
-    let mut lanes = Lanes::Fast(crate::lanes::first_lane(r.key, crate::lanes::session()));
+    let mut lanes = Lanes::Fast {
+        seed: crate::lanes::first_lane(r.key, crate::lanes::session()),
+        checked: false,
+    };
     // a member whose row is locked decides on its counters: rooms handed out while it was a
     // limited member are folded into them first (crate::member_rooms; the statement that
     // locked it says whether it has any)
@@ -269,18 +272,31 @@ fn attempt_fast(
         // The fast attempt (lane taken, planned, written) runs in a subtransaction: a lane that
         // turns out unable to pay is given back before waiting for the whole wallet (holding
         // it while waiting is how two spenders deadlock). Its writes run in it too, so the
-        // rows it locked are updated by the same transaction id (no multixact).
-        return crate::subxact::attempt(
-            || {
-                let p = plan_fast(c, w, &first.rate.asset, first.cost, r.mode, lanes)?;
-                if p.needs_exact || unfit(&p) {
-                    return Ok(None);
-                }
-                write(c, r, w, p, first, lanes, None).map(Some)
-            },
-            Option::is_some,
-        );
+        // rows it locked are updated by the same transaction id (no multixact). A lane is
+        // first taken on its hint alone; one that paid less (a slice expired since the last
+        // sweep) is given back and the attempt made once more on lanes whose slices cover it.
+        let mut lanes = lanes;
+        loop {
+            let mut short = false;
+            let t = crate::subxact::attempt(
+                || {
+                    let p = plan_fast(c, w, &first.rate.asset, first.cost, r.mode, lanes)?;
+                    if p.needs_exact || unfit(&p) {
+                        short = p.lane_short;
+                        return Ok(None);
+                    }
+                    write(c, r, w, p, first, lanes, None).map(Some)
+                },
+                Option::is_some,
+            )?;
+            if t.is_some() || !short || !crate::subxact::available() {
+                return Ok(t);
+            }
+            lanes = lanes.checked();
+        }
     }
+    // (without a subtransaction a lane taken cannot be given back: only one that can pay)
+    let lanes = lanes.checked();
     let p = plan_fast(c, w, &first.rate.asset, first.cost, r.mode, lanes)?;
     if !p.needs_exact && !unfit(&p) {
         return write(c, r, w, p, first, lanes, None).map(Some);

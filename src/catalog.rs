@@ -586,15 +586,16 @@ macro_rules! lane_slices_cover {
     };
 }
 pub(crate) use lane_slices_cover;
-/// [`LANE_TAKE`]'s statement with `$cap` after the hint's condition.
+/// [`LANE_TAKE`]'s statement with `$cap` after the hint's condition and `$cover` (the
+/// slices' sum, [`lane_slices_cover`], or nothing: [`LANE_TAKE_BY_HINT`]).
 macro_rules! lane_take {
-    ($cap:expr) => {
+    ($cap:expr, $cover:expr) => {
         concat!(
             "
 SELECT l.lane FROM credit_ledger.lanes l
  WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4/*G*/ AND l.tenant = $T/*G*/",
             $cap,
-            $crate::catalog::lane_slices_cover!(),
+            $cover,
             "
  ORDER BY l.lane
  FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1"
@@ -612,15 +613,23 @@ pub(crate) use lane_take;
 /// cannot pay would go to the exact path with that lane held, a deadlock against another
 /// exact-path spender (found by the stress suite). A slice changed after the snapshot shows in
 /// the hint, re-checked on the lane's latest version.
-pub const LANE_TAKE: &str = lane_take!("");
-/// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition.
+pub const LANE_TAKE: &str = lane_take!("", lane_slices_cover!());
+/// [`LANE_TAKE`] on the hint alone, without summing the candidate's slices: what a spender in
+/// a subtransaction takes first (it can give the lane back). When the lane's slices then pay
+/// less than the hint said (a slice expired since the last sweep), the subtransaction is
+/// rolled back and the spender takes a lane again with [`LANE_TAKE`], so the lane chosen is
+/// the same as [`LANE_TAKE`]'s; the sum (an aggregate subplan started for every call) is only
+/// paid on that retry.
+pub const LANE_TAKE_BY_HINT: &str = lane_take!("", "");
+/// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition and `$cover` (as
+/// [`lane_take`]'s).
 macro_rules! lane_take_walk {
-    ($cap:expr) => {
+    ($cap:expr, $cover:expr) => {
         concat!("
 WITH t AS (
     SELECT l.lane, l.ctid
       FROM credit_ledger.lanes l
-     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4/*G*/ AND l.tenant = $T/*G*/", $cap, $crate::catalog::lane_slices_cover!(), "
+     WHERE l.wallet_id = $1 AND l.asset = $2 AND l.lane >= $5 AND l.lane < $3 AND l.free >= $4/*G*/ AND l.tenant = $T/*G*/", $cap, $cover, "
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
@@ -651,7 +660,9 @@ pub(crate) use lane_take_walk;
 /// ([`LANE_LOTS_ONLY`], a new snapshot). `fresh` is computed once, for the lane taken, not for
 /// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
 /// the join, the planner walked every slice of the wallet and filtered on the lane).
-pub const LANE_TAKE_WALK: &str = lane_take_walk!("");
+pub const LANE_TAKE_WALK: &str = lane_take_walk!("", lane_slices_cover!());
+/// [`LANE_TAKE_WALK`] on the hint alone ([`LANE_TAKE_BY_HINT`]).
+pub const LANE_TAKE_WALK_BY_HINT: &str = lane_take_walk!("", "");
 /// The spendable slices of lane `$3` of a wallet x asset in consumption order; `$extra`:
 /// more columns.
 macro_rules! lane_walk {

@@ -1,7 +1,7 @@
 //! SQL statements of spend caps sliced over lanes (since 0.10.0; see [`crate::lane_caps`];
 //! re-exported by `catalog`). Used only on a catalog whose lanes have `cap_room`.
 
-use crate::catalog::{authorize_write_one, keyed, lane_take, lane_take_walk};
+use crate::catalog::{authorize_write_one, keyed, lane_slices_cover, lane_take, lane_take_walk};
 
 /// `WALLET_STATE` with the period's spend as the committed state has it: the wallet's counter
 /// plus what its lanes spent this period that the counter does not hold yet. Read only (a
@@ -114,6 +114,10 @@ macro_rules! lane_cap_room {
 }
 /// [`crate::catalog::LANE_TAKE`] of a wallet whose spend cap is sliced over its lanes (since 0.10.0): the lane
 /// must also have `$6` of room under the cap in the current period (re-checked like the hint).
-pub const LANE_TAKE_CAP: &str = lane_take!(lane_cap_room!());
+pub const LANE_TAKE_CAP: &str = lane_take!(lane_cap_room!(), lane_slices_cover!());
+/// [`LANE_TAKE_CAP`] on the hint alone ([`crate::catalog::LANE_TAKE_BY_HINT`]).
+pub const LANE_TAKE_CAP_BY_HINT: &str = lane_take!(lane_cap_room!(), "");
 /// [`crate::catalog::LANE_TAKE_WALK`] of a wallet whose spend cap is sliced over its lanes ([`LANE_TAKE_CAP`]).
-pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(lane_cap_room!());
+pub const LANE_TAKE_WALK_CAP: &str = lane_take_walk!(lane_cap_room!(), lane_slices_cover!());
+/// [`LANE_TAKE_WALK_CAP`] on the hint alone ([`crate::catalog::LANE_TAKE_BY_HINT`]).
+pub const LANE_TAKE_WALK_CAP_BY_HINT: &str = lane_take_walk!(lane_cap_room!(), "");

@@ -230,6 +230,10 @@ pub struct Take {
     pub room: Option<Decimal>,
     /// Only lanes `from..to` (a limited member's rooms: [`crate::member_rooms::window`]).
     pub window: Option<(i32, i32)>,
+    /// Whether a candidate's slices must cover `need` before it is taken ([`sql::LANE_TAKE`]);
+    /// else the hint alone decides ([`sql::LANE_TAKE_BY_HINT`]), for a spender that can give
+    /// the lane back when its slices pay less ([`Taken::lane_total`] below `need`).
+    pub checked: bool,
 }
 
 /// Lock a free lane whose hint covers `need` and read its slices, without waiting. None when
@@ -243,6 +247,7 @@ pub fn take(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str, t: Take) -> Resu
         with_total,
         room,
         window,
+        checked,
     } = t;
     let (lo, hi) = window.unwrap_or((0, lanes));
     let mut start = start_lane(wallet_id, seed, lanes);
@@ -254,11 +259,15 @@ pub fn take(c: &mut SpiClient<'_>, wallet_id: i64, asset: &str, t: Take) -> Resu
     let mut lots = Vec::new();
     // Without the wallet's total: the lane and its slices in one statement, read again only
     // when the lane was rewritten after the statement's snapshot (LANE_TAKE_WALK).
-    let statement = match (with_total, room.is_some()) {
-        (true, false) => sql::LANE_TAKE,
-        (false, false) => sql::LANE_TAKE_WALK,
-        (true, true) => sql::LANE_TAKE_CAP,
-        (false, true) => sql::LANE_TAKE_WALK_CAP,
+    let statement = match (with_total, room.is_some(), checked) {
+        (true, false, true) => sql::LANE_TAKE,
+        (false, false, true) => sql::LANE_TAKE_WALK,
+        (true, true, true) => sql::LANE_TAKE_CAP,
+        (false, true, true) => sql::LANE_TAKE_WALK_CAP,
+        (true, false, false) => sql::LANE_TAKE_BY_HINT,
+        (false, false, false) => sql::LANE_TAKE_WALK_BY_HINT,
+        (true, true, false) => sql::LANE_TAKE_CAP_BY_HINT,
+        (false, true, false) => sql::LANE_TAKE_WALK_CAP_BY_HINT,
     };
     let mut fresh = false;
     for (from, to) in [(start, hi), (lo, start)] {

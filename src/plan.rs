@@ -100,9 +100,11 @@ impl Wallet {
 /// How a spend treats wallets with lanes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Lanes {
-    /// Take one free lane without waiting, starting at the lane of this seed
-    /// ([`crate::lanes::first_lane`]).
-    Fast(i32),
+    /// Take one free lane without waiting, starting at the lane of `seed`
+    /// ([`crate::lanes::first_lane`]). `checked`: a lane is taken only when its slices cover
+    /// the need ([`crate::lanes::Take::checked`]); else on its hint, by a spender that gives the
+    /// lane back (a subtransaction) when it pays less ([`Plan::lane_short`]).
+    Fast { seed: i32, checked: bool },
     /// The caller holds (or takes here, for the pool) the whole wallet: every row, in exact
     /// consumption order.
     Exact,
@@ -110,7 +112,18 @@ pub enum Lanes {
 
 impl Lanes {
     pub fn is_fast(self) -> bool {
-        matches!(self, Lanes::Fast(_))
+        matches!(self, Lanes::Fast { .. })
+    }
+
+    /// The same, taking lanes only when their slices cover the need.
+    pub fn checked(self) -> Lanes {
+        match self {
+            Lanes::Fast { seed, .. } => Lanes::Fast {
+                seed,
+                checked: true,
+            },
+            Lanes::Exact => Lanes::Exact,
+        }
     }
 }
 
@@ -167,6 +180,9 @@ pub struct Plan {
     /// A fast spend that could not decide without the exact path: no free lane paid and the
     /// committed total could (or a lane paid less than its hint said).
     pub needs_exact: bool,
+    /// A lane taken on its hint alone paid less than the hint said (a slice expired since the
+    /// last sweep): worth another fast attempt with [`Lanes::checked`] before the exact path.
+    pub lane_short: bool,
     /// Lots were read without their lanes (committed state): only a decline may stand.
     unlocked: bool,
     /// The pool (with lanes) is held whole: its lanes are spread again after the spend.
@@ -338,7 +354,7 @@ fn lane_lots(
             let (l, t) = crate::lanes::all_lots(c, w.id, asset)?;
             Ok((l, t, None))
         }
-        Lanes::Fast(seed) => {
+        Lanes::Fast { seed, checked } => {
             // a sliced cap: the lane's room of this period must cover `need` too
             let room = capped.then_some(need);
             let take = crate::lanes::Take {
@@ -348,12 +364,14 @@ fn lane_lots(
                 with_total,
                 room,
                 window,
+                checked,
             };
             match crate::lanes::take(c, w.id, asset, take)? {
                 Some(t) => {
                     if t.lane_total < need {
                         // the hint was above what the lane can spend now (a slice expired)
                         p.needs_exact = true;
+                        p.lane_short = !checked;
                     }
                     Ok((t.lots, t.total, Some(t.lane)))
                 }
