@@ -63,6 +63,21 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = concat!(
     free_member!(),
     " FOR NO KEY UPDATE OF w"
 );
+/// [`WALLET_LOCK_FOR_SPEND_ONE_LANE`] (and its 0.11.0 form) for a one-lane wallet in no pool,
+/// the common case: the same columns (the pool's NULL, column 20 true, column 21 false) without
+/// the members' conditions, whose subplans (grants, fair use, debt, rooms) every execution of
+/// the general statement starts even for a wallet without a pool. No row (a member, a wallet
+/// with lanes or none of that name): the caller asks the general statements
+/// ([`crate::lanes::spend_wallet`]).
+pub const WALLET_LOCK_FOR_SPEND_ALONE: &str = "
+SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
+       w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
+       NULL::bigint, NULL::bigint, NULL::boolean, NULL::numeric, NULL::numeric, NULL::numeric,
+       NULL::numeric, NULL::boolean, NULL::integer,
+       true, false/*t*/, w.tenant AS tenant_/*t*/
+  FROM credit_ledger.wallets w
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND w.lanes = 1 AND w.parent_id IS NULL
+   FOR NO KEY UPDATE OF w";
 /// A wallet with lanes or a [`free_member`], read without a lock (its spenders lock lanes, not
 /// the wallet), with the columns of [`WALLET_LOCK_FOR_SPEND_ONE_LANE`] (the pool's are used for
 /// a free member only). Column 20 is false: a free member has no live grant (its condition says

@@ -106,6 +106,16 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
             return unlocked(row);
         }
     }
+    // a one-lane wallet in no pool (the common case) in one simple statement, unless this
+    // backend found the name otherwise before
+    let name = input::fingerprint(&[wallet]);
+    if !NOT_ALONE.with_borrow(|n| n.contains(name)) {
+        if let Some(row) = spi::first(exec(c, sql::WALLET_LOCK_FOR_SPEND_ALONE, &[wallet.into()])?)
+        {
+            return Ok((one_lane(&row)?, row.req(9)?, true));
+        }
+        NOT_ALONE.with_borrow_mut(|n| n.insert(name));
+    }
     if let Some(row) = spi::first(exec(
         c,
         crate::member_rooms::pick(
@@ -136,6 +146,41 @@ thread_local! {
     /// The name of the wallet this backend last read for a spend without a lock (a hint only:
     /// the statement checks again that it may be read so).
     static LAST_UNLOCKED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Wallet names this backend found not to be a one-lane wallet in no pool (a hint only).
+    static NOT_ALONE: std::cell::RefCell<Seen> = const { std::cell::RefCell::new(Seen::new()) };
+}
+
+/// A set of name fingerprints that forgets: a direct-mapped table of [`Seen::SLOTS`] entries,
+/// where a name takes the slot of its fingerprint and evicts what was there. A lookup can only
+/// err towards "not seen" (the slow path's statement decides anyway), except on a fingerprint
+/// collision, which sends one name to the general statement, also correct.
+pub(crate) struct Seen {
+    slots: Vec<i64>,
+}
+
+impl Seen {
+    const SLOTS: usize = 4096;
+
+    const fn new() -> Seen {
+        Seen { slots: Vec::new() }
+    }
+
+    fn slot(name: i64) -> usize {
+        (name as u64 % Self::SLOTS as u64) as usize
+    }
+
+    fn contains(&self, name: i64) -> bool {
+        // (0 marks an empty slot: a name fingerprinted 0 is never remembered)
+        name != 0 && self.slots.get(Self::slot(name)) == Some(&name)
+    }
+
+    fn insert(&mut self, name: i64) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; Self::SLOTS];
+        }
+        let slot = Self::slot(name);
+        self.slots[slot] = name;
+    }
 }
 
 /// After the row of one-lane wallet `wallet_id`: when it is a member of a pool with lanes, lock
@@ -633,6 +678,20 @@ mod tests {
         assert!(s[1..].iter().all(|x| x.is_zero()));
         let one = shares(Decimal::new(7, 1), 1, 4);
         assert_eq!(one, vec![Decimal::new(7, 1)]);
+    }
+
+    #[test]
+    fn seen_remembers_and_forgets_by_slot() {
+        let mut s = Seen::new();
+        assert!(!s.contains(42));
+        s.insert(42);
+        assert!(s.contains(42));
+        assert!(!s.contains(43));
+        // a name with the same slot evicts the first
+        s.insert(42 + Seen::SLOTS as i64);
+        assert!(!s.contains(42));
+        assert!(s.contains(42 + Seen::SLOTS as i64));
+        assert!(!s.contains(0));
     }
 
     #[test]
