@@ -614,15 +614,10 @@ pub(crate) use lane_take;
 /// exact-path spender (found by the stress suite). A slice changed after the snapshot shows in
 /// the hint, re-checked on the lane's latest version.
 pub const LANE_TAKE: &str = lane_take!("", lane_slices_cover!());
-/// [`LANE_TAKE`] on the hint alone, without summing the candidate's slices: what a spender in
-/// a subtransaction takes first (it can give the lane back). When the lane's slices then pay
-/// less than the hint said (a slice expired since the last sweep), the subtransaction is
-/// rolled back and the spender takes a lane again with [`LANE_TAKE`], so the lane chosen is
-/// the same as [`LANE_TAKE`]'s; the sum (an aggregate subplan started for every call) is only
-/// paid on that retry.
+/// [`LANE_TAKE`] on the hint alone: what a spender in a subtransaction takes first; a lane whose
+/// slices pay less is given back and a lane taken again with [`LANE_TAKE`] (crate::authorize).
 pub const LANE_TAKE_BY_HINT: &str = lane_take!("", "");
-/// [`LANE_TAKE_WALK`]'s statement with `$cap` after the hint's condition and `$cover` (as
-/// [`lane_take`]'s).
+/// [`LANE_TAKE_WALK`]'s statement with `$cap` and `$cover` as [`lane_take`]'s.
 macro_rules! lane_take_walk {
     ($cap:expr, $cover:expr) => {
         concat!("
