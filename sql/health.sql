@@ -3,13 +3,12 @@
 -- the history: expired grants not swept (grants_expiring), allowance boundaries not processed
 -- (allowances_due), expired holds and runs not finalized (authorizations_open_holds,
 -- runs_open_expiring), event consumers (event_consumers, events_seq_key), the last recorded
--- credit_verify() (verify_runs), declines of the last hour (authorizations_declined).
+-- credit_verify() (verify_runs), declines of the last hour (authorizations_declined_degraded, schema.sql).
 -- Bind every expression in this file to pg_catalog only.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
--- the declines of the last hour without reading the approved calls (declines are few; the
--- predicate costs an insert of an approved call nothing but its evaluation)
-CREATE INDEX authorizations_declined ON credit_ledger.authorizations (created_at) WHERE status = 'declined';
+-- The declines of the last hour are read without the approved calls through
+-- authorizations_declined_degraded (schema.sql; authorizations_declined from 0.6.0 to 0.14.0).
 
 -- credit_verify() is too heavy for a scrape: a scheduled job records its result here
 -- (credit_verify_record), and credit_health() reports the last one and its age.

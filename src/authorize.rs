@@ -275,8 +275,7 @@ fn attempt_fast(
         // rows it locked are updated by the same transaction id (no multixact). A lane is
         // first taken on its hint alone; one that paid less (a slice expired since the last
         // sweep) is given back and the attempt made once more on lanes whose slices cover it.
-        let mut lanes = lanes;
-        loop {
+        let mut once = |lanes: Lanes| -> Result<(Option<Record>, bool)> {
             let mut short = false;
             let t = crate::subxact::attempt(
                 || {
@@ -289,11 +288,14 @@ fn attempt_fast(
                 },
                 Option::is_some,
             )?;
-            if t.is_some() || !short || !crate::subxact::available() {
-                return Ok(t);
-            }
-            lanes = lanes.checked();
+            Ok((t, short))
+        };
+        let (t, short) = once(lanes)?;
+        if t.is_some() || !short || !crate::subxact::available() {
+            return Ok(t);
         }
+        // (a checked take never comes back short: at most two attempts)
+        return Ok(once(lanes.checked())?.0);
     }
     // (without a subtransaction a lane taken cannot be given back: only one that can pay)
     let lanes = lanes.checked();

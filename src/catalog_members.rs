@@ -27,6 +27,14 @@ macro_rules! free_member {
     };
 }
 pub(crate) use free_member;
+/// Columns 1..=10 of the spend statements: the spender's own wallet `w`.
+macro_rules! spender_columns {
+    () => {
+        "w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
+       w.tracked, coalesce(w.rate_card, 'default'), w.lanes"
+    };
+}
+pub(crate) use spender_columns;
 /// The columns of [`WALLET_LOCK_FOR_SPEND_ONE_LANE`] and [`WALLET_FOR_SPEND_UNLOCKED`]; column
 /// 20, whether the wallet may have grants of its own, is `$own_grants`, and column 21, whether it
 /// has rooms of a limited member to fold (0.11.0: [`crate::member_rooms`]), is `$rooms`.
@@ -34,8 +42,9 @@ macro_rules! wallet_for_spend {
     ($own_grants:expr, $rooms:expr) => {
         concat!(
             "
-SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
-       w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
+SELECT ",
+            $crate::catalog_members::spender_columns!(),
+            ",
        p.id, p.parent_id, p.frozen, p.overdraft_limit, p.low_balance_threshold, p.spend_cap, p.pool_limit,
        p.tracked, p.lanes,
        ",
@@ -69,15 +78,18 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = concat!(
 /// the general statement starts even for a wallet without a pool. No row (a member, a wallet
 /// with lanes or none of that name): the caller asks the general statements
 /// ([`crate::lanes::spend_wallet`]).
-pub const WALLET_LOCK_FOR_SPEND_ALONE: &str = "
-SELECT w.id, w.parent_id, w.frozen, w.overdraft_limit, w.low_balance_threshold, w.spend_cap, w.pool_limit,
-       w.tracked, coalesce(w.rate_card, 'default'), w.lanes,
+pub const WALLET_LOCK_FOR_SPEND_ALONE: &str = concat!(
+    "
+SELECT ",
+    spender_columns!(),
+    ",
        NULL::bigint, NULL::bigint, NULL::boolean, NULL::numeric, NULL::numeric, NULL::numeric,
        NULL::numeric, NULL::boolean, NULL::integer,
        true, false/*t*/, w.tenant AS tenant_/*t*/
   FROM credit_ledger.wallets w
  WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND w.lanes = 1 AND w.parent_id IS NULL
-   FOR NO KEY UPDATE OF w";
+   FOR NO KEY UPDATE OF w"
+);
 /// A wallet with lanes or a [`free_member`], read without a lock (its spenders lock lanes, not
 /// the wallet), with the columns of [`WALLET_LOCK_FOR_SPEND_ONE_LANE`] (the pool's are used for
 /// a free member only). Column 20 is false: a free member has no live grant (its condition says

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/upgrade/upgrade.sh — ALTER EXTENSION credit_ledger UPDATE from every released version
-# (0.1.0 to 0.13.0; their install scripts are frozen here) keeps every row and yields exactly the
+# (0.1.0 to 0.14.0; their install scripts are frozen here) keeps every row and yields exactly the
 # catalog of a fresh install of the current version. Steps 1-4 run once per released version.
 #
 # Against the running cluster in PGHOST/PGPORT/PGUSER (a superuser) whose PostgreSQL has the
@@ -132,5 +132,5 @@ upgrade_from() {
 
 }
 
-for old in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0 0.11.0 0.12.0 0.13.0; do upgrade_from "$old"; done
+for old in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0 0.11.0 0.12.0 0.13.0 0.14.0; do upgrade_from "$old"; done
 ops_finish
