@@ -628,8 +628,7 @@ WITH t AS (
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
-    SELECT t.lane, t.ctid = (SELECT s.ctid FROM credit_ledger.lanes s
-                              WHERE s.wallet_id = $1 AND s.asset = $2 AND s.lane = t.lane/*G*/ AND s.tenant = $T/*G*/) AS fresh
+    SELECT t.lane, EXISTS (SELECT 1 FROM credit_ledger.lanes s WHERE s.ctid = t.ctid) AS fresh
       FROM t
 )
 SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
@@ -641,8 +640,8 @@ SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,
           AND home_id IS NOT NULL
           AND effective_at <= now() AND (expires_at IS NULL OR expires_at > now())
           AND remaining > held
-       OFFSET 0) g ON true
- ORDER BY g.priority, g.expires_at, g.home_id")
+        ORDER BY priority, expires_at, home_id
+       OFFSET 0) g ON true")
     };
 }
 pub(crate) use lane_take_walk;
@@ -653,8 +652,9 @@ pub(crate) use lane_take_walk;
 /// transaction (the hint), so when the locked version is the snapshot's, no change to the
 /// slices committed after the snapshot; otherwise the caller reads them again
 /// ([`LANE_LOTS_ONLY`], a new snapshot). `fresh` is computed once, for the lane taken, not for
-/// every candidate; `OFFSET 0` keeps the slice walk an index scan on that lane (flattened into
-/// the join, the planner walked every slice of the wallet and filtered on the lane).
+/// every candidate (a TID scan: does the snapshot see the locked version?). `OFFSET 0` keeps
+/// the slice walk an index scan on that lane, in consumption order without a sort (flattened
+/// into the join, the planner walked every slice of the wallet and filtered on the lane).
 pub const LANE_TAKE_WALK: &str = lane_take_walk!("", lane_slices_cover!());
 /// [`LANE_TAKE_WALK`] on the hint alone ([`LANE_TAKE_BY_HINT`]).
 pub const LANE_TAKE_WALK_BY_HINT: &str = lane_take_walk!("", "");

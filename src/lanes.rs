@@ -100,9 +100,16 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
         sql::WALLET_FOR_SPEND_UNLOCKED,
     );
     // the wallet this backend last read without a lock is tried that way first (a session
-    // spends from the same wallet again and again): one statement instead of two
+    // spends from the same wallet again and again): one statement instead of two; a free
+    // member or a wallet with lanes by the statement without the limited members' condition
+    // (its three subplans are started by every execution: see WALLET_LOCK_FOR_SPEND_ALONE)
     if LAST_UNLOCKED.with_borrow(|last| last == wallet) {
-        if let Some(row) = spi::first(exec(c, read_unlocked, &[wallet.into()])?) {
+        let read_last = if LAST_LIMITED.get() {
+            read_unlocked
+        } else {
+            sql::WALLET_FOR_SPEND_UNLOCKED
+        };
+        if let Some(row) = spi::first(exec(c, read_last, &[wallet.into()])?) {
             return unlocked(row);
         }
     }
@@ -131,6 +138,8 @@ pub(crate) fn spend_wallet(c: &mut SpiClient<'_>, wallet: &str) -> Result<(Walle
             last.clear();
             last.push_str(wallet);
         });
+        // a one-lane wallet read without a lock and tracked is a limited member
+        LAST_LIMITED.set(row.req::<i32>(10)? == 1 && row.req::<bool>(8)?);
         return unlocked(row);
     }
     // missing, or its lanes changed between the two statements
@@ -148,6 +157,8 @@ thread_local! {
     static LAST_UNLOCKED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// Wallet names this backend found not to be a one-lane wallet in no pool (a hint only).
     static NOT_ALONE: std::cell::RefCell<Seen> = const { std::cell::RefCell::new(Seen::new()) };
+    /// Whether [`LAST_UNLOCKED`] was a limited member when it was read (a hint only).
+    static LAST_LIMITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A set of name fingerprints that forgets: a direct-mapped table of [`Seen::SLOTS`] entries,
