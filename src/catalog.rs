@@ -628,7 +628,7 @@ WITH t AS (
      ORDER BY l.lane
        FOR NO KEY UPDATE OF l SKIP LOCKED LIMIT 1
 ), f AS MATERIALIZED (
-    SELECT t.lane, EXISTS (SELECT 1 FROM credit_ledger.lanes s WHERE s.ctid = t.ctid) AS fresh
+    SELECT t.lane, EXISTS (SELECT 1 FROM credit_ledger.lanes s WHERE s.ctid = t.ctid/*G*/ AND s.tenant = $T/*G*/) AS fresh
       FROM t
 )
 SELECT f.lane, f.fresh, g.id, g.remaining - g.held, g.priority,

@@ -68,7 +68,7 @@ pub const WALLET_LOCK_FOR_SPEND_ONE_LANE: &str = concat!(
         "false"
     ),
     "
- WHERE w.wallet = $1 AND w.lanes = 1 AND NOT ",
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND w.lanes = 1 AND NOT ",
     free_member!(),
     " FOR NO KEY UPDATE OF w"
 );
@@ -97,7 +97,7 @@ SELECT ",
 pub const WALLET_FOR_SPEND_UNLOCKED: &str = concat!(
     wallet_for_spend!("false", "false"),
     "
- WHERE w.wallet = $1 AND (w.lanes > 1 OR ",
+ WHERE w.wallet = $1/*G*/ AND w.tenant = $T/*G*/ AND (w.lanes > 1 OR ",
     free_member!(),
     ")"
 );
